@@ -1,0 +1,882 @@
+//! AWS six-field cron expressions (`cron(min hour day-of-month month day-of-week year)`), as
+//! EventBridge rules and EventBridge Scheduler accept them, parsed into per-field bitsets and
+//! evaluated field by field on a naive (wall-clock) date and time.
+//!
+//! Time zones are not handled here: [`CronExpression::next_match`] walks local wall-clock time,
+//! and the caller ([`super::ScheduleExpression::next_after`]) maps each local candidate to UTC,
+//! which is where the daylight-saving rules live.
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+
+use super::ExpressionError;
+
+/// First year the year field accepts.
+pub const MIN_YEAR: i32 = 1970;
+/// Last year the year field accepts; no cron expression fires after this year.
+pub const MAX_YEAR: i32 = 2199;
+
+const MONTH_NAMES: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+// AWS numbers days of the week 1-7 starting on Sunday (not 0-6).
+const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+/// The six fields of a cron expression, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CronField {
+    /// Field 1, `0-59`.
+    Minutes,
+    /// Field 2, `0-23`.
+    Hours,
+    /// Field 3, `1-31`, with `?`, `L` and `W`.
+    DayOfMonth,
+    /// Field 4, `1-12` or `JAN-DEC`.
+    Month,
+    /// Field 5, `1-7` or `SUN-SAT` (1 = Sunday), with `?`, `L` and `#`.
+    DayOfWeek,
+    /// Field 6, `1970-2199`.
+    Year,
+}
+
+impl CronField {
+    /// All fields in expression order.
+    pub const ALL: [CronField; 6] = [
+        CronField::Minutes,
+        CronField::Hours,
+        CronField::DayOfMonth,
+        CronField::Month,
+        CronField::DayOfWeek,
+        CronField::Year,
+    ];
+
+    /// 1-based position of the field in the expression.
+    pub fn position(self) -> usize {
+        match self {
+            CronField::Minutes => 1,
+            CronField::Hours => 2,
+            CronField::DayOfMonth => 3,
+            CronField::Month => 4,
+            CronField::DayOfWeek => 5,
+            CronField::Year => 6,
+        }
+    }
+
+    /// The field's name as used in error messages (`day-of-month`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            CronField::Minutes => "minutes",
+            CronField::Hours => "hours",
+            CronField::DayOfMonth => "day-of-month",
+            CronField::Month => "month",
+            CronField::DayOfWeek => "day-of-week",
+            CronField::Year => "year",
+        }
+    }
+
+    /// Inclusive range of numeric values.
+    pub fn range(self) -> (u32, u32) {
+        match self {
+            CronField::Minutes => (0, 59),
+            CronField::Hours => (0, 23),
+            CronField::DayOfMonth => (1, 31),
+            CronField::Month => (1, 12),
+            CronField::DayOfWeek => (1, 7),
+            CronField::Year => (MIN_YEAR as u32, MAX_YEAR as u32),
+        }
+    }
+
+    fn names(self) -> Option<&'static [&'static str]> {
+        match self {
+            CronField::Month => Some(&MONTH_NAMES),
+            CronField::DayOfWeek => Some(&DAY_NAMES),
+            _ => None,
+        }
+    }
+
+    // The wildcard table of the EventBridge "cron expressions reference"; `,`, `-` and `*`
+    // are allowed everywhere.
+    fn allows(self, wildcard: char) -> bool {
+        match wildcard {
+            '/' => self != CronField::DayOfWeek,
+            '?' => matches!(self, CronField::DayOfMonth | CronField::DayOfWeek),
+            'L' => matches!(self, CronField::DayOfMonth | CronField::DayOfWeek),
+            'W' => self == CronField::DayOfMonth,
+            '#' => self == CronField::DayOfWeek,
+            _ => true,
+        }
+    }
+}
+
+impl fmt::Display for CronField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What is wrong with one item of a cron field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FieldProblem {
+    /// An empty item, as in `1,,2` or a bare `-`.
+    #[error("empty value")]
+    Empty,
+    /// A number outside the field's range.
+    #[error("value {value} out of range {min}-{max}")]
+    OutOfRange {
+        /// The value given.
+        value: u64,
+        /// Lowest accepted value.
+        min: u32,
+        /// Highest accepted value.
+        max: u32,
+    },
+    /// Neither a number nor (for month and day-of-week) a name.
+    #[error("\"{token}\" is not {expected}")]
+    NotAValue {
+        /// The offending token.
+        token: String,
+        /// What the field accepts, in words.
+        expected: &'static str,
+    },
+    /// A `/` increment of zero or larger than the field.
+    #[error("increment {step} out of range 1-{max}")]
+    BadStep {
+        /// The increment given.
+        step: u64,
+        /// Largest useful increment for the field.
+        max: u32,
+    },
+    /// A wildcard the field does not accept (see the AWS wildcard table).
+    #[error("{wildcard} is not allowed in {field}")]
+    WildcardNotAllowed {
+        /// The wildcard character.
+        wildcard: char,
+        /// The field name.
+        field: &'static str,
+    },
+    /// `?`, `L`, `W` or `#` used together with other comma-separated values.
+    #[error("{0} cannot be combined with other values in the same field")]
+    NotAlone(&'static str),
+    /// The `k` of `d#k` outside 1-5.
+    #[error("occurrence {0} out of range 1-5")]
+    BadOccurrence(u64),
+    /// A year range whose start is after its end (other fields wrap around instead).
+    #[error("range {start}-{end} runs backwards")]
+    BackwardsRange {
+        /// Range start.
+        start: u32,
+        /// Range end.
+        end: u32,
+    },
+    /// A syntax AWS does not document, such as `L-3` or a bare `W`.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// A 256-bit set; bit `i` is value `i` (years are stored as `year - 1970`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Bits([u64; 4]);
+
+impl Bits {
+    fn insert(&mut self, i: u32) {
+        self.0[(i / 64) as usize] |= 1 << (i % 64);
+    }
+
+    fn contains(&self, i: u32) -> bool {
+        i < 256 && self.0[(i / 64) as usize] & (1 << (i % 64)) != 0
+    }
+
+    /// Smallest member `>= from`.
+    fn next_from(&self, from: u32) -> Option<u32> {
+        let mut word = (from / 64) as usize;
+        if word >= 4 {
+            return None;
+        }
+        let mut w = self.0[word] & (!0u64 << (from % 64));
+        loop {
+            if w != 0 {
+                return Some(word as u32 * 64 + w.trailing_zeros());
+            }
+            word += 1;
+            if word >= 4 {
+                return None;
+            }
+            w = self.0[word];
+        }
+    }
+}
+
+/// How the day-of-month field picks days when day-of-week is `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MonthDays {
+    /// Bits 1-31.
+    Set(u64),
+    /// `L`: the last day of the month.
+    Last,
+    /// `LW`: the last weekday (Monday-Friday) of the month.
+    LastWeekday,
+    /// `nW`: the weekday nearest to day `n`, without leaving the month.
+    NearestWeekday(u32),
+}
+
+/// How the day-of-week field picks days when day-of-month is `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WeekDays {
+    /// Bits 1-7 (1 = Sunday).
+    Set(u64),
+    /// `nL`: the last such weekday of the month (`L` alone = Saturday).
+    Last(u32),
+    /// `n#k`: the k-th such weekday of the month.
+    Nth(u32, u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DaySpec {
+    Month(MonthDays),
+    Week(WeekDays),
+}
+
+/// One parsed field before the day-of-month / day-of-week pairing.
+enum Parsed {
+    Unspecified,
+    Bits(Bits),
+    Month(MonthDays),
+    Week(WeekDays),
+}
+
+/// A parsed, validated AWS cron expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CronExpression {
+    text: [String; 6],
+    minutes: Bits,
+    hours: Bits,
+    months: Bits,
+    years: Bits,
+    days: DaySpec,
+}
+
+impl CronExpression {
+    /// Parses the inside of `cron(...)`: six whitespace-separated fields.
+    pub fn parse(body: &str) -> Result<Self, ExpressionError> {
+        let fields: Vec<String> = body.split_whitespace().map(str::to_ascii_uppercase).collect();
+        if fields.len() != 6 {
+            return Err(ExpressionError::FieldCount { got: fields.len() });
+        }
+        let mut parsed = Vec::with_capacity(6);
+        for (field, text) in CronField::ALL.into_iter().zip(&fields) {
+            parsed.push(parse_field(field, text)?);
+        }
+        let bits = |p: &Parsed| match p {
+            Parsed::Bits(b) => *b,
+            // Only day fields produce other variants; parse_field guarantees it.
+            _ => Bits::default(),
+        };
+        let days = match (&parsed[2], &parsed[4]) {
+            (Parsed::Unspecified, Parsed::Unspecified) => {
+                return Err(ExpressionError::BothDaysUnspecified);
+            }
+            (Parsed::Unspecified, Parsed::Bits(b)) => DaySpec::Week(WeekDays::Set(b.0[0])),
+            (Parsed::Unspecified, Parsed::Week(w)) => DaySpec::Week(*w),
+            (Parsed::Bits(b), Parsed::Unspecified) => DaySpec::Month(MonthDays::Set(b.0[0])),
+            (Parsed::Month(m), Parsed::Unspecified) => DaySpec::Month(*m),
+            _ => return Err(ExpressionError::BothDaysSpecified),
+        };
+        let [minutes, hours, _, months, _, years] = [0, 1, 2, 3, 4, 5].map(|i| bits(&parsed[i]));
+        let text: [String; 6] = fields
+            .try_into()
+            .map_err(|_| ExpressionError::FieldCount { got: 0 })?;
+        Ok(CronExpression {
+            text,
+            minutes,
+            hours,
+            months,
+            years,
+            days,
+        })
+    }
+
+    /// The canonical text of one field (upper case, as given).
+    pub fn field_text(&self, field: CronField) -> &str {
+        &self.text[field.position() - 1]
+    }
+
+    /// The first wall-clock minute at or after `from` (seconds ignored, rounded up) that the
+    /// expression matches, or `None` once the year field (or 2199) is exhausted.
+    pub fn next_match(&self, from: NaiveDateTime) -> Option<NaiveDateTime> {
+        let mut from = from.with_nanosecond(0)?;
+        if from.second() != 0 {
+            from = from.with_second(0)? + chrono::TimeDelta::minutes(1);
+        }
+        if from.year() < MIN_YEAR {
+            from = NaiveDate::from_ymd_opt(MIN_YEAR, 1, 1)?.and_hms_opt(0, 0, 0)?;
+        }
+        let (mut y, mut mo, mut d, mut h, mut mi) =
+            (from.year(), from.month(), from.day(), from.hour(), from.minute());
+        // Every `continue` moves strictly forward in (y, mo, d, h, mi) and y is capped, so
+        // the loop is bounded (a few steps per month at most).
+        while y <= MAX_YEAR {
+            let idx = (y - MIN_YEAR) as u32;
+            let ny = self.years.next_from(idx)? as i32 + MIN_YEAR;
+            if ny > MAX_YEAR {
+                return None;
+            }
+            if ny != y {
+                (y, mo, d, h, mi) = (ny, 1, 1, 0, 0);
+            }
+            let Some(nmo) = self.months.next_from(mo).filter(|m| *m <= 12) else {
+                (y, mo, d, h, mi) = (y + 1, 1, 1, 0, 0);
+                continue;
+            };
+            if nmo != mo {
+                (mo, d, h, mi) = (nmo, 1, 0, 0);
+            }
+            let days = Bits([self.day_mask(y, mo), 0, 0, 0]);
+            let Some(nd) = days.next_from(d).filter(|d| *d <= 31) else {
+                (mo, d, h, mi) = (mo + 1, 1, 0, 0);
+                continue;
+            };
+            if nd != d {
+                (d, h, mi) = (nd, 0, 0);
+            }
+            let Some(nh) = self.hours.next_from(h).filter(|h| *h <= 23) else {
+                (d, h, mi) = (d + 1, 0, 0);
+                continue;
+            };
+            if nh != h {
+                (h, mi) = (nh, 0);
+            }
+            let Some(nmi) = self.minutes.next_from(mi).filter(|m| *m <= 59) else {
+                (h, mi) = (h + 1, 0);
+                continue;
+            };
+            return NaiveDate::from_ymd_opt(y, mo, d)?.and_hms_opt(h, nmi, 0);
+        }
+        None
+    }
+
+    /// Whether the expression matches this wall-clock minute (seconds ignored).
+    pub fn matches(&self, at: NaiveDateTime) -> bool {
+        let idx = at.year() - MIN_YEAR;
+        (0..=(MAX_YEAR - MIN_YEAR)).contains(&idx)
+            && self.years.contains(idx as u32)
+            && self.months.contains(at.month())
+            && self.day_mask(at.year(), at.month()) & (1 << at.day()) != 0
+            && self.hours.contains(at.hour())
+            && self.minutes.contains(at.minute())
+    }
+
+    /// Bits 1-31 of the days of this month the day fields select.
+    fn day_mask(&self, year: i32, month: u32) -> u64 {
+        let Some(first) = NaiveDate::from_ymd_opt(year, month, 1) else {
+            return 0;
+        };
+        let dim = days_in_month(year, month);
+        // 0 = Sunday, the AWS day-of-week minus one.
+        let first_wd = first.weekday().num_days_from_sunday();
+        let wd = |day: u32| (first_wd + day - 1) % 7;
+        let all = ((1u64 << dim) - 1) << 1;
+        match self.days {
+            DaySpec::Month(MonthDays::Set(b)) => b & all,
+            DaySpec::Month(MonthDays::Last) => 1 << dim,
+            DaySpec::Month(MonthDays::LastWeekday) => match wd(dim) {
+                6 => 1 << (dim - 1),
+                0 => 1 << (dim - 2),
+                _ => 1 << dim,
+            },
+            DaySpec::Month(MonthDays::NearestWeekday(n)) => {
+                if n > dim {
+                    // Like a plain `31` in a 30-day month: no day this month.
+                    return 0;
+                }
+                // The nearest weekday never leaves the month: 1W on a Saturday is Monday
+                // the 3rd, and a Sunday last day moves back to Friday.
+                let day = match wd(n) {
+                    6 if n == 1 => 3,
+                    6 => n - 1,
+                    0 if n == dim => n - 2,
+                    0 => n + 1,
+                    _ => n,
+                };
+                1 << day
+            }
+            DaySpec::Week(WeekDays::Set(b)) => {
+                let mut mask = 0;
+                for day in 1..=dim {
+                    if b & (1 << (wd(day) + 1)) != 0 {
+                        mask |= 1 << day;
+                    }
+                }
+                mask
+            }
+            DaySpec::Week(WeekDays::Last(w)) => {
+                let back = (wd(dim) + 7 - (w - 1)) % 7;
+                1 << (dim - back)
+            }
+            DaySpec::Week(WeekDays::Nth(w, k)) => {
+                let first_match = 1 + ((w - 1) + 7 - first_wd) % 7;
+                let day = first_match + 7 * (k - 1);
+                if day <= dim { 1 << day } else { 0 }
+            }
+        }
+    }
+}
+
+impl fmt::Display for CronExpression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cron({})", self.text.join(" "))
+    }
+}
+
+/// Number of days in a month (28-31).
+pub fn days_in_month(year: i32, month: u32) -> u32 {
+    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    match (
+        NaiveDate::from_ymd_opt(year, month, 1),
+        NaiveDate::from_ymd_opt(ny, nm, 1),
+    ) {
+        (Some(a), Some(b)) => (b - a).num_days() as u32,
+        _ => 30,
+    }
+}
+
+fn field_error(field: CronField, text: &str, problem: FieldProblem) -> ExpressionError {
+    ExpressionError::Field {
+        field,
+        text: text.to_owned(),
+        problem,
+    }
+}
+
+fn parse_field(field: CronField, text: &str) -> Result<Parsed, ExpressionError> {
+    let items: Vec<&str> = text.split(',').collect();
+    let alone = items.len() == 1;
+    let mut bits = Bits::default();
+    for item in &items {
+        let err = |p| field_error(field, item, p);
+        if *item == "?" {
+            if !field.allows('?') {
+                return Err(err(FieldProblem::WildcardNotAllowed {
+                    wildcard: '?',
+                    field: field.name(),
+                }));
+            }
+            if !alone {
+                return Err(err(FieldProblem::NotAlone("?")));
+            }
+            return Ok(Parsed::Unspecified);
+        }
+        if let Some((special, symbol)) = parse_special(field, item).map_err(err)? {
+            if !alone {
+                return Err(err(FieldProblem::NotAlone(symbol)));
+            }
+            return Ok(special);
+        }
+        parse_item(field, item, &mut bits).map_err(err)?;
+    }
+    Ok(Parsed::Bits(bits))
+}
+
+/// `L`, `LW`, `nW`, `nL` and `n#k`, with the symbol to name if it is not alone.
+fn parse_special(
+    field: CronField,
+    item: &str,
+) -> Result<Option<(Parsed, &'static str)>, FieldProblem> {
+    let not_allowed = |wildcard| FieldProblem::WildcardNotAllowed {
+        wildcard,
+        field: field.name(),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some((day, nth)) = item.split_once('#') {
+        if !field.allows('#') {
+            return Err(not_allowed('#'));
+        }
+        let wd = parse_value(field, day)?;
+        if !digits(nth) {
+            return Err(FieldProblem::NotAValue {
+                token: nth.to_owned(),
+                expected: "an occurrence number 1-5",
+            });
+        }
+        let k: u64 = nth.parse().unwrap_or(u64::MAX);
+        if !(1..=5).contains(&k) {
+            return Err(FieldProblem::BadOccurrence(k));
+        }
+        return Ok(Some((Parsed::Week(WeekDays::Nth(wd, k as u32)), "#")));
+    }
+    match field {
+        CronField::DayOfMonth => {
+            if item == "L" {
+                return Ok(Some((Parsed::Month(MonthDays::Last), "L")));
+            }
+            if item == "LW" {
+                return Ok(Some((Parsed::Month(MonthDays::LastWeekday), "LW")));
+            }
+            if let Some(day) = item.strip_suffix('W') {
+                if day.is_empty() {
+                    return Err(FieldProblem::Unsupported(
+                        "W needs a day before it, as in 15W",
+                    ));
+                }
+                let n = parse_value(field, day)?;
+                return Ok(Some((Parsed::Month(MonthDays::NearestWeekday(n)), "W")));
+            }
+            if item.contains('L') {
+                return Err(FieldProblem::Unsupported(
+                    "L in day-of-month must stand alone (L) or be LW",
+                ));
+            }
+        }
+        CronField::DayOfWeek => {
+            if item == "L" {
+                return Ok(Some((Parsed::Week(WeekDays::Last(7)), "L")));
+            }
+            // No day name ends in L, so a trailing L is always the wildcard.
+            if let Some(day) = item.strip_suffix('L') {
+                let wd = parse_value(field, day)?;
+                return Ok(Some((Parsed::Week(WeekDays::Last(wd)), "L")));
+            }
+        }
+        _ => {
+            // `JUL` ends in L, so only digits (or nothing) before L/W make it a wildcard.
+            for wildcard in ['L', 'W'] {
+                if let Some(prefix) = item.strip_suffix(wildcard)
+                    && (prefix.is_empty() || digits(prefix) || prefix == "L")
+                {
+                    return Err(not_allowed(wildcard));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Adds the values of one plain item (`*`, `n`, `a-b`, with an optional `/step`).
+fn parse_item(field: CronField, item: &str, bits: &mut Bits) -> Result<(), FieldProblem> {
+    let (min, max) = field.range();
+    let (base, step) = match item.split_once('/') {
+        Some((base, step)) => {
+            if !field.allows('/') {
+                return Err(FieldProblem::WildcardNotAllowed {
+                    wildcard: '/',
+                    field: field.name(),
+                });
+            }
+            if step.is_empty() || !step.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(FieldProblem::NotAValue {
+                    token: step.to_owned(),
+                    expected: "an increment",
+                });
+            }
+            let span = max - min + 1;
+            let s: u64 = step.parse().unwrap_or(u64::MAX);
+            if s == 0 || s > span as u64 {
+                return Err(FieldProblem::BadStep { step: s, max: span });
+            }
+            (base, Some(s as u32))
+        }
+        None => (item, None),
+    };
+    let (start, end) = if base == "*" {
+        (min, max)
+    } else if let Some((a, b)) = base.split_once('-') {
+        let (a, b) = (parse_value(field, a)?, parse_value(field, b)?);
+        if field == CronField::Year && a > b {
+            return Err(FieldProblem::BackwardsRange { start: a, end: b });
+        }
+        (a, b)
+    } else {
+        let a = parse_value(field, base)?;
+        // `5/15` means from 5 to the end of the field, every 15.
+        (a, if step.is_some() { max } else { a })
+    };
+    let step = step.unwrap_or(1);
+    let offset = if field == CronField::Year { min } else { 0 };
+    // A range whose start is after its end wraps around the field (AWS documents
+    // `0/30 20-2 ? * MON-FRI *`: 10 pm to 2 am).
+    let len = if start <= end {
+        end - start + 1
+    } else {
+        (max - start + 1) + (end - min + 1)
+    };
+    let span = max - min + 1;
+    let mut i = 0;
+    while i < len {
+        let v = min + (start - min + i) % span;
+        bits.insert(v - offset);
+        i += step;
+    }
+    Ok(())
+}
+
+fn parse_value(field: CronField, token: &str) -> Result<u32, FieldProblem> {
+    let (min, max) = field.range();
+    if token.is_empty() {
+        return Err(FieldProblem::Empty);
+    }
+    if token.bytes().all(|b| b.is_ascii_digit()) {
+        let value: u64 = token.parse().unwrap_or(u64::MAX);
+        if value < min as u64 || value > max as u64 {
+            return Err(FieldProblem::OutOfRange { value, min, max });
+        }
+        return Ok(value as u32);
+    }
+    if let Some(names) = field.names()
+        && let Some(i) = names.iter().position(|n| *n == token)
+    {
+        return Ok(i as u32 + 1);
+    }
+    let expected = match field {
+        CronField::Month => "a month number 1-12 or a name JAN-DEC",
+        CronField::DayOfWeek => "a day number 1-7 (1 = SUN) or a name SUN-SAT",
+        _ => "a number",
+    };
+    Err(FieldProblem::NotAValue {
+        token: token.to_owned(),
+        expected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, mo, d)
+            .unwrap()
+            .and_hms_opt(h, mi, 0)
+            .unwrap()
+    }
+
+    fn cron(body: &str) -> CronExpression {
+        CronExpression::parse(body).unwrap()
+    }
+
+    fn err(body: &str) -> String {
+        CronExpression::parse(body).unwrap_err().to_string()
+    }
+
+    fn matches_in(body: &str, from: NaiveDateTime, n: usize) -> Vec<NaiveDateTime> {
+        let c = cron(body);
+        let mut out = Vec::new();
+        let mut t = from;
+        for _ in 0..n {
+            match c.next_match(t) {
+                Some(m) => {
+                    out.push(m);
+                    t = m + chrono::TimeDelta::minutes(1);
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bits_next_from_crosses_words() {
+        let mut b = Bits::default();
+        b.insert(3);
+        b.insert(130);
+        assert_eq!(b.next_from(0), Some(3));
+        assert_eq!(b.next_from(4), Some(130));
+        assert_eq!(b.next_from(131), None);
+        assert_eq!(b.next_from(300), None);
+    }
+
+    #[test]
+    fn steps_and_ranges() {
+        let c = cron("5/15 20-2 * * ? *");
+        let minutes: Vec<u32> = (0..60).filter(|m| c.minutes.contains(*m)).collect();
+        assert_eq!(minutes, [5, 20, 35, 50]);
+        let hours: Vec<u32> = (0..24).filter(|h| c.hours.contains(*h)).collect();
+        assert_eq!(hours, [0, 1, 2, 20, 21, 22, 23]);
+        let c = cron("*/10 0-23/6 * * ? *");
+        let minutes: Vec<u32> = (0..60).filter(|m| c.minutes.contains(*m)).collect();
+        assert_eq!(minutes, [0, 10, 20, 30, 40, 50]);
+        let hours: Vec<u32> = (0..24).filter(|h| c.hours.contains(*h)).collect();
+        assert_eq!(hours, [0, 6, 12, 18]);
+        let c = cron("0 20-2/2 * * ? *");
+        let hours: Vec<u32> = (0..24).filter(|h| c.hours.contains(*h)).collect();
+        assert_eq!(hours, [0, 2, 20, 22]);
+    }
+
+    #[test]
+    fn names_are_case_insensitive_and_canonicalised() {
+        let c = cron("0 9 ? jan-mar mon,Fri 2026");
+        assert_eq!(c.to_string(), "cron(0 9 ? JAN-MAR MON,FRI 2026)");
+        let months: Vec<u32> = (1..=12).filter(|m| c.months.contains(*m)).collect();
+        assert_eq!(months, [1, 2, 3]);
+        assert_eq!(c.days, DaySpec::Week(WeekDays::Set((1 << 2) | (1 << 6))));
+    }
+
+    #[test]
+    fn day_of_week_is_one_based_from_sunday() {
+        // 2026-03-01 is a Sunday.
+        let got = matches_in("0 0 ? * 1 *", at(2026, 3, 1, 0, 0), 2);
+        assert_eq!(got, [at(2026, 3, 1, 0, 0), at(2026, 3, 8, 0, 0)]);
+        let got = matches_in("0 0 ? * 7 *", at(2026, 3, 1, 0, 0), 1);
+        assert_eq!(got, [at(2026, 3, 7, 0, 0)]);
+        let got = matches_in("0 0 ? * SAT *", at(2026, 3, 1, 0, 0), 1);
+        assert_eq!(got, [at(2026, 3, 7, 0, 0)]);
+    }
+
+    #[test]
+    fn last_day_and_last_weekday() {
+        let got = matches_in("0 0 L * ? *", at(2026, 1, 1, 0, 0), 3);
+        assert_eq!(got, [at(2026, 1, 31, 0, 0), at(2026, 2, 28, 0, 0), at(2026, 3, 31, 0, 0)]);
+        // 2026-01-31 is a Saturday, 2026-05-31 a Sunday.
+        let got = matches_in("0 0 LW * ? *", at(2026, 1, 1, 0, 0), 5);
+        assert_eq!(
+            got,
+            [
+                at(2026, 1, 30, 0, 0),
+                at(2026, 2, 27, 0, 0),
+                at(2026, 3, 31, 0, 0),
+                at(2026, 4, 30, 0, 0),
+                at(2026, 5, 29, 0, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn nearest_weekday_stays_in_the_month() {
+        // 2026-08-01 is a Saturday: 1W is Monday the 3rd, not Friday July 31st.
+        assert_eq!(matches_in("0 0 1W 8 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 8, 3, 0, 0)]);
+        // 2026-11-15 is a Sunday: 15W is Monday the 16th; 2026-08-15 a Saturday: Friday 14th.
+        assert_eq!(matches_in("0 0 15W 11 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 11, 16, 0, 0)]);
+        assert_eq!(matches_in("0 0 15W 8 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 8, 14, 0, 0)]);
+        // 2026-05-31 is a Sunday and the last day: 31W is Friday the 29th.
+        assert_eq!(matches_in("0 0 31W 5 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 5, 29, 0, 0)]);
+        // 31W in a 30-day month matches nothing that month.
+        assert_eq!(matches_in("0 0 31W 4,5 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 5, 29, 0, 0)]);
+        // A weekday stays put: 2026-03-03 is a Tuesday.
+        assert_eq!(matches_in("0 0 3W 3 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 3, 3, 0, 0)]);
+    }
+
+    #[test]
+    fn last_and_nth_weekday() {
+        // Last Friday of 2026 months: Jan 30, Feb 27, Mar 27.
+        let got = matches_in("15 10 ? * 6L *", at(2026, 1, 1, 0, 0), 3);
+        assert_eq!(got, [at(2026, 1, 30, 10, 15), at(2026, 2, 27, 10, 15), at(2026, 3, 27, 10, 15)]);
+        // L alone in day-of-week is Saturday, the last day of the week.
+        let got = matches_in("0 0 ? * L *", at(2026, 3, 1, 0, 0), 1);
+        assert_eq!(got, [at(2026, 3, 7, 0, 0)]);
+        // Second Tuesday: 2026-03-10; fifth Monday only in months that have one.
+        assert_eq!(matches_in("0 0 ? * 3#2 *", at(2026, 3, 1, 0, 0), 1), [at(2026, 3, 10, 0, 0)]);
+        assert_eq!(matches_in("0 0 ? * MON#5 *", at(2026, 1, 1, 0, 0), 2), [
+            at(2026, 3, 30, 0, 0),
+            at(2026, 6, 29, 0, 0)
+        ]);
+    }
+
+    #[test]
+    fn impossible_dates_and_year_exhaustion() {
+        assert_eq!(cron("0 0 30 2 ? *").next_match(at(2026, 1, 1, 0, 0)), None);
+        assert_eq!(cron("0 0 1 1 ? 2020").next_match(at(2020, 1, 1, 0, 1)), None);
+        assert_eq!(cron("0 0 31 12 ? *").next_match(at(2199, 12, 31, 0, 1)), None);
+        assert_eq!(
+            cron("0 0 31 12 ? *").next_match(at(2199, 12, 30, 0, 0)),
+            Some(at(2199, 12, 31, 0, 0))
+        );
+        assert_eq!(
+            cron("0 0 1 1 ? *").next_match(at(1900, 6, 1, 0, 0)),
+            Some(at(1970, 1, 1, 0, 0))
+        );
+    }
+
+    #[test]
+    fn next_match_rounds_seconds_up() {
+        let from = at(2026, 1, 1, 10, 0) + chrono::TimeDelta::seconds(30);
+        assert_eq!(cron("* * * * ? *").next_match(from), Some(at(2026, 1, 1, 10, 1)));
+        assert!(cron("0 10 * * ? *").matches(at(2026, 1, 1, 10, 0)));
+        assert!(!cron("0 10 * * ? *").matches(at(2026, 1, 1, 10, 1)));
+    }
+
+    #[test]
+    fn field_errors_name_field_and_item() {
+        assert_eq!(
+            err("0 10 32 * ? *"),
+            "cron field 3 (day-of-month) \"32\": value 32 out of range 1-31"
+        );
+        assert_eq!(err("60 * * * ? *"), "cron field 1 (minutes) \"60\": value 60 out of range 0-59");
+        assert_eq!(err("0 1,24 * * ? *"), "cron field 2 (hours) \"24\": value 24 out of range 0-23");
+        assert_eq!(err("0 0 1 13 ? *"), "cron field 4 (month) \"13\": value 13 out of range 1-12");
+        assert_eq!(err("0 0 ? * 0 *"), "cron field 5 (day-of-week) \"0\": value 0 out of range 1-7");
+        assert_eq!(err("0 0 ? * 8 *"), "cron field 5 (day-of-week) \"8\": value 8 out of range 1-7");
+        assert_eq!(
+            err("0 0 1 * ? 2200"),
+            "cron field 6 (year) \"2200\": value 2200 out of range 1970-2199"
+        );
+        assert_eq!(
+            err("0 0 1 * ? 2030-2020"),
+            "cron field 6 (year) \"2030-2020\": range 2030-2020 runs backwards"
+        );
+        assert_eq!(
+            err("0 0 1 FOO ? *"),
+            "cron field 4 (month) \"FOO\": \"FOO\" is not a month number 1-12 or a name JAN-DEC"
+        );
+        assert_eq!(
+            err("0 0 ? * FUN *"),
+            "cron field 5 (day-of-week) \"FUN\": \"FUN\" is not a day number 1-7 (1 = SUN) or a name SUN-SAT"
+        );
+        assert_eq!(err("x 0 1 * ? *"), "cron field 1 (minutes) \"x\": \"x\" is not a number");
+        assert_eq!(err("0 1,,2 1 * ? *"), "cron field 2 (hours) \"\": empty value");
+        assert_eq!(err("0/0 * * * ? *"), "cron field 1 (minutes) \"0/0\": increment 0 out of range 1-60");
+        assert_eq!(err("0/61 * * * ? *"), "cron field 1 (minutes) \"0/61\": increment 61 out of range 1-60");
+        assert_eq!(err("0/x * * * ? *"), "cron field 1 (minutes) \"0/x\": \"x\" is not an increment");
+        assert_eq!(err("0 0 ? * 2/2 *"), "cron field 5 (day-of-week) \"2/2\": / is not allowed in day-of-week");
+        assert_eq!(err("0 ? 1 * ? *"), "cron field 2 (hours) \"?\": ? is not allowed in hours");
+        assert_eq!(err("0 0 1 L ? *"), "cron field 4 (month) \"L\": L is not allowed in month");
+        assert_eq!(err("0 0 ? * 2W *"), "cron field 5 (day-of-week) \"2W\": W is not allowed in day-of-week");
+        assert_eq!(err("0 0 1#2 * ? *"), "cron field 3 (day-of-month) \"1#2\": # is not allowed in day-of-month");
+        assert_eq!(err("0 0 ? * 3#6 *"), "cron field 5 (day-of-week) \"3#6\": occurrence 6 out of range 1-5");
+        assert_eq!(err("0 0 ? * 3#0 *"), "cron field 5 (day-of-week) \"3#0\": occurrence 0 out of range 1-5");
+        assert_eq!(err("0 0 ? * 8#1 *"), "cron field 5 (day-of-week) \"8#1\": value 8 out of range 1-7");
+        assert_eq!(
+            err("0 0 ? * 3#1,6#3 *"),
+            "cron field 5 (day-of-week) \"3#1\": # cannot be combined with other values in the same field"
+        );
+        assert_eq!(
+            err("0 0 L,15 * ? *"),
+            "cron field 3 (day-of-month) \"L\": L cannot be combined with other values in the same field"
+        );
+        assert_eq!(
+            err("0 0 1,15W * ? *"),
+            "cron field 3 (day-of-month) \"15W\": W cannot be combined with other values in the same field"
+        );
+        assert_eq!(
+            err("0 0 ?,1 * * *"),
+            "cron field 3 (day-of-month) \"?\": ? cannot be combined with other values in the same field"
+        );
+        assert_eq!(err("0 0 32W * ? *"), "cron field 3 (day-of-month) \"32W\": value 32 out of range 1-31");
+        assert_eq!(err("0 0 W * ? *"), "cron field 3 (day-of-month) \"W\": W needs a day before it, as in 15W");
+        assert_eq!(
+            err("0 0 L-2 * ? *"),
+            "cron field 3 (day-of-month) \"L-2\": L in day-of-month must stand alone (L) or be LW"
+        );
+        assert_eq!(err("0 0 ? * 9L *"), "cron field 5 (day-of-week) \"9L\": value 9 out of range 1-7");
+        assert_eq!(
+            err("99999999999999999999 0 1 * ? *"),
+            "cron field 1 (minutes) \"99999999999999999999\": value 18446744073709551615 out of range 0-59"
+        );
+    }
+
+    #[test]
+    fn day_pairing_rules() {
+        assert_eq!(err("0 10 * * * *"), "day-of-month and day-of-week cannot both be specified; use ? in one of them");
+        assert_eq!(err("0 10 1 * MON *"), "day-of-month and day-of-week cannot both be specified; use ? in one of them");
+        assert_eq!(err("0 10 ? * ? *"), "day-of-month and day-of-week cannot both be ?; specify one of them");
+        assert_eq!(err("0 10 * * ?"), "cron expects 6 fields, got 5");
+        assert_eq!(err("0 10 * * ? * *"), "cron expects 6 fields, got 7");
+    }
+
+    #[test]
+    fn days_in_month_handles_leap_years() {
+        assert_eq!(days_in_month(2024, 2), 29);
+        assert_eq!(days_in_month(2026, 2), 28);
+        assert_eq!(days_in_month(2100, 2), 28);
+        assert_eq!(days_in_month(2000, 2), 29);
+        assert_eq!(days_in_month(2026, 12), 31);
+        assert_eq!(days_in_month(2026, 4), 30);
+    }
+}

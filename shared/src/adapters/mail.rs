@@ -1,0 +1,185 @@
+//! Mailers built on lettre: an outbox directory (`file://dir`, one `.eml` per message) and
+//! SMTP (`smtp://host:port`, plain, for local catchers like Mailpit).
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use lettre::message::{Mailbox, MultiPart, SinglePart, header};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::ports::{MailError, Mailer, OutgoingEmail};
+
+/// Header carrying the request id, so an outbox can be checked for duplicates.
+pub const REQUEST_ID_HEADER: &str = "X-Nightshift-Request-Id";
+
+#[derive(Clone)]
+struct RequestIdHeader(String);
+
+impl header::Header for RequestIdHeader {
+    fn name() -> header::HeaderName {
+        header::HeaderName::new_from_ascii_str(REQUEST_ID_HEADER)
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(RequestIdHeader(s.to_string()))
+    }
+
+    fn display(&self) -> header::HeaderValue {
+        header::HeaderValue::new(Self::name(), self.0.clone())
+    }
+}
+
+/// Builds the MIME message: text, or text + HTML alternative. Address errors are permanent.
+pub fn build_message(email: &OutgoingEmail) -> Result<Message, MailError> {
+    let parse = |field: &str, a: &str| -> Result<Mailbox, MailError> {
+        a.parse::<Mailbox>()
+            .map_err(|e| MailError::Rejected(format!("{field} address {a:?}: {e}")))
+    };
+    let mut builder = Message::builder()
+        .from(parse("from", &email.from)?)
+        .subject(email.subject.clone())
+        .header(RequestIdHeader(email.request_id.clone()));
+    for to in &email.to {
+        builder = builder.to(parse("to", to)?);
+    }
+    let message = match &email.html {
+        Some(html) => builder.multipart(MultiPart::alternative_plain_html(
+            email.text.clone(),
+            html.clone(),
+        )),
+        None => builder.singlepart(SinglePart::plain(email.text.clone())),
+    };
+    message.map_err(|e| MailError::Rejected(format!("cannot build message: {e}")))
+}
+
+/// Writes each email as an `.eml` file into a directory: the local "outbox".
+#[derive(Debug, Clone)]
+pub struct OutboxMailer {
+    dir: PathBuf,
+    transport: AsyncFileTransport<Tokio1Executor>,
+}
+
+impl OutboxMailer {
+    /// Uses `dir`, creating it when missing.
+    pub fn new(dir: impl AsRef<Path>) -> Result<Self, MailError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            MailError::Rejected(format!("cannot create outbox {}: {e}", dir.display()))
+        })?;
+        Ok(OutboxMailer {
+            transport: AsyncFileTransport::new(&dir),
+            dir,
+        })
+    }
+
+    /// The outbox directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[async_trait]
+impl Mailer for OutboxMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
+        let message = build_message(email)?;
+        let id = self
+            .transport
+            .send(message)
+            .await
+            // A full or read-only disk may recover; report it as transient.
+            .map_err(|e| {
+                MailError::Transient(format!(
+                    "cannot write to outbox {}: {e}",
+                    self.dir.display()
+                ))
+            })?;
+        Ok(self.dir.join(format!("{id}.eml")).display().to_string())
+    }
+}
+
+/// Sends over SMTP without TLS: meant for local catchers (Mailpit, MailHog) and relays on a
+/// private network. Use SES in the cloud.
+#[derive(Clone)]
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl SmtpMailer {
+    /// Connects to `host:port` lazily (on first send).
+    pub fn new(host: &str, port: u16) -> Self {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(port)
+            .timeout(Some(std::time::Duration::from_secs(10)))
+            .build();
+        SmtpMailer { transport }
+    }
+}
+
+/// SMTP 4xx replies and connection problems can pass; 5xx replies will repeat.
+fn classify_smtp(err: lettre::transport::smtp::Error) -> MailError {
+    if err.is_permanent() {
+        MailError::Rejected(err.to_string())
+    } else {
+        MailError::Transient(err.to_string())
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
+        let message = build_message(email)?;
+        let response = self.transport.send(message).await.map_err(classify_smtp)?;
+        Ok(response.message().collect::<Vec<_>>().join(" "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> OutgoingEmail {
+        OutgoingEmail {
+            request_id: "req-1".into(),
+            from: "nightshift@example.com".into(),
+            to: vec!["ada@example.com".into()],
+            subject: "Your order".into(),
+            text: "Thanks".into(),
+            html: Some("<p>Thanks</p>".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn outbox_writes_one_eml_per_send() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = OutboxMailer::new(dir.path().join("outbox")).unwrap();
+        let path = mailer.send(&email()).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("X-Nightshift-Request-Id: req-1"), "{text}");
+        assert!(text.contains("Subject: Your order"));
+        assert!(text.contains("To: ada@example.com"));
+        assert!(text.contains("multipart/alternative"));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("outbox"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn bad_addresses_are_permanent() {
+        let mut e = email();
+        e.to = vec!["nobody".into()];
+        assert!(
+            matches!(build_message(&e), Err(MailError::Rejected(m)) if m.contains("to address"))
+        );
+    }
+
+    #[tokio::test]
+    async fn smtp_unreachable_is_transient() {
+        // Port 9 on loopback: nothing listens, the connection is refused at once.
+        let mailer = SmtpMailer::new("127.0.0.1", 9);
+        let err = mailer.send(&email()).await.unwrap_err();
+        assert!(matches!(err, MailError::Transient(_)), "{err}");
+    }
+}

@@ -1,0 +1,290 @@
+//! In-memory adapters: fast, inspectable doubles for tests and for the emulator's
+//! in-process invoker. Each can be told to fail, to exercise the retry and DLQ paths.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+
+use super::claim_decision;
+use crate::contracts::JobOutcome;
+use crate::ports::{
+    Attribute, BlobError, Blobs, Claim, Clock, MailError, Mailer, OutgoingEmail, Queue, QueueError,
+    Store, StoreError,
+};
+
+/// A clock that moves only when told to.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// Starts at `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        ManualClock(Mutex::new(at))
+    }
+
+    /// Moves time forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+
+    /// Jumps to `at`.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// An idempotency record as every store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// `None` while in progress, the result once completed.
+    pub result: Option<String>,
+    /// When the record stops counting.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A store in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    records: Mutex<BTreeMap<String, Record>>,
+    outcomes: Mutex<BTreeMap<String, JobOutcome>>,
+}
+
+impl MemoryStore {
+    /// All recorded outcomes, by job id.
+    pub fn outcomes(&self) -> BTreeMap<String, JobOutcome> {
+        self.outcomes.lock().unwrap().clone()
+    }
+
+    /// The idempotency record of `key`, if any.
+    pub fn record(&self, key: &str) -> Option<Record> {
+        self.records.lock().unwrap().get(key).cloned()
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        in_progress_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        let existing = records.get(key).map(|r| (r.result.clone(), r.expires_at));
+        let claim = claim_decision(existing, now);
+        if claim == Claim::Acquired {
+            records.insert(
+                key.to_string(),
+                Record {
+                    result: None,
+                    expires_at: in_progress_until,
+                },
+            );
+        }
+        Ok(claim)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.records.lock().unwrap().insert(
+            key.to_string(),
+            Record {
+                result: Some(result.to_string()),
+                expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        self.records.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
+        self.outcomes
+            .lock()
+            .unwrap()
+            .insert(outcome.job_id.clone(), outcome.clone());
+        Ok(())
+    }
+
+    async fn outcomes_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<JobOutcome>, StoreError> {
+        let mut found: Vec<JobOutcome> = self
+            .outcomes
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|o| o.submitted_at >= from && o.submitted_at < to)
+            .cloned()
+            .collect();
+        found.sort_by_key(|o| o.submitted_at);
+        Ok(found)
+    }
+}
+
+/// A message sent through [`MemoryQueue`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// Target queue URL.
+    pub queue_url: String,
+    /// Body.
+    pub body: String,
+    /// Attributes.
+    pub attributes: Vec<Attribute>,
+}
+
+/// A queue client in memory that records what it was asked to do.
+#[derive(Debug, Default)]
+pub struct MemoryQueue {
+    sent: Mutex<Vec<SentMessage>>,
+    visibility: Mutex<Vec<(String, String, i32)>>,
+    failures: Mutex<VecDeque<QueueError>>,
+}
+
+impl MemoryQueue {
+    /// Everything sent so far.
+    pub fn sent(&self) -> Vec<SentMessage> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Messages sent to `queue_url`.
+    pub fn sent_to(&self, queue_url: &str) -> Vec<SentMessage> {
+        self.sent()
+            .into_iter()
+            .filter(|m| m.queue_url == queue_url)
+            .collect()
+    }
+
+    /// Visibility changes so far: (queue URL, receipt handle, timeout).
+    pub fn visibility_changes(&self) -> Vec<(String, String, i32)> {
+        self.visibility.lock().unwrap().clone()
+    }
+
+    /// Makes the next call fail with `error` (queued: one failure per call).
+    pub fn fail_next(&self, error: QueueError) {
+        self.failures.lock().unwrap().push_back(error);
+    }
+
+    fn injected(&self) -> Result<(), QueueError> {
+        match self.failures.lock().unwrap().pop_front() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send(
+        &self,
+        queue_url: &str,
+        body: &str,
+        attributes: &[Attribute],
+    ) -> Result<String, QueueError> {
+        self.injected()?;
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(SentMessage {
+            queue_url: queue_url.to_string(),
+            body: body.to_string(),
+            attributes: attributes.to_vec(),
+        });
+        Ok(format!("msg-{}", sent.len()))
+    }
+
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        timeout_seconds: i32,
+    ) -> Result<(), QueueError> {
+        self.injected()?;
+        self.visibility.lock().unwrap().push((
+            queue_url.to_string(),
+            receipt_handle.to_string(),
+            timeout_seconds,
+        ));
+        Ok(())
+    }
+}
+
+/// A mailer in memory.
+#[derive(Debug, Default)]
+pub struct MemoryMailer {
+    sent: Mutex<Vec<OutgoingEmail>>,
+    failures: Mutex<VecDeque<MailError>>,
+}
+
+impl MemoryMailer {
+    /// Every email sent so far.
+    pub fn sent(&self) -> Vec<OutgoingEmail> {
+        self.sent.lock().unwrap().clone()
+    }
+
+    /// Makes the next send fail with `error` (queued: one failure per send).
+    pub fn fail_next(&self, error: MailError) {
+        self.failures.lock().unwrap().push_back(error);
+    }
+}
+
+#[async_trait]
+impl Mailer for MemoryMailer {
+    async fn send(&self, email: &OutgoingEmail) -> Result<String, MailError> {
+        if let Some(e) = self.failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        let mut sent = self.sent.lock().unwrap();
+        sent.push(email.clone());
+        Ok(format!("mem-{}", sent.len()))
+    }
+}
+
+/// A blob store in memory.
+#[derive(Debug, Default)]
+pub struct MemoryBlobs {
+    blobs: Mutex<BTreeMap<String, (Bytes, String)>>,
+}
+
+impl MemoryBlobs {
+    /// Keys stored so far, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        self.blobs.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Content type stored with `key`.
+    pub fn content_type(&self, key: &str) -> Option<String> {
+        self.blobs.lock().unwrap().get(key).map(|(_, t)| t.clone())
+    }
+}
+
+#[async_trait]
+impl Blobs for MemoryBlobs {
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<String, BlobError> {
+        self.blobs
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), (bytes, content_type.to_string()));
+        Ok(format!("memory://{key}"))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
+        Ok(self.blobs.lock().unwrap().get(key).map(|(b, _)| b.clone()))
+    }
+}

@@ -1,0 +1,122 @@
+//! The queue through aws-sdk-sqs. The endpoint comes from the SDK's standard configuration
+//! (`AWS_ENDPOINT_URL_SQS` points it at the emulator), so the same code talks to the emulator
+//! and to SQS.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use crate::ports::{Attribute, Queue, QueueError};
+
+/// Error codes SQS uses for throttling and overload; these pass, so they are retryable.
+const TRANSIENT_CODES: &[&str] = &[
+    "RequestThrottled",
+    "ThrottlingException",
+    "Throttling",
+    "KmsThrottled",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "KmsUnavailable",
+    "RequestTimeout",
+];
+
+/// An SQS client adapter.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+}
+
+impl SqsQueue {
+    /// Wraps an existing client.
+    pub fn new(client: Client) -> Self {
+        SqsQueue { client }
+    }
+
+    /// Builds a client from the environment with short timeouts: a handler must not spend its
+    /// whole deadline on an unreachable queue.
+    pub async fn from_env() -> Self {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .operation_attempt_timeout(Duration::from_secs(5))
+            .operation_timeout(Duration::from_secs(12))
+            .build();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+            .load()
+            .await;
+        SqsQueue::new(Client::new(&config))
+    }
+}
+
+/// Sorts an SDK error into transient or rejected.
+pub fn classify<E, R>(err: SdkError<E, R>) -> QueueError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let text = aws_sdk_sqs::error::DisplayErrorContext(&err).to_string();
+    match &err {
+        SdkError::ConstructionFailure(_) => QueueError::Rejected(text),
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            QueueError::Transient(text)
+        }
+        SdkError::ServiceError(service) => match service.err().code() {
+            Some(code) if TRANSIENT_CODES.contains(&code) => QueueError::Transient(text),
+            _ => QueueError::Rejected(text),
+        },
+        _ => QueueError::Transient(text),
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(
+        &self,
+        queue_url: &str,
+        body: &str,
+        attributes: &[Attribute],
+    ) -> Result<String, QueueError> {
+        let mut attrs = HashMap::new();
+        for a in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(&a.value)
+                .build()
+                .map_err(|e| QueueError::Rejected(format!("attribute {}: {e}", a.name)))?;
+            attrs.insert(a.name.clone(), value);
+        }
+        let out = self
+            .client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(body)
+            .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.message_id().unwrap_or_default().to_string())
+    }
+
+    async fn change_visibility(
+        &self,
+        queue_url: &str,
+        receipt_handle: &str,
+        timeout_seconds: i32,
+    ) -> Result<(), QueueError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(timeout_seconds)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}

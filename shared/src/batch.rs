@@ -1,0 +1,392 @@
+//! The SQS batch processor every SQS-triggered function uses.
+//!
+//! It runs each record of a batch in its own task (up to a concurrency bound) and span
+//! (`message_id`), and turns the results into an `SqsBatchResponse` for
+//! `ReportBatchItemFailures`:
+//!
+//! - success: acknowledged (left out of the response, so Lambda deletes it);
+//! - [`RecordError::Retryable`]: `ChangeMessageVisibility` to an exponential backoff with
+//!   jitter based on `ApproximateReceiveCount`, then reported as a failure; SQS redrive moves
+//!   it to the DLQ after `maxReceiveCount`;
+//! - [`RecordError::Permanent`]: sent to the DLQ at once with the reason in message
+//!   attributes, then acknowledged; if the DLQ cannot be reached it is reported as a failure
+//!   instead, so nothing is lost;
+//! - a panic: caught, reported as a (retryable) failure of that record only;
+//! - records not started because the invocation's deadline is near: reported as failures.
+//!
+//! A failed record without a `messageId` is reported with an empty identifier, which Lambda
+//! treats as a failure of the whole batch: the only safe answer when the record cannot be named.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::ports::{Attribute, Queue, Retryable};
+
+/// Message attribute holding the reason a record was dead-lettered.
+pub const ERROR_ATTRIBUTE: &str = "nightshift-error";
+/// Message attribute holding the ARN of the queue the record came from.
+pub const SOURCE_ATTRIBUTE: &str = "nightshift-source";
+/// Message attribute holding the original message id.
+pub const ORIGINAL_ID_ATTRIBUTE: &str = "nightshift-original-message-id";
+/// Message attribute holding how many times the record had been received.
+pub const RECEIVE_COUNT_ATTRIBUTE: &str = "nightshift-receive-count";
+
+/// SQS allows at most 10 message attributes.
+const MAX_ATTRIBUTES: usize = 10;
+
+/// Why one record failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// It may succeed later: back off and let SQS redeliver it.
+    #[error("retryable: {0}")]
+    Retryable(String),
+    /// It will never succeed: dead-letter it now with this reason.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl RecordError {
+    /// Classifies any port error by its [`Retryable`] answer.
+    pub fn from_port<E: Retryable + std::fmt::Display>(err: E) -> Self {
+        if err.is_retryable() {
+            RecordError::Retryable(err.to_string())
+        } else {
+            RecordError::Permanent(err.to_string())
+        }
+    }
+}
+
+/// Exponential backoff with jitter for retryable failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// Delay after the first receive.
+    pub base: Duration,
+    /// Upper bound (SQS allows up to 12 h).
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            base: Duration::from_secs(2),
+            max: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl Backoff {
+    /// The visibility timeout after the `receive_count`-th receive: `base × 2^(n−1)` capped at
+    /// `max`, with "equal jitter" (a random point in the upper half) so that a burst of
+    /// failures does not come back as a burst.
+    pub fn delay(&self, receive_count: u32, rng: &mut fastrand::Rng) -> Duration {
+        let exp = receive_count.saturating_sub(1).min(30);
+        let full = self.base.saturating_mul(1u32 << exp).min(self.max);
+        let half = full / 2;
+        half + Duration::from_millis(rng.u64(0..=half.as_millis() as u64))
+    }
+}
+
+/// Settings of a [`BatchProcessor`].
+#[derive(Debug, Clone)]
+pub struct BatchConfig {
+    /// Records processed at once.
+    pub concurrency: usize,
+    /// No record starts when less than this is left before the deadline.
+    pub deadline_margin: Duration,
+    /// Backoff for retryable failures.
+    pub backoff: Backoff,
+    /// URL of the queue the batch came from (for `ChangeMessageVisibility`).
+    pub source_queue_url: Option<String>,
+    /// URL of the DLQ for permanent failures.
+    pub dlq_url: Option<String>,
+    /// Seed for the jitter, for reproducible tests; random when `None`.
+    pub jitter_seed: Option<u64>,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            concurrency: 10,
+            deadline_margin: Duration::from_secs(2),
+            backoff: Backoff::default(),
+            source_queue_url: None,
+            dlq_url: None,
+            jitter_seed: None,
+        }
+    }
+}
+
+/// How a batch went, for logs, metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// The response to return to Lambda.
+    pub response: SqsBatchResponse,
+    /// Records acknowledged after success.
+    pub succeeded: usize,
+    /// Records reported for retry.
+    pub retried: usize,
+    /// Records moved to the DLQ and acknowledged.
+    pub dead_lettered: usize,
+    /// Records not started before the deadline.
+    pub not_started: usize,
+}
+
+/// The deadline of an invocation as a tokio instant (so paused-time tests control it).
+pub fn deadline_instant(deadline: SystemTime) -> Instant {
+    Instant::now()
+        + deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+}
+
+/// `ApproximateReceiveCount` of a record (1 when absent or unreadable).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+enum Outcome {
+    Succeeded,
+    Retried,
+    DeadLettered,
+}
+
+/// Runs the records of SQS batches through a handler.
+#[derive(Clone)]
+pub struct BatchProcessor {
+    queue: Arc<dyn Queue>,
+    config: BatchConfig,
+    rng: Arc<Mutex<fastrand::Rng>>,
+}
+
+impl BatchProcessor {
+    /// A processor that uses `queue` for visibility changes and dead-lettering.
+    pub fn new(queue: Arc<dyn Queue>, config: BatchConfig) -> Self {
+        let rng = match config.jitter_seed {
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
+        };
+        BatchProcessor {
+            queue,
+            config,
+            rng: Arc::new(Mutex::new(rng)),
+        }
+    }
+
+    /// Processes `records` with `handler`, stopping to start new ones near `deadline`.
+    pub async fn process<H, Fut>(
+        &self,
+        records: Vec<SqsMessage>,
+        deadline: Instant,
+        handler: H,
+    ) -> BatchReport
+    where
+        H: Fn(SqsMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), RecordError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut report = BatchReport::default();
+        let mut tasks = Vec::with_capacity(records.len());
+        let mut unstarted = Vec::new();
+        let mut records = records.into_iter();
+        while let Some(record) = records.next() {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore never closes");
+            if deadline.saturating_duration_since(Instant::now()) <= self.config.deadline_margin {
+                unstarted.push(record);
+                unstarted.extend(records.by_ref());
+                break;
+            }
+            let id = record.message_id.clone().unwrap_or_default();
+            let span =
+                info_span!("record", message_id = %id, receive_count = receive_count(&record));
+            let this = self.clone();
+            let handler = handler.clone();
+            tasks.push((
+                id,
+                tokio::spawn(
+                    async move {
+                        let _permit = permit;
+                        this.run_one(record, handler).await
+                    }
+                    .instrument(span),
+                ),
+            ));
+        }
+        for (id, task) in tasks {
+            let outcome = match task.await {
+                Ok(outcome) => outcome,
+                Err(join) => {
+                    // run_one catches handler panics; this is a panic in our own settlement code.
+                    error!(message_id = %id, error = %join, "record task failed");
+                    Outcome::Retried
+                }
+            };
+            match outcome {
+                Outcome::Succeeded => report.succeeded += 1,
+                Outcome::DeadLettered => report.dead_lettered += 1,
+                Outcome::Retried => {
+                    report.retried += 1;
+                    report.response.add_failure(id);
+                }
+            }
+        }
+        for record in unstarted {
+            warn!(
+                message_id = record.message_id.as_deref().unwrap_or(""),
+                "deadline near, record not started"
+            );
+            report.not_started += 1;
+            report
+                .response
+                .add_failure(record.message_id.unwrap_or_default());
+        }
+        info!(
+            succeeded = report.succeeded,
+            retried = report.retried,
+            dead_lettered = report.dead_lettered,
+            not_started = report.not_started,
+            "batch processed"
+        );
+        report
+    }
+
+    async fn run_one<H, Fut>(&self, record: SqsMessage, handler: Arc<H>) -> Outcome
+    where
+        H: Fn(SqsMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), RecordError>> + Send + 'static,
+    {
+        // The handler runs in its own task so that a panic unwinds only that task.
+        let result = match tokio::spawn(handler(record.clone()).in_current_span()).await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => {
+                let payload = join.into_panic();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(RecordError::Retryable(format!("handler panicked: {text}")))
+            }
+            Err(join) => Err(RecordError::Retryable(format!("handler cancelled: {join}"))),
+        };
+        match result {
+            Ok(()) => Outcome::Succeeded,
+            Err(RecordError::Retryable(reason)) => {
+                self.back_off(&record, &reason).await;
+                Outcome::Retried
+            }
+            Err(RecordError::Permanent(reason)) => self.dead_letter(&record, &reason).await,
+        }
+    }
+
+    async fn back_off(&self, record: &SqsMessage, reason: &str) {
+        let count = receive_count(record);
+        let delay = self
+            .config
+            .backoff
+            .delay(count, &mut self.rng.lock().unwrap());
+        warn!(error = %reason, retry_in_s = delay.as_secs(), "record failed, will retry");
+        let (Some(url), Some(handle)) = (&self.config.source_queue_url, &record.receipt_handle)
+        else {
+            return;
+        };
+        let secs = delay.as_secs().clamp(0, 43_200) as i32;
+        if let Err(e) = self.queue.change_visibility(url, handle, secs).await {
+            // Not fatal: the message returns after the queue's visibility timeout instead.
+            warn!(error = %e, "cannot change visibility");
+        }
+    }
+
+    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> Outcome {
+        let Some(dlq) = &self.config.dlq_url else {
+            error!(error = %reason, "permanent failure and no dlq configured, leaving it to redrive");
+            return Outcome::Retried;
+        };
+        let mut attributes = vec![
+            Attribute::new(ERROR_ATTRIBUTE, truncate(reason, 1024)),
+            Attribute::new(
+                SOURCE_ATTRIBUTE,
+                record.event_source_arn.clone().unwrap_or_default(),
+            ),
+            Attribute::new(
+                ORIGINAL_ID_ATTRIBUTE,
+                record.message_id.clone().unwrap_or_default(),
+            ),
+            Attribute::new(RECEIVE_COUNT_ATTRIBUTE, receive_count(record).to_string()),
+        ];
+        attributes.retain(|a| !a.value.is_empty());
+        let mut originals: Vec<_> = record
+            .message_attributes
+            .iter()
+            .filter_map(|(k, v)| Some(Attribute::new(k.clone(), v.string_value.clone()?)))
+            .filter(|a| !a.name.starts_with("nightshift-"))
+            .collect();
+        originals.sort_by(|a, b| a.name.cmp(&b.name));
+        attributes.extend(
+            originals
+                .into_iter()
+                .take(MAX_ATTRIBUTES - attributes.len()),
+        );
+        let body = record.body.as_deref().unwrap_or("");
+        match self.queue.send(dlq, body, &attributes).await {
+            Ok(dlq_id) => {
+                error!(error = %reason, dlq_message_id = %dlq_id, "permanent failure, moved to dlq");
+                Outcome::DeadLettered
+            }
+            Err(e) => {
+                error!(error = %reason, dlq_error = %e, "permanent failure, dlq unreachable, will retry");
+                Outcome::Retried
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let b = Backoff::default();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for (count, full) in [(1, 2), (2, 4), (3, 8), (10, 900), (100, 900)] {
+            for _ in 0..50 {
+                let d = b.delay(count, &mut rng);
+                let full = Duration::from_secs(full);
+                assert!(d >= full / 2 && d <= full, "count {count}: {d:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

@@ -1,0 +1,18 @@
+//! `nightshift`: what every nightshift Lambda function shares.
+//!
+//! - [`contracts`]: the versioned messages (`JobEnvelope`, `EmailRequest`, `JobOutcome`,
+//!   `ReportInput`) with size limits and precise validation errors;
+//! - [`batch`]: the SQS batch processor (partial batch failures, backoff, DLQ, panics, deadline);
+//! - [`idempotency`]: begin / complete / abandon over a store, Powertools-style;
+//! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
+//! - [`adapters`]: SQLite, outbox and SMTP mail, filesystem blobs, SQS, and in-memory doubles;
+//! - [`config`]: ports chosen by URL from environment variables;
+//! - [`telemetry`]: tracing init (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
+
+pub mod adapters;
+pub mod batch;
+pub mod config;
+pub mod contracts;
+pub mod idempotency;
+pub mod ports;
+pub mod telemetry;
