@@ -212,8 +212,12 @@ impl BatchProcessor {
                 break;
             }
             let id = record.message_id.clone().unwrap_or_default();
-            let span =
-                info_span!("record", message_id = %id, receive_count = receive_count(&record));
+            let span = info_span!(
+                "record",
+                message_id = %id,
+                receive_count = receive_count(&record),
+                job_id = tracing::field::Empty
+            );
             let this = self.clone();
             let handler = handler.clone();
             tasks.push((

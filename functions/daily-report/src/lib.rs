@@ -1,1 +1,380 @@
-//! placeholder
+//! daily-report: the schedule-triggered Lambda that builds yesterday's report, stores it and
+//! emails it.
+//!
+//! Input: the EventBridge Scheduler's plain JSON (`{"scheduled_time": "…", "date"?: "…"}`) or
+//! the legacy rule envelope (`"detail-type": "Scheduled Event"`, `time`). The report date is
+//! `date` when given, else the day before the scheduled time in `REPORT_TIME_ZONE`; the
+//! system clock is only a fallback for an event that carries no time. The date is the
+//! idempotency key: a retried schedule writes nothing twice and sends one email.
+//!
+//! Layout: [`report`] is the pure aggregation and rendering; this file wires the ports.
+
+pub mod report;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use lambda_runtime::LambdaEvent;
+use nightshift::config::{ConfigError, Env};
+use nightshift::contracts::{ContractError, EmailRequest, ReportInput, validate_address};
+use nightshift::idempotency::{Begin, Idempotency};
+use nightshift::ports::{Blobs, Clock, Queue, Retryable, Store, SystemClock};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tracing::info;
+
+use crate::report::{aggregate, to_csv, to_html};
+
+/// Everything the handler needs, built once per instance.
+pub struct Deps {
+    /// Outcomes and idempotency records.
+    pub store: Arc<dyn Store>,
+    /// Where the report files go.
+    pub blobs: Arc<dyn Blobs>,
+    /// Where the report email is enqueued.
+    pub queue: Arc<dyn Queue>,
+    /// Fallback time when the event has none.
+    pub clock: Arc<dyn Clock>,
+    /// Claims on report dates.
+    pub idempotency: Idempotency,
+    /// The zone days are taken in.
+    pub time_zone: Tz,
+    /// Who gets the report.
+    pub recipients: Vec<String>,
+    /// URL of the emails queue.
+    pub emails_queue_url: String,
+}
+
+impl Deps {
+    /// Reads `STORE_URL`, `BLOBS_URL`, `EMAILS_QUEUE_URL`, `REPORT_TIME_ZONE`,
+    /// `REPORT_RECIPIENTS` and `IDEMPOTENCY_TTL_SECONDS`.
+    pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
+        let zone = env.required("REPORT_TIME_ZONE")?;
+        let time_zone: Tz = zone.parse().map_err(|_| ConfigError::Invalid {
+            var: "REPORT_TIME_ZONE".into(),
+            value: zone.clone(),
+            reason: "not an IANA time zone like Europe/Berlin".into(),
+        })?;
+        let recipients = parse_recipients(&env.required("REPORT_RECIPIENTS")?)?;
+        let store = nightshift::config::store(env)?;
+        let ttl = env.idempotency_ttl()?;
+        // Report claims must outlive any retry of the schedule (up to a day of event age).
+        let ttl = ttl.max(std::time::Duration::from_secs(7 * 24 * 3600));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Ok(Deps {
+            idempotency: Idempotency::new(store.clone(), clock.clone(), ttl),
+            store,
+            blobs: nightshift::config::blobs(env)?,
+            queue,
+            clock,
+            time_zone,
+            recipients,
+            emails_queue_url: env.queue_url("EMAILS_QUEUE_URL")?,
+        })
+    }
+}
+
+/// Parses a comma-separated recipient list, naming the bad entry.
+pub fn parse_recipients(value: &str) -> Result<Vec<String>, ConfigError> {
+    let list: Vec<String> = value
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(ConfigError::Missing {
+            var: "REPORT_RECIPIENTS".into(),
+        });
+    }
+    for address in &list {
+        validate_address(address).map_err(|reason| ConfigError::Invalid {
+            var: "REPORT_RECIPIENTS".into(),
+            value: value.to_string(),
+            reason,
+        })?;
+    }
+    Ok(list)
+}
+
+/// What the handler returns (and records under the date's idempotency key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportSummary {
+    /// The report date.
+    pub date: NaiveDate,
+    /// Jobs counted.
+    pub total: u64,
+    /// Failed jobs.
+    pub failed: u64,
+    /// Key of the CSV file.
+    pub csv_key: String,
+    /// Key of the HTML file.
+    pub html_key: String,
+    /// True when this invocation found the report already done.
+    #[serde(default)]
+    pub already_done: bool,
+}
+
+/// Why a report could not be built. Lambda reports it as a function error, and the schedule's
+/// RetryPolicy retries it (then its DLQ); the variant says whether a retry can help.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The event is not a schedule payload.
+    #[error("invalid schedule event: {0}")]
+    InvalidEvent(#[from] ContractError),
+    /// Another invocation is building this date.
+    #[error("report for {0} is being built by another invocation")]
+    InProgress(NaiveDate),
+    /// A port failed.
+    #[error("{what}: {message}")]
+    Port {
+        /// Which step.
+        what: &'static str,
+        /// The error.
+        message: String,
+        /// Whether a retry can help.
+        retryable: bool,
+    },
+}
+
+impl Retryable for ReportError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            ReportError::InvalidEvent(_) => false,
+            ReportError::InProgress(_) => true,
+            ReportError::Port { retryable, .. } => *retryable,
+        }
+    }
+}
+
+fn port<E: Retryable + std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> ReportError {
+    move |e| ReportError::Port {
+        what,
+        retryable: e.is_retryable(),
+        message: e.to_string(),
+    }
+}
+
+/// The report date: explicit, else the day before `scheduled` (or `now`) in `zone`.
+pub fn report_date(input: &ReportInput, zone: Tz, now: DateTime<Utc>) -> NaiveDate {
+    if let Some(date) = input.date {
+        return date;
+    }
+    let at = input
+        .scheduled_time
+        .unwrap_or(now)
+        .with_timezone(&zone)
+        .date_naive();
+    at.checked_sub_days(Days::new(1)).unwrap_or(at)
+}
+
+/// The UTC instants bounding `date` in `zone`: `[local midnight, next local midnight)`.
+/// Midnight may not exist (a DST jump at 00:00); then the day starts at the first instant after.
+pub fn day_bounds(date: NaiveDate, zone: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start_of = |d: NaiveDate| -> DateTime<Utc> {
+        let mut t = d.and_hms_opt(0, 0, 0).expect("midnight");
+        for _ in 0..180 {
+            if let Some(local) = zone.from_local_datetime(&t).earliest() {
+                return local.with_timezone(&Utc);
+            }
+            t += chrono::Duration::minutes(1);
+        }
+        Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
+    };
+    (start_of(date), start_of(date.succ_opt().unwrap_or(date)))
+}
+
+/// The Lambda handler.
+pub async fn handler(
+    deps: Arc<Deps>,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<ReportSummary, ReportError> {
+    let deadline: DateTime<Utc> = event.context.deadline().into();
+    run(&deps, &event.payload, deadline).await
+}
+
+/// Builds, stores and announces the report for the event's date.
+pub async fn run(
+    deps: &Deps,
+    event: &serde_json::Value,
+    deadline: DateTime<Utc>,
+) -> Result<ReportSummary, ReportError> {
+    let input = ReportInput::from_event(event)?;
+    let date = report_date(&input, deps.time_zone, deps.clock.now());
+    let key = format!("report:{date}");
+    match deps
+        .idempotency
+        .begin(&key, deadline)
+        .await
+        .map_err(port("idempotency"))?
+    {
+        Begin::Started => {}
+        Begin::AlreadyCompleted(previous) => {
+            info!(%date, "report already done");
+            let mut summary: ReportSummary =
+                serde_json::from_str(&previous).map_err(|e| ReportError::Port {
+                    what: "idempotency",
+                    message: format!("stored summary unreadable: {e}"),
+                    retryable: false,
+                })?;
+            summary.already_done = true;
+            return Ok(summary);
+        }
+        Begin::InProgress(_) => return Err(ReportError::InProgress(date)),
+    }
+    let result = build(deps, date).await;
+    match &result {
+        Ok(summary) => {
+            let recorded = serde_json::to_string(summary).expect("summary serializes");
+            deps.idempotency
+                .complete(&key, &recorded)
+                .await
+                .map_err(port("idempotency"))?;
+        }
+        Err(_) => {
+            let _ = deps.idempotency.abandon(&key).await;
+        }
+    }
+    result
+}
+
+async fn build(deps: &Deps, date: NaiveDate) -> Result<ReportSummary, ReportError> {
+    let (from, to) = day_bounds(date, deps.time_zone);
+    let outcomes = deps
+        .store
+        .outcomes_between(from, to)
+        .await
+        .map_err(port("store"))?;
+    let report = aggregate(date, deps.time_zone.name(), &outcomes);
+    let csv_key = format!("reports/{date}.csv");
+    let html_key = format!("reports/{date}.html");
+    deps.blobs
+        .put(&csv_key, Bytes::from(to_csv(&report)), "text/csv")
+        .await
+        .map_err(port("blobs"))?;
+    deps.blobs
+        .put(&html_key, Bytes::from(to_html(&report)), "text/html")
+        .await
+        .map_err(port("blobs"))?;
+    let vars = [
+        ("date", json!(date.to_string())),
+        ("time_zone", json!(report.time_zone)),
+        ("total", json!(report.total)),
+        ("succeeded", json!(report.succeeded)),
+        ("failed", json!(report.failed)),
+        ("p50_ms", json!(report.p50_ms)),
+        ("p95_ms", json!(report.p95_ms)),
+        ("top_errors", json!(report.top_errors)),
+        ("csv_key", json!(csv_key)),
+        ("html_key", json!(html_key)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let email = EmailRequest::from_template(
+        format!("daily-report-{date}"),
+        deps.recipients.clone(),
+        format!(
+            "nightshift daily report {date}: {} jobs, {} failed",
+            report.total, report.failed
+        ),
+        "daily_report",
+        vars,
+    );
+    let body = serde_json::to_string(&email).expect("email serializes");
+    deps.queue
+        .send(&deps.emails_queue_url, &body, &[])
+        .await
+        .map_err(port("queue"))?;
+    info!(%date, total = report.total, failed = report.failed, "report built");
+    Ok(ReportSummary {
+        date,
+        total: report.total,
+        failed: report.failed,
+        csv_key,
+        html_key,
+        already_done: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_defaults_to_previous_local_day() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let now = "2030-01-01T00:00:00Z".parse().unwrap();
+        // 01:00 UTC on the 22nd is 02:00 in Berlin on the 22nd → report for the 21st.
+        let input = ReportInput {
+            scheduled_time: Some("2026-11-22T01:00:00Z".parse().unwrap()),
+            date: None,
+        };
+        assert_eq!(report_date(&input, berlin, now).to_string(), "2026-11-21");
+        // 23:30 UTC on the 21st is already the 22nd in Berlin.
+        let input = ReportInput {
+            scheduled_time: Some("2026-11-21T23:30:00Z".parse().unwrap()),
+            date: None,
+        };
+        assert_eq!(report_date(&input, berlin, now).to_string(), "2026-11-21");
+        let input = ReportInput {
+            scheduled_time: None,
+            date: "2026-01-05".parse().ok(),
+        };
+        assert_eq!(report_date(&input, berlin, now).to_string(), "2026-01-05");
+        let input = ReportInput {
+            scheduled_time: None,
+            date: None,
+        };
+        assert_eq!(report_date(&input, berlin, now).to_string(), "2029-12-31");
+    }
+
+    #[test]
+    fn day_bounds_follow_dst() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let (a, b) = day_bounds("2026-03-29".parse().unwrap(), berlin);
+        assert_eq!((b - a).num_hours(), 23);
+        assert_eq!(a.to_rfc3339(), "2026-03-28T23:00:00+00:00");
+        let (a, b) = day_bounds("2026-10-25".parse().unwrap(), berlin);
+        assert_eq!((b - a).num_hours(), 25);
+        // Havana jumps from 00:00 to 01:00: the day starts at 01:00 local.
+        let havana: Tz = "America/Havana".parse().unwrap();
+        let (a, _) = day_bounds("2026-03-08".parse().unwrap(), havana);
+        assert_eq!(a.to_rfc3339(), "2026-03-08T05:00:00+00:00");
+    }
+
+    #[test]
+    fn recipients() {
+        assert_eq!(
+            parse_recipients("a@b.co, c@d.io").unwrap(),
+            ["a@b.co", "c@d.io"]
+        );
+        assert!(parse_recipients(" , ").is_err());
+        assert!(
+            parse_recipients("a@b.co,nope")
+                .unwrap_err()
+                .to_string()
+                .contains("\"nope\" has no @")
+        );
+    }
+}
+
+impl From<ReportError> for lambda_runtime::Diagnostic {
+    fn from(err: ReportError) -> Self {
+        let error_type = match &err {
+            ReportError::InvalidEvent(_) => "InvalidEvent",
+            ReportError::InProgress(_) => "InProgress",
+            ReportError::Port {
+                retryable: true, ..
+            } => "Retryable",
+            ReportError::Port {
+                retryable: false, ..
+            } => "Permanent",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: err.to_string(),
+        }
+    }
+}

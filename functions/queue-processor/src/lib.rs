@@ -1,1 +1,231 @@
-//! placeholder
+//! queue-processor: the SQS-triggered Lambda that runs typed jobs from the jobs queue.
+//!
+//! For each record: decode the [`JobEnvelope`], claim the job id, run the job for its `kind`
+//! ([`jobs`]), enqueue the emails it asks for, record a [`JobOutcome`], complete the claim.
+//! Malformed bodies, unknown kinds and invalid payloads are permanent (DLQ at once); queue and
+//! store trouble is retryable (backoff, then SQS redrive).
+//!
+//! Layout: [`jobs`] holds the pure job kinds; this file wires dependencies ([`Deps`]) and the
+//! per-record flow; `main.rs` only builds clients and starts the runtime.
+
+pub mod jobs;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, TimeZone, Utc};
+use lambda_runtime::LambdaEvent;
+use nightshift::batch::{BatchConfig, BatchProcessor, RecordError, deadline_instant};
+use nightshift::config::{ConfigError, Env};
+use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
+use nightshift::idempotency::{Begin, Idempotency};
+use nightshift::ports::{Clock, Queue, Store, SystemClock};
+use tracing::{info, warn};
+
+use crate::jobs::{JobError, Registry};
+
+/// Everything the handler needs, built once per instance.
+pub struct Deps {
+    /// Where emails are enqueued.
+    pub queue: Arc<dyn Queue>,
+    /// Outcomes and idempotency records.
+    pub store: Arc<dyn Store>,
+    /// Time for idempotency expiry and fallback timestamps.
+    pub clock: Arc<dyn Clock>,
+    /// Claims on job ids.
+    pub idempotency: Idempotency,
+    /// Runs the records of a batch.
+    pub processor: BatchProcessor,
+    /// URL of the emails queue.
+    pub emails_queue_url: String,
+    /// Known job kinds.
+    pub registry: Registry,
+}
+
+impl Deps {
+    /// Reads `STORE_URL`, `JOBS_QUEUE_URL`, `JOBS_DLQ_URL`, `EMAILS_QUEUE_URL` and
+    /// `IDEMPOTENCY_TTL_SECONDS`; `queue` is the SQS client built by `main`.
+    pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
+        let store = nightshift::config::store(env)?;
+        let config = BatchConfig {
+            source_queue_url: Some(env.queue_url("JOBS_QUEUE_URL")?),
+            dlq_url: Some(env.queue_url("JOBS_DLQ_URL")?),
+            ..BatchConfig::default()
+        };
+        Ok(Deps::new(
+            queue,
+            store,
+            Arc::new(SystemClock),
+            config,
+            env.queue_url("EMAILS_QUEUE_URL")?,
+            env.idempotency_ttl()?,
+        ))
+    }
+
+    /// Wires explicit dependencies (tests, the emulator's in-process invoker).
+    pub fn new(
+        queue: Arc<dyn Queue>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: BatchConfig,
+        emails_queue_url: String,
+        ttl: std::time::Duration,
+    ) -> Self {
+        Deps {
+            idempotency: Idempotency::new(store.clone(), clock.clone(), ttl),
+            processor: BatchProcessor::new(queue.clone(), config),
+            queue,
+            store,
+            clock,
+            emails_queue_url,
+            registry: Registry::standard(),
+        }
+    }
+}
+
+/// The Lambda handler: processes one SQS batch, returning the failed message ids.
+pub async fn handler(
+    deps: Arc<Deps>,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    let deadline = event.context.deadline();
+    let deadline_utc: DateTime<Utc> = deadline.into();
+    let worker = deps.clone();
+    let report = deps
+        .processor
+        .process(
+            event.payload.records,
+            deadline_instant(deadline),
+            move |record| {
+                let deps = worker.clone();
+                async move { process_record(&deps, record, deadline_utc).await }
+            },
+        )
+        .await;
+    Ok(report.response)
+}
+
+/// Milliseconds-since-epoch system attribute of a record, as a time.
+fn attribute_time(record: &SqsMessage, name: &str) -> Option<DateTime<Utc>> {
+    let ms: i64 = record.attributes.get(name)?.parse().ok()?;
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+/// One record: decode, claim, run, enqueue, record, complete.
+pub async fn process_record(
+    deps: &Deps,
+    record: SqsMessage,
+    deadline: DateTime<Utc>,
+) -> Result<(), RecordError> {
+    let started = Instant::now();
+    let body = record.body.as_deref().unwrap_or("");
+    let envelope = JobEnvelope::parse(body)
+        .map_err(|e| RecordError::Permanent(format!("malformed job: {e}")))?;
+    let span = tracing::Span::current();
+    span.record("job_id", envelope.id.as_str());
+    let Some(job) = deps.registry.get(&envelope.kind) else {
+        let reason = format!(
+            "unknown job kind {:?}; known kinds: {}",
+            envelope.kind,
+            deps.registry.kinds().join(", ")
+        );
+        record_outcome(deps, &envelope, &record, started, Some(&reason)).await?;
+        return Err(RecordError::Permanent(reason));
+    };
+    let key = format!("job:{}", envelope.id);
+    match deps
+        .idempotency
+        .begin(&key, deadline)
+        .await
+        .map_err(RecordError::from_port)?
+    {
+        Begin::Started => {}
+        Begin::AlreadyCompleted(_) => {
+            info!(job_id = %envelope.id, "duplicate job skipped");
+            return Ok(());
+        }
+        Begin::InProgress(until) => {
+            return Err(RecordError::Retryable(format!(
+                "job {} is in progress in another invocation until {until}",
+                envelope.id
+            )));
+        }
+    }
+    let result = run_claimed(deps, job, &envelope, &record, started).await;
+    match &result {
+        Ok(summary) => {
+            if let Err(e) = deps.idempotency.complete(&key, summary).await {
+                // The work is done and its effects are idempotent downstream; a retry re-runs
+                // the job but the email ids repeat, so no duplicate email goes out.
+                warn!(job_id = %envelope.id, error = %e, "cannot complete idempotency record");
+            }
+            info!(job_id = %envelope.id, kind = %envelope.kind, "job processed");
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(release) = deps.idempotency.abandon(&key).await {
+                warn!(job_id = %envelope.id, error = %release, "cannot release idempotency claim");
+            }
+            Err(e.clone())
+        }
+    }
+}
+
+async fn run_claimed(
+    deps: &Deps,
+    job: &dyn jobs::Job,
+    envelope: &JobEnvelope,
+    record: &SqsMessage,
+    started: Instant,
+) -> Result<String, RecordError> {
+    let effects = match job.run(envelope) {
+        Ok(effects) => effects,
+        Err(JobError::InvalidPayload(reason)) => {
+            let reason = format!("invalid payload: {reason}");
+            record_outcome(deps, envelope, record, started, Some(&reason)).await?;
+            return Err(RecordError::Permanent(reason));
+        }
+    };
+    for email in &effects.emails {
+        let body = serde_json::to_string(email)
+            .map_err(|e| RecordError::Permanent(format!("cannot encode email: {e}")))?;
+        deps.queue
+            .send(&deps.emails_queue_url, &body, &[])
+            .await
+            .map_err(RecordError::from_port)?;
+    }
+    record_outcome(deps, envelope, record, started, None).await?;
+    Ok(effects.result.to_string())
+}
+
+async fn record_outcome(
+    deps: &Deps,
+    envelope: &JobEnvelope,
+    record: &SqsMessage,
+    started: Instant,
+    error: Option<&str>,
+) -> Result<(), RecordError> {
+    // Queue wait comes from the event, so a replay on a virtual clock measures the same wait.
+    let received = attribute_time(record, "ApproximateFirstReceiveTimestamp")
+        .or_else(|| attribute_time(record, "SentTimestamp"))
+        .unwrap_or_else(|| deps.clock.now());
+    let wait_ms = (received - envelope.submitted_at).num_milliseconds().max(0) as u64;
+    let outcome = JobOutcome {
+        v: CONTRACT_VERSION,
+        job_id: envelope.id.clone(),
+        kind: envelope.kind.clone(),
+        status: if error.is_some() {
+            OutcomeStatus::Failed
+        } else {
+            OutcomeStatus::Succeeded
+        },
+        submitted_at: envelope.submitted_at,
+        latency_ms: wait_ms + started.elapsed().as_millis() as u64,
+        error: error.map(str::to_string),
+    };
+    deps.store
+        .record_outcome(&outcome)
+        .await
+        .map_err(RecordError::from_port)
+}

@@ -1,0 +1,176 @@
+//! Templates: each named template is a pair `NAME.txt` + `NAME.html` rendered with minijinja
+//! (HTML auto-escaped, undefined variables are errors, not blanks). The shipped templates are
+//! compiled into the binary.
+
+use std::collections::BTreeMap;
+
+use minijinja::{Environment, UndefinedBehavior};
+
+/// Templates compiled into the binary: (name, text source, html source).
+const BUILTIN: &[(&str, &str, &str)] = &[
+    (
+        "order_confirmation",
+        include_str!("../templates/order_confirmation.txt"),
+        include_str!("../templates/order_confirmation.html"),
+    ),
+    (
+        "welcome",
+        include_str!("../templates/welcome.txt"),
+        include_str!("../templates/welcome.html"),
+    ),
+    (
+        "daily_report",
+        include_str!("../templates/daily_report.txt"),
+        include_str!("../templates/daily_report.html"),
+    ),
+];
+
+/// A rendered body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Plain-text part.
+    pub text: String,
+    /// HTML part.
+    pub html: String,
+}
+
+/// A template could not be loaded or rendered. Always permanent: the same input fails again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RenderError {
+    /// No template of that name.
+    #[error("unknown template {name:?}; known templates: {known}")]
+    Unknown {
+        /// The requested name.
+        name: String,
+        /// Comma-separated known names.
+        known: String,
+    },
+    /// The template is broken or a variable is missing; names the file and line.
+    #[error("template {file} line {line}: {reason}")]
+    Failed {
+        /// `name.txt` or `name.html`.
+        file: String,
+        /// 1-based line, 0 when unknown.
+        line: usize,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+fn failed(err: minijinja::Error) -> RenderError {
+    RenderError::Failed {
+        file: err.name().unwrap_or("?").to_string(),
+        line: err.line().unwrap_or(0),
+        reason: err
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| err.kind().to_string()),
+    }
+}
+
+/// A set of named text+HTML templates.
+pub struct Templates {
+    env: Environment<'static>,
+    names: Vec<String>,
+}
+
+impl Templates {
+    /// The templates shipped with the email sender.
+    pub fn builtin() -> Self {
+        Templates::from_sources(
+            BUILTIN
+                .iter()
+                .map(|(n, t, h)| (n.to_string(), t.to_string(), h.to_string())),
+        )
+        .expect("builtin templates compile")
+    }
+
+    /// Templates from `(name, text, html)` sources; a syntax error names the file and line.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String, String)>,
+    ) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        let mut names = Vec::new();
+        for (name, text, html) in sources {
+            env.add_template_owned(format!("{name}.txt"), text)
+                .map_err(failed)?;
+            env.add_template_owned(format!("{name}.html"), html)
+                .map_err(failed)?;
+            names.push(name);
+        }
+        names.sort();
+        Ok(Templates { env, names })
+    }
+
+    /// Renders template `name` with `vars`.
+    pub fn render(
+        &self,
+        name: &str,
+        vars: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Rendered, RenderError> {
+        if !self.names.iter().any(|n| n == name) {
+            return Err(RenderError::Unknown {
+                name: name.to_string(),
+                known: self.names.join(", "),
+            });
+        }
+        let render = |file: String| -> Result<String, RenderError> {
+            self.env
+                .get_template(&file)
+                .map_err(failed)?
+                .render(vars)
+                .map_err(failed)
+        };
+        Ok(Rendered {
+            text: render(format!("{name}.txt"))?,
+            html: render(format!("{name}.html"))?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_with_escaping() {
+        let t = Templates::builtin();
+        let vars = BTreeMap::from([("name".to_string(), json!("<Ada & co>"))]);
+        let r = t.render("welcome", &vars).unwrap();
+        assert!(r.text.contains("Welcome, <Ada & co>!"));
+        assert!(
+            r.html.contains("Welcome, &lt;Ada &amp; co&gt;!"),
+            "{}",
+            r.html
+        );
+    }
+
+    #[test]
+    fn missing_variable_names_file_and_line() {
+        let t = Templates::builtin();
+        let err = t.render("welcome", &BTreeMap::new()).unwrap_err();
+        assert!(
+            matches!(&err, RenderError::Failed { file, line: 1, .. } if file == "welcome.txt"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_and_broken_templates() {
+        let t = Templates::builtin();
+        let err = t.render("nope", &BTreeMap::new()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown template \"nope\"; known templates: daily_report, order_confirmation, welcome"
+        );
+        let err = Templates::from_sources([("x".into(), "ok\n{% if %}".into(), "".into())])
+            .err()
+            .unwrap();
+        assert!(
+            matches!(&err, RenderError::Failed { file, line: 2, .. } if file == "x.txt"),
+            "{err}"
+        );
+    }
+}
