@@ -137,6 +137,21 @@ pub struct BatchReport {
     pub not_started: usize,
 }
 
+/// Deadlines below this many epoch milliseconds (September 2001) cannot be absolute.
+const ABSOLUTE_DEADLINE_FLOOR_MS: u64 = 1_000_000_000_000;
+
+/// The deadline of an invocation from its context. Lambda sends an absolute epoch-millisecond
+/// deadline; `cargo lambda watch` sends the timeout in milliseconds instead (600000), which
+/// read as absolute lies in 1970 and would leave no time at all. A value too small to be an
+/// absolute time is read as relative to now, so the functions run unchanged under both.
+pub fn invocation_deadline(context: &lambda_runtime::Context) -> SystemTime {
+    if context.deadline < ABSOLUTE_DEADLINE_FLOOR_MS {
+        SystemTime::now() + Duration::from_millis(context.deadline)
+    } else {
+        context.deadline()
+    }
+}
+
 /// The deadline of an invocation as a tokio instant (so paused-time tests control it).
 pub fn deadline_instant(deadline: SystemTime) -> Instant {
     Instant::now()
@@ -195,6 +210,13 @@ impl BatchProcessor {
         Fut: Future<Output = Result<(), RecordError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
+        info!(
+            records = records.len(),
+            remaining_ms = deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis() as u64,
+            "batch received"
+        );
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut report = BatchReport::default();
         let mut tasks = Vec::with_capacity(records.len());
@@ -386,6 +408,21 @@ mod tests {
                 assert!(d >= full / 2 && d <= full, "count {count}: {d:?}");
             }
         }
+    }
+
+    #[test]
+    fn relative_deadlines_are_read_as_timeouts() {
+        let mut ctx = lambda_runtime::Context::default();
+        ctx.deadline = 600_000;
+        let left = invocation_deadline(&ctx)
+            .duration_since(SystemTime::now())
+            .unwrap();
+        assert!(
+            left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+            "{left:?}"
+        );
+        ctx.deadline = 1_795_309_408_000;
+        assert_eq!(invocation_deadline(&ctx), ctx.deadline());
     }
 
     #[test]

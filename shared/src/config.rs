@@ -54,9 +54,12 @@ impl ConfigError {
     }
 }
 
+/// Looks a variable up by name.
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// Where variables come from: the process environment, or a map in tests.
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
 
 impl Env {

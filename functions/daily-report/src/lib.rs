@@ -190,7 +190,7 @@ pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<ReportSummary, ReportError> {
-    let deadline: DateTime<Utc> = event.context.deadline().into();
+    let deadline: DateTime<Utc> = nightshift::batch::invocation_deadline(&event.context).into();
     run(&deps, &event.payload, deadline).await
 }
 
@@ -298,6 +298,25 @@ async fn build(deps: &Deps, date: NaiveDate) -> Result<ReportSummary, ReportErro
     })
 }
 
+impl From<ReportError> for lambda_runtime::Diagnostic {
+    fn from(err: ReportError) -> Self {
+        let error_type = match &err {
+            ReportError::InvalidEvent(_) => "InvalidEvent",
+            ReportError::InProgress(_) => "InProgress",
+            ReportError::Port {
+                retryable: true, ..
+            } => "Retryable",
+            ReportError::Port {
+                retryable: false, ..
+            } => "Permanent",
+        };
+        lambda_runtime::Diagnostic {
+            error_type: error_type.to_string(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,24 +376,5 @@ mod tests {
                 .to_string()
                 .contains("\"nope\" has no @")
         );
-    }
-}
-
-impl From<ReportError> for lambda_runtime::Diagnostic {
-    fn from(err: ReportError) -> Self {
-        let error_type = match &err {
-            ReportError::InvalidEvent(_) => "InvalidEvent",
-            ReportError::InProgress(_) => "InProgress",
-            ReportError::Port {
-                retryable: true, ..
-            } => "Retryable",
-            ReportError::Port {
-                retryable: false, ..
-            } => "Permanent",
-        };
-        lambda_runtime::Diagnostic {
-            error_type: error_type.to_string(),
-            error_message: err.to_string(),
-        }
     }
 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
-use nightshift::batch::{BatchConfig, BatchProcessor, RecordError, deadline_instant};
+use nightshift::batch::{
+    BatchConfig, BatchProcessor, RecordError, deadline_instant, invocation_deadline,
+};
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{EmailRequest, validate_address};
 use nightshift::idempotency::{Begin, Idempotency};
@@ -111,7 +113,7 @@ pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let deadline = event.context.deadline();
+    let deadline = invocation_deadline(&event.context);
     let deadline_utc: DateTime<Utc> = deadline.into();
     let worker = deps.clone();
     let report = deps

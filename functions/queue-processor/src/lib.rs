@@ -16,7 +16,9 @@ use std::time::Instant;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_runtime::LambdaEvent;
-use nightshift::batch::{BatchConfig, BatchProcessor, RecordError, deadline_instant};
+use nightshift::batch::{
+    BatchConfig, BatchProcessor, RecordError, deadline_instant, invocation_deadline,
+};
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
 use nightshift::idempotency::{Begin, Idempotency};
@@ -89,7 +91,7 @@ pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-    let deadline = event.context.deadline();
+    let deadline = invocation_deadline(&event.context);
     let deadline_utc: DateTime<Utc> = deadline.into();
     let worker = deps.clone();
     let report = deps
