@@ -35,7 +35,10 @@ impl std::error::Error for TestFailure {}
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, context) = event.into_parts();
-    let action = payload.get("action").and_then(Value::as_str).unwrap_or("echo");
+    let action = payload
+        .get("action")
+        .and_then(Value::as_str)
+        .unwrap_or("echo");
     let pid = std::process::id();
     match action {
         "echo" => Ok(payload),
@@ -45,14 +48,19 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(json!({ "slept": ms, "pid": pid }))
         }
-        "error" => Err(Box::new(TestFailure("the test function failed on purpose".into()))),
+        "error" => Err(Box::new(TestFailure(
+            "the test function failed on purpose".into(),
+        ))),
         "panic" => panic!("the test function panicked on purpose"),
         "exit" => {
             let code = payload.get("code").and_then(Value::as_i64).unwrap_or(1);
             std::process::exit(code as i32)
         }
         "env" => {
-            let name = payload.get("name").and_then(Value::as_str).unwrap_or_default();
+            let name = payload
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             Ok(json!({ "value": std::env::var(name).ok() }))
         }
         "deadline" => {
@@ -60,7 +68,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
             Ok(json!({ "remaining_ms": context.deadline as i64 - now }))
         }
         "log" => {
-            let message = payload.get("message").and_then(Value::as_str).unwrap_or_default();
+            let message = payload
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             println!("{message}");
             eprintln!("{message} (stderr)");
             Ok(json!({}))

@@ -22,6 +22,7 @@ use axum::body::Body;
 use axum::http::{Method, Request};
 use bytes::Bytes;
 use futures::FutureExt;
+/// The boxed future [`Invoker::invoke`] returns.
 pub use futures::future::BoxFuture;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -74,8 +75,9 @@ pub struct InvokeResponse {
     pub request_id: String,
     /// How the invocation ended.
     pub outcome: InvokeOutcome,
-    /// How long the function ran, from handing out the event to its result
-    /// (the REPORT line's `Duration`); init time is not included.
+    /// How long the function ran: for the process runtime, from handing out the
+    /// event to its result (the REPORT line's `Duration`, init not included); for
+    /// the other invokers, the measured call.
     pub duration: Duration,
     /// The cold start's init time (process start to the first `/next`), if this
     /// invocation started an instance.

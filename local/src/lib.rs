@@ -5,15 +5,24 @@
 //! mappings, schedules and a Lambda Runtime API, all driven by one [`clock`].
 //!
 //! Layout, one module per role:
+//! - [`app`]: the emulator assembled from a template, and its library API;
+//! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
+//! - [`duration`]: `6h`, `1d30m` for `advance`;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;
 //! - [`sqs`]: queue engine, journal and the JSON 1.0 HTTP endpoint;
 //! - [`schedule`]: AWS cron / rate / at expressions, time zones, schedule targets;
 //! - [`template`]: the SAM template and env.local.json, resolved into a model;
 //! - [`invoker`]: how an event reaches a function (process runtime, remote Invoke API, in-process);
+//! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes.
 
+pub mod app;
+pub mod cli;
 pub mod clock;
+pub mod control;
+pub mod duration;
 pub mod invoker;
+pub mod mapping;
 pub mod runtime;
 pub mod schedule;
 pub mod sqs;

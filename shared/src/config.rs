@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::adapters::blobs::FsBlobs;
+use crate::adapters::dynamodb::{DynamoStore, validate_table_name};
 use crate::adapters::mail::{OutboxMailer, SmtpMailer};
+use crate::adapters::s3::S3Blobs;
+use crate::adapters::ses::SesMailer;
 use crate::adapters::sqlite::SqliteStore;
 use crate::ports::{Blobs, Mailer, Store};
 
@@ -156,15 +159,24 @@ fn local_path(var: &str, value: &str, rest: &str) -> Result<PathBuf, ConfigError
     Ok(PathBuf::from(rest))
 }
 
-fn cloud_adapter_pending(var: &str, value: &str, scheme: &str) -> ConfigError {
-    ConfigError::invalid(
-        var,
-        value,
-        format!("the {scheme} adapter is not part of this build yet; use a local URL"),
-    )
+/// The AWS SDK configuration the cloud adapters share: region, credentials and per-service
+/// endpoints (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2`, ...) from the standard
+/// sources, with short timeouts and three attempts, so a handler never spends its whole
+/// deadline on an unreachable service.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .operation_attempt_timeout(Duration::from_secs(5))
+        .operation_timeout(Duration::from_secs(12))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
 }
 
-/// Opens the store named by `STORE_URL`: `sqlite://PATH`.
+/// Opens the store named by `STORE_URL`: `sqlite://PATH` or `dynamodb://TABLE`.
 pub fn store(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
     let value = env.required(STORE_URL)?;
     let (scheme, rest) = split_url(STORE_URL, &value)?;
@@ -175,7 +187,11 @@ pub fn store(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
                 .map_err(|e| ConfigError::invalid(STORE_URL, &value, e.to_string()))?;
             Ok(Arc::new(store))
         }
-        "dynamodb" => Err(cloud_adapter_pending(STORE_URL, &value, "dynamodb")),
+        "dynamodb" => {
+            validate_table_name(rest)
+                .map_err(|reason| ConfigError::invalid(STORE_URL, &value, reason))?;
+            Ok(Arc::new(DynamoStore::lazy(rest)))
+        }
         other => Err(ConfigError::invalid(
             STORE_URL,
             &value,
@@ -184,11 +200,11 @@ pub fn store(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
     }
 }
 
-/// Opens the mailer named by `MAIL_URL`: `file://DIR` or `smtp://HOST:PORT`.
+/// Opens the mailer named by `MAIL_URL`: `file://DIR`, `smtp://HOST:PORT` or `ses`.
 pub fn mailer(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
     let value = env.required(MAIL_URL)?;
     if value == "ses" {
-        return Err(cloud_adapter_pending(MAIL_URL, &value, "ses"));
+        return Ok(Arc::new(SesMailer::lazy()));
     }
     let (scheme, rest) = split_url(MAIL_URL, &value)?;
     match scheme {
@@ -214,7 +230,7 @@ pub fn mailer(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
     }
 }
 
-/// Opens the blob store named by `BLOBS_URL`: `file://DIR`.
+/// Opens the blob store named by `BLOBS_URL`: `file://DIR` or `s3://BUCKET/PREFIX`.
 pub fn blobs(env: &Env) -> Result<Arc<dyn Blobs>, ConfigError> {
     let value = env.required(BLOBS_URL)?;
     let (scheme, rest) = split_url(BLOBS_URL, &value)?;
@@ -225,7 +241,12 @@ pub fn blobs(env: &Env) -> Result<Arc<dyn Blobs>, ConfigError> {
                 .map_err(|e| ConfigError::invalid(BLOBS_URL, &value, e.to_string()))?;
             Ok(Arc::new(blobs))
         }
-        "s3" => Err(cloud_adapter_pending(BLOBS_URL, &value, "s3")),
+        "s3" => {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let blobs = S3Blobs::from_env(bucket, prefix)
+                .map_err(|e| ConfigError::invalid(BLOBS_URL, &value, e.to_string()))?;
+            Ok(Arc::new(blobs))
+        }
         other => Err(ConfigError::invalid(
             BLOBS_URL,
             &value,
@@ -311,12 +332,48 @@ mod tests {
                 .contains("IDEMPOTENCY_TTL_SECONDS=\"soon\"")
         );
         assert!(mailer(&env).is_err());
+        assert_eq!(
+            store(&env).err().unwrap().to_string(),
+            "environment variable STORE_URL=\"dynamodb://t\" is invalid: invalid table name \"t\": \
+             3 to 255 characters of A-Z, a-z, 0-9, _, - and ."
+        );
+        let env = Env::from_map([
+            ("STORE_URL", "dynamodb://"),
+            ("BLOBS_URL", "s3://Not_A_Bucket/reports"),
+            ("MAIL_URL", "ses://x"),
+        ]);
         assert!(
             store(&env)
                 .err()
                 .unwrap()
                 .to_string()
-                .contains("dynamodb adapter is not part of this build")
+                .contains("invalid table name \"\"")
         );
+        assert!(
+            blobs(&env)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("invalid bucket name \"Not_A_Bucket\"")
+        );
+        assert!(
+            mailer(&env)
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("unknown scheme \"ses\"")
+        );
+    }
+
+    #[test]
+    fn cloud_urls_open_without_touching_the_network() {
+        let env = Env::from_map([
+            ("STORE_URL", "dynamodb://nightshift-dev-state"),
+            ("MAIL_URL", "ses"),
+            ("BLOBS_URL", "s3://nightshift-dev-reports-123/reports"),
+        ]);
+        assert!(store(&env).is_ok());
+        assert!(mailer(&env).is_ok());
+        assert!(blobs(&env).is_ok());
     }
 }

@@ -2,6 +2,7 @@
 //! with in-memory ports and a manual clock. Compiled into one test binary.
 
 mod batch;
+mod cloud;
 mod daily_report;
 mod email_sender;
 mod pipeline;

@@ -124,8 +124,8 @@ pub enum FieldProblem {
     /// A number outside the field's range.
     #[error("value {value} out of range {min}-{max}")]
     OutOfRange {
-        /// The value given.
-        value: u64,
+        /// The value as given.
+        value: String,
         /// Lowest accepted value.
         min: u32,
         /// Highest accepted value.
@@ -142,8 +142,8 @@ pub enum FieldProblem {
     /// A `/` increment of zero or larger than the field.
     #[error("increment {step} out of range 1-{max}")]
     BadStep {
-        /// The increment given.
-        step: u64,
+        /// The increment as given.
+        step: String,
         /// Largest useful increment for the field.
         max: u32,
     },
@@ -160,7 +160,7 @@ pub enum FieldProblem {
     NotAlone(&'static str),
     /// The `k` of `d#k` outside 1-5.
     #[error("occurrence {0} out of range 1-5")]
-    BadOccurrence(u64),
+    BadOccurrence(String),
     /// A year range whose start is after its end (other fields wrap around instead).
     #[error("range {start}-{end} runs backwards")]
     BackwardsRange {
@@ -259,14 +259,17 @@ pub struct CronExpression {
 impl CronExpression {
     /// Parses the inside of `cron(...)`: six whitespace-separated fields.
     pub fn parse(body: &str) -> Result<Self, ExpressionError> {
-        let fields: Vec<String> = body.split_whitespace().map(str::to_ascii_uppercase).collect();
-        if fields.len() != 6 {
-            return Err(ExpressionError::FieldCount { got: fields.len() });
-        }
+        let given: Vec<&str> = body.split_whitespace().collect();
+        let given: [&str; 6] = given
+            .try_into()
+            .map_err(|v: Vec<&str>| ExpressionError::FieldCount { got: v.len() })?;
         let mut parsed = Vec::with_capacity(6);
-        for (field, text) in CronField::ALL.into_iter().zip(&fields) {
+        // Parsing is case-insensitive but works on the text as given, so that errors quote
+        // what the user wrote; the canonical form is upper case.
+        for (field, text) in CronField::ALL.into_iter().zip(given) {
             parsed.push(parse_field(field, text)?);
         }
+        let text = given.map(str::to_ascii_uppercase);
         let bits = |p: &Parsed| match p {
             Parsed::Bits(b) => *b,
             // Only day fields produce other variants; parse_field guarantees it.
@@ -283,9 +286,6 @@ impl CronExpression {
             _ => return Err(ExpressionError::BothDaysSpecified),
         };
         let [minutes, hours, _, months, _, years] = [0, 1, 2, 3, 4, 5].map(|i| bits(&parsed[i]));
-        let text: [String; 6] = fields
-            .try_into()
-            .map_err(|_| ExpressionError::FieldCount { got: 0 })?;
         Ok(CronExpression {
             text,
             minutes,
@@ -311,8 +311,13 @@ impl CronExpression {
         if from.year() < MIN_YEAR {
             from = NaiveDate::from_ymd_opt(MIN_YEAR, 1, 1)?.and_hms_opt(0, 0, 0)?;
         }
-        let (mut y, mut mo, mut d, mut h, mut mi) =
-            (from.year(), from.month(), from.day(), from.hour(), from.minute());
+        let (mut y, mut mo, mut d, mut h, mut mi) = (
+            from.year(),
+            from.month(),
+            from.day(),
+            from.hour(),
+            from.minute(),
+        );
         // Every `continue` moves strictly forward in (y, mo, d, h, mi) and y is capped, so
         // the loop is bounded (a few steps per month at most).
         while y <= MAX_YEAR {
@@ -430,7 +435,11 @@ impl fmt::Display for CronExpression {
 
 /// Number of days in a month (28-31).
 pub fn days_in_month(year: i32, month: u32) -> u32 {
-    let (ny, nm) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+    let (ny, nm) = if month == 12 {
+        (year + 1, 1)
+    } else {
+        (year, month + 1)
+    };
     match (
         NaiveDate::from_ymd_opt(year, month, 1),
         NaiveDate::from_ymd_opt(ny, nm, 1),
@@ -500,19 +509,19 @@ fn parse_special(
         }
         let k: u64 = nth.parse().unwrap_or(u64::MAX);
         if !(1..=5).contains(&k) {
-            return Err(FieldProblem::BadOccurrence(k));
+            return Err(FieldProblem::BadOccurrence(nth.to_owned()));
         }
         return Ok(Some((Parsed::Week(WeekDays::Nth(wd, k as u32)), "#")));
     }
     match field {
         CronField::DayOfMonth => {
-            if item == "L" {
+            if item.eq_ignore_ascii_case("L") {
                 return Ok(Some((Parsed::Month(MonthDays::Last), "L")));
             }
-            if item == "LW" {
+            if item.eq_ignore_ascii_case("LW") {
                 return Ok(Some((Parsed::Month(MonthDays::LastWeekday), "LW")));
             }
-            if let Some(day) = item.strip_suffix('W') {
+            if let Some(day) = strip_wildcard(item, 'W') {
                 if day.is_empty() {
                     return Err(FieldProblem::Unsupported(
                         "W needs a day before it, as in 15W",
@@ -521,18 +530,22 @@ fn parse_special(
                 let n = parse_value(field, day)?;
                 return Ok(Some((Parsed::Month(MonthDays::NearestWeekday(n)), "W")));
             }
-            if item.contains('L') {
+            if item.contains(['L', 'l']) {
                 return Err(FieldProblem::Unsupported(
                     "L in day-of-month must stand alone (L) or be LW",
                 ));
             }
         }
         CronField::DayOfWeek => {
-            if item == "L" {
-                return Ok(Some((Parsed::Week(WeekDays::Last(7)), "L")));
+            // Alone, L is the last day of the week: every Saturday.
+            if item.eq_ignore_ascii_case("L") {
+                return Ok(Some((Parsed::Week(WeekDays::Set(1 << 7)), "L")));
+            }
+            if strip_wildcard(item, 'W').is_some() {
+                return Err(not_allowed('W'));
             }
             // No day name ends in L, so a trailing L is always the wildcard.
-            if let Some(day) = item.strip_suffix('L') {
+            if let Some(day) = strip_wildcard(item, 'L') {
                 let wd = parse_value(field, day)?;
                 return Ok(Some((Parsed::Week(WeekDays::Last(wd)), "L")));
             }
@@ -540,8 +553,8 @@ fn parse_special(
         _ => {
             // `JUL` ends in L, so only digits (or nothing) before L/W make it a wildcard.
             for wildcard in ['L', 'W'] {
-                if let Some(prefix) = item.strip_suffix(wildcard)
-                    && (prefix.is_empty() || digits(prefix) || prefix == "L")
+                if let Some(prefix) = strip_wildcard(item, wildcard)
+                    && (prefix.is_empty() || digits(prefix) || prefix.eq_ignore_ascii_case("L"))
                 {
                     return Err(not_allowed(wildcard));
                 }
@@ -549,6 +562,12 @@ fn parse_special(
         }
     }
     Ok(None)
+}
+
+/// `item` without a trailing `wildcard` (either case), if it ends with one.
+fn strip_wildcard(item: &str, wildcard: char) -> Option<&str> {
+    item.strip_suffix(wildcard)
+        .or_else(|| item.strip_suffix(wildcard.to_ascii_lowercase()))
 }
 
 /// Adds the values of one plain item (`*`, `n`, `a-b`, with an optional `/step`).
@@ -571,7 +590,10 @@ fn parse_item(field: CronField, item: &str, bits: &mut Bits) -> Result<(), Field
             let span = max - min + 1;
             let s: u64 = step.parse().unwrap_or(u64::MAX);
             if s == 0 || s > span as u64 {
-                return Err(FieldProblem::BadStep { step: s, max: span });
+                return Err(FieldProblem::BadStep {
+                    step: step.to_owned(),
+                    max: span,
+                });
             }
             (base, Some(s as u32))
         }
@@ -617,12 +639,16 @@ fn parse_value(field: CronField, token: &str) -> Result<u32, FieldProblem> {
     if token.bytes().all(|b| b.is_ascii_digit()) {
         let value: u64 = token.parse().unwrap_or(u64::MAX);
         if value < min as u64 || value > max as u64 {
-            return Err(FieldProblem::OutOfRange { value, min, max });
+            return Err(FieldProblem::OutOfRange {
+                value: token.to_owned(),
+                min,
+                max,
+            });
         }
         return Ok(value as u32);
     }
     if let Some(names) = field.names()
-        && let Some(i) = names.iter().position(|n| *n == token)
+        && let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(token))
     {
         return Ok(i as u32 + 1);
     }
@@ -723,7 +749,14 @@ mod tests {
     #[test]
     fn last_day_and_last_weekday() {
         let got = matches_in("0 0 L * ? *", at(2026, 1, 1, 0, 0), 3);
-        assert_eq!(got, [at(2026, 1, 31, 0, 0), at(2026, 2, 28, 0, 0), at(2026, 3, 31, 0, 0)]);
+        assert_eq!(
+            got,
+            [
+                at(2026, 1, 31, 0, 0),
+                at(2026, 2, 28, 0, 0),
+                at(2026, 3, 31, 0, 0)
+            ]
+        );
         // 2026-01-31 is a Saturday, 2026-05-31 a Sunday.
         let got = matches_in("0 0 LW * ? *", at(2026, 1, 1, 0, 0), 5);
         assert_eq!(
@@ -741,39 +774,99 @@ mod tests {
     #[test]
     fn nearest_weekday_stays_in_the_month() {
         // 2026-08-01 is a Saturday: 1W is Monday the 3rd, not Friday July 31st.
-        assert_eq!(matches_in("0 0 1W 8 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 8, 3, 0, 0)]);
+        assert_eq!(
+            matches_in("0 0 1W 8 ? *", at(2026, 1, 1, 0, 0), 1),
+            [at(2026, 8, 3, 0, 0)]
+        );
         // 2026-11-15 is a Sunday: 15W is Monday the 16th; 2026-08-15 a Saturday: Friday 14th.
-        assert_eq!(matches_in("0 0 15W 11 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 11, 16, 0, 0)]);
-        assert_eq!(matches_in("0 0 15W 8 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 8, 14, 0, 0)]);
+        assert_eq!(
+            matches_in("0 0 15W 11 ? *", at(2026, 1, 1, 0, 0), 1),
+            [at(2026, 11, 16, 0, 0)]
+        );
+        assert_eq!(
+            matches_in("0 0 15W 8 ? *", at(2026, 1, 1, 0, 0), 1),
+            [at(2026, 8, 14, 0, 0)]
+        );
         // 2026-05-31 is a Sunday and the last day: 31W is Friday the 29th.
-        assert_eq!(matches_in("0 0 31W 5 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 5, 29, 0, 0)]);
+        assert_eq!(
+            matches_in("0 0 31W 5 ? *", at(2026, 1, 1, 0, 0), 1),
+            [at(2026, 5, 29, 0, 0)]
+        );
         // 31W in a 30-day month matches nothing that month.
-        assert_eq!(matches_in("0 0 31W 4,5 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 5, 29, 0, 0)]);
+        assert_eq!(
+            matches_in("0 0 31W 4,5 ? *", at(2026, 1, 1, 0, 0), 1),
+            [at(2026, 5, 29, 0, 0)]
+        );
         // A weekday stays put: 2026-03-03 is a Tuesday.
-        assert_eq!(matches_in("0 0 3W 3 ? *", at(2026, 1, 1, 0, 0), 1), [at(2026, 3, 3, 0, 0)]);
+        assert_eq!(
+            matches_in("0 0 3W 3 ? *", at(2026, 1, 1, 0, 0), 1),
+            [at(2026, 3, 3, 0, 0)]
+        );
     }
 
     #[test]
     fn last_and_nth_weekday() {
         // Last Friday of 2026 months: Jan 30, Feb 27, Mar 27.
         let got = matches_in("15 10 ? * 6L *", at(2026, 1, 1, 0, 0), 3);
-        assert_eq!(got, [at(2026, 1, 30, 10, 15), at(2026, 2, 27, 10, 15), at(2026, 3, 27, 10, 15)]);
+        assert_eq!(
+            got,
+            [
+                at(2026, 1, 30, 10, 15),
+                at(2026, 2, 27, 10, 15),
+                at(2026, 3, 27, 10, 15)
+            ]
+        );
         // L alone in day-of-week is Saturday, the last day of the week.
-        let got = matches_in("0 0 ? * L *", at(2026, 3, 1, 0, 0), 1);
-        assert_eq!(got, [at(2026, 3, 7, 0, 0)]);
+        let got = matches_in("0 0 ? * L *", at(2026, 3, 1, 0, 0), 2);
+        assert_eq!(got, [at(2026, 3, 7, 0, 0), at(2026, 3, 14, 0, 0)]);
         // Second Tuesday: 2026-03-10; fifth Monday only in months that have one.
-        assert_eq!(matches_in("0 0 ? * 3#2 *", at(2026, 3, 1, 0, 0), 1), [at(2026, 3, 10, 0, 0)]);
-        assert_eq!(matches_in("0 0 ? * MON#5 *", at(2026, 1, 1, 0, 0), 2), [
-            at(2026, 3, 30, 0, 0),
-            at(2026, 6, 29, 0, 0)
-        ]);
+        assert_eq!(
+            matches_in("0 0 ? * 3#2 *", at(2026, 3, 1, 0, 0), 1),
+            [at(2026, 3, 10, 0, 0)]
+        );
+        assert_eq!(
+            matches_in("0 0 ? * MON#5 *", at(2026, 1, 1, 0, 0), 2),
+            [at(2026, 3, 30, 0, 0), at(2026, 6, 29, 0, 0)]
+        );
+    }
+
+    #[test]
+    fn lower_case_wildcards_and_names() {
+        let from = at(2026, 1, 1, 0, 0);
+        assert_eq!(
+            matches_in("0 0 l * ? *", from, 1),
+            matches_in("0 0 L * ? *", from, 1)
+        );
+        assert_eq!(
+            matches_in("0 0 lw * ? *", from, 1),
+            matches_in("0 0 LW * ? *", from, 1)
+        );
+        assert_eq!(
+            matches_in("0 0 15w * ? *", from, 1),
+            matches_in("0 0 15W * ? *", from, 1)
+        );
+        assert_eq!(
+            matches_in("0 0 ? * fril *", from, 1),
+            matches_in("0 0 ? * 6L *", from, 1)
+        );
+        assert_eq!(
+            matches_in("0 0 ? * mon#1 *", from, 1),
+            matches_in("0 0 ? * 2#1 *", from, 1)
+        );
+        assert_eq!(cron("0 0 lw * ? *").to_string(), "cron(0 0 LW * ? *)");
     }
 
     #[test]
     fn impossible_dates_and_year_exhaustion() {
         assert_eq!(cron("0 0 30 2 ? *").next_match(at(2026, 1, 1, 0, 0)), None);
-        assert_eq!(cron("0 0 1 1 ? 2020").next_match(at(2020, 1, 1, 0, 1)), None);
-        assert_eq!(cron("0 0 31 12 ? *").next_match(at(2199, 12, 31, 0, 1)), None);
+        assert_eq!(
+            cron("0 0 1 1 ? 2020").next_match(at(2020, 1, 1, 0, 1)),
+            None
+        );
+        assert_eq!(
+            cron("0 0 31 12 ? *").next_match(at(2199, 12, 31, 0, 1)),
+            None
+        );
         assert_eq!(
             cron("0 0 31 12 ? *").next_match(at(2199, 12, 30, 0, 0)),
             Some(at(2199, 12, 31, 0, 0))
@@ -787,7 +880,10 @@ mod tests {
     #[test]
     fn next_match_rounds_seconds_up() {
         let from = at(2026, 1, 1, 10, 0) + chrono::TimeDelta::seconds(30);
-        assert_eq!(cron("* * * * ? *").next_match(from), Some(at(2026, 1, 1, 10, 1)));
+        assert_eq!(
+            cron("* * * * ? *").next_match(from),
+            Some(at(2026, 1, 1, 10, 1))
+        );
         assert!(cron("0 10 * * ? *").matches(at(2026, 1, 1, 10, 0)));
         assert!(!cron("0 10 * * ? *").matches(at(2026, 1, 1, 10, 1)));
     }
@@ -798,11 +894,26 @@ mod tests {
             err("0 10 32 * ? *"),
             "cron field 3 (day-of-month) \"32\": value 32 out of range 1-31"
         );
-        assert_eq!(err("60 * * * ? *"), "cron field 1 (minutes) \"60\": value 60 out of range 0-59");
-        assert_eq!(err("0 1,24 * * ? *"), "cron field 2 (hours) \"24\": value 24 out of range 0-23");
-        assert_eq!(err("0 0 1 13 ? *"), "cron field 4 (month) \"13\": value 13 out of range 1-12");
-        assert_eq!(err("0 0 ? * 0 *"), "cron field 5 (day-of-week) \"0\": value 0 out of range 1-7");
-        assert_eq!(err("0 0 ? * 8 *"), "cron field 5 (day-of-week) \"8\": value 8 out of range 1-7");
+        assert_eq!(
+            err("60 * * * ? *"),
+            "cron field 1 (minutes) \"60\": value 60 out of range 0-59"
+        );
+        assert_eq!(
+            err("0 1,24 * * ? *"),
+            "cron field 2 (hours) \"24\": value 24 out of range 0-23"
+        );
+        assert_eq!(
+            err("0 0 1 13 ? *"),
+            "cron field 4 (month) \"13\": value 13 out of range 1-12"
+        );
+        assert_eq!(
+            err("0 0 ? * 0 *"),
+            "cron field 5 (day-of-week) \"0\": value 0 out of range 1-7"
+        );
+        assert_eq!(
+            err("0 0 ? * 8 *"),
+            "cron field 5 (day-of-week) \"8\": value 8 out of range 1-7"
+        );
         assert_eq!(
             err("0 0 1 * ? 2200"),
             "cron field 6 (year) \"2200\": value 2200 out of range 1970-2199"
@@ -819,19 +930,62 @@ mod tests {
             err("0 0 ? * FUN *"),
             "cron field 5 (day-of-week) \"FUN\": \"FUN\" is not a day number 1-7 (1 = SUN) or a name SUN-SAT"
         );
-        assert_eq!(err("x 0 1 * ? *"), "cron field 1 (minutes) \"x\": \"x\" is not a number");
-        assert_eq!(err("0 1,,2 1 * ? *"), "cron field 2 (hours) \"\": empty value");
-        assert_eq!(err("0/0 * * * ? *"), "cron field 1 (minutes) \"0/0\": increment 0 out of range 1-60");
-        assert_eq!(err("0/61 * * * ? *"), "cron field 1 (minutes) \"0/61\": increment 61 out of range 1-60");
-        assert_eq!(err("0/x * * * ? *"), "cron field 1 (minutes) \"0/x\": \"x\" is not an increment");
-        assert_eq!(err("0 0 ? * 2/2 *"), "cron field 5 (day-of-week) \"2/2\": / is not allowed in day-of-week");
-        assert_eq!(err("0 ? 1 * ? *"), "cron field 2 (hours) \"?\": ? is not allowed in hours");
-        assert_eq!(err("0 0 1 L ? *"), "cron field 4 (month) \"L\": L is not allowed in month");
-        assert_eq!(err("0 0 ? * 2W *"), "cron field 5 (day-of-week) \"2W\": W is not allowed in day-of-week");
-        assert_eq!(err("0 0 1#2 * ? *"), "cron field 3 (day-of-month) \"1#2\": # is not allowed in day-of-month");
-        assert_eq!(err("0 0 ? * 3#6 *"), "cron field 5 (day-of-week) \"3#6\": occurrence 6 out of range 1-5");
-        assert_eq!(err("0 0 ? * 3#0 *"), "cron field 5 (day-of-week) \"3#0\": occurrence 0 out of range 1-5");
-        assert_eq!(err("0 0 ? * 8#1 *"), "cron field 5 (day-of-week) \"8#1\": value 8 out of range 1-7");
+        assert_eq!(
+            err("x 0 1 * ? *"),
+            "cron field 1 (minutes) \"x\": \"x\" is not a number"
+        );
+        assert_eq!(
+            err("0 0 1 jux ? *"),
+            "cron field 4 (month) \"jux\": \"jux\" is not a month number 1-12 or a name JAN-DEC"
+        );
+        assert_eq!(
+            err("0 1,,2 1 * ? *"),
+            "cron field 2 (hours) \"\": empty value"
+        );
+        assert_eq!(
+            err("0/0 * * * ? *"),
+            "cron field 1 (minutes) \"0/0\": increment 0 out of range 1-60"
+        );
+        assert_eq!(
+            err("0/61 * * * ? *"),
+            "cron field 1 (minutes) \"0/61\": increment 61 out of range 1-60"
+        );
+        assert_eq!(
+            err("0/x * * * ? *"),
+            "cron field 1 (minutes) \"0/x\": \"x\" is not an increment"
+        );
+        assert_eq!(
+            err("0 0 ? * 2/2 *"),
+            "cron field 5 (day-of-week) \"2/2\": / is not allowed in day-of-week"
+        );
+        assert_eq!(
+            err("0 ? 1 * ? *"),
+            "cron field 2 (hours) \"?\": ? is not allowed in hours"
+        );
+        assert_eq!(
+            err("0 0 1 L ? *"),
+            "cron field 4 (month) \"L\": L is not allowed in month"
+        );
+        assert_eq!(
+            err("0 0 ? * 2W *"),
+            "cron field 5 (day-of-week) \"2W\": W is not allowed in day-of-week"
+        );
+        assert_eq!(
+            err("0 0 1#2 * ? *"),
+            "cron field 3 (day-of-month) \"1#2\": # is not allowed in day-of-month"
+        );
+        assert_eq!(
+            err("0 0 ? * 3#6 *"),
+            "cron field 5 (day-of-week) \"3#6\": occurrence 6 out of range 1-5"
+        );
+        assert_eq!(
+            err("0 0 ? * 3#0 *"),
+            "cron field 5 (day-of-week) \"3#0\": occurrence 0 out of range 1-5"
+        );
+        assert_eq!(
+            err("0 0 ? * 8#1 *"),
+            "cron field 5 (day-of-week) \"8#1\": value 8 out of range 1-7"
+        );
         assert_eq!(
             err("0 0 ? * 3#1,6#3 *"),
             "cron field 5 (day-of-week) \"3#1\": # cannot be combined with other values in the same field"
@@ -848,24 +1002,42 @@ mod tests {
             err("0 0 ?,1 * * *"),
             "cron field 3 (day-of-month) \"?\": ? cannot be combined with other values in the same field"
         );
-        assert_eq!(err("0 0 32W * ? *"), "cron field 3 (day-of-month) \"32W\": value 32 out of range 1-31");
-        assert_eq!(err("0 0 W * ? *"), "cron field 3 (day-of-month) \"W\": W needs a day before it, as in 15W");
+        assert_eq!(
+            err("0 0 32W * ? *"),
+            "cron field 3 (day-of-month) \"32W\": value 32 out of range 1-31"
+        );
+        assert_eq!(
+            err("0 0 W * ? *"),
+            "cron field 3 (day-of-month) \"W\": W needs a day before it, as in 15W"
+        );
         assert_eq!(
             err("0 0 L-2 * ? *"),
             "cron field 3 (day-of-month) \"L-2\": L in day-of-month must stand alone (L) or be LW"
         );
-        assert_eq!(err("0 0 ? * 9L *"), "cron field 5 (day-of-week) \"9L\": value 9 out of range 1-7");
+        assert_eq!(
+            err("0 0 ? * 9L *"),
+            "cron field 5 (day-of-week) \"9L\": value 9 out of range 1-7"
+        );
         assert_eq!(
             err("99999999999999999999 0 1 * ? *"),
-            "cron field 1 (minutes) \"99999999999999999999\": value 18446744073709551615 out of range 0-59"
+            "cron field 1 (minutes) \"99999999999999999999\": value 99999999999999999999 out of range 0-59"
         );
     }
 
     #[test]
     fn day_pairing_rules() {
-        assert_eq!(err("0 10 * * * *"), "day-of-month and day-of-week cannot both be specified; use ? in one of them");
-        assert_eq!(err("0 10 1 * MON *"), "day-of-month and day-of-week cannot both be specified; use ? in one of them");
-        assert_eq!(err("0 10 ? * ? *"), "day-of-month and day-of-week cannot both be ?; specify one of them");
+        assert_eq!(
+            err("0 10 * * * *"),
+            "day-of-month and day-of-week cannot both be specified; use ? in one of them"
+        );
+        assert_eq!(
+            err("0 10 1 * MON *"),
+            "day-of-month and day-of-week cannot both be specified; use ? in one of them"
+        );
+        assert_eq!(
+            err("0 10 ? * ? *"),
+            "day-of-month and day-of-week cannot both be ?; specify one of them"
+        );
         assert_eq!(err("0 10 * * ?"), "cron expects 6 fields, got 5");
         assert_eq!(err("0 10 * * ? * *"), "cron expects 6 fields, got 7");
     }

@@ -1,6 +1,8 @@
 //! Integration tests of the emulator, compiled into one binary.
 
+mod mapping;
 mod runtime;
 mod schedule;
+mod schedule_runner;
 mod sqs;
 mod template;

@@ -4,11 +4,17 @@
 //! - [`mail`]: an outbox directory of `.eml` files (local default) and SMTP, both with lettre;
 //! - [`blobs`]: report files on the local filesystem through `object_store`;
 //! - [`sqs`]: the queue through aws-sdk-sqs (the emulator or AWS);
+//! - [`dynamodb`]: the store on DynamoDB (cloud default);
+//! - [`ses`]: mail through SES v2 (cloud default);
+//! - [`s3`]: report files on S3 through `object_store` (cloud default);
 //! - [`memory`]: in-memory doubles for tests and in-process runs.
 
 pub mod blobs;
+pub mod dynamodb;
 pub mod mail;
 pub mod memory;
+pub mod s3;
+pub mod ses;
 pub mod sqlite;
 pub mod sqs;
 

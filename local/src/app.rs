@@ -1,0 +1,682 @@
+//! The emulator assembled from a template: queues, the SQS endpoint, the runtime with the real
+//! function binaries (or another invoker), one poller per SQS event source and the schedules,
+//! all on one clock. [`Emulator`] is both what `nightshift up` runs and the library API the
+//! tests and the control endpoint use (`send`, `fire`, `advance`, `status`, `dlq`).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::clock::{ClockSpec, SharedClock};
+use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker};
+use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
+use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
+use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
+use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
+use crate::sqs::model::{MessageSnapshot, OutgoingMessage};
+use crate::template::{LoadOptions, QueueDef, Template};
+
+/// Why the emulator could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The template could not be loaded or modelled.
+    #[error(transparent)]
+    Template(#[from] crate::template::TemplateError),
+    /// The SQS engine refused something.
+    #[error("sqs: {0}")]
+    Sqs(#[from] crate::sqs::error::SqsError),
+    /// Building the functions failed.
+    #[error("build failed: {0}")]
+    Build(String),
+    /// Binding or serving failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A name given by the user matches nothing.
+    #[error("{kind} {name:?} not found; known: {known}")]
+    NotFound {
+        /// `queue`, `schedule`, `function`.
+        kind: &'static str,
+        /// What was asked for.
+        name: String,
+        /// Comma-separated known names.
+        known: String,
+    },
+    /// The operation needs another clock (advance needs `--clock manual`).
+    #[error("{0}")]
+    Clock(String),
+    /// Setting up a component failed.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How the functions are reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvokerChoice {
+    /// The built binaries under the emulator's Lambda runtime (default).
+    Process {
+        /// Build with `--release`.
+        release: bool,
+        /// Run `cargo build` first.
+        build: bool,
+    },
+    /// A Lambda Invoke API, e.g. `cargo lambda watch` on `http://127.0.0.1:9000`.
+    Remote(String),
+}
+
+/// Everything `nightshift up` needs.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The workspace root: where `cargo build` runs and the functions' working directory.
+    pub project_root: PathBuf,
+    /// The SAM template.
+    pub template: PathBuf,
+    /// The `sam local --env-vars` file, if any.
+    pub env_file: Option<PathBuf>,
+    /// Address of the SQS and control endpoint (port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// Where the queue journal lives; `None` keeps queues in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// Which clock.
+    pub clock: ClockSpec,
+    /// Where the clock starts (for accelerated and manual clocks).
+    pub clock_start: DateTime<Utc>,
+    /// How functions are invoked.
+    pub invoker: InvokerChoice,
+    /// The stack name used in resource names.
+    pub stack_name: String,
+    /// The region in ARNs and `AWS_REGION`.
+    pub region: String,
+}
+
+impl UpOptions {
+    /// Defaults for a project at `root`: `infra/template.yaml`, `infra/env.local.json`,
+    /// `127.0.0.1:9324`, state in `.nightshift/`, the real clock, process invoker with build.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        UpOptions {
+            template: root.join("infra/template.yaml"),
+            env_file: Some(root.join("infra/env.local.json")),
+            addr: SocketAddr::from(([127, 0, 0, 1], 9324)),
+            state_dir: Some(root.join(".nightshift")),
+            clock: ClockSpec::Real,
+            clock_start: Utc::now(),
+            invoker: InvokerChoice::Process {
+                release: false,
+                build: true,
+            },
+            stack_name: "nightshift".into(),
+            region: "us-east-1".into(),
+            project_root: root,
+        }
+    }
+}
+
+/// One queue's counts, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// Queue name.
+    pub name: String,
+    /// Queue URL.
+    pub url: String,
+    /// Messages available.
+    pub visible: usize,
+    /// Messages received and not yet deleted.
+    pub in_flight: usize,
+    /// Messages waiting out their delay.
+    pub delayed: usize,
+    /// Its dead-letter queue, when it has one.
+    pub dead_letter_queue: Option<String>,
+}
+
+/// One function's counters, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FunctionStatus {
+    /// Function name.
+    pub name: String,
+    /// Instances alive.
+    pub instances: usize,
+    /// Instances busy now.
+    pub busy: usize,
+    /// Invocations so far.
+    pub invocations: u64,
+    /// Function errors.
+    pub errors: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Cold starts.
+    pub cold_starts: u64,
+}
+
+/// One event source mapping, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MappingStatus {
+    /// The function it invokes.
+    pub function: String,
+    /// The queue it polls.
+    pub queue: String,
+    /// Its counters.
+    pub stats: serde_json::Value,
+}
+
+/// Everything `nightshift status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// Now, on the emulator's clock.
+    pub now: DateTime<Utc>,
+    /// The clock kind (`real`, `x60`, `manual`).
+    pub clock: String,
+    /// The SQS endpoint.
+    pub endpoint: String,
+    /// Queues.
+    pub queues: Vec<QueueStatus>,
+    /// Functions.
+    pub functions: Vec<FunctionStatus>,
+    /// Event source mappings.
+    pub mappings: Vec<MappingStatus>,
+    /// Schedules.
+    pub schedules: Vec<ScheduleStatus>,
+}
+
+/// One schedule, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScheduleStatus {
+    /// Schedule or rule name.
+    pub name: String,
+    /// The function it invokes.
+    pub function: String,
+    /// The expression.
+    pub expression: String,
+    /// Its time zone.
+    pub timezone: String,
+    /// Whether it fires on its own.
+    pub enabled: bool,
+    /// The next fire time.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// The latest scheduled time.
+    pub last_fire: Option<DateTime<Utc>>,
+    /// Occurrences started.
+    pub fires: u64,
+    /// Invocations that failed.
+    pub failures: u64,
+    /// Occurrences sent to the dead-letter queue.
+    pub dead_lettered: u64,
+}
+
+/// A message in a dead-letter queue, for `dlq list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DlqMessage {
+    /// Message id.
+    pub message_id: String,
+    /// When it was first sent.
+    pub sent_at: DateTime<Utc>,
+    /// How often it was received.
+    pub receive_count: u32,
+    /// The reason recorded by the function (`nightshift-error`) or by the scheduler.
+    pub reason: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+impl From<MessageSnapshot> for DlqMessage {
+    fn from(m: MessageSnapshot) -> Self {
+        let reason = ["nightshift-error", "X-Amz-Scheduler-Error-Message", "ERROR_MESSAGE"]
+            .iter()
+            .find_map(|k| m.message_attributes.get(*k))
+            .and_then(|v| v.string_value.clone());
+        DlqMessage {
+            message_id: m.message_id,
+            sent_at: m.sent_at,
+            receive_count: m.receive_count,
+            reason,
+            body: m.body,
+        }
+    }
+}
+
+/// A running emulator.
+pub struct Emulator {
+    template: Template,
+    engine: SqsEngine,
+    clock: SharedClock,
+    clock_spec: ClockSpec,
+    invoker: Arc<dyn Invoker>,
+    runtime: Option<Runtime>,
+    mappings: std::sync::Mutex<Vec<MappingHandle>>,
+    schedules: ScheduleRunner,
+    schedules_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Builds the function binaries with cargo, with cargo's own progress display.
+pub async fn build_functions(root: &Path, binaries: &[String], release: bool) -> Result<(), AppError> {
+    let mut cmd = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.arg("build").current_dir(root);
+    if release {
+        cmd.arg("--release");
+    }
+    for binary in binaries {
+        cmd.args(["--bin", binary]);
+    }
+    info!(functions = binaries.join(", "), release, "building functions");
+    let status = cmd
+        .status()
+        .await
+        .map_err(|e| AppError::Build(format!("cannot run cargo: {e}")))?;
+    if !status.success() {
+        return Err(AppError::Build(format!("cargo build exited with {status}")));
+    }
+    Ok(())
+}
+
+/// Where cargo puts the binaries of `root`.
+pub fn target_dir(root: &Path, release: bool) -> PathBuf {
+    let base = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| if p.is_absolute() { p } else { root.join(p) })
+        .unwrap_or_else(|| root.join("target"));
+    base.join(if release { "release" } else { "debug" })
+}
+
+/// The SQS attributes of a modelled queue.
+fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, String> {
+    let mut attrs = BTreeMap::from([
+        ("VisibilityTimeout".to_string(), queue.visibility_timeout_s.to_string()),
+        ("DelaySeconds".to_string(), queue.delay_s.to_string()),
+        ("MessageRetentionPeriod".to_string(), queue.retention_s.to_string()),
+        ("MaximumMessageSize".to_string(), queue.max_message_size.to_string()),
+        ("ReceiveMessageWaitTimeSeconds".to_string(), queue.receive_wait_s.to_string()),
+    ]);
+    if queue.fifo {
+        attrs.insert("FifoQueue".into(), "true".into());
+    }
+    if let Some(redrive) = &queue.redrive
+        && let Some(dlq) = template.queue(&redrive.dlq_logical_id)
+    {
+        let policy = serde_json::json!({
+            "deadLetterTargetArn": dlq.arn,
+            "maxReceiveCount": redrive.max_receive_count,
+        });
+        attrs.insert("RedrivePolicy".into(), policy.to_string());
+    }
+    attrs
+}
+
+/// Routes Invoke API calls by binary name: `cargo lambda watch` knows the functions by their
+/// crate's binary, the template by their function name.
+struct RenamingInvoker {
+    inner: RemoteInvoker,
+    names: BTreeMap<String, String>,
+}
+
+impl Invoker for RenamingInvoker {
+    fn invoke(&self, mut req: InvokeRequest) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
+        if let Some(binary) = self.names.get(&req.function) {
+            req.function = binary.clone();
+        }
+        self.inner.invoke(req)
+    }
+}
+
+impl Emulator {
+    /// Starts everything `options` describes, using `invoker` when given instead of the one
+    /// `options.invoker` names (tests pass an in-process invoker here).
+    pub async fn start(options: UpOptions, invoker: Option<Arc<dyn Invoker>>) -> Result<Arc<Self>, AppError> {
+        let listener = TcpListener::bind(options.addr)
+            .await
+            .map_err(|source| AppError::Listen { addr: options.addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| AppError::Listen { addr: options.addr, source })?;
+        let endpoint = format!("http://{addr}");
+        let template = Template::load(
+            &options.template,
+            &LoadOptions {
+                env_file: options.env_file.clone(),
+                port: addr.port(),
+                region: options.region.clone(),
+                stack_name: options.stack_name.clone(),
+                ..LoadOptions::default()
+            },
+        )?;
+        let clock = options.clock.build(options.clock_start);
+        let engine = SqsEngine::new(
+            SqsConfig {
+                region: options.region.clone(),
+                endpoint_url: endpoint.clone(),
+                journal: options.state_dir.as_ref().map(|d| JournalConfig::new(d.join("sqs"))),
+                ..SqsConfig::default()
+            },
+            clock.clone(),
+        )?;
+        for queue in template.queues_in_creation_order() {
+            let attrs = queue_attributes(queue, &template);
+            if engine.get_queue_url(&queue.name).is_ok() {
+                engine.set_queue_attributes(&queue.name, &attrs)?;
+            } else {
+                engine.create_queue(&queue.name, &attrs, &BTreeMap::new())?;
+            }
+        }
+
+        let mut runtime = None;
+        let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
+            (Some(invoker), _) => invoker,
+            (None, InvokerChoice::Remote(url)) => Arc::new(RenamingInvoker {
+                inner: RemoteInvoker::new(url.clone()),
+                names: template
+                    .functions
+                    .values()
+                    .map(|f| (f.name.clone(), f.binary.clone()))
+                    .collect(),
+            }),
+            (None, InvokerChoice::Process { release, build }) => {
+                let binaries: Vec<String> = template.functions.values().map(|f| f.binary.clone()).collect();
+                if *build {
+                    build_functions(&options.project_root, &binaries, *release).await?;
+                }
+                let dir = target_dir(&options.project_root, *release);
+                let rt = Runtime::new(RuntimeOptions {
+                    region: options.region.clone(),
+                    env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.clone())]),
+                    working_dir: Some(options.project_root.clone()),
+                    log_sink: tracing_log_sink(),
+                    ..RuntimeOptions::default()
+                });
+                for f in template.functions.values() {
+                    let binary = dir.join(&f.binary);
+                    if !binary.exists() {
+                        return Err(AppError::Build(format!(
+                            "function {} needs {}, which does not exist (build it or drop --no-build)",
+                            f.name,
+                            binary.display()
+                        )));
+                    }
+                    let mut env = f.env.clone();
+                    if let Some(format) = &f.log_format {
+                        env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
+                    }
+                    if let Some(level) = &f.log_level {
+                        env.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.clone());
+                    }
+                    let mut config = FunctionConfig::new(f.name.clone(), binary)
+                        .with_timeout(Duration::from_secs(f.timeout_s.into()))
+                        .with_memory_mb(f.memory_mb)
+                        .with_concurrency(f.reserved_concurrency.unwrap_or(crate::runtime::DEFAULT_CONCURRENCY));
+                    config.env = env;
+                    rt.add_function(config).map_err(|e| AppError::Setup(e.to_string()))?;
+                }
+                runtime = Some(rt.clone());
+                Arc::new(ProcessInvoker::new(rt))
+            }
+        };
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut mappings = Vec::new();
+        for config in MappingConfig::all_from_template(&template, &options.region).map_err(|e| AppError::Setup(e.to_string()))? {
+            if !config.enabled {
+                continue;
+            }
+            mappings.push(mapping::spawn(config, engine.clone(), invoker.clone(), Shutdown::from(stop_rx.clone())));
+        }
+        let schedules = ScheduleRunner::new(
+            &template,
+            invoker.clone(),
+            Some(engine.clone()),
+            clock.clone(),
+            RunnerConfig {
+                region: options.region.clone(),
+                ..RunnerConfig::default()
+            },
+        )
+        .map_err(|e| AppError::Setup(e.to_string()))?;
+        let schedules_task = schedules.start(stop_rx.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
+
+        info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
+              mappings = mappings.len(), schedules = template.schedules.len(), clock = %options.clock, "emulator up");
+        let emulator = Arc::new(Emulator {
+            template,
+            engine: engine.clone(),
+            clock,
+            clock_spec: options.clock,
+            invoker,
+            runtime,
+            mappings: std::sync::Mutex::new(mappings),
+            schedules,
+            schedules_task: std::sync::Mutex::new(Some(schedules_task)),
+            addr,
+            stop,
+            server: std::sync::Mutex::new(None),
+        });
+        let router = crate::sqs::server::router(engine).merge(crate::control::router(emulator.clone()));
+        let mut shutdown_rx = stop_rx;
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = shutdown_rx.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                warn!(error = %e, "endpoint stopped");
+            }
+        });
+        *emulator.server.lock().unwrap() = Some(server);
+        Ok(emulator)
+    }
+
+    /// The bound address of the SQS and control endpoint.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The SQS endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The loaded template.
+    pub fn template(&self) -> &Template {
+        &self.template
+    }
+
+    /// The queue engine.
+    pub fn engine(&self) -> &SqsEngine {
+        &self.engine
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
+    /// The invoker every event goes through.
+    pub fn invoker(&self) -> &Arc<dyn Invoker> {
+        &self.invoker
+    }
+
+    /// Finds a queue by logical id (`JobsQueue`), name (`nightshift-jobs`) or short name (`jobs`).
+    pub fn resolve_queue(&self, name: &str) -> Result<String, AppError> {
+        let t = &self.template;
+        let found = t
+            .queue(name)
+            .or_else(|| t.queue_by_name(name))
+            .or_else(|| t.queues.values().find(|q| q.name.ends_with(&format!("-{name}"))))
+            .map(|q| q.name.clone());
+        match found {
+            Some(n) => Ok(n),
+            None if self.engine.get_queue_url(name).is_ok() => Ok(name.to_string()),
+            None => Err(AppError::NotFound {
+                kind: "queue",
+                name: name.to_string(),
+                known: self.engine.queue_names(None).join(", "),
+            }),
+        }
+    }
+
+    /// Sends `body` to a queue; returns the message id.
+    pub fn send(&self, queue: &str, body: impl Into<String>) -> Result<String, AppError> {
+        let name = self.resolve_queue(queue)?;
+        let receipt = self.engine.send_message(&name, OutgoingMessage::new(body))?;
+        Ok(receipt.message_id)
+    }
+
+    /// The schedule runner (for `wait_idle` and finer control in tests).
+    pub fn schedules(&self) -> &ScheduleRunner {
+        &self.schedules
+    }
+
+    /// Fires a schedule now (scheduled time = the clock's now) and returns the invocation.
+    pub async fn fire(&self, schedule: &str) -> Result<InvokeResponse, AppError> {
+        let known = || self.schedules.stats().iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ");
+        let name = self
+            .schedules
+            .stats()
+            .into_iter()
+            .find(|s| s.name == schedule || s.id == schedule)
+            .map(|s| s.name)
+            .ok_or_else(|| AppError::NotFound {
+                kind: "schedule",
+                name: schedule.to_string(),
+                known: known(),
+            })?;
+        let outcome = self.schedules.fire(&name).await.map_err(|e| AppError::Setup(e.to_string()))?;
+        outcome.result.map_err(|e| AppError::Setup(format!("cannot invoke the schedule's target: {e}")))
+    }
+
+    /// Moves the manual clock forward, one due instant at a time, so every schedule occurrence
+    /// and queue timer in between happens at its own time; fails on other clocks.
+    pub async fn advance(&self, by: Duration) -> Result<DateTime<Utc>, AppError> {
+        if self.clock.as_manual().is_none() {
+            return Err(AppError::Clock(format!(
+                "advance needs --clock manual; this emulator runs the {} clock",
+                self.clock_spec
+            )));
+        }
+        self.schedules.advance(by).await.map_err(|e| AppError::Clock(e.to_string()))
+    }
+
+    /// The messages of a dead-letter queue (at most `limit`).
+    pub fn dlq_list(&self, queue: &str, limit: usize) -> Result<Vec<DlqMessage>, AppError> {
+        let name = self.resolve_queue(queue)?;
+        Ok(self.engine.peek_messages(&name, limit)?.into_iter().map(DlqMessage::from).collect())
+    }
+
+    /// Moves a DLQ's messages back to their source queues (StartMessageMoveTask).
+    pub fn redrive(&self, dlq: &str) -> Result<String, AppError> {
+        let name = self.resolve_queue(dlq)?;
+        let arn = self.engine.queue_arn(&name)?;
+        Ok(self.engine.start_message_move_task(&arn, None, None)?)
+    }
+
+    /// Everything `nightshift status` shows.
+    pub fn status(&self) -> Status {
+        let queues = self
+            .engine
+            .stats()
+            .into_iter()
+            .map(|q| QueueStatus {
+                name: q.name,
+                url: q.url,
+                visible: q.visible,
+                in_flight: q.in_flight,
+                delayed: q.delayed,
+                dead_letter_queue: q.dead_letter_queue.map(|(n, _)| n),
+            })
+            .collect();
+        let functions = self
+            .runtime
+            .as_ref()
+            .map(|rt| {
+                rt.stats()
+                    .into_iter()
+                    .map(|f| FunctionStatus {
+                        name: f.name,
+                        instances: f.instances,
+                        busy: f.busy,
+                        invocations: f.invocations,
+                        errors: f.errors,
+                        timeouts: f.timeouts,
+                        crashes: f.crashes,
+                        cold_starts: f.cold_starts,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mappings = self
+            .mappings
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| MappingStatus {
+                function: m.config().function.clone(),
+                queue: m.config().queue.clone(),
+                stats: serde_json::to_value::<MappingStats>(m.stats()).unwrap_or_default(),
+            })
+            .collect();
+        Status {
+            now: self.clock.now(),
+            clock: self.clock_spec.to_string(),
+            endpoint: self.endpoint(),
+            queues,
+            functions,
+            mappings,
+            schedules: self
+                .schedules
+                .stats()
+                .into_iter()
+                .map(|s| ScheduleStatus {
+                    name: s.name,
+                    function: s.function,
+                    expression: s.expression,
+                    timezone: s.timezone,
+                    enabled: s.enabled,
+                    next_fire: s.next_fire,
+                    last_fire: s.last_fire,
+                    fires: s.fires,
+                    failures: s.failures,
+                    dead_lettered: s.dead_lettered,
+                })
+                .collect(),
+        }
+    }
+
+    /// Stops pollers and schedules, lets in-flight invocations finish, stops the functions
+    /// (SIGTERM, then SIGKILL after `grace`) and the endpoint, and flushes the journal.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mappings = std::mem::take(&mut *self.mappings.lock().unwrap());
+        for m in mappings {
+            if let Err(e) = m.join().await {
+                warn!(error = %e, "mapping stopped with an error");
+            }
+        }
+        let schedules = self.schedules_task.lock().unwrap().take();
+        if let Some(task) = schedules {
+            let _ = task.await;
+        }
+        if let Some(rt) = &self.runtime {
+            let report = rt.shutdown(grace).await;
+            info!(terminated = report.terminated, killed = report.killed, "functions stopped");
+        }
+        let server = self.server.lock().unwrap().take();
+        if let Some(server) = server {
+            let _ = server.await;
+        }
+        if let Err(e) = self.engine.shutdown() {
+            warn!(error = %e, "journal flush failed");
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Queue attributes: parsing and validating what CreateQueue and SetQueueAttributes accept,
+//! with AWS's ranges, defaults and error codes, and the names GetQueueAttributes knows.
+
+use std::collections::BTreeMap;
+
+use super::error::SqsError;
+
+/// Longest visibility timeout and ChangeMessageVisibility total: 12 hours.
+pub const MAX_VISIBILITY_TIMEOUT: u32 = 43_200;
+/// Longest delay: 15 minutes.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+/// Longest long-poll wait: 20 seconds.
+pub const MAX_WAIT_SECONDS: u32 = 20;
+/// Largest message (body and attributes), and largest batch: 1 MiB.
+pub const MAX_MESSAGE_SIZE: u32 = 1_048_576;
+/// Smallest MaximumMessageSize.
+pub const MIN_MESSAGE_SIZE: u32 = 1_024;
+/// Retention bounds: 1 minute to 14 days, default 4 days.
+pub const MIN_RETENTION: u32 = 60;
+/// Longest retention: 14 days.
+pub const MAX_RETENTION: u32 = 1_209_600;
+/// Default retention: 4 days.
+pub const DEFAULT_RETENTION: u32 = 345_600;
+/// Default visibility timeout.
+pub const DEFAULT_VISIBILITY_TIMEOUT: u32 = 30;
+
+/// Attribute names GetQueueAttributes accepts (besides `All`).
+pub const READABLE_ATTRIBUTES: &[&str] = &[
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesDelayed",
+    "ApproximateNumberOfMessagesNotVisible",
+    "CreatedTimestamp",
+    "DelaySeconds",
+    "LastModifiedTimestamp",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "Policy",
+    "QueueArn",
+    "ReceiveMessageWaitTimeSeconds",
+    "RedrivePolicy",
+    "RedriveAllowPolicy",
+    "VisibilityTimeout",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "SqsManagedSseEnabled",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+    "DeduplicationScope",
+    "FifoThroughputLimit",
+];
+
+/// Where a queue sends messages received more than `max_receive_count` times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedrivePolicy {
+    /// The dead-letter queue's ARN.
+    pub dead_letter_target_arn: String,
+    /// Receives allowed before the move (1 to 1000).
+    pub max_receive_count: u32,
+}
+
+impl RedrivePolicy {
+    /// Parses the RedrivePolicy JSON; `maxReceiveCount` may be a number or a numeric string
+    /// (CloudFormation passes strings).
+    pub fn parse(text: &str) -> Result<Self, SqsError> {
+        let invalid = |reason: &str| SqsError::invalid_value("RedrivePolicy", text, reason);
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|_| invalid("Redrive policy is not a valid JSON map."))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| invalid("Redrive policy is not a valid JSON map."))?;
+        let arn = object
+            .get("deadLetterTargetArn")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| {
+                invalid("Redrive policy does not contain mandatory attribute: deadLetterTargetArn.")
+            })?;
+        let count = match object.get("maxReceiveCount") {
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
+            None => {
+                return Err(invalid(
+                    "Redrive policy does not contain mandatory attribute: maxReceiveCount.",
+                ));
+            }
+            _ => None,
+        }
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| {
+            invalid("Invalid value for maxReceiveCount: must be an integer from 1 to 1000.")
+        })?;
+        if let Some(extra) = object
+            .keys()
+            .find(|k| *k != "deadLetterTargetArn" && *k != "maxReceiveCount")
+        {
+            return Err(invalid(&format!(
+                "Only following attributes are supported: [deadLetterTargetArn, maxReceiveCount], found {extra}."
+            )));
+        }
+        Ok(RedrivePolicy {
+            dead_letter_target_arn: arn.to_string(),
+            max_receive_count: count as u32,
+        })
+    }
+
+    /// The JSON GetQueueAttributes returns.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "deadLetterTargetArn": self.dead_letter_target_arn,
+            "maxReceiveCount": self.max_receive_count,
+        })
+        .to_string()
+    }
+}
+
+/// The settable attributes of a standard queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// DelaySeconds.
+    pub delay_seconds: u32,
+    /// MaximumMessageSize.
+    pub maximum_message_size: u32,
+    /// MessageRetentionPeriod in seconds.
+    pub message_retention_period: u32,
+    /// ReceiveMessageWaitTimeSeconds.
+    pub receive_message_wait_time_seconds: u32,
+    /// VisibilityTimeout.
+    pub visibility_timeout: u32,
+    /// RedrivePolicy.
+    pub redrive_policy: Option<RedrivePolicy>,
+    /// RedriveAllowPolicy, kept as given (not enforced).
+    pub redrive_allow_policy: Option<String>,
+    /// Policy, kept as given (not enforced).
+    pub policy: Option<String>,
+    /// KmsMasterKeyId, kept as given (messages are not encrypted).
+    pub kms_master_key_id: Option<String>,
+    /// KmsDataKeyReusePeriodSeconds.
+    pub kms_data_key_reuse_period_seconds: Option<u32>,
+    /// SqsManagedSseEnabled (AWS's default for new queues is `true`).
+    pub sqs_managed_sse_enabled: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            delay_seconds: 0,
+            maximum_message_size: MAX_MESSAGE_SIZE,
+            message_retention_period: DEFAULT_RETENTION,
+            receive_message_wait_time_seconds: 0,
+            visibility_timeout: DEFAULT_VISIBILITY_TIMEOUT,
+            redrive_policy: None,
+            redrive_allow_policy: None,
+            policy: None,
+            kms_master_key_id: None,
+            kms_data_key_reuse_period_seconds: None,
+            sqs_managed_sse_enabled: true,
+        }
+    }
+}
+
+fn fifo_unsupported(what: &str) -> String {
+    format!("FIFO queues are not supported by this emulator yet ({what}); use a standard queue")
+}
+
+fn parse_u32(name: &str, value: &str, min: u32, max: u32) -> Result<u32, SqsError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+        .ok_or_else(|| {
+            SqsError::InvalidAttributeValue(format!("Invalid value for the parameter {name}."))
+        })
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, SqsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(SqsError::InvalidAttributeValue(format!(
+            "Invalid value for the parameter {name}."
+        ))),
+    }
+}
+
+impl QueueConfig {
+    /// Applies `attributes` (CreateQueue when `creating`, else SetQueueAttributes), validating
+    /// each against AWS's ranges. Nothing is changed when any attribute is invalid.
+    pub fn apply(
+        &mut self,
+        attributes: &BTreeMap<String, String>,
+        creating: bool,
+    ) -> Result<(), SqsError> {
+        let mut next = self.clone();
+        for (name, value) in attributes {
+            match name.as_str() {
+                "DelaySeconds" => {
+                    next.delay_seconds = parse_u32(name, value, 0, MAX_DELAY_SECONDS)?
+                }
+                "MaximumMessageSize" => {
+                    next.maximum_message_size =
+                        parse_u32(name, value, MIN_MESSAGE_SIZE, MAX_MESSAGE_SIZE)?
+                }
+                "MessageRetentionPeriod" => {
+                    next.message_retention_period =
+                        parse_u32(name, value, MIN_RETENTION, MAX_RETENTION)?
+                }
+                "ReceiveMessageWaitTimeSeconds" => {
+                    next.receive_message_wait_time_seconds =
+                        parse_u32(name, value, 0, MAX_WAIT_SECONDS)?
+                }
+                "VisibilityTimeout" => {
+                    next.visibility_timeout = parse_u32(name, value, 0, MAX_VISIBILITY_TIMEOUT)?
+                }
+                "RedrivePolicy" => {
+                    next.redrive_policy = if value.trim().is_empty() {
+                        None
+                    } else {
+                        Some(RedrivePolicy::parse(value)?)
+                    }
+                }
+                "RedriveAllowPolicy" => next.redrive_allow_policy = non_empty(value),
+                "Policy" => next.policy = non_empty(value),
+                "KmsMasterKeyId" => next.kms_master_key_id = non_empty(value),
+                "KmsDataKeyReusePeriodSeconds" => {
+                    next.kms_data_key_reuse_period_seconds =
+                        Some(parse_u32(name, value, 60, 86_400)?)
+                }
+                "SqsManagedSseEnabled" => next.sqs_managed_sse_enabled = parse_bool(name, value)?,
+                "FifoQueue" => {
+                    if !creating {
+                        return Err(SqsError::InvalidAttributeName(
+                            "Unknown Attribute FifoQueue. It can be set only when creating a queue.".to_string(),
+                        ));
+                    }
+                    if parse_bool(name, value)? {
+                        return Err(SqsError::InvalidAttributeValue(fifo_unsupported(
+                            "FifoQueue=true",
+                        )));
+                    }
+                }
+                "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" => {
+                    return Err(SqsError::InvalidAttributeName(format!(
+                        "Unknown Attribute {name}: it applies only to FIFO queues. {}",
+                        fifo_unsupported(name)
+                    )));
+                }
+                _ => {
+                    return Err(SqsError::InvalidAttributeName(format!(
+                        "Unknown Attribute {name}."
+                    )));
+                }
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The value of settable attribute `name` as GetQueueAttributes shows it, `None` when unset.
+    pub fn get(&self, name: &str) -> Option<String> {
+        match name {
+            "DelaySeconds" => Some(self.delay_seconds.to_string()),
+            "MaximumMessageSize" => Some(self.maximum_message_size.to_string()),
+            "MessageRetentionPeriod" => Some(self.message_retention_period.to_string()),
+            "ReceiveMessageWaitTimeSeconds" => {
+                Some(self.receive_message_wait_time_seconds.to_string())
+            }
+            "VisibilityTimeout" => Some(self.visibility_timeout.to_string()),
+            "RedrivePolicy" => self.redrive_policy.as_ref().map(RedrivePolicy::to_json),
+            "RedriveAllowPolicy" => self.redrive_allow_policy.clone(),
+            "Policy" => self.policy.clone(),
+            "KmsMasterKeyId" => self.kms_master_key_id.clone(),
+            "KmsDataKeyReusePeriodSeconds" => self
+                .kms_data_key_reuse_period_seconds
+                .map(|v| v.to_string()),
+            "SqsManagedSseEnabled" => Some(self.sqs_managed_sse_enabled.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Every set attribute, normalized; what the journal stores and replays through [`Self::apply`].
+    pub fn to_map(&self) -> BTreeMap<String, String> {
+        const SETTABLE: &[&str] = &[
+            "DelaySeconds",
+            "MaximumMessageSize",
+            "MessageRetentionPeriod",
+            "ReceiveMessageWaitTimeSeconds",
+            "VisibilityTimeout",
+            "RedrivePolicy",
+            "RedriveAllowPolicy",
+            "Policy",
+            "KmsMasterKeyId",
+            "KmsDataKeyReusePeriodSeconds",
+            "SqsManagedSseEnabled",
+        ];
+        SETTABLE
+            .iter()
+            .filter_map(|name| self.get(name).map(|v| (name.to_string(), v)))
+            .collect()
+    }
+
+    /// The first attribute in `requested` whose value differs from this queue's, for
+    /// CreateQueue on an existing name. `requested` must already be valid.
+    pub fn first_difference(&self, requested: &BTreeMap<String, String>) -> Option<String> {
+        let mut wanted = self.clone();
+        // Validated by the caller; a failure here means "different".
+        if wanted.apply(requested, true).is_err() {
+            return requested.keys().next().cloned();
+        }
+        requested
+            .keys()
+            .find(|name| wanted.get(name) != self.get(name))
+            .cloned()
+    }
+}
+
+fn non_empty(value: &str) -> Option<String> {
+    (!value.is_empty()).then(|| value.to_string())
+}
+
+/// Checks a queue name: 1 to 80 alphanumerics, `-` and `_`; `.fifo` names are refused as
+/// FIFO queues are not supported yet.
+pub fn validate_queue_name(name: &str) -> Result<(), SqsError> {
+    if name.ends_with(".fifo") {
+        return Err(SqsError::InvalidParameterValue(fifo_unsupported(&format!(
+            "queue name {name} ends in .fifo"
+        ))));
+    }
+    let valid = !name.is_empty()
+        && name.len() <= 80
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(SqsError::InvalidParameterValue(
+            "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
+                .to_string(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_aws() {
+        let config = QueueConfig::default();
+        assert_eq!(config.get("VisibilityTimeout").unwrap(), "30");
+        assert_eq!(config.get("MessageRetentionPeriod").unwrap(), "345600");
+        assert_eq!(config.get("MaximumMessageSize").unwrap(), "1048576");
+        assert_eq!(config.get("RedrivePolicy"), None);
+    }
+
+    #[test]
+    fn ranges_are_enforced_and_invalid_changes_nothing() {
+        let mut config = QueueConfig::default();
+        for (name, bad) in [
+            ("VisibilityTimeout", "43201"),
+            ("DelaySeconds", "901"),
+            ("MessageRetentionPeriod", "59"),
+            ("MaximumMessageSize", "1048577"),
+            ("ReceiveMessageWaitTimeSeconds", "21"),
+            ("VisibilityTimeout", "abc"),
+        ] {
+            let err = config
+                .apply(&map(&[("DelaySeconds", "5"), (name, bad)]), true)
+                .unwrap_err();
+            assert!(
+                matches!(err, SqsError::InvalidAttributeValue(_)),
+                "{name}={bad}: {err:?}"
+            );
+        }
+        assert_eq!(config, QueueConfig::default());
+        config
+            .apply(&map(&[("VisibilityTimeout", "43200")]), true)
+            .unwrap();
+        assert_eq!(config.visibility_timeout, 43_200);
+        assert!(matches!(
+            config.apply(&map(&[("Colour", "blue")]), true),
+            Err(SqsError::InvalidAttributeName(_))
+        ));
+    }
+
+    #[test]
+    fn fifo_is_refused_clearly() {
+        let mut config = QueueConfig::default();
+        let err = config
+            .apply(&map(&[("FifoQueue", "true")]), true)
+            .unwrap_err();
+        assert!(err.to_string().contains("not supported by this emulator"));
+        config.apply(&map(&[("FifoQueue", "false")]), true).unwrap();
+        let err = validate_queue_name("jobs.fifo").unwrap_err();
+        assert!(err.to_string().contains("not supported by this emulator"));
+        assert!(validate_queue_name("jobs-dlq_1").is_ok());
+        assert!(validate_queue_name("").is_err());
+        assert!(validate_queue_name(&"a".repeat(81)).is_err());
+        assert!(validate_queue_name("a b").is_err());
+    }
+
+    #[test]
+    fn redrive_policy_accepts_numbers_and_strings() {
+        let arn = "arn:aws:sqs:us-east-1:000000000000:dlq";
+        let a = RedrivePolicy::parse(&format!(
+            r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":5}}"#
+        ))
+        .unwrap();
+        let b = RedrivePolicy::parse(&format!(
+            r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"5"}}"#
+        ))
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.max_receive_count, 5);
+        assert_eq!(
+            a.to_json(),
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":5}}"#)
+        );
+        for bad in [
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":0}}"#),
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":1001}}"#),
+            format!(r#"{{"deadLetterTargetArn":"{arn}"}}"#),
+            r#"{"maxReceiveCount":3}"#.to_string(),
+            "not json".to_string(),
+        ] {
+            assert!(
+                matches!(
+                    RedrivePolicy::parse(&bad),
+                    Err(SqsError::InvalidParameterValue(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn differences_are_found_on_requested_attributes_only() {
+        let mut config = QueueConfig::default();
+        config
+            .apply(&map(&[("VisibilityTimeout", "60")]), true)
+            .unwrap();
+        assert_eq!(
+            config.first_difference(&map(&[("VisibilityTimeout", "60")])),
+            None
+        );
+        assert_eq!(config.first_difference(&map(&[])), None);
+        assert_eq!(
+            config
+                .first_difference(&map(&[("VisibilityTimeout", "30")]))
+                .as_deref(),
+            Some("VisibilityTimeout")
+        );
+    }
+}

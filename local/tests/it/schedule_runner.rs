@@ -1,0 +1,984 @@
+//! Integration tests of `nightshift_local::schedule::runner`: schedules fired on a manual clock
+//! through an in-process invoker whose handlers record what they receive, dead-letter queues on
+//! the in-memory SQS engine, `fire`, `status` counters, shutdown, and a year-long replay.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use nightshift_local::clock::{self, ManualClock, SharedClock};
+use nightshift_local::invoker::{FunctionError, InProcessInvoker, Invoker};
+use nightshift_local::schedule::{AttemptStatus, RunnerConfig, RunnerError, ScheduleRunner};
+use nightshift_local::sqs::SqsEngine;
+use nightshift_local::template::{RetryPolicy, ScheduleDef, ScheduleKind, Template};
+use serde_json::Value;
+use tokio::sync::watch;
+
+const DAY: Duration = Duration::from_secs(86_400);
+/// Bound on every wait for the runner, so a bug fails the test instead of hanging it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("test timestamp")
+}
+
+fn def(id: &str, expression: &str) -> ScheduleDef {
+    ScheduleDef {
+        id: id.to_owned(),
+        name: id.to_owned(),
+        function: "Fn".to_owned(),
+        expression: expression.to_owned(),
+        timezone: "UTC".to_owned(),
+        kind: ScheduleKind::ScheduleV2,
+        input: None,
+        retry_policy: RetryPolicy::default(),
+        dead_letter_queue: None,
+        flexible_window_minutes: None,
+        enabled: true,
+        start_date: None,
+        end_date: None,
+    }
+}
+
+fn template(schedules: Vec<ScheduleDef>) -> Template {
+    Template {
+        functions: BTreeMap::new(),
+        queues: BTreeMap::new(),
+        event_sources: Vec::new(),
+        schedules,
+    }
+}
+
+/// One invocation as the function saw it.
+#[derive(Debug, Clone)]
+struct Call {
+    payload: String,
+    /// The clock's time during the invocation.
+    at: DateTime<Utc>,
+}
+
+impl Call {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.payload).expect("payload is JSON")
+    }
+
+    fn field(&self, key: &str) -> String {
+        match &self.json()[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+type Calls = Arc<Mutex<Vec<Call>>>;
+
+/// Function `name` that records each call and answers `Ok(null)`, or fails when `fail` is set.
+fn recording(
+    invoker: InProcessInvoker,
+    name: &str,
+    clock: &SharedClock,
+    fail: bool,
+) -> (InProcessInvoker, Calls) {
+    let calls: Calls = Arc::default();
+    let (seen, clock) = (calls.clone(), clock.clone());
+    let invoker = invoker.with_function(name, move |payload: Bytes, _ctx| {
+        seen.lock().unwrap().push(Call {
+            payload: String::from_utf8_lossy(&payload).into_owned(),
+            at: clock.now(),
+        });
+        async move {
+            if fail {
+                Err(FunctionError::new("ReportError", "the store is down"))
+            } else {
+                Ok(Bytes::from_static(b"null"))
+            }
+        }
+    });
+    (invoker, calls)
+}
+
+struct Harness {
+    clock: SharedClock,
+    manual: Arc<ManualClock>,
+    sqs: SqsEngine,
+    runner: ScheduleRunner,
+    shutdown: watch::Sender<bool>,
+    stopped: tokio::task::JoinHandle<()>,
+}
+
+impl Harness {
+    /// Starts a runner over `schedules` at `start`, with `functions` built on its clock, and
+    /// waits until every schedule task waits on the clock.
+    async fn start(
+        start: &str,
+        schedules: Vec<ScheduleDef>,
+        functions: impl FnOnce(&SharedClock) -> InProcessInvoker,
+    ) -> Result<Harness> {
+        let (clock, manual) = clock::manual(t(start));
+        let sqs = SqsEngine::in_memory(clock.clone());
+        let no_attrs = BTreeMap::new();
+        sqs.create_queue("schedule-dlq", &no_attrs, &no_attrs)?;
+        let invoker: Arc<dyn Invoker> = Arc::new(functions(&clock));
+        let enabled = schedules.iter().filter(|s| s.enabled).count();
+        let runner = ScheduleRunner::new(
+            &template(schedules),
+            invoker,
+            Some(sqs.clone()),
+            clock.clone(),
+            RunnerConfig {
+                seed: Some(7),
+                ..RunnerConfig::default()
+            },
+        )?;
+        let (shutdown, signal) = watch::channel(false);
+        let stopped = runner.start(signal)?;
+        tokio::time::timeout(PATIENCE, manual.wait_for_waiters(enabled))
+            .await
+            .context("schedule tasks never waited on the clock")?;
+        Ok(Harness {
+            clock,
+            manual,
+            sqs,
+            runner,
+            shutdown,
+            stopped,
+        })
+    }
+
+    /// One jump of the manual clock, then wait until the runner has caught up.
+    async fn jump(&self, by: Duration) -> Result<()> {
+        self.manual.advance(by)?;
+        self.idle().await
+    }
+
+    async fn idle(&self) -> Result<()> {
+        tokio::time::timeout(PATIENCE, self.runner.wait_idle())
+            .await
+            .context("the runner never became idle")
+    }
+
+    async fn stop(self) -> Result<()> {
+        self.shutdown.send_replace(true);
+        tokio::time::timeout(PATIENCE, self.stopped)
+            .await
+            .context("the runner did not stop")??;
+        Ok(())
+    }
+}
+
+fn daily_report(tz: &str) -> ScheduleDef {
+    ScheduleDef {
+        timezone: tz.to_owned(),
+        input: Some(r#"{"scheduled_time":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+        ..def("DailyReport", "cron(0 2 * * ? *)")
+    }
+}
+
+#[tokio::test]
+async fn schedule_runner_daily_cron_in_berlin_fires_once_a_day_across_the_october_dst_change()
+-> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-10-10T12:00:00Z",
+        vec![daily_report("Europe/Berlin")],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+    let calls = calls.unwrap();
+
+    // One advance over 31 days, crossing the change back to CET on Sunday 2026-10-25.
+    h.jump(31 * DAY).await?;
+
+    // 02:00 in Berlin is 00:00Z in CEST (through 25 October: the repeated 02:00 hour fires
+    // once, at its first occurrence) and 01:00Z in CET.
+    let expected: Vec<String> = (0..31)
+        .map(|d| {
+            let day = NaiveDate::from_ymd_opt(2026, 10, 11).unwrap() + TimeDelta::days(d);
+            let utc_hour = if day <= NaiveDate::from_ymd_opt(2026, 10, 25).unwrap() {
+                0
+            } else {
+                1
+            };
+            format!("{day}T{utc_hour:02}:00:00Z")
+        })
+        .collect();
+    let got: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.field("scheduled_time"))
+        .collect();
+    assert_eq!(got, expected);
+
+    let stats = h.runner.schedule_stats("DailyReport")?;
+    assert_eq!(stats.fires, 31);
+    assert_eq!(stats.invocations, 31);
+    assert_eq!(stats.failures, 0);
+    assert_eq!(stats.last_fire, Some(t("2026-11-10T01:00:00Z")));
+    assert_eq!(stats.next_fire, Some(t("2026-11-11T01:00:00Z")));
+    assert_eq!(stats.expression, "cron(0 2 * * ? *)");
+    assert_eq!(stats.timezone, "Europe/Berlin");
+    assert_eq!(
+        stats.last_result.map(|r| r.status),
+        Some(AttemptStatus::Succeeded)
+    );
+    // Caught up: the task waits for the next day, nothing else.
+    assert_eq!(h.manual.pending_waiters(), 1);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_stepped_advance_invokes_at_each_scheduled_instant() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-10-20T12:00:00Z",
+        vec![
+            daily_report("Europe/Berlin"),
+            ScheduleDef {
+                input: Some(r#"{"scheduled_time":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+                ..def("SixHourly", "rate(6 hours)")
+            },
+        ],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+    let calls = calls.unwrap();
+
+    let steps = h.runner.advance_to(t("2026-10-30T12:00:00Z")).await?;
+    assert_eq!(h.clock.now(), t("2026-10-30T12:00:00Z"));
+
+    let calls = calls.lock().unwrap().clone();
+    // 10 daily reports and 40 six-hourly runs, each seeing the clock at its scheduled time,
+    // the two schedules interleaved in time order.
+    assert_eq!(calls.len(), 50);
+    for call in &calls {
+        assert_eq!(call.field("scheduled_time"), call.at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    }
+    assert!(calls.windows(2).all(|w| w[0].at <= w[1].at));
+    // One clock move per distinct fire time before the target, plus the move to the target
+    // (the last six-hourly run): 39 six-hourly instants, and 5 daily ones, because through
+    // 25 October 02:00 in Berlin is 00:00Z, which a six-hourly run already stops at.
+    assert_eq!(steps, 45);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_rate_five_minutes_fires_288_times_a_day() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-03-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(r#"{"t":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+            ..def("Poll", "rate(5 minutes)")
+        }],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+    let calls = calls.unwrap();
+
+    h.jump(DAY).await?;
+
+    let times: Vec<DateTime<Utc>> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| t(&c.field("t")))
+        .collect();
+    assert_eq!(times.len(), 288);
+    assert_eq!(times[0], t("2026-03-01T00:05:00Z"));
+    assert_eq!(times[287], t("2026-03-02T00:00:00Z"));
+    assert!(times.windows(2).all(|w| w[1] - w[0] == TimeDelta::minutes(5)));
+    assert_eq!(h.runner.schedule_stats("Poll")?.fires, 288);
+
+    // The next advance continues on the same grid, without repeating the last one.
+    h.jump(Duration::from_secs(600)).await?;
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 290);
+    assert_eq!(calls[288].field("t"), "2026-03-02T00:05:00Z");
+    drop(calls);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_legacy_rule_sends_the_scheduled_event_envelope() -> Result<()> {
+    let mut rule_calls = None;
+    let mut input_calls = None;
+    let h = Harness::start(
+        "2026-05-01T00:00:00Z",
+        vec![
+            ScheduleDef {
+                kind: ScheduleKind::LegacyRule,
+                function: "Hourly".to_owned(),
+                name: "nightshift-HourlyRule".to_owned(),
+                ..def("HourlyRule", "rate(1 hour)")
+            },
+            ScheduleDef {
+                kind: ScheduleKind::LegacyRule,
+                function: "Constant".to_owned(),
+                // Rules send Input as is: context attributes are a Scheduler feature.
+                input: Some(r#"{"at":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+                ..def("ConstantRule", "cron(30 0 * * ? *)")
+            },
+        ],
+        |clock| {
+            let (invoker, a) = recording(InProcessInvoker::new(), "Hourly", clock, false);
+            let (invoker, b) = recording(invoker, "Constant", clock, false);
+            rule_calls = Some(a);
+            input_calls = Some(b);
+            invoker
+        },
+    )
+    .await?;
+
+    h.jump(Duration::from_secs(2 * 3600)).await?;
+
+    let calls = rule_calls.unwrap().lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    let event = calls[1].json();
+    let obj = event.as_object().context("envelope is an object")?;
+    assert_eq!(
+        obj.keys().cloned().collect::<Vec<_>>(),
+        [
+            "version",
+            "id",
+            "detail-type",
+            "source",
+            "account",
+            "time",
+            "region",
+            "resources",
+            "detail"
+        ],
+        "AWS field order"
+    );
+    assert_eq!(event["version"], "0");
+    assert_eq!(event["detail-type"], "Scheduled Event");
+    assert_eq!(event["source"], "aws.events");
+    assert_eq!(event["account"], "000000000000");
+    assert_eq!(event["region"], "us-east-1");
+    assert_eq!(event["time"], "2026-05-01T02:00:00Z");
+    assert_eq!(
+        event["resources"],
+        serde_json::json!(["arn:aws:events:us-east-1:000000000000:rule/nightshift-HourlyRule"])
+    );
+    assert_eq!(event["detail"], serde_json::json!({}));
+    let id = event["id"].as_str().context("id")?;
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    assert_ne!(calls[0].field("id"), id, "one event id per occurrence");
+    assert_eq!(calls[0].field("time"), "2026-05-01T01:00:00Z");
+
+    let constant = input_calls.unwrap().lock().unwrap().clone();
+    assert_eq!(constant.len(), 1);
+    assert_eq!(
+        constant[0].payload,
+        r#"{"at":"<aws.scheduler.scheduled-time>"}"#
+    );
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_substitutes_context_attributes_and_sends_empty_object_without_input()
+-> Result<()> {
+    let mut with_input = None;
+    let mut without_input = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![
+            ScheduleDef {
+                name: "ctx-schedule".to_owned(),
+                input: Some(
+                    r#"{"time":"<aws.scheduler.scheduled-time>","id":"<aws.scheduler.execution-id>","attempt":<aws.scheduler.attempt-number>,"arn":"<aws.scheduler.schedule-arn>","other":"<aws.scheduler.unknown>"}"#
+                        .to_owned(),
+                ),
+                ..def("Ctx", "rate(1 hour)")
+            },
+            ScheduleDef {
+                function: "Bare".to_owned(),
+                ..def("Bare", "rate(1 hour)")
+            },
+        ],
+        |clock| {
+            let (invoker, a) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            let (invoker, b) = recording(invoker, "Bare", clock, false);
+            with_input = Some(a);
+            without_input = Some(b);
+            invoker
+        },
+    )
+    .await?;
+
+    h.jump(Duration::from_secs(2 * 3600)).await?;
+
+    let calls = with_input.unwrap().lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    let first = calls[0].json();
+    assert_eq!(first["time"], "2026-01-01T01:00:00Z");
+    assert_eq!(first["attempt"], 1);
+    assert_eq!(
+        first["arn"],
+        "arn:aws:scheduler:us-east-1:000000000000:schedule/default/ctx-schedule"
+    );
+    assert_eq!(first["other"], "<aws.scheduler.unknown>");
+    let id = first["id"].as_str().context("execution id")?;
+    assert_eq!(id.len(), 16);
+    assert!(id.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+    assert_ne!(calls[1].field("id"), id, "one execution id per invocation");
+
+    let bare = without_input.unwrap().lock().unwrap().clone();
+    assert_eq!(bare.len(), 2);
+    assert!(bare.iter().all(|c| c.payload == "{}"));
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(
+                r#"{"scheduled_time":"<aws.scheduler.scheduled-time>","attempt":<aws.scheduler.attempt-number>,"id":"<aws.scheduler.execution-id>"}"#
+                    .to_owned(),
+            ),
+            retry_policy: RetryPolicy {
+                max_event_age_s: 3600,
+                max_retry_attempts: 3,
+            },
+            dead_letter_queue: Some("schedule-dlq".to_owned()),
+            ..def("DailyReport", "cron(0 2 * * ? *)")
+        }],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+    let calls = calls.unwrap();
+    let count = || calls.lock().unwrap().len();
+
+    // The first attempt at 02:00; its retry waits on the clock next to the next day's fire.
+    h.jump(Duration::from_secs(2 * 3600)).await?;
+    assert_eq!(count(), 1);
+    assert_eq!(h.manual.pending_waiters(), 2);
+    let stats = h.runner.schedule_stats("DailyReport")?;
+    assert_eq!(stats.failures, 1);
+    match stats.last_result.map(|r| r.status) {
+        Some(AttemptStatus::Retrying {
+            failure,
+            next_attempt_at,
+        }) => {
+            assert_eq!(failure.code, "ReportError");
+            assert_eq!(next_attempt_at, t("2026-01-01T02:00:01Z"));
+        }
+        other => panic!("expected a pending retry, got {other:?}"),
+    }
+
+    // Walk the backoff: 1 s, then 2 s, then 4 s; nothing happens in between.
+    for (wait, expected) in [(1, 2), (1, 2), (1, 3), (3, 3), (1, 4)] {
+        h.jump(Duration::from_secs(wait)).await?;
+        assert_eq!(count(), expected, "at {}", h.clock.now());
+    }
+    assert_eq!(h.clock.now(), t("2026-01-01T02:00:07Z"));
+
+    let calls = calls.lock().unwrap().clone();
+    let at: Vec<_> = calls.iter().map(|c| c.at).collect();
+    assert_eq!(
+        at,
+        [
+            t("2026-01-01T02:00:00Z"),
+            t("2026-01-01T02:00:01Z"),
+            t("2026-01-01T02:00:03Z"),
+            t("2026-01-01T02:00:07Z"),
+        ]
+    );
+    let attempts: Vec<_> = calls.iter().map(|c| c.field("attempt")).collect();
+    assert_eq!(attempts, ["1", "2", "3", "4"]);
+    assert!(calls.iter().all(|c| c.field("scheduled_time") == "2026-01-01T02:00:00Z"));
+    let mut ids: Vec<_> = calls.iter().map(|c| c.field("id")).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "a fresh execution id per attempt");
+
+    // Retries are used up: the last payload goes to the dead-letter queue.
+    let dlq = h.sqs.peek_messages("schedule-dlq", 10)?;
+    assert_eq!(dlq.len(), 1);
+    let message = &dlq[0];
+    assert_eq!(message.body, calls[3].payload);
+    let attrs: BTreeMap<&str, &str> = message
+        .message_attributes
+        .iter()
+        .map(|(k, v)| {
+            assert_eq!(v.data_type, "String", "{k}");
+            (k.as_str(), v.string_value.as_deref().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(
+        attrs,
+        BTreeMap::from([
+            ("ERROR_CODE", "ReportError"),
+            ("ERROR_MESSAGE", "the store is down"),
+            ("EXECUTION_ID", ids[3].as_str()),
+            ("EXHAUSTED_RETRY_CONDITION", "MaximumRetryAttempts"),
+            ("IS_PAYLOAD_TRUNCATED", "false"),
+            ("RETRY_ATTEMPTS", "3"),
+            ("SCHEDULED_TIME", "2026-01-01T02:00:00Z"),
+            (
+                "SCHEDULE_ARN",
+                "arn:aws:scheduler:us-east-1:000000000000:schedule/default/DailyReport"
+            ),
+            (
+                "TARGET_ARN",
+                "arn:aws:lambda:us-east-1:000000000000:function:Fn"
+            ),
+        ])
+    );
+    let stats = h.runner.schedule_stats("DailyReport")?;
+    assert_eq!(
+        (stats.fires, stats.invocations, stats.failures, stats.dead_lettered, stats.dropped),
+        (1, 4, 4, 1, 0)
+    );
+    assert!(matches!(
+        stats.last_result.map(|r| r.status),
+        Some(AttemptStatus::DeadLettered { queue, .. }) if queue == "schedule-dlq"
+    ));
+    // Only the next day's fire is left on the clock.
+    assert_eq!(h.manual.pending_waiters(), 1);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_event_age_ends_retries_which_never_block_the_next_occurrence()
+-> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(
+                r#"{"scheduled_time":"<aws.scheduler.scheduled-time>","attempt":<aws.scheduler.attempt-number>}"#
+                    .to_owned(),
+            ),
+            retry_policy: RetryPolicy {
+                max_event_age_s: 60,
+                max_retry_attempts: 185,
+            },
+            ..def("EveryMinute", "rate(1 minute)")
+        }],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+
+    // Up to 00:03:40: three occurrences, the last one's retries over by 00:03:31.
+    h.runner.advance(Duration::from_secs(220)).await?;
+
+    let calls = calls.unwrap().lock().unwrap().clone();
+    // Each first attempt runs on time, while the previous occurrence is still retrying.
+    let firsts: Vec<_> = calls.iter().filter(|c| c.field("attempt") == "1").collect();
+    assert_eq!(firsts.len(), 3);
+    for call in &firsts {
+        assert_eq!(call.field("scheduled_time"), call.at.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+    }
+    // Retries at +1, +3, +7, +15, +31 s; the next (+63 s) would pass the 60 s event age.
+    let first_occurrence: Vec<i64> = calls
+        .iter()
+        .filter(|c| c.field("scheduled_time") == "2026-01-01T00:01:00Z")
+        .map(|c| (c.at - t("2026-01-01T00:01:00Z")).num_seconds())
+        .collect();
+    assert_eq!(first_occurrence, [0, 1, 3, 7, 15, 31]);
+    let stats = h.runner.schedule_stats("EveryMinute")?;
+    // No dead-letter queue: each exhausted event is dropped (with an error log).
+    assert_eq!(
+        (stats.fires, stats.failures, stats.dead_lettered, stats.dropped),
+        (3, 18, 0, 3)
+    );
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_unknown_function_goes_to_the_dlq_without_retries() -> Result<()> {
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            function: "Missing".to_owned(),
+            dead_letter_queue: Some("schedule-dlq".to_owned()),
+            ..def("Orphan", "rate(1 hour)")
+        }],
+        |_| InProcessInvoker::new(),
+    )
+    .await?;
+
+    h.jump(Duration::from_secs(3600)).await?;
+
+    let dlq = h.sqs.peek_messages("schedule-dlq", 10)?;
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].body, "{}");
+    let attr = |k: &str| {
+        dlq[0]
+            .message_attributes
+            .get(k)
+            .and_then(|v| v.string_value.clone())
+    };
+    assert_eq!(attr("ERROR_CODE").as_deref(), Some("ResourceNotFoundException"));
+    assert_eq!(attr("RETRY_ATTEMPTS").as_deref(), Some("0"));
+    assert_eq!(attr("EXHAUSTED_RETRY_CONDITION"), None, "it never retried");
+    let stats = h.runner.schedule_stats("Orphan")?;
+    assert_eq!((stats.invocations, stats.dead_lettered), (1, 1));
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_fire_invokes_now_and_reports_the_result() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-06-15T09:30:00Z",
+        vec![
+            daily_report("Europe/Berlin"),
+            ScheduleDef {
+                enabled: false,
+                ..def("Paused", "rate(1 minute)")
+            },
+        ],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+    let calls = calls.unwrap();
+
+    let fired = h.runner.fire("DailyReport").await?;
+    assert_eq!(fired.schedule, "DailyReport");
+    assert_eq!(fired.scheduled_time, t("2026-06-15T09:30:00Z"));
+    assert_eq!(
+        fired.payload,
+        Bytes::from_static(br#"{"scheduled_time":"2026-06-15T09:30:00Z"}"#)
+    );
+    let response = fired.result?;
+    assert!(response.is_success());
+    assert_eq!(response.payload(), Some(&Bytes::from_static(b"null")));
+    assert_eq!(fired.next_attempt_at, None);
+    assert_eq!(calls.lock().unwrap().len(), 1);
+
+    // A disabled schedule can be fired by hand.
+    h.runner.fire("Paused").await?.result?;
+    assert_eq!(calls.lock().unwrap().len(), 2);
+    assert!(matches!(
+        h.runner.fire("Nope").await,
+        Err(RunnerError::UnknownSchedule(name)) if name == "Nope"
+    ));
+
+    let stats = h.runner.schedule_stats("DailyReport")?;
+    assert_eq!((stats.fires, stats.invocations), (1, 1));
+    assert_eq!(stats.last_fire, Some(t("2026-06-15T09:30:00Z")));
+    // The schedule itself still waits for its next 02:00 (00:00Z in summer).
+    assert_eq!(stats.next_fire, Some(t("2026-06-16T00:00:00Z")));
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_fire_of_a_failing_function_returns_the_error_and_retries() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            retry_policy: RetryPolicy {
+                max_event_age_s: 3600,
+                max_retry_attempts: 1,
+            },
+            dead_letter_queue: Some("schedule-dlq".to_owned()),
+            ..def("Daily", "cron(0 2 * * ? *)")
+        }],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+
+    let fired = h.runner.fire("Daily").await?;
+    let response = fired.result?;
+    let error = response.lambda_error().context("a function error")?;
+    assert_eq!(error.error_type, "ReportError");
+    assert_eq!(fired.next_attempt_at, Some(t("2026-01-01T00:00:01Z")));
+
+    h.jump(Duration::from_secs(1)).await?;
+    assert_eq!(calls.unwrap().lock().unwrap().len(), 2);
+    assert_eq!(h.sqs.peek_messages("schedule-dlq", 10)?.len(), 1);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_disabled_schedules_do_not_fire() -> Result<()> {
+    let mut on = None;
+    let mut off = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![
+            ScheduleDef {
+                function: "On".to_owned(),
+                ..def("On", "rate(1 minute)")
+            },
+            ScheduleDef {
+                function: "Off".to_owned(),
+                enabled: false,
+                ..def("Off", "rate(1 minute)")
+            },
+        ],
+        |clock| {
+            let (invoker, a) = recording(InProcessInvoker::new(), "On", clock, false);
+            let (invoker, b) = recording(invoker, "Off", clock, false);
+            on = Some(a);
+            off = Some(b);
+            invoker
+        },
+    )
+    .await?;
+
+    h.jump(Duration::from_secs(600)).await?;
+
+    assert_eq!(on.unwrap().lock().unwrap().len(), 10);
+    assert_eq!(off.unwrap().lock().unwrap().len(), 0);
+    let stats = h.runner.stats();
+    assert_eq!(stats.len(), 2);
+    let off_stats = &stats[1];
+    assert_eq!(off_stats.id, "Off");
+    assert!(!off_stats.enabled);
+    assert_eq!((off_stats.fires, off_stats.next_fire), (0, None));
+    // Only the enabled schedule waits on the clock.
+    assert_eq!(h.manual.pending_waiters(), 1);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_start_and_end_dates_bound_the_fires() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(r#"{"t":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+            start_date: Some(t("2026-01-01T00:30:00Z")),
+            end_date: Some(t("2026-01-01T02:00:00Z")),
+            ..def("Window", "rate(30 minutes)")
+        }],
+        |clock| {
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            calls = Some(c);
+            invoker
+        },
+    )
+    .await?;
+
+    h.jump(DAY).await?;
+
+    let times: Vec<String> = calls
+        .unwrap()
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.field("t"))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            "2026-01-01T00:30:00Z",
+            "2026-01-01T01:00:00Z",
+            "2026-01-01T01:30:00Z",
+            "2026-01-01T02:00:00Z"
+        ]
+    );
+    // The schedule is over: its task ended and left nothing on the clock.
+    assert_eq!(h.manual.pending_waiters(), 0);
+    assert_eq!(h.runner.schedule_stats("Window")?.next_fire, None);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_flexible_window_delays_within_the_window_deterministically() -> Result<()> {
+    async fn run() -> Result<Vec<Call>> {
+        let mut calls = None;
+        let h = Harness::start(
+            "2026-01-01T00:00:00Z",
+            vec![ScheduleDef {
+                input: Some(r#"{"t":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+                flexible_window_minutes: Some(15),
+                ..def("Flex", "rate(1 hour)")
+            }],
+            |clock| {
+                let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+                calls = Some(c);
+                invoker
+            },
+        )
+        .await?;
+        h.runner.advance(Duration::from_secs(6 * 3600 + 1800)).await?;
+        h.stop().await?;
+        let calls = calls.unwrap().lock().unwrap().clone();
+        Ok(calls)
+    }
+    let calls = run().await?;
+    assert_eq!(calls.len(), 6);
+    for call in &calls {
+        let scheduled = t(&call.field("t"));
+        let delay = call.at - scheduled;
+        assert!(
+            delay >= TimeDelta::zero() && delay < TimeDelta::minutes(15),
+            "{scheduled} invoked at {}",
+            call.at
+        );
+    }
+    assert!(calls.iter().any(|c| c.at != t(&c.field("t"))), "the window is used");
+    // Same seed, same invocation instants.
+    let again: Vec<_> = run().await?.iter().map(|c| c.at).collect();
+    assert_eq!(again, calls.iter().map(|c| c.at).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedule_runner_stops_cleanly_on_shutdown() -> Result<()> {
+    let mut calls = None;
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![
+            def("A", "rate(1 minute)"),
+            ScheduleDef {
+                retry_policy: RetryPolicy {
+                    max_event_age_s: 3600,
+                    max_retry_attempts: 5,
+                },
+                function: "Failing".to_owned(),
+                ..def("B", "rate(1 hour)")
+            },
+        ],
+        |clock| {
+            let (invoker, a) = recording(InProcessInvoker::new(), "Fn", clock, false);
+            let (invoker, _) = recording(invoker, "Failing", clock, true);
+            calls = Some(a);
+            invoker
+        },
+    )
+    .await?;
+    let calls = calls.unwrap();
+    // B fails at 01:00 and leaves a retry waiting on the clock.
+    h.jump(Duration::from_secs(3600)).await?;
+    assert_eq!(h.manual.pending_waiters(), 3);
+    let runner = h.runner.clone();
+    let manual = h.manual.clone();
+
+    h.stop().await?;
+
+    // Every task ended and unregistered its waiter; time passing fires nothing.
+    assert_eq!(manual.pending_waiters(), 0);
+    let before = calls.lock().unwrap().len();
+    manual.advance(DAY)?;
+    tokio::time::timeout(PATIENCE, runner.wait_idle()).await?;
+    assert_eq!(calls.lock().unwrap().len(), before);
+    assert!(matches!(runner.fire("A").await, Err(RunnerError::Stopped)));
+    let (_tx, rx) = watch::channel(false);
+    assert!(matches!(runner.start(rx), Err(RunnerError::Stopped)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn schedule_runner_rejects_bad_definitions_and_double_start() -> Result<()> {
+    let (clock, _manual) = clock::manual(t("2026-01-01T00:00:00Z"));
+    let invoker: Arc<dyn Invoker> = Arc::new(InProcessInvoker::new());
+    let build = |d: ScheduleDef| {
+        ScheduleRunner::new(
+            &template(vec![d]),
+            invoker.clone(),
+            None,
+            clock.clone(),
+            RunnerConfig::default(),
+        )
+    };
+    let err = build(def("Bad", "cron(0 2 * * *)")).unwrap_err();
+    assert_eq!(err.to_string(), "schedule Bad: cron expects 6 fields, got 5");
+    let err = build(ScheduleDef {
+        timezone: "Mars/Olympus".to_owned(),
+        ..def("Zone", "rate(1 day)")
+    })
+    .unwrap_err();
+    assert!(err.to_string().starts_with("schedule Zone: unknown time zone"), "{err}");
+
+    let runner = build(def("Ok", "rate(1 day)"))?;
+    let (tx, rx) = watch::channel(false);
+    let stopped = runner.start(rx.clone())?;
+    assert!(matches!(runner.start(rx), Err(RunnerError::AlreadyStarted)));
+    tx.send_replace(true);
+    tokio::time::timeout(PATIENCE, stopped).await??;
+    Ok(())
+}
+
+/// Replays one year of `rate(5 minutes)` plus a daily cron through the runner with a no-op
+/// in-process function, and prints how long it took (a measurement, not an assertion; the
+/// budget in DESIGN.md is 2 s). Run with `--nocapture` to see the numbers.
+#[tokio::test]
+async fn schedule_runner_replays_a_year_of_schedules() -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let count = Arc::new(AtomicU64::new(0));
+    let noop = |clock: &SharedClock| {
+        let _ = clock;
+        let count = count.clone();
+        InProcessInvoker::new().with_function("Fn", move |_payload, _ctx| {
+            count.fetch_add(1, Ordering::Relaxed);
+            async { Ok(Bytes::from_static(b"null")) }
+        })
+    };
+    let schedules = || {
+        vec![
+            def("Poll", "rate(5 minutes)"),
+            ScheduleDef {
+                timezone: "Europe/Berlin".to_owned(),
+                input: Some(r#"{"scheduled_time":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+                ..def("Daily", "cron(0 2 * * ? *)")
+            },
+        ]
+    };
+    let year = 365 * DAY;
+    assert_eq!(t("2026-01-01T00:00:00Z") + TimeDelta::from_std(year)?, t("2027-01-01T00:00:00Z"));
+
+    // One jump: each schedule catches up in order with the clock at the end of the year.
+    let h = Harness::start("2026-01-01T00:00:00Z", schedules(), noop).await?;
+    let started = Instant::now();
+    h.jump(year).await?;
+    let one_jump = started.elapsed();
+    assert_eq!(count.load(Ordering::Relaxed), 105_120 + 365);
+    h.stop().await?;
+
+    // Stepped: the clock visits every fire time, so functions see now == scheduled time.
+    count.store(0, Ordering::Relaxed);
+    let h = Harness::start("2026-01-01T00:00:00Z", schedules(), noop).await?;
+    let started = Instant::now();
+    let steps = h.runner.advance_to(t("2027-01-01T00:00:00Z")).await?;
+    let stepped = started.elapsed();
+    assert_eq!(count.load(Ordering::Relaxed), 105_120 + 365);
+    // The daily 02:00 in Berlin is on the five-minute grid: 105,120 distinct instants.
+    assert_eq!(steps, 105_120);
+    h.stop().await?;
+
+    eprintln!(
+        "schedule replay of one year (105,485 invocations): one advance {one_jump:?}, \
+         stepped advance_to {stepped:?} ({steps} clock moves)"
+    );
+    Ok(())
+}

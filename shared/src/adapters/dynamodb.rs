@@ -1,0 +1,871 @@
+//! The store on DynamoDB (`dynamodb://TABLE`), the cloud default.
+//!
+//! One table, keys `pk` (partition) and `sk` (sort), both strings, with the TTL attribute
+//! `ttl` (epoch seconds). It holds two kinds of items:
+//!
+//! - idempotency records: `pk = "idem#<key>"`, `sk = "idem"`, `expires_at` (ms), `result` once
+//!   completed. A claim is one conditional `PutItem` (`attribute_not_exists(pk) OR expires_at
+//!   <= now`), so two instances claiming one key never both win, and a record whose holder died
+//!   (or whose TTL passed but DynamoDB has not deleted it yet) is taken over. The losing side
+//!   reads the existing record from the failed condition (`ReturnValuesOnConditionCheckFailure`)
+//!   instead of a second request.
+//! - job outcomes: `pk = "outcome#<UTC day>#<shard>"`, `sk = "<submitted_at ms, 15
+//!   digits>#<job id>"`. A day of outcomes is [`OUTCOME_SHARDS`] `Query` calls on key ranges,
+//!   never a `Scan`; the shard (a hash of the job id) spreads one day's writes over several
+//!   partitions so a busy day does not hit one partition's write limit.
+//!
+//! Every item carries `ttl`, so DynamoDB deletes expired claims and old outcomes by itself.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use tokio::sync::OnceCell;
+
+use super::claim_decision;
+use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
+use crate::ports::{Claim, Store, StoreError};
+
+/// Name of the partition key attribute (a string).
+pub const PARTITION_KEY: &str = "pk";
+/// Name of the sort key attribute (a string).
+pub const SORT_KEY: &str = "sk";
+/// Name of the TTL attribute (epoch seconds), as the table's `TimeToLiveSpecification` names it.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+/// How many partitions one day of outcomes is spread over.
+pub const OUTCOME_SHARDS: u32 = 4;
+/// How long outcomes are kept by default (the TTL on outcome items): 90 days.
+pub const DEFAULT_OUTCOME_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
+
+const IDEMPOTENCY_SORT_KEY: &str = "idem";
+const EXPIRES_AT: &str = "expires_at";
+const RESULT: &str = "result";
+/// Pages of one `Query` read before giving up: 1 MB each, far beyond a day of outcomes.
+const MAX_PAGES: usize = 10_000;
+/// Days one `outcomes_between` call may span: a report needs one or two.
+const MAX_DAYS: u64 = 366;
+/// Attempts at a claim when the record changes between the failed condition and its read.
+const CLAIM_ATTEMPTS: usize = 3;
+
+/// Error codes DynamoDB uses for throttling, conflicts and overload: retrying can succeed.
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "ReplicatedWriteConflictException",
+    "RequestTimeout",
+];
+
+/// The DynamoDB store.
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Arc<OnceCell<Client>>,
+    table: String,
+    outcome_retention: Duration,
+}
+
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore")
+            .field("table", &self.table)
+            .field("outcome_retention", &self.outcome_retention)
+            .finish()
+    }
+}
+
+/// Checks a table name against DynamoDB's rules: 3 to 255 characters of `A-Z a-z 0-9 _ - .`.
+pub fn validate_table_name(name: &str) -> Result<(), String> {
+    let ok_len = (3..=255).contains(&name.len());
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok_len && ok_chars {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid table name {name:?}: 3 to 255 characters of A-Z, a-z, 0-9, _, - and ."
+        ))
+    }
+}
+
+impl DynamoStore {
+    /// Uses `client` on `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client: Arc::new(OnceCell::new_with(Some(client))),
+            table: table.into(),
+            outcome_retention: DEFAULT_OUTCOME_RETENTION,
+        }
+    }
+
+    /// Uses `table` with a client built from the environment on first use (region,
+    /// credentials and `AWS_ENDPOINT_URL_DYNAMODB` as the SDK reads them), so configuration
+    /// stays synchronous and a function that never touches the store never loads it.
+    pub fn lazy(table: impl Into<String>) -> Self {
+        DynamoStore {
+            client: Arc::new(OnceCell::new()),
+            table: table.into(),
+            outcome_retention: DEFAULT_OUTCOME_RETENTION,
+        }
+    }
+
+    /// Keeps outcomes for `retention` (their TTL) instead of [`DEFAULT_OUTCOME_RETENTION`].
+    pub fn with_outcome_retention(mut self, retention: Duration) -> Self {
+        self.outcome_retention = retention;
+        self
+    }
+
+    /// The table.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn client(&self) -> &Client {
+        self.client
+            .get_or_init(|| async { Client::new(&crate::config::aws_sdk_config().await) })
+            .await
+    }
+}
+
+/// Sorts an SDK error into transient or permanent.
+fn classify<E>(
+    what: &str,
+    err: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let text = format!(
+        "dynamodb {what}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&err)
+    );
+    let transient = match &err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error()
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
+        _ => true,
+    };
+    if transient {
+        StoreError::Transient(text)
+    } else {
+        StoreError::Permanent(text)
+    }
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+/// TTL value for an expiry: whole seconds, rounded up so an item is never deleted early.
+fn ttl_seconds(t: DateTime<Utc>) -> i64 {
+    let ms = t.timestamp_millis();
+    ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn idempotency_pk(key: &str) -> String {
+    format!("idem#{key}")
+}
+
+/// FNV-1a of the job id: stable across processes and versions, unlike `DefaultHasher`.
+fn shard_of(job_id: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in job_id.bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash % OUTCOME_SHARDS
+}
+
+fn outcome_pk(day: NaiveDate, shard: u32) -> String {
+    format!("outcome#{day}#{shard}")
+}
+
+/// The time part of an outcome's sort key: fixed width so string order is time order.
+fn time_key(t: DateTime<Utc>) -> String {
+    format!("{:015}", ms(t).max(0))
+}
+
+fn outcome_sk(o: &JobOutcome) -> String {
+    format!("{}#{}", time_key(o.submitted_at), o.job_id)
+}
+
+type Item = HashMap<String, AttributeValue>;
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        other => Err(StoreError::Permanent(format!(
+            "attribute {name} is not a string: {other:?}"
+        ))),
+    }
+}
+
+fn get_opt_s(item: &Item, name: &str) -> Result<Option<String>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+        other => Err(StoreError::Permanent(format!(
+            "attribute {name} is not a string: {other:?}"
+        ))),
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|e| StoreError::Permanent(format!("attribute {name}={v:?}: {e}"))),
+        other => Err(StoreError::Permanent(format!(
+            "attribute {name} is not a number: {other:?}"
+        ))),
+    }
+}
+
+/// The (result, expiry) of an idempotency item, as [`claim_decision`] reads it.
+fn record_of(item: &Item) -> Result<(Option<String>, DateTime<Utc>), StoreError> {
+    Ok((get_opt_s(item, RESULT)?, from_ms(get_n(item, EXPIRES_AT)?)))
+}
+
+fn outcome_of(item: &Item) -> Result<JobOutcome, StoreError> {
+    let job_id = get_s(item, "job_id")?.to_string();
+    let status = match get_s(item, "status")? {
+        "succeeded" => OutcomeStatus::Succeeded,
+        "failed" => OutcomeStatus::Failed,
+        other => {
+            return Err(StoreError::Permanent(format!(
+                "outcome {job_id} has unknown status {other:?}"
+            )));
+        }
+    };
+    Ok(JobOutcome {
+        v: CONTRACT_VERSION,
+        kind: get_s(item, "kind")?.to_string(),
+        status,
+        submitted_at: from_ms(get_n(item, "submitted_at")?),
+        latency_ms: get_n(item, "latency_ms")?.max(0) as u64,
+        error: get_opt_s(item, "error")?,
+        job_id,
+    })
+}
+
+impl DynamoStore {
+    /// Reads an idempotency record with a strongly consistent read.
+    async fn read_record(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Option<String>, DateTime<Utc>)>, StoreError> {
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(idempotency_pk(key)))
+            .key(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify("get_item", e))?;
+        out.item().map(record_of).transpose()
+    }
+
+    /// Reads one shard of one day, `[from, to)`, every page.
+    async fn query_partition(
+        &self,
+        pk: String,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        into: &mut Vec<JobOutcome>,
+    ) -> Result<(), StoreError> {
+        let client = self.client().await;
+        let mut start: Option<Item> = None;
+        for _ in 0..MAX_PAGES {
+            // `sk` starts with the 15-digit time, so every key of [from, to) lies between the
+            // bare `from` digits and the bare `to` digits, and a key at exactly `to` ("<to>#id")
+            // sorts after the bare `to`.
+            let out = client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :lo AND :hi")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#sk", SORT_KEY)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .expression_attribute_values(":lo", s(time_key(from)))
+                .expression_attribute_values(":hi", s(time_key(to)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| classify("query", e))?;
+            for item in out.items() {
+                into.push(outcome_of(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(()),
+            }
+        }
+        Err(StoreError::Permanent(format!(
+            "query of {pk} did not finish within {MAX_PAGES} pages"
+        )))
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        in_progress_until: DateTime<Utc>,
+    ) -> Result<Claim, StoreError> {
+        for _ in 0..CLAIM_ATTEMPTS {
+            let put = self
+                .client()
+                .await
+                .put_item()
+                .table_name(&self.table)
+                .item(PARTITION_KEY, s(idempotency_pk(key)))
+                .item(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
+                .item(EXPIRES_AT, n(ms(in_progress_until)))
+                .item(TTL_ATTRIBUTE, n(ttl_seconds(in_progress_until)))
+                .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
+                .expression_attribute_names("#pk", PARTITION_KEY)
+                .expression_attribute_names("#exp", EXPIRES_AT)
+                .expression_attribute_values(":now", n(ms(now)))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let existing = match put {
+                Ok(_) => return Ok(Claim::Acquired),
+                Err(e) => match e.as_service_error() {
+                    Some(PutItemError::ConditionalCheckFailedException(failed)) => {
+                        match failed.item() {
+                            Some(item) => Some(record_of(item)?),
+                            // Endpoints that ignore ReturnValuesOnConditionCheckFailure: read it.
+                            None => self.read_record(key).await?,
+                        }
+                    }
+                    _ => return Err(classify("put_item", e)),
+                },
+            };
+            match claim_decision(existing, now) {
+                // The record expired or vanished between the condition and the read: try again.
+                Claim::Acquired => continue,
+                held => return Ok(held),
+            }
+        }
+        Err(StoreError::Transient(format!(
+            "claim of {key:?} kept racing with other writers"
+        )))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        result: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(idempotency_pk(key)))
+            .item(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
+            .item(RESULT, s(result))
+            .item(EXPIRES_AT, n(ms(expires_at)))
+            .item(TTL_ATTRIBUTE, n(ttl_seconds(expires_at)))
+            .send()
+            .await
+            .map_err(|e| classify("put_item", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        let deleted = self
+            .client()
+            .await
+            .delete_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(idempotency_pk(key)))
+            .key(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
+            // Only an in-progress claim is released; a completed record stays.
+            .condition_expression("attribute_not_exists(#result)")
+            .expression_attribute_names("#result", RESULT)
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(service))
+                if service.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(classify("delete_item", e)),
+        }
+    }
+
+    async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
+        let day = outcome.submitted_at.date_naive();
+        let retention = chrono::Duration::from_std(self.outcome_retention)
+            .unwrap_or(chrono::Duration::days(90));
+        let mut put = self
+            .client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(outcome_pk(day, shard_of(&outcome.job_id))))
+            .item(SORT_KEY, s(outcome_sk(outcome)))
+            .item("v", n(i64::from(outcome.v)))
+            .item("job_id", s(&outcome.job_id))
+            .item("kind", s(&outcome.kind))
+            .item("status", s(outcome.status.as_str()))
+            .item("submitted_at", n(ms(outcome.submitted_at)))
+            .item(
+                "latency_ms",
+                n(i64::try_from(outcome.latency_ms).unwrap_or(i64::MAX)),
+            )
+            .item(
+                TTL_ATTRIBUTE,
+                n(ttl_seconds(outcome.submitted_at + retention)),
+            );
+        if let Some(error) = &outcome.error {
+            put = put.item("error", s(error));
+        }
+        put.send().await.map_err(|e| classify("put_item", e))?;
+        Ok(())
+    }
+
+    async fn outcomes_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<JobOutcome>, StoreError> {
+        let mut outcomes = Vec::new();
+        if from >= to {
+            return Ok(outcomes);
+        }
+        let first = from.date_naive();
+        let last = (to - chrono::Duration::milliseconds(1)).date_naive();
+        let days = (last - first).num_days().max(0) as u64 + 1;
+        if days > MAX_DAYS {
+            return Err(StoreError::Permanent(format!(
+                "outcomes between {from} and {to}: {days} days is more than {MAX_DAYS}"
+            )));
+        }
+        for offset in 0..days {
+            let day = first
+                .checked_add_days(Days::new(offset))
+                .ok_or_else(|| StoreError::Permanent(format!("day {first} + {offset}")))?;
+            for shard in 0..OUTCOME_SHARDS {
+                self.query_partition(outcome_pk(day, shard), from, to, &mut outcomes)
+                    .await?;
+            }
+        }
+        // The key range is exact; times before 1970 are clamped to 0 in keys, so filter too.
+        outcomes.retain(|o| o.submitted_at >= from && o.submitted_at < to);
+        outcomes.sort_by(|a, b| (a.submitted_at, &a.job_id).cmp(&(b.submitted_at, &b.job_id)));
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+    use serde_json::{Value, json};
+
+    const ENDPOINT: &str = "https://dynamodb.eu-central-1.amazonaws.com/";
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn store(replay: &StaticReplayClient) -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-central-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(replay.clone())
+            // One attempt: these tests are about request shapes and classification.
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .build();
+        DynamoStore::new(Client::from_conf(config), "nightshift-state")
+    }
+
+    fn reply(status: u16, body: Value) -> ReplayEvent {
+        ReplayEvent::new(
+            http::Request::builder()
+                .uri(ENDPOINT)
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder()
+                .status(status)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(SdkBody::from(body.to_string()))
+                .unwrap(),
+        )
+    }
+
+    fn error(code: &str, extra: Value) -> ReplayEvent {
+        let mut body = json!({
+            "__type": format!("com.amazonaws.dynamodb.v20120810#{code}"),
+            "message": format!("{code} in a test"),
+        });
+        if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        reply(400, body)
+    }
+
+    /// The operation (from `X-Amz-Target`) and JSON body of each request sent.
+    fn sent(replay: &StaticReplayClient) -> Vec<(String, Value)> {
+        replay
+            .actual_requests()
+            .map(|r| {
+                assert_eq!(r.uri(), ENDPOINT);
+                let target = r.headers().get("x-amz-target").unwrap_or_default();
+                let op = target
+                    .strip_prefix("DynamoDB_20120810.")
+                    .unwrap_or(target)
+                    .to_string();
+                let body = serde_json::from_slice(r.body().bytes().expect("buffered")).unwrap();
+                (op, body)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn claim_is_one_conditional_put_with_ttl() {
+        let replay = StaticReplayClient::new(vec![reply(200, json!({}))]);
+        let now = t("2026-11-22T10:00:00Z");
+        let until = t("2026-11-22T10:00:30.250Z");
+        let claim = store(&replay).claim("email:r-1", now, until).await.unwrap();
+        assert_eq!(claim, Claim::Acquired);
+        let requests = sent(&replay);
+        assert_eq!(requests.len(), 1);
+        let (op, body) = &requests[0];
+        assert_eq!(op, "PutItem");
+        assert_eq!(
+            body,
+            &json!({
+                "TableName": "nightshift-state",
+                "Item": {
+                    "pk": {"S": "idem#email:r-1"},
+                    "sk": {"S": "idem"},
+                    "expires_at": {"N": until.timestamp_millis().to_string()},
+                    // Rounded up: DynamoDB must not delete the claim before it expires.
+                    "ttl": {"N": (until.timestamp() + 1).to_string()},
+                },
+                "ConditionExpression": "attribute_not_exists(#pk) OR #exp <= :now",
+                "ExpressionAttributeNames": {"#pk": "pk", "#exp": "expires_at"},
+                "ExpressionAttributeValues": {":now": {"N": now.timestamp_millis().to_string()}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_held_claim_is_read_from_the_failed_condition() {
+        let until = t("2026-11-22T10:00:30Z");
+        let held = |result: Option<&str>| {
+            let mut item = json!({
+                "pk": {"S": "idem#k"},
+                "sk": {"S": "idem"},
+                "expires_at": {"N": until.timestamp_millis().to_string()},
+                "ttl": {"N": until.timestamp().to_string()},
+            });
+            if let Some(r) = result {
+                item["result"] = json!({"S": r});
+            }
+            error("ConditionalCheckFailedException", json!({"Item": item}))
+        };
+        let now = t("2026-11-22T10:00:00Z");
+        let replay = StaticReplayClient::new(vec![held(Some("m-1")), held(None)]);
+        let s = store(&replay);
+        assert_eq!(
+            s.claim("k", now, until).await.unwrap(),
+            Claim::Completed("m-1".into())
+        );
+        assert_eq!(
+            s.claim("k", now, until).await.unwrap(),
+            Claim::InProgress { until }
+        );
+        assert_eq!(sent(&replay).len(), 2, "no extra reads");
+    }
+
+    #[tokio::test]
+    async fn without_the_old_item_the_claim_reads_it_consistently() {
+        let until = t("2026-11-22T10:00:30Z");
+        let replay = StaticReplayClient::new(vec![
+            error("ConditionalCheckFailedException", json!({})),
+            reply(
+                200,
+                json!({"Item": {
+                    "pk": {"S": "idem#k"}, "sk": {"S": "idem"},
+                    "expires_at": {"N": until.timestamp_millis().to_string()},
+                }}),
+            ),
+        ]);
+        let now = t("2026-11-22T10:00:00Z");
+        assert_eq!(
+            store(&replay).claim("k", now, until).await.unwrap(),
+            Claim::InProgress { until }
+        );
+        let requests = sent(&replay);
+        assert_eq!(requests[1].0, "GetItem");
+        assert_eq!(requests[1].1["ConsistentRead"], json!(true));
+        assert_eq!(
+            requests[1].1["Key"],
+            json!({"pk": {"S": "idem#k"}, "sk": {"S": "idem"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_is_transient_a_missing_table_is_permanent() {
+        let cases = [
+            ("ProvisionedThroughputExceededException", true),
+            ("ThrottlingException", true),
+            ("RequestLimitExceeded", true),
+            ("TransactionConflictException", true),
+            ("ResourceNotFoundException", false),
+            ("ValidationException", false),
+            ("AccessDeniedException", false),
+        ];
+        for (code, transient) in cases {
+            let replay = StaticReplayClient::new(vec![error(code, json!({}))]);
+            let err = store(&replay)
+                .complete("k", "done", t("2026-11-23T00:00:00Z"))
+                .await
+                .unwrap_err();
+            assert_eq!(
+                matches!(err, StoreError::Transient(_)),
+                transient,
+                "{code}: {err}"
+            );
+            assert!(err.to_string().contains(code), "{err}");
+        }
+        let replay = StaticReplayClient::new(vec![reply(500, json!({}))]);
+        let err = store(&replay).release("k").await.unwrap_err();
+        assert!(matches!(err, StoreError::Transient(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn release_deletes_only_an_in_progress_claim() {
+        let replay = StaticReplayClient::new(vec![
+            reply(200, json!({})),
+            error("ConditionalCheckFailedException", json!({})),
+        ]);
+        let s = store(&replay);
+        s.release("k").await.unwrap();
+        // A completed record fails the condition: that is success, the record stays.
+        s.release("k").await.unwrap();
+        let requests = sent(&replay);
+        assert_eq!(requests[0].0, "DeleteItem");
+        assert_eq!(
+            requests[0].1["ConditionExpression"],
+            "attribute_not_exists(#result)"
+        );
+        assert_eq!(
+            requests[0].1["ExpressionAttributeNames"],
+            json!({"#result": "result"})
+        );
+    }
+
+    fn outcome(id: &str, at: &str, error: Option<&str>) -> JobOutcome {
+        JobOutcome {
+            v: 1,
+            job_id: id.into(),
+            kind: "order.placed".into(),
+            status: if error.is_some() {
+                OutcomeStatus::Failed
+            } else {
+                OutcomeStatus::Succeeded
+            },
+            submitted_at: t(at),
+            latency_ms: 42,
+            error: error.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn outcomes_go_to_a_day_shard_with_a_time_ordered_sort_key() {
+        let replay = StaticReplayClient::new(vec![reply(200, json!({}))]);
+        let o = outcome("job-1", "2026-11-21T23:59:59.500Z", Some("boom"));
+        store(&replay)
+            .with_outcome_retention(Duration::from_secs(3600))
+            .record_outcome(&o)
+            .await
+            .unwrap();
+        let (op, body) = &sent(&replay)[0];
+        assert_eq!(op, "PutItem");
+        assert_eq!(
+            body["Item"],
+            json!({
+                "pk": {"S": format!("outcome#2026-11-21#{}", shard_of("job-1"))},
+                "sk": {"S": format!("{:015}#job-1", o.submitted_at.timestamp_millis())},
+                "v": {"N": "1"},
+                "job_id": {"S": "job-1"},
+                "kind": {"S": "order.placed"},
+                "status": {"S": "failed"},
+                "submitted_at": {"N": o.submitted_at.timestamp_millis().to_string()},
+                "latency_ms": {"N": "42"},
+                "error": {"S": "boom"},
+                "ttl": {"N": (o.submitted_at.timestamp() + 3600 + 1).to_string()},
+            })
+        );
+        assert!(body.get("ConditionExpression").is_none());
+    }
+
+    fn item(o: &JobOutcome) -> Value {
+        json!({
+            "pk": {"S": outcome_pk(o.submitted_at.date_naive(), shard_of(&o.job_id))},
+            "sk": {"S": outcome_sk(o)},
+            "v": {"N": "1"},
+            "job_id": {"S": o.job_id},
+            "kind": {"S": o.kind},
+            "status": {"S": o.status.as_str()},
+            "submitted_at": {"N": o.submitted_at.timestamp_millis().to_string()},
+            "latency_ms": {"N": o.latency_ms.to_string()},
+        })
+    }
+
+    #[tokio::test]
+    async fn a_day_is_one_paged_query_per_shard_and_no_scan() {
+        let a = outcome("a", "2026-11-21T08:00:00Z", None);
+        let b = outcome("b", "2026-11-21T07:00:00Z", None);
+        let c = outcome("c", "2026-11-21T09:00:00Z", None);
+        let page_key = json!({"pk": {"S": "outcome#2026-11-21#0"}, "sk": {"S": outcome_sk(&a)}});
+        let replay = StaticReplayClient::new(vec![
+            reply(
+                200,
+                json!({"Items": [item(&a)], "LastEvaluatedKey": page_key}),
+            ),
+            reply(200, json!({"Items": [item(&b)]})),
+            reply(200, json!({"Items": []})),
+            reply(200, json!({"Items": [item(&c)]})),
+            reply(200, json!({"Items": []})),
+        ]);
+        let from = t("2026-11-21T00:00:00Z");
+        let to = t("2026-11-22T00:00:00Z");
+        let got = store(&replay).outcomes_between(from, to).await.unwrap();
+        assert_eq!(got, vec![b, a, c]);
+        let requests = sent(&replay);
+        assert_eq!(requests.len(), 5);
+        assert!(requests.iter().all(|(op, _)| op == "Query"));
+        let (_, first) = &requests[0];
+        assert_eq!(
+            first["KeyConditionExpression"],
+            "#pk = :pk AND #sk BETWEEN :lo AND :hi"
+        );
+        assert_eq!(first["ConsistentRead"], json!(true));
+        assert_eq!(
+            first["ExpressionAttributeValues"],
+            json!({
+                ":pk": {"S": "outcome#2026-11-21#0"},
+                ":lo": {"S": format!("{:015}", from.timestamp_millis())},
+                ":hi": {"S": format!("{:015}", to.timestamp_millis())},
+            })
+        );
+        assert!(first.get("ExclusiveStartKey").is_none());
+        assert_eq!(requests[1].1["ExclusiveStartKey"], page_key);
+        let partitions: Vec<&str> = requests
+            .iter()
+            .map(|(_, b)| b["ExpressionAttributeValues"][":pk"]["S"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            partitions,
+            [
+                "outcome#2026-11-21#0",
+                "outcome#2026-11-21#0",
+                "outcome#2026-11-21#1",
+                "outcome#2026-11-21#2",
+                "outcome#2026-11-21#3"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_local_day_spans_two_utc_days_and_empty_ranges_send_nothing() {
+        let replay = StaticReplayClient::new(
+            (0..2 * OUTCOME_SHARDS)
+                .map(|_| reply(200, json!({"Items": []})))
+                .collect(),
+        );
+        let s = store(&replay);
+        // Berlin's 2026-11-21 is 2026-11-20T23:00Z .. 2026-11-21T23:00Z.
+        let got = s
+            .outcomes_between(t("2026-11-20T23:00:00Z"), t("2026-11-21T23:00:00Z"))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        let days: Vec<String> = sent(&replay)
+            .iter()
+            .map(|(_, b)| {
+                b["ExpressionAttributeValues"][":pk"]["S"].as_str().unwrap()[8..18].to_string()
+            })
+            .collect();
+        assert_eq!(days.iter().filter(|d| *d == "2026-11-20").count(), 4);
+        assert_eq!(days.iter().filter(|d| *d == "2026-11-21").count(), 4);
+        let at = t("2026-11-21T00:00:00Z");
+        assert!(s.outcomes_between(at, at).await.unwrap().is_empty());
+        assert_eq!(sent(&replay).len(), 8);
+    }
+
+    #[test]
+    fn names_ttl_and_shards() {
+        assert!(validate_table_name("nightshift-prod-state").is_ok());
+        assert!(validate_table_name("ab").is_err());
+        assert!(validate_table_name("has space").is_err());
+        assert_eq!(
+            ttl_seconds(t("2026-11-22T10:00:00Z")),
+            t("2026-11-22T10:00:00Z").timestamp()
+        );
+        assert_eq!(
+            ttl_seconds(t("2026-11-22T10:00:00.001Z")),
+            t("2026-11-22T10:00:01Z").timestamp()
+        );
+        // Stable: these values are in stored keys, a change would hide old outcomes.
+        // FNV-1a 32 of each id, modulo 4.
+        assert_eq!(["a", "b", "job-1", "order-7"].map(shard_of), [0, 1, 2, 3]);
+        let counts = (0..1000).fold([0u32; OUTCOME_SHARDS as usize], |mut acc, i| {
+            acc[shard_of(&format!("job-{i}")) as usize] += 1;
+            acc
+        });
+        assert!(counts.iter().all(|c| (200..=300).contains(c)), "{counts:?}");
+    }
+}
