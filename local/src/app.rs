@@ -234,10 +234,14 @@ pub struct DlqMessage {
 
 impl From<MessageSnapshot> for DlqMessage {
     fn from(m: MessageSnapshot) -> Self {
-        let reason = ["nightshift-error", "X-Amz-Scheduler-Error-Message", "ERROR_MESSAGE"]
-            .iter()
-            .find_map(|k| m.message_attributes.get(*k))
-            .and_then(|v| v.string_value.clone());
+        let reason = [
+            "nightshift-error",
+            "X-Amz-Scheduler-Error-Message",
+            "ERROR_MESSAGE",
+        ]
+        .iter()
+        .find_map(|k| m.message_attributes.get(*k))
+        .and_then(|v| v.string_value.clone());
         DlqMessage {
             message_id: m.message_id,
             sent_at: m.sent_at,
@@ -255,6 +259,7 @@ pub struct Emulator {
     clock: SharedClock,
     clock_spec: ClockSpec,
     invoker: Arc<dyn Invoker>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     runtime: Option<Runtime>,
     mappings: std::sync::Mutex<Vec<MappingHandle>>,
     schedules: ScheduleRunner,
@@ -265,8 +270,13 @@ pub struct Emulator {
 }
 
 /// Builds the function binaries with cargo, with cargo's own progress display.
-pub async fn build_functions(root: &Path, binaries: &[String], release: bool) -> Result<(), AppError> {
-    let mut cmd = tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+pub async fn build_functions(
+    root: &Path,
+    binaries: &[String],
+    release: bool,
+) -> Result<(), AppError> {
+    let mut cmd =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.arg("build").current_dir(root);
     if release {
         cmd.arg("--release");
@@ -274,7 +284,10 @@ pub async fn build_functions(root: &Path, binaries: &[String], release: bool) ->
     for binary in binaries {
         cmd.args(["--bin", binary]);
     }
-    info!(functions = binaries.join(", "), release, "building functions");
+    info!(
+        functions = binaries.join(", "),
+        release, "building functions"
+    );
     let status = cmd
         .status()
         .await
@@ -297,11 +310,23 @@ pub fn target_dir(root: &Path, release: bool) -> PathBuf {
 /// The SQS attributes of a modelled queue.
 fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, String> {
     let mut attrs = BTreeMap::from([
-        ("VisibilityTimeout".to_string(), queue.visibility_timeout_s.to_string()),
+        (
+            "VisibilityTimeout".to_string(),
+            queue.visibility_timeout_s.to_string(),
+        ),
         ("DelaySeconds".to_string(), queue.delay_s.to_string()),
-        ("MessageRetentionPeriod".to_string(), queue.retention_s.to_string()),
-        ("MaximumMessageSize".to_string(), queue.max_message_size.to_string()),
-        ("ReceiveMessageWaitTimeSeconds".to_string(), queue.receive_wait_s.to_string()),
+        (
+            "MessageRetentionPeriod".to_string(),
+            queue.retention_s.to_string(),
+        ),
+        (
+            "MaximumMessageSize".to_string(),
+            queue.max_message_size.to_string(),
+        ),
+        (
+            "ReceiveMessageWaitTimeSeconds".to_string(),
+            queue.receive_wait_s.to_string(),
+        ),
     ]);
     if queue.fifo {
         attrs.insert("FifoQueue".into(), "true".into());
@@ -318,6 +343,27 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
     attrs
 }
 
+/// Counts invocations in flight, so the emulator knows when it is idle.
+struct CountingInvoker {
+    inner: Arc<dyn Invoker>,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Invoker for CountingInvoker {
+    fn invoke(
+        &self,
+        req: InvokeRequest,
+    ) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
+        use std::sync::atomic::Ordering;
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move {
+            let result = self.inner.invoke(req).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            result
+        })
+    }
+}
+
 /// Routes Invoke API calls by binary name: `cargo lambda watch` knows the functions by their
 /// crate's binary, the template by their function name.
 struct RenamingInvoker {
@@ -326,7 +372,10 @@ struct RenamingInvoker {
 }
 
 impl Invoker for RenamingInvoker {
-    fn invoke(&self, mut req: InvokeRequest) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
+    fn invoke(
+        &self,
+        mut req: InvokeRequest,
+    ) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
         if let Some(binary) = self.names.get(&req.function) {
             req.function = binary.clone();
         }
@@ -334,16 +383,36 @@ impl Invoker for RenamingInvoker {
     }
 }
 
+/// Wraps the emulator's invoker (to record or inject faults) before anything uses it.
+pub type Wrap = Box<dyn FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send>;
+
 impl Emulator {
     /// Starts everything `options` describes, using `invoker` when given instead of the one
     /// `options.invoker` names (tests pass an in-process invoker here).
-    pub async fn start(options: UpOptions, invoker: Option<Arc<dyn Invoker>>) -> Result<Arc<Self>, AppError> {
-        let listener = TcpListener::bind(options.addr)
-            .await
-            .map_err(|source| AppError::Listen { addr: options.addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| AppError::Listen { addr: options.addr, source })?;
+    pub async fn start(
+        options: UpOptions,
+        invoker: Option<Arc<dyn Invoker>>,
+    ) -> Result<Arc<Self>, AppError> {
+        Emulator::start_wrapped(options, invoker, None).await
+    }
+
+    /// [`Emulator::start`], with `wrap` applied to the invoker every event goes through.
+    pub async fn start_wrapped(
+        options: UpOptions,
+        invoker: Option<Arc<dyn Invoker>>,
+        wrap: Option<Wrap>,
+    ) -> Result<Arc<Self>, AppError> {
+        let listener =
+            TcpListener::bind(options.addr)
+                .await
+                .map_err(|source| AppError::Listen {
+                    addr: options.addr,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: options.addr,
+            source,
+        })?;
         let endpoint = format!("http://{addr}");
         let template = Template::load(
             &options.template,
@@ -360,7 +429,10 @@ impl Emulator {
             SqsConfig {
                 region: options.region.clone(),
                 endpoint_url: endpoint.clone(),
-                journal: options.state_dir.as_ref().map(|d| JournalConfig::new(d.join("sqs"))),
+                journal: options
+                    .state_dir
+                    .as_ref()
+                    .map(|d| JournalConfig::new(d.join("sqs"))),
                 ..SqsConfig::default()
             },
             clock.clone(),
@@ -386,7 +458,11 @@ impl Emulator {
                     .collect(),
             }),
             (None, InvokerChoice::Process { release, build }) => {
-                let binaries: Vec<String> = template.functions.values().map(|f| f.binary.clone()).collect();
+                let binaries: Vec<String> = template
+                    .functions
+                    .values()
+                    .map(|f| f.binary.clone())
+                    .collect();
                 if *build {
                     build_functions(&options.project_root, &binaries, *release).await?;
                 }
@@ -417,22 +493,42 @@ impl Emulator {
                     let mut config = FunctionConfig::new(f.name.clone(), binary)
                         .with_timeout(Duration::from_secs(f.timeout_s.into()))
                         .with_memory_mb(f.memory_mb)
-                        .with_concurrency(f.reserved_concurrency.unwrap_or(crate::runtime::DEFAULT_CONCURRENCY));
+                        .with_concurrency(
+                            f.reserved_concurrency
+                                .unwrap_or(crate::runtime::DEFAULT_CONCURRENCY),
+                        );
                     config.env = env;
-                    rt.add_function(config).map_err(|e| AppError::Setup(e.to_string()))?;
+                    rt.add_function(config)
+                        .map_err(|e| AppError::Setup(e.to_string()))?;
                 }
                 runtime = Some(rt.clone());
                 Arc::new(ProcessInvoker::new(rt))
             }
         };
 
+        let invoker = match wrap {
+            Some(wrap) => wrap(invoker),
+            None => invoker,
+        };
+        let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker {
+            inner: invoker,
+            in_flight: in_flight.clone(),
+        });
         let (stop, stop_rx) = watch::channel(false);
         let mut mappings = Vec::new();
-        for config in MappingConfig::all_from_template(&template, &options.region).map_err(|e| AppError::Setup(e.to_string()))? {
+        for config in MappingConfig::all_from_template(&template, &options.region)
+            .map_err(|e| AppError::Setup(e.to_string()))?
+        {
             if !config.enabled {
                 continue;
             }
-            mappings.push(mapping::spawn(config, engine.clone(), invoker.clone(), Shutdown::from(stop_rx.clone())));
+            mappings.push(mapping::spawn(
+                config,
+                engine.clone(),
+                invoker.clone(),
+                Shutdown::from(stop_rx.clone()),
+            ));
         }
         let schedules = ScheduleRunner::new(
             &template,
@@ -445,7 +541,9 @@ impl Emulator {
             },
         )
         .map_err(|e| AppError::Setup(e.to_string()))?;
-        let schedules_task = schedules.start(stop_rx.clone()).map_err(|e| AppError::Setup(e.to_string()))?;
+        let schedules_task = schedules
+            .start(stop_rx.clone())
+            .map_err(|e| AppError::Setup(e.to_string()))?;
 
         info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
               mappings = mappings.len(), schedules = template.schedules.len(), clock = %options.clock, "emulator up");
@@ -455,6 +553,7 @@ impl Emulator {
             clock,
             clock_spec: options.clock,
             invoker,
+            in_flight,
             runtime,
             mappings: std::sync::Mutex::new(mappings),
             schedules,
@@ -463,7 +562,8 @@ impl Emulator {
             stop,
             server: std::sync::Mutex::new(None),
         });
-        let router = crate::sqs::server::router(engine).merge(crate::control::router(emulator.clone()));
+        let router =
+            crate::sqs::server::router(engine).merge(crate::control::router(emulator.clone()));
         let mut shutdown_rx = stop_rx;
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -513,7 +613,11 @@ impl Emulator {
         let found = t
             .queue(name)
             .or_else(|| t.queue_by_name(name))
-            .or_else(|| t.queues.values().find(|q| q.name.ends_with(&format!("-{name}"))))
+            .or_else(|| {
+                t.queues
+                    .values()
+                    .find(|q| q.name.ends_with(&format!("-{name}")))
+            })
             .map(|q| q.name.clone());
         match found {
             Some(n) => Ok(n),
@@ -529,7 +633,9 @@ impl Emulator {
     /// Sends `body` to a queue; returns the message id.
     pub fn send(&self, queue: &str, body: impl Into<String>) -> Result<String, AppError> {
         let name = self.resolve_queue(queue)?;
-        let receipt = self.engine.send_message(&name, OutgoingMessage::new(body))?;
+        let receipt = self
+            .engine
+            .send_message(&name, OutgoingMessage::new(body))?;
         Ok(receipt.message_id)
     }
 
@@ -540,7 +646,14 @@ impl Emulator {
 
     /// Fires a schedule now (scheduled time = the clock's now) and returns the invocation.
     pub async fn fire(&self, schedule: &str) -> Result<InvokeResponse, AppError> {
-        let known = || self.schedules.stats().iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ");
+        let known = || {
+            self.schedules
+                .stats()
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         let name = self
             .schedules
             .stats()
@@ -552,33 +665,164 @@ impl Emulator {
                 name: schedule.to_string(),
                 known: known(),
             })?;
-        let outcome = self.schedules.fire(&name).await.map_err(|e| AppError::Setup(e.to_string()))?;
-        outcome.result.map_err(|e| AppError::Setup(format!("cannot invoke the schedule's target: {e}")))
+        let outcome = self
+            .schedules
+            .fire(&name)
+            .await
+            .map_err(|e| AppError::Setup(e.to_string()))?;
+        outcome
+            .result
+            .map_err(|e| AppError::Setup(format!("cannot invoke the schedule's target: {e}")))
     }
 
-    /// Moves the manual clock forward, one due instant at a time, so every schedule occurrence
-    /// and queue timer in between happens at its own time; fails on other clocks.
+    /// What keeps the emulator from being idle: invocations running, mappings holding or
+    /// settling a batch, visible messages on polled queues. Empty when idle.
+    pub fn busy(&self) -> Vec<String> {
+        let mut busy = Vec::new();
+        let running = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        if running > 0 {
+            busy.push(format!("{running} invocations running"));
+        }
+        for m in self.mappings.lock().unwrap().iter() {
+            let stats = m.stats();
+            let queue = &m.config().queue;
+            if stats.in_flight > 0 {
+                busy.push(format!("{queue}: {} batches in flight", stats.in_flight));
+            }
+            if stats.buffered > 0 {
+                busy.push(format!(
+                    "{queue}: {} messages gathering a batch",
+                    stats.buffered
+                ));
+            }
+            if let Ok(q) = self.engine.queue_stats(queue)
+                && q.visible > 0
+            {
+                busy.push(format!("{queue}: {} visible", q.visible));
+            }
+        }
+        busy
+    }
+
+    fn max_batching_window(&self) -> chrono::TimeDelta {
+        let longest = self
+            .mappings
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|m| m.config().window)
+            .max()
+            .unwrap_or_default();
+        chrono::TimeDelta::from_std(longest).unwrap_or_default()
+    }
+
+    fn gathering(&self) -> bool {
+        self.mappings
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.stats().buffered > 0)
+    }
+
+    /// Waits until the emulator is idle ([`Emulator::busy`] is empty and the schedules have
+    /// delivered everything due). On the manual clock, a mapping waiting out its batching
+    /// window moves the clock to the window's end (what Lambda would wait), and nothing else
+    /// moves it: messages waiting for a visibility timeout stay where they are until you
+    /// `advance`. Bounded by `timeout` of real time.
+    pub async fn run_until_idle(&self, timeout: Duration) -> Result<(), AppError> {
+        let started = std::time::Instant::now();
+        let mut quiet = 0;
+        loop {
+            // A short bounded wait lets the schedule runner finish what is due.
+            let _ =
+                tokio::time::timeout(Duration::from_millis(50), self.schedules.wait_idle()).await;
+            let busy = self.busy();
+            if busy.is_empty() {
+                quiet += 1;
+                // Several quiet looks in a row: a poller may sit between receive and invoke.
+                if quiet >= 3 {
+                    return Ok(());
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
+            quiet = 0;
+            let only_gathering =
+                self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 && self.gathering();
+            // Only a batching window's end may be jumped to: until the poller has registered
+            // its wait, the earliest waiter may be something far later (tomorrow's schedule).
+            let window = self.max_batching_window();
+            if only_gathering
+                && let Some(manual) = self.clock.as_manual()
+                && let Some(next) = manual.next_wakeup()
+                && next <= self.clock.now() + window
+            {
+                let _ = manual.set(next.max(self.clock.now()));
+            }
+            if started.elapsed() > timeout {
+                return Err(AppError::Clock(format!(
+                    "not idle after {timeout:?}: {}",
+                    busy.join("; ")
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Moves the manual clock forward by `by`, one due instant at a time, running until idle
+    /// after each, so every schedule occurrence, visibility timeout and delay in between
+    /// happens at its own time, in order; fails on other clocks.
     pub async fn advance(&self, by: Duration) -> Result<DateTime<Utc>, AppError> {
-        if self.clock.as_manual().is_none() {
+        let Some(manual) = self.clock.as_manual() else {
             return Err(AppError::Clock(format!(
                 "advance needs --clock manual; this emulator runs the {} clock",
                 self.clock_spec
             )));
+        };
+        let delta = chrono::TimeDelta::from_std(by)
+            .map_err(|_| AppError::Clock("duration too large".into()))?;
+        let target = self.clock.now() + delta;
+        let idle = Duration::from_secs(120);
+        self.run_until_idle(idle).await?;
+        while let Some(next) = manual.next_wakeup().filter(|n| *n <= target) {
+            manual
+                .set(next.max(self.clock.now()))
+                .map_err(|e| AppError::Clock(e.to_string()))?;
+            self.run_until_idle(idle).await?;
         }
-        self.schedules.advance(by).await.map_err(|e| AppError::Clock(e.to_string()))
+        manual
+            .set(target)
+            .map_err(|e| AppError::Clock(e.to_string()))?;
+        self.run_until_idle(idle).await?;
+        Ok(self.clock.now())
     }
 
     /// The messages of a dead-letter queue (at most `limit`).
     pub fn dlq_list(&self, queue: &str, limit: usize) -> Result<Vec<DlqMessage>, AppError> {
         let name = self.resolve_queue(queue)?;
-        Ok(self.engine.peek_messages(&name, limit)?.into_iter().map(DlqMessage::from).collect())
+        Ok(self
+            .engine
+            .peek_messages(&name, limit)?
+            .into_iter()
+            .map(DlqMessage::from)
+            .collect())
     }
 
     /// Moves a DLQ's messages back to their source queues (StartMessageMoveTask).
     pub fn redrive(&self, dlq: &str) -> Result<String, AppError> {
         let name = self.resolve_queue(dlq)?;
         let arn = self.engine.queue_arn(&name)?;
-        Ok(self.engine.start_message_move_task(&arn, None, None)?)
+        // Messages the functions dead-lettered themselves were sent, not redriven by SQS, so
+        // they carry no source queue; when the DLQ serves exactly one queue, that is where
+        // they go back to.
+        let sources = self.engine.list_dead_letter_source_queues(&name)?;
+        let destination = match sources.as_slice() {
+            [only] => Some(self.engine.queue_arn(only)?),
+            _ => None,
+        };
+        Ok(self
+            .engine
+            .start_message_move_task(&arn, destination.as_deref(), None)?)
     }
 
     /// Everything `nightshift status` shows.
@@ -669,7 +913,11 @@ impl Emulator {
         }
         if let Some(rt) = &self.runtime {
             let report = rt.shutdown(grace).await;
-            info!(terminated = report.terminated, killed = report.killed, "functions stopped");
+            info!(
+                terminated = report.terminated,
+                killed = report.killed,
+                "functions stopped"
+            );
         }
         let server = self.server.lock().unwrap().take();
         if let Some(server) = server {

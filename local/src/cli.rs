@@ -151,7 +151,9 @@ fn parse_time(value: &str) -> anyhow::Result<DateTime<Utc>> {
 fn read_body(body: &str) -> anyhow::Result<String> {
     if body == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read stdin")?;
         return Ok(text);
     }
     if let Some(path) = body.strip_prefix('@') {
@@ -188,7 +190,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Advance { duration } => {
             let moved = client.advance(&duration).await?;
-            println!("{}", moved.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            println!(
+                "{}",
+                moved.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
             Ok(())
         }
         Command::Status { json } => {
@@ -227,7 +232,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schedule {
-            command: ScheduleCommand::Next { expression, tz, from, count },
+            command:
+                ScheduleCommand::Next {
+                    expression,
+                    tz,
+                    from,
+                    count,
+                },
         } => {
             let from = match from {
                 Some(f) => parse_time(&f)?,
@@ -244,7 +255,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
     let root = std::env::current_dir().context("no current directory")?;
-    let clock: ClockSpec = args.clock.parse().with_context(|| format!("--clock {}", args.clock))?;
+    let clock: ClockSpec = args
+        .clock
+        .parse()
+        .with_context(|| format!("--clock {}", args.clock))?;
     let mut options = UpOptions::new(&root);
     options.template = root.join(&args.template);
     options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
@@ -265,7 +279,9 @@ async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
     options.region = args.region;
     let emulator = Emulator::start(options, None).await?;
     print!("{}", render_started(&emulator.status()));
-    tokio::signal::ctrl_c().await.context("cannot wait for ctrl-c")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for ctrl-c")?;
     eprintln!("shutting down: stopping pollers and schedules, letting in-flight work finish");
     emulator.shutdown(Duration::from_secs(5)).await;
     Ok(())
@@ -277,7 +293,9 @@ fn render_started(status: &Status) -> String {
         status.endpoint,
         status.endpoint,
         status.clock,
-        status.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        status
+            .now
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     for q in &status.queues {
         out.push_str(&format!("  queue          {}\n", q.url));
@@ -306,7 +324,9 @@ pub fn render_status(status: &Status) -> String {
     let mut out = format!(
         "clock {} {}   endpoint {}\n\nQUEUE                                   VISIBLE  IN-FLIGHT  DELAYED  DLQ\n",
         status.clock,
-        status.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        status
+            .now
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         status.endpoint
     );
     for q in &status.queues {
@@ -326,7 +346,9 @@ pub fn render_status(status: &Status) -> String {
             f.name, f.instances, f.busy, f.invocations, f.errors, f.timeouts, f.crashes
         ));
     }
-    out.push_str("\nSCHEDULE                                NEXT FIRE             FIRES  FAILURES\n");
+    out.push_str(
+        "\nSCHEDULE                                NEXT FIRE             FIRES  FAILURES\n",
+    );
     for s in &status.schedules {
         out.push_str(&format!(
             "{:<40}{:<22}{:>5}{:>10}\n",

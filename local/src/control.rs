@@ -143,20 +143,36 @@ async fn status(State(e): State<Shared>) -> Json<Status> {
     Json(e.status())
 }
 
-async fn send(State(e): State<Shared>, Json(req): Json<SendRequest>) -> Result<Json<SendResponse>, ApiError> {
+async fn send(
+    State(e): State<Shared>,
+    Json(req): Json<SendRequest>,
+) -> Result<Json<SendResponse>, ApiError> {
     let queue = e.resolve_queue(&req.queue)?;
     let message_id = e.send(&queue, req.body)?;
     Ok(Json(SendResponse { queue, message_id }))
 }
 
-async fn fire(State(e): State<Shared>, Json(req): Json<FireRequest>) -> Result<Json<FireResponse>, ApiError> {
+async fn fire(
+    State(e): State<Shared>,
+    Json(req): Json<FireRequest>,
+) -> Result<Json<FireResponse>, ApiError> {
     let response = e.fire(&req.schedule).await?;
-    let payload_json = |b: &[u8]| serde_json::from_slice(b).unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into()));
+    let payload_json = |b: &[u8]| {
+        serde_json::from_slice(b)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into()))
+    };
     let (outcome, payload) = match &response.outcome {
         InvokeOutcome::Success(b) => ("success", payload_json(b)),
-        InvokeOutcome::FunctionError(err) => ("error", serde_json::to_value(err).unwrap_or_default()),
-        InvokeOutcome::InitError(err) => ("init_error", serde_json::to_value(err).unwrap_or_default()),
-        InvokeOutcome::Timeout { after } => ("timeout", serde_json::json!({"after_ms": after.as_millis() as u64})),
+        InvokeOutcome::FunctionError(err) => {
+            ("error", serde_json::to_value(err).unwrap_or_default())
+        }
+        InvokeOutcome::InitError(err) => {
+            ("init_error", serde_json::to_value(err).unwrap_or_default())
+        }
+        InvokeOutcome::Timeout { after } => (
+            "timeout",
+            serde_json::json!({"after_ms": after.as_millis() as u64}),
+        ),
         InvokeOutcome::Crashed(exit) => ("crash", serde_json::json!({"exit": exit.to_string()})),
     };
     Ok(Json(FireResponse {
@@ -167,16 +183,28 @@ async fn fire(State(e): State<Shared>, Json(req): Json<FireRequest>) -> Result<J
     }))
 }
 
-async fn advance(State(e): State<Shared>, Json(req): Json<AdvanceRequest>) -> Result<Json<AdvanceResponse>, ApiError> {
-    let by = parse_duration(&req.by).map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.to_string()))?;
-    Ok(Json(AdvanceResponse { now: e.advance(by).await? }))
+async fn advance(
+    State(e): State<Shared>,
+    Json(req): Json<AdvanceRequest>,
+) -> Result<Json<AdvanceResponse>, ApiError> {
+    let by = parse_duration(&req.by)
+        .map_err(|err| ApiError(StatusCode::BAD_REQUEST, err.to_string()))?;
+    Ok(Json(AdvanceResponse {
+        now: e.advance(by).await?,
+    }))
 }
 
-async fn dlq_list(State(e): State<Shared>, Query(q): Query<DlqQuery>) -> Result<Json<Vec<DlqMessage>>, ApiError> {
+async fn dlq_list(
+    State(e): State<Shared>,
+    Query(q): Query<DlqQuery>,
+) -> Result<Json<Vec<DlqMessage>>, ApiError> {
     Ok(Json(e.dlq_list(&q.queue, q.limit)?))
 }
 
-async fn redrive(State(e): State<Shared>, Json(req): Json<RedriveRequest>) -> Result<Json<RedriveResponse>, ApiError> {
+async fn redrive(
+    State(e): State<Shared>,
+    Json(req): Json<RedriveRequest>,
+) -> Result<Json<RedriveResponse>, ApiError> {
     Ok(Json(RedriveResponse {
         task_handle: e.redrive(&req.dlq)?,
     }))
@@ -186,7 +214,9 @@ async fn redrive(State(e): State<Shared>, Json(req): Json<RedriveRequest>) -> Re
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
     /// Nothing answers on the port.
-    #[error("no emulator answers on {endpoint} ({reason}); start one with `nightshift up` (same --port)")]
+    #[error(
+        "no emulator answers on {endpoint} ({reason}); start one with `nightshift up` (same --port)"
+    )]
     NotRunning {
         /// The endpoint tried.
         endpoint: String,
@@ -221,13 +251,21 @@ impl ControlClient {
         }
     }
 
-    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<serde_json::Value>) -> Result<T, ControlError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, ControlError> {
         let uri = format!("{}{PREFIX}{path}", self.endpoint);
         let request = Request::builder()
             .method(method)
             .uri(&uri)
             .header("content-type", "application/json")
-            .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+            .body(
+                body.map(|b| Body::from(b.to_string()))
+                    .unwrap_or_else(Body::empty),
+            )
             .map_err(|e| ControlError::Protocol {
                 endpoint: self.endpoint.clone(),
                 reason: e.to_string(),
@@ -269,19 +307,32 @@ impl ControlClient {
 
     /// Sends a message.
     pub async fn send(&self, queue: &str, body: &str) -> Result<SendResponse, ControlError> {
-        self.call(Method::POST, "/send", Some(serde_json::json!({"queue": queue, "body": body})))
-            .await
+        self.call(
+            Method::POST,
+            "/send",
+            Some(serde_json::json!({"queue": queue, "body": body})),
+        )
+        .await
     }
 
     /// Fires a schedule.
     pub async fn fire(&self, schedule: &str) -> Result<FireResponse, ControlError> {
-        self.call(Method::POST, "/fire", Some(serde_json::json!({"schedule": schedule})))
-            .await
+        self.call(
+            Method::POST,
+            "/fire",
+            Some(serde_json::json!({"schedule": schedule})),
+        )
+        .await
     }
 
     /// Advances the manual clock.
     pub async fn advance(&self, by: &str) -> Result<AdvanceResponse, ControlError> {
-        self.call(Method::POST, "/advance", Some(serde_json::json!({"by": by}))).await
+        self.call(
+            Method::POST,
+            "/advance",
+            Some(serde_json::json!({"by": by})),
+        )
+        .await
     }
 
     /// Lists a DLQ.
@@ -289,16 +340,23 @@ impl ControlClient {
         let q: String = queue
             .bytes()
             .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                    (b as char).to_string()
+                }
                 other => format!("%{other:02X}"),
             })
             .collect();
-        self.call(Method::GET, &format!("/dlq?queue={q}"), None).await
+        self.call(Method::GET, &format!("/dlq?queue={q}"), None)
+            .await
     }
 
     /// Redrives a DLQ.
     pub async fn redrive(&self, dlq: &str) -> Result<RedriveResponse, ControlError> {
-        self.call(Method::POST, "/dlq/redrive", Some(serde_json::json!({"dlq": dlq})))
-            .await
+        self.call(
+            Method::POST,
+            "/dlq/redrive",
+            Some(serde_json::json!({"dlq": dlq})),
+        )
+        .await
     }
 }

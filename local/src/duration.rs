@@ -29,7 +29,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
         if digits == 0 {
             return Err(err(&format!("expected a number at {rest:?}")));
         }
-        let value: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+        let value: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| err("number too large"))?;
         rest = &rest[digits..];
         let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
         let unit = &rest[..unit_len];
@@ -47,8 +49,12 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
             "" => return Err(err("missing unit after a number")),
             other => return Err(err(&format!("unknown unit {other:?}"))),
         };
-        let secs = value.checked_mul(seconds_per).ok_or_else(|| err("too large"))?;
-        total = total.checked_add(Duration::from_secs(secs)).ok_or_else(|| err("too large"))?;
+        let secs = value
+            .checked_mul(seconds_per)
+            .ok_or_else(|| err("too large"))?;
+        total = total
+            .checked_add(Duration::from_secs(secs))
+            .ok_or_else(|| err("too large"))?;
     }
     Ok(total)
 }
@@ -62,16 +68,34 @@ mod tests {
         assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
-        assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
     }
 
     #[test]
     fn rejects_nonsense() {
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("6").unwrap_err().to_string().contains("missing unit"));
-        assert!(parse_duration("6y").unwrap_err().to_string().contains("unknown unit \"y\""));
-        assert!(parse_duration("h6").unwrap_err().to_string().contains("expected a number"));
+        assert!(
+            parse_duration("6")
+                .unwrap_err()
+                .to_string()
+                .contains("missing unit")
+        );
+        assert!(
+            parse_duration("6y")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown unit \"y\"")
+        );
+        assert!(
+            parse_duration("h6")
+                .unwrap_err()
+                .to_string()
+                .contains("expected a number")
+        );
         assert!(parse_duration("99999999999999999999s").is_err());
     }
 }

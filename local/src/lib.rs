@@ -7,6 +7,7 @@
 //! Layout, one module per role:
 //! - [`app`]: the emulator assembled from a template, and its library API;
 //! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
+//! - [`harness`]: the emulator as a test harness (manual clock, recorded invocations);
 //! - [`duration`]: `6h`, `1d30m` for `advance`;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;
 //! - [`sqs`]: queue engine, journal and the JSON 1.0 HTTP endpoint;
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod duration;
+pub mod harness;
 pub mod invoker;
 pub mod mapping;
 pub mod runtime;

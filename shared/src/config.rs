@@ -86,6 +86,13 @@ impl Env {
         }
     }
 
+    /// Variables answered by `lookup`, e.g. to record which variables a function reads.
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Env {
+            lookup: Box::new(lookup),
+        }
+    }
+
     /// The value of `var`, `None` when unset or blank.
     pub fn get(&self, var: &str) -> Option<String> {
         (self.lookup)(var).filter(|v| !v.trim().is_empty())

@@ -490,7 +490,10 @@ async fn cloud_ses_sends_the_mime_message_read_back_from_moto() {
     );
     assert!(raw.contains(&format!("X-Nightshift-Request-Id: {request_id}")));
     assert!(raw.contains("Thanks for your order, Ada."), "{raw}");
-    assert!(raw.contains("<p>Thanks for your order, <b>Ada</b>.</p>"), "{raw}");
+    assert!(
+        raw.contains("<p>Thanks for your order, <b>Ada</b>.</p>"),
+        "{raw}"
+    );
     assert!(raw.contains("multipart/alternative"));
 }
 
@@ -643,9 +646,17 @@ async fn cloud_the_three_functions_run_on_dynamodb_ses_and_s3() {
     ours.sort();
     assert_eq!(ours.len(), 2, "{ours:?}");
     assert_eq!(ours[0].0, ["ada@example.com"]);
-    assert!(ours[0].1.contains("X-Nightshift-Request-Id: order-confirmation-job-order-1001"));
+    assert!(
+        ours[0]
+            .1
+            .contains("X-Nightshift-Request-Id: order-confirmation-job-order-1001")
+    );
     assert_eq!(ours[1].0, ["grace@example.com"]);
-    assert!(ours[1].1.contains("X-Nightshift-Request-Id: welcome-job-signup-42"));
+    assert!(
+        ours[1]
+            .1
+            .contains("X-Nightshift-Request-Id: welcome-job-signup-42")
+    );
 
     let clock_dyn: Arc<dyn Clock> = clock.clone();
     let report = Arc::new(daily_report::Deps {
@@ -669,7 +680,11 @@ async fn cloud_the_three_functions_run_on_dynamodb_ses_and_s3() {
     // order.placed and user.signup succeeded, the unknown kind failed; the broken body has no id.
     assert_eq!((summary.total, summary.failed), (3, 1));
     assert!(!summary.already_done);
-    let csv = blobs.get(&summary.csv_key).await.unwrap().expect("csv in s3");
+    let csv = blobs
+        .get(&summary.csv_key)
+        .await
+        .unwrap()
+        .expect("csv in s3");
     let csv = String::from_utf8(csv.to_vec()).unwrap();
     assert!(csv.contains("order.placed"), "{csv}");
     assert!(csv.contains("invoice.paid"), "{csv}");

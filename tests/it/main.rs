@@ -5,6 +5,8 @@ mod batch;
 mod cloud;
 mod daily_report;
 mod email_sender;
+mod emulator;
+mod infra;
 mod pipeline;
 mod queue_processor;
 mod support;

@@ -185,7 +185,10 @@ mod tests {
         attributes.insert("SenderId".to_owned(), "000000000000".to_owned());
         attributes.insert("SentTimestamp".to_owned(), "1".to_owned());
         attributes.insert("ApproximateReceiveCount".to_owned(), "1".to_owned());
-        attributes.insert("ApproximateFirstReceiveTimestamp".to_owned(), "2".to_owned());
+        attributes.insert(
+            "ApproximateFirstReceiveTimestamp".to_owned(),
+            "2".to_owned(),
+        );
         ReceivedMessage {
             message_id: "m1".into(),
             receipt_handle: "r1".into(),
@@ -199,7 +202,11 @@ mod tests {
 
     #[test]
     fn leading_attributes_come_first_and_md5_of_attributes_is_omitted() {
-        let record = Record::render(message(), "arn:aws:sqs:eu-west-1:000000000000:q", "eu-west-1");
+        let record = Record::render(
+            message(),
+            "arn:aws:sqs:eu-west-1:000000000000:q",
+            "eu-west-1",
+        );
         let text = String::from_utf8(record.json).unwrap();
         let attrs = &text[text.find("\"attributes\"").unwrap()..];
         let order: Vec<usize> = [

@@ -167,7 +167,10 @@ pub async fn measure_throughput(
         Err(e) => return Err(MeasureError::Stalled(format!("producer failed: {e}"))),
     }
     let _ = stop.send(true);
-    let stats = handle.join().await.map_err(|e| MeasureError::Stalled(e.to_string()))?;
+    let stats = handle
+        .join()
+        .await
+        .map_err(|e| MeasureError::Stalled(e.to_string()))?;
     let elapsed = finished - started;
     Ok(ThroughputReport {
         messages,

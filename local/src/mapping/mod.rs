@@ -269,6 +269,10 @@ pub struct MappingStats {
     pub delete_errors: u64,
     /// Received messages handed back unsent at shutdown.
     pub released: u64,
+    /// Messages the poller holds, received but not sent yet: a batch waiting for its window
+    /// and messages carried over by the 6 MB cap. Counted from just before a receive, so a
+    /// message is never between the queue's visible count and this one.
+    pub buffered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -283,6 +287,7 @@ pub(crate) struct Counters {
     kept: AtomicU64,
     delete_errors: AtomicU64,
     released: AtomicU64,
+    buffered: AtomicU64,
 }
 
 impl Counters {
@@ -299,11 +304,16 @@ impl Counters {
             kept: get(&self.kept),
             delete_errors: get(&self.delete_errors),
             released: get(&self.released),
+            buffered: get(&self.buffered),
         }
     }
 
     fn add(counter: &AtomicU64, n: usize) {
         counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn set(counter: &AtomicU64, n: usize) {
+        counter.store(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -367,13 +377,7 @@ pub fn spawn(
     shutdown: Shutdown,
 ) -> MappingHandle {
     let counters = Arc::new(Counters::default());
-    let poller = poller::Poller::new(
-        config.clone(),
-        engine,
-        invoker,
-        counters.clone(),
-        shutdown,
-    );
+    let poller = poller::Poller::new(config.clone(), engine, invoker, counters.clone(), shutdown);
     let task = tokio::spawn(poller.run());
     MappingHandle {
         config,

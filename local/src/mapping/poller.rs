@@ -5,6 +5,10 @@
 //! messages (by receiving them) that it could not send yet. Messages received but left out of
 //! a batch by the 6 MB cap are carried to the next batch; at shutdown, the ones never sent are
 //! handed back with a visibility timeout of 0 so they are not stuck until their timeout.
+//!
+//! Waiting for messages goes through the engine's [`QueueSubscription`], which sleeps on the
+//! engine's clock only, and receives never wait: a long-polling receive is also capped by real
+//! time, which under a stopped manual clock would wake the poller every 20 s for nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -149,6 +153,13 @@ impl Poller {
             };
             match self.gather(sub).await {
                 Gathered::Batch(batch) => {
+                    // Counted here, before the task runs, so the batch is never in neither
+                    // `buffered` nor `in_flight`.
+                    let counters = &self.shared.counters;
+                    Counters::add(&counters.in_flight, 1);
+                    Counters::add(&counters.batches, 1);
+                    Counters::add(&counters.records, batch.len());
+                    Counters::set(&counters.buffered, self.carry.len());
                     let shared = self.shared.clone();
                     in_flight.spawn(invoke(shared, batch, permit));
                 }
@@ -230,14 +241,23 @@ impl Poller {
             }
             let want = (batch_size - batch.len()).min(RECEIVE_MAX as usize) as u32;
             let options = ReceiveOptions::all_attributes(want).wait(Duration::ZERO);
-            let received = match self
+            let counters = &self.shared.counters;
+            // Reserved before receiving: what leaves the queue is counted at once.
+            Counters::set(
+                &counters.buffered,
+                batch.len() + self.carry.len() + want as usize,
+            );
+            let received = self
                 .shared
                 .engine
                 .receive_message(&config.queue, &options)
-                .await
-            {
+                .await;
+            let received = match received {
                 Ok(received) => received,
-                Err(err) => return Gathered::Failed(err, batch.records),
+                Err(err) => {
+                    Counters::set(&counters.buffered, batch.len() + self.carry.len());
+                    return Gathered::Failed(err, batch.records);
+                }
             };
             let got = received.len();
             let mut full = false;
@@ -250,6 +270,7 @@ impl Poller {
                     batch.push(record);
                 }
             }
+            Counters::set(&counters.buffered, batch.len() + self.carry.len());
             if full || batch.len() >= batch_size {
                 return Gathered::Batch(batch.records);
             }
@@ -308,6 +329,7 @@ impl Poller {
 
     /// Hands the received but unsent messages back to the queue at once.
     fn release_carry(&mut self) {
+        Counters::set(&self.shared.counters.buffered, 0);
         if self.carry.is_empty() {
             return;
         }
@@ -386,7 +408,8 @@ impl Batch {
             return;
         }
         self.event_bytes += record.json.len() + 1;
-        self.by_id.insert(record.message_id.clone(), self.records.len());
+        self.by_id
+            .insert(record.message_id.clone(), self.records.len());
         self.records.push(record);
     }
 }
@@ -405,9 +428,6 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
     let records = batch.len();
     let span = tracing::info_span!("invoke", function = %config.function, request_id = %request_id, records);
     async {
-        Counters::add(&counters.in_flight, 1);
-        Counters::add(&counters.batches, 1);
-        Counters::add(&counters.records, records);
         let payload = event::assemble(&batch);
         let request = InvokeRequest {
             function: config.function.clone(),

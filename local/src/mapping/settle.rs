@@ -138,7 +138,10 @@ pub fn settle(
     let payload = match outcome {
         InvokeOutcome::Success(payload) => payload,
         InvokeOutcome::FunctionError(e) => {
-            return Settlement::failed(batch_ids, SettleReason::FunctionError(e.error_type.clone()));
+            return Settlement::failed(
+                batch_ids,
+                SettleReason::FunctionError(e.error_type.clone()),
+            );
         }
         InvokeOutcome::InitError(e) => {
             return Settlement::failed(batch_ids, SettleReason::InitError(e.error_type.clone()));

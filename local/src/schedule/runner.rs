@@ -402,7 +402,8 @@ impl ScheduleRunner {
     /// Starts one task per enabled schedule. Rates without a `StartDate` are anchored at the
     /// clock's now. The runner stops when `shutdown` turns true (or its sender is dropped) or
     /// on [`Self::stop`]; the returned task ends once every schedule task and pending retry has
-    /// ended. Retries still waiting at that point are abandoned (logged).
+    /// ended. Retries still waiting at that point are abandoned (logged). Must be called
+    /// within a Tokio runtime.
     pub fn start(&self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, RunnerError> {
         if *self.inner.stop.borrow() {
             return Err(RunnerError::Stopped);
@@ -516,11 +517,7 @@ impl ScheduleRunner {
     /// see `now == scheduled time`: each schedule then catches up in order with the clock at
     /// the end of the jump.
     pub async fn advance_to(&self, to: DateTime<Utc>) -> Result<u64, RunnerError> {
-        let manual = self
-            .inner
-            .clock
-            .as_manual()
-            .ok_or(RunnerError::NotManual)?;
+        let manual = self.inner.clock.as_manual().ok_or(RunnerError::NotManual)?;
         if to < self.inner.clock.now() {
             return Err(ClockError::Backwards {
                 now: self.inner.clock.now(),
@@ -735,10 +732,12 @@ impl Inner {
 
     fn track(&self) -> Tracker {
         let mut id = 0;
-        self.activities.send_modify(|a| {
+        // A running task can only make the runner busy, which nobody waits for: no wake-up.
+        self.activities.send_if_modified(|a| {
             id = a.next_id;
             a.next_id += 1;
             a.states.insert(id, None);
+            false
         });
         Tracker {
             activities: self.activities.clone(),
@@ -836,7 +835,12 @@ impl Inner {
         tokio::spawn(async move { inner.deliver(occ, rng, tracker).await });
     }
 
-    async fn deliver(self: Arc<Self>, mut occ: Occurrence, mut rng: fastrand::Rng, tracker: Tracker) {
+    async fn deliver(
+        self: Arc<Self>,
+        mut occ: Occurrence,
+        mut rng: fastrand::Rng,
+        tracker: Tracker,
+    ) {
         let mut stop = self.stop.subscribe();
         for _ in 0..MAX_ATTEMPTS {
             if occ.due > self.clock.now() {
@@ -858,7 +862,12 @@ impl Inner {
                 );
                 return;
             }
-            if self.attempt(&mut occ, &mut rng, &mut stop).await.next_attempt_at.is_none() {
+            if self
+                .attempt(&mut occ, &mut rng, &mut stop)
+                .await
+                .next_attempt_at
+                .is_none()
+            {
                 return;
             }
         }
@@ -1158,8 +1167,10 @@ impl Tracker {
     }
 
     fn run(&self) {
-        self.activities.send_modify(|a| {
+        // Like `track`: becoming busy wakes nobody; only parking and ending can make idle.
+        self.activities.send_if_modified(|a| {
             a.states.insert(self.id, None);
+            false
         });
     }
 }

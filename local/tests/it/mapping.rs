@@ -56,15 +56,6 @@ impl Call {
             .map(|r| r.body.clone().unwrap())
             .collect()
     }
-
-    fn id_of(&self, body: &str) -> String {
-        self.event
-            .records
-            .iter()
-            .find(|r| r.body.as_deref() == Some(body))
-            .and_then(|r| r.message_id.clone())
-            .unwrap()
-    }
 }
 
 #[derive(Clone, Default)]
@@ -319,7 +310,10 @@ fn settle_empty_null_or_missing_item_identifier_fails_the_whole_batch() {
     ] {
         let s = settle(&ids(), &answered(body), true);
         assert_eq!(s.reason, SettleReason::EmptyItemIdentifier, "{body}");
-        assert_eq!(s, Settlement::failed(&ids(), SettleReason::EmptyItemIdentifier));
+        assert_eq!(
+            s,
+            Settlement::failed(&ids(), SettleReason::EmptyItemIdentifier)
+        );
     }
 }
 
@@ -458,7 +452,9 @@ async fn each_settlement_rule_end_to_end() {
             Verdict::Failure,
         ),
         (
-            Reply::Body(r#"{"batchItemFailures":[{"itemIdentifier":"{b}"},{"itemIdentifier":"not-in-batch"}]}"#),
+            Reply::Body(
+                r#"{"batchItemFailures":[{"itemIdentifier":"{b}"},{"itemIdentifier":"not-in-batch"}]}"#,
+            ),
             true,
             all.clone(),
             Verdict::Failure,
@@ -501,7 +497,10 @@ async fn a_function_timeout_deletes_nothing() {
     );
     env.send("slow");
     let handle = env.spawn(env.config(), invoker);
-    until("the function is invoked", || calls.load(Ordering::SeqCst) == 1).await;
+    until("the function is invoked", || {
+        calls.load(Ordering::SeqCst) == 1
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     until("the batch is settled", || settled(&handle) == 1).await;
     let stats = env.stop(handle).await;
@@ -519,10 +518,7 @@ async fn batches_hold_at_most_batch_size_records() {
     for i in 0..7 {
         env.send(&format!("m{i}"));
     }
-    let handle = env.spawn(
-        env.config().with_batch_size(3),
-        recording(&calls, succeed),
-    );
+    let handle = env.spawn(env.config().with_batch_size(3), recording(&calls, succeed));
     until("all batches settled", || settled(&handle) == 3).await;
     let sizes: Vec<usize> = calls.all().iter().map(|c| c.event.records.len()).collect();
     assert_eq!(sizes, [3, 3, 1]);
@@ -546,6 +542,7 @@ async fn batching_window_gathers_messages_sent_apart() {
     env.advance(2);
     env.send("second");
     until("second is received", || env.in_flight() == 2).await;
+    assert_eq!(handle.stats().buffered, 2, "both wait in the poller");
     env.advance(2);
     quiet().await;
     assert_eq!(calls.len(), 0, "the window (5 s) is still open at 4 s");
@@ -553,6 +550,7 @@ async fn batching_window_gathers_messages_sent_apart() {
     until("the window closes", || calls.len() == 1).await;
     assert_eq!(calls.get(0).bodies(), ["first", "second"]);
     until("settled", || settled(&handle) == 1).await;
+    assert_eq!(handle.stats().buffered, 0);
     env.stop(handle).await;
 }
 
@@ -673,9 +671,16 @@ async fn never_more_than_max_concurrency_invocations_at_once() {
     quiet().await;
     assert_eq!(started.load(Ordering::SeqCst), 3);
     assert_eq!(handle.stats().in_flight, 3);
-    assert_eq!(env.in_flight(), 3, "no message is received without a free slot");
+    assert_eq!(
+        env.in_flight(),
+        3,
+        "no message is received without a free slot"
+    );
     gate.add_permits(1);
-    until("a fourth once one ends", || started.load(Ordering::SeqCst) == 4).await;
+    until("a fourth once one ends", || {
+        started.load(Ordering::SeqCst) == 4
+    })
+    .await;
     quiet().await;
     assert_eq!(started.load(Ordering::SeqCst), 4);
     gate.add_permits(10);
@@ -728,7 +733,10 @@ Resources:
     let configs = MappingConfig::all_from_template(&template, REGION)?;
     let capped = configs.iter().find(|c| c.function == "capped").unwrap();
     assert_eq!(capped.queue, "jobs");
-    assert_eq!(capped.queue_arn, format!("arn:aws:sqs:{REGION}:000000000000:jobs"));
+    assert_eq!(
+        capped.queue_arn,
+        format!("arn:aws:sqs:{REGION}:000000000000:jobs")
+    );
     assert_eq!(capped.region, REGION);
     assert_eq!(capped.batch_size, 50);
     assert_eq!(capped.window, Duration::from_secs(3));
@@ -849,7 +857,12 @@ async fn the_event_is_what_lambda_sends() {
     assert!(positions.windows(2).all(|w| w[0] < w[1]), "{attrs_raw}");
     let typed = &call.event.records[0];
     assert_eq!(typed.event_source.as_deref(), Some("aws:sqs"));
-    assert!(typed.receipt_handle.as_deref().is_some_and(|h| !h.is_empty()));
+    assert!(
+        typed
+            .receipt_handle
+            .as_deref()
+            .is_some_and(|h| !h.is_empty())
+    );
 
     // With message attributes of each type.
     let receipt = env
@@ -907,7 +920,10 @@ async fn the_event_is_what_lambda_sends() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{string_attr}");
     let typed = &calls.get(1).event.records[0];
     assert_eq!(
-        typed.message_attributes["b"].binary_value.as_ref().map(|b| b.0.clone()),
+        typed.message_attributes["b"]
+            .binary_value
+            .as_ref()
+            .map(|b| b.0.clone()),
         Some(vec![0u8, 1, 2, 255])
     );
     assert_ne!(calls.get(0).request_id, calls.get(1).request_id);
@@ -978,16 +994,15 @@ async fn a_visibility_set_by_the_function_is_not_reset() {
     // The function backs off by itself, as the shared crate's retryable path does.
     let invoker = recording(&calls, move |event| {
         let handle = event.records[0].receipt_handle.clone().unwrap();
-        engine.change_message_visibility(QUEUE, &handle, 100).unwrap();
+        engine
+            .change_message_visibility(QUEUE, &handle, 100)
+            .unwrap();
         Ok(format!(
             r#"{{"batchItemFailures":[{{"itemIdentifier":"{}"}}]}}"#,
             event.records[0].message_id.as_deref().unwrap()
         ))
     });
-    let handle = env.spawn(
-        env.config().with_report_batch_item_failures(true),
-        invoker,
-    );
+    let handle = env.spawn(env.config().with_report_batch_item_failures(true), invoker);
     env.send("later");
     until("partial failure", || handle.stats().partial_failures == 1).await;
     env.advance(30);
@@ -1081,8 +1096,9 @@ async fn shutdown_hands_back_a_batch_still_gathering() {
     );
     env.send("gathering");
     until("received", || env.in_flight() == 1).await;
+    assert_eq!(handle.stats().buffered, 1);
     let stats = env.stop(handle).await;
-    assert_eq!(stats.released, 1);
+    assert_eq!((stats.released, stats.buffered), (1, 0));
     assert_eq!(calls.len(), 0);
     assert_eq!(
         env.visible(QUEUE),

@@ -89,6 +89,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
     let es = &t.functions["EmailSenderFunction"];
     assert_eq!(es.binary, "email-sender");
     assert_eq!((es.timeout_s, es.memory_mb), (30, 256));
+    assert_eq!(es.reserved_concurrency, Some(2));
     assert_eq!(
         es.env,
         map(&[
@@ -192,7 +193,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
     assert_eq!(t.schedules.len(), 1);
     let s = &t.schedules[0];
     assert_eq!(s.id, "DailyReportFunctionDaily");
-    assert_eq!(s.name, "DailyReportFunctionDaily");
+    assert_eq!(s.name, "nightshift-daily-report");
     assert_eq!(s.function, "DailyReportFunction");
     assert_eq!(s.expression, "cron(0 2 * * ? *)");
     assert_eq!(s.timezone, "Europe/Berlin");
@@ -225,8 +226,11 @@ fn real_template_without_env_file_keeps_cloud_defaults_and_takes_overrides() -> 
     ]);
     let t = Template::load(&infra().join("template.yaml"), &o)?;
     let dr = &t.functions["DailyReportFunction"];
-    assert_eq!(dr.env["STORE_URL"], "dynamodb://nightshift-state");
-    assert_eq!(dr.env["BLOBS_URL"], "s3://nightshift-reports/reports");
+    assert_eq!(dr.env["STORE_URL"], "dynamodb://dev-state");
+    assert_eq!(
+        dr.env["BLOBS_URL"],
+        "s3://dev-reports-000000000000-eu-central-1"
+    );
     assert_eq!(dr.env["REPORT_TIME_ZONE"], "America/New_York");
     assert_eq!(dr.env["RUST_LOG"], "debug");
     assert_eq!(dr.env["EMAILS_QUEUE_URL"], format!("{URL}/dev-emails"));

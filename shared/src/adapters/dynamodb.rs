@@ -38,6 +38,10 @@ pub const PARTITION_KEY: &str = "pk";
 pub const SORT_KEY: &str = "sk";
 /// Name of the TTL attribute (epoch seconds), as the table's `TimeToLiveSpecification` names it.
 pub const TTL_ATTRIBUTE: &str = "ttl";
+/// Partition keys of idempotency records start with this (IAM policies match on it).
+pub const IDEMPOTENCY_PREFIX: &str = "idem#";
+/// Partition keys of job outcomes start with this (IAM policies match on it).
+pub const OUTCOME_PREFIX: &str = "outcome#";
 /// How many partitions one day of outcomes is spread over.
 pub const OUTCOME_SHARDS: u32 = 4;
 /// How long outcomes are kept by default (the TTL on outcome items): 90 days.
@@ -194,7 +198,7 @@ fn n(v: i64) -> AttributeValue {
 }
 
 fn idempotency_pk(key: &str) -> String {
-    format!("idem#{key}")
+    format!("{IDEMPOTENCY_PREFIX}{key}")
 }
 
 /// FNV-1a of the job id: stable across processes and versions, unlike `DefaultHasher`.
@@ -208,7 +212,7 @@ fn shard_of(job_id: &str) -> u32 {
 }
 
 fn outcome_pk(day: NaiveDate, shard: u32) -> String {
-    format!("outcome#{day}#{shard}")
+    format!("{OUTCOME_PREFIX}{day}#{shard}")
 }
 
 /// The time part of an outcome's sort key: fixed width so string order is time order.

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    Attribute, Attributes, BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutOptions,
+    Attribute, Attributes, BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, PutOptions,
     PutPayload, RetryConfig,
 };
 
@@ -72,13 +72,16 @@ impl S3Blobs {
             max_retries: 3,
             retry_timeout: Duration::from_secs(20),
         };
-        let client = ClientOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(10));
+        // Set key by key: `with_client_options` would replace what the builder already holds
+        // (`AWS_ALLOW_HTTP`, a proxy, ...).
         let store = builder
             .with_bucket_name(bucket)
             .with_retry(retry)
-            .with_client_options(client)
+            .with_config(
+                AmazonS3ConfigKey::Client(ClientConfigKey::ConnectTimeout),
+                "2s",
+            )
+            .with_config(AmazonS3ConfigKey::Client(ClientConfigKey::Timeout), "10s")
             .build()
             .map_err(|e| BlobError::Permanent(format!("cannot configure s3: {e}")))?;
         Ok(S3Blobs {
@@ -113,7 +116,7 @@ impl S3Blobs {
 
 /// Sorts an `object_store` error: what a retry repeats identically is permanent.
 fn classify(what: &str, key: &str, err: object_store::Error) -> BlobError {
-    let text = format!("s3 {what} {key}: {err:?}");
+    let text = format!("s3 {what} {key}: {err}");
     match err {
         object_store::Error::NotFound { .. }
         | object_store::Error::PermissionDenied { .. }

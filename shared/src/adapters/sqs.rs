@@ -54,6 +54,21 @@ impl SqsQueue {
     }
 }
 
+impl SqsQueue {
+    /// A client for an explicit endpoint with static credentials: the emulator from inside a
+    /// test, without touching the process environment.
+    pub fn for_endpoint(endpoint: &str, region: &str) -> Self {
+        use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(endpoint)
+            .credentials_provider(Credentials::new("local", "local", None, None, "nightshift"))
+            .build();
+        SqsQueue::new(Client::from_conf(config))
+    }
+}
+
 /// Sorts an SDK error into transient or rejected.
 pub fn classify<E, R>(err: SdkError<E, R>) -> QueueError
 where

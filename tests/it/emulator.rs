@@ -1,0 +1,437 @@
+//! End to end on the emulator: the real template, the real function handlers in process (or
+//! the real binaries), the emulator's SQS over HTTP, a manual clock.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::SqsEvent;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use lambda_runtime::{Context, LambdaEvent};
+use nightshift::adapters::blobs::FsBlobs;
+use nightshift::adapters::mail::OutboxMailer;
+use nightshift::adapters::sqlite::SqliteStore;
+use nightshift::adapters::sqs::SqsQueue;
+use nightshift::batch::BatchConfig;
+use nightshift::idempotency::Idempotency;
+use nightshift::ports::Clock;
+use nightshift_local::clock::SharedClock;
+use nightshift_local::harness::{Harness, HarnessInvoker, HarnessOptions};
+use nightshift_local::invoker::{FunctionError, InProcessInvoker, InvokeContext};
+
+use crate::support::fixture;
+
+pub const QUEUE_PROCESSOR: &str = "nightshift-QueueProcessorFunction";
+pub const EMAIL_SENDER: &str = "nightshift-EmailSenderFunction";
+pub const DAILY_REPORT: &str = "nightshift-DailyReportFunction";
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Where the in-process functions keep their state.
+pub struct Dirs {
+    pub root: tempfile::TempDir,
+}
+
+impl Dirs {
+    pub fn outbox(&self) -> PathBuf {
+        self.root.path().join("outbox")
+    }
+    pub fn reports(&self) -> PathBuf {
+        self.root.path().join("reports")
+    }
+    pub fn db(&self) -> PathBuf {
+        self.root.path().join("state.db")
+    }
+    /// The .eml files in the outbox.
+    pub fn emails(&self) -> Vec<String> {
+        let Ok(dir) = std::fs::read_dir(self.outbox()) else {
+            return vec![];
+        };
+        let mut all: Vec<String> = dir
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect();
+        all.sort();
+        all
+    }
+}
+
+fn context_for(ctx: &InvokeContext, timeout: Duration) -> Context {
+    let mut c = Context::default();
+    c.request_id = ctx.request_id.clone();
+    let left = ctx.remaining().unwrap_or(timeout);
+    c.deadline = (std::time::SystemTime::now() + left)
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    c
+}
+
+fn error(e: impl std::fmt::Display, kind: &str) -> FunctionError {
+    FunctionError::new(kind, e.to_string())
+}
+
+/// The three real handlers, in process, wired like their `main.rs` but with state in `dirs`,
+/// the emulator's clock and its SQS endpoint (known after start, hence the late binding).
+pub fn in_process_functions(
+    dirs: &Dirs,
+    endpoint: Arc<std::sync::OnceLock<String>>,
+    clock: Arc<EmulatorClockSlot>,
+) -> InProcessInvoker {
+    let store = Arc::new(SqliteStore::open(dirs.db()).unwrap());
+    let mailer = Arc::new(OutboxMailer::new(dirs.outbox()).unwrap());
+    let blobs = Arc::new(FsBlobs::new(dirs.reports()).unwrap());
+    let deps_qp: Arc<std::sync::OnceLock<Arc<queue_processor::Deps>>> = Arc::default();
+    let deps_es: Arc<std::sync::OnceLock<Arc<email_sender::Deps>>> = Arc::default();
+    let deps_dr: Arc<std::sync::OnceLock<Arc<daily_report::Deps>>> = Arc::default();
+    let url = |endpoint: &str, name: &str| format!("{endpoint}/000000000000/nightshift-{name}");
+    let queue = {
+        let endpoint = endpoint.clone();
+        move || {
+            Arc::new(SqsQueue::for_endpoint(
+                endpoint.get().expect("endpoint known"),
+                "us-east-1",
+            ))
+        }
+    };
+    let qp = {
+        let (store, clock, endpoint, queue, deps) = (
+            store.clone(),
+            clock.clone(),
+            endpoint.clone(),
+            queue.clone(),
+            deps_qp,
+        );
+        move |payload: Bytes, ctx: InvokeContext| {
+            let deps = deps
+                .get_or_init(|| {
+                    let e = endpoint.get().unwrap();
+                    Arc::new(queue_processor::Deps::new(
+                        queue(),
+                        store.clone(),
+                        clock.clone(),
+                        BatchConfig {
+                            source_queue_url: Some(url(e, "jobs")),
+                            dlq_url: Some(url(e, "jobs-dlq")),
+                            ..BatchConfig::default()
+                        },
+                        url(e, "emails"),
+                        Duration::from_secs(86_400),
+                    ))
+                })
+                .clone();
+            async move {
+                let event: SqsEvent = serde_json::from_slice(&payload)
+                    .map_err(|e| error(e, "Runtime.UnmarshalError"))?;
+                let response = queue_processor::handler(
+                    deps,
+                    LambdaEvent::new(event, context_for(&ctx, Duration::from_secs(30))),
+                )
+                .await
+                .map_err(|e| error(e, "HandlerError"))?;
+                Ok(Bytes::from(serde_json::to_vec(&response).unwrap()))
+            }
+        }
+    };
+    let es = {
+        let (store, clock, endpoint, queue, deps, mailer) = (
+            store.clone(),
+            clock.clone(),
+            endpoint.clone(),
+            queue.clone(),
+            deps_es,
+            mailer,
+        );
+        move |payload: Bytes, ctx: InvokeContext| {
+            let deps = deps
+                .get_or_init(|| {
+                    let e = endpoint.get().unwrap();
+                    Arc::new(email_sender::Deps::new(
+                        mailer.clone(),
+                        store.clone(),
+                        clock.clone(),
+                        queue(),
+                        BatchConfig {
+                            source_queue_url: Some(url(e, "emails")),
+                            dlq_url: Some(url(e, "emails-dlq")),
+                            ..BatchConfig::default()
+                        },
+                        "nightshift@example.com".into(),
+                        1000.0,
+                        Duration::from_secs(86_400),
+                    ))
+                })
+                .clone();
+            async move {
+                let event: SqsEvent = serde_json::from_slice(&payload)
+                    .map_err(|e| error(e, "Runtime.UnmarshalError"))?;
+                let response = email_sender::handler(
+                    deps,
+                    LambdaEvent::new(event, context_for(&ctx, Duration::from_secs(30))),
+                )
+                .await
+                .map_err(|e| error(e, "HandlerError"))?;
+                Ok(Bytes::from(serde_json::to_vec(&response).unwrap()))
+            }
+        }
+    };
+    let dr = {
+        let (store, clock, endpoint, queue, deps) = (store, clock, endpoint, queue, deps_dr);
+        move |payload: Bytes, ctx: InvokeContext| {
+            let deps = deps
+                .get_or_init(|| {
+                    let e = endpoint.get().unwrap();
+                    let clock: Arc<dyn Clock> = clock.clone();
+                    Arc::new(daily_report::Deps {
+                        idempotency: Idempotency::new(
+                            store.clone(),
+                            clock.clone(),
+                            Duration::from_secs(7 * 86_400),
+                        ),
+                        store: store.clone(),
+                        blobs: blobs.clone(),
+                        queue: queue(),
+                        clock,
+                        time_zone: "Europe/Berlin".parse().unwrap(),
+                        recipients: vec!["ops@example.com".into()],
+                        emails_queue_url: url(e, "emails"),
+                    })
+                })
+                .clone();
+            async move {
+                let event: serde_json::Value = serde_json::from_slice(&payload)
+                    .map_err(|e| error(e, "Runtime.UnmarshalError"))?;
+                match daily_report::handler(
+                    deps,
+                    LambdaEvent::new(event, context_for(&ctx, Duration::from_secs(60))),
+                )
+                .await
+                {
+                    Ok(summary) => Ok(Bytes::from(serde_json::to_vec(&summary).unwrap())),
+                    Err(e) => {
+                        let d: lambda_runtime::Diagnostic = e.into();
+                        Err(FunctionError::new(d.error_type, d.error_message))
+                    }
+                }
+            }
+        }
+    };
+    InProcessInvoker::new()
+        .with_function_timeout(QUEUE_PROCESSOR, Some(Duration::from_secs(30)), qp)
+        .with_function_timeout(EMAIL_SENDER, Some(Duration::from_secs(30)), es)
+        .with_function_timeout(DAILY_REPORT, Some(Duration::from_secs(60)), dr)
+}
+
+/// Late-bound emulator clock for the functions.
+pub type EmulatorClockSlot = EmulatorClockImpl;
+
+/// The functions read "now" from the emulator's clock (set once it runs).
+pub struct EmulatorClockImpl(std::sync::OnceLock<SharedClock>);
+
+impl Clock for EmulatorClockImpl {
+    fn now(&self) -> DateTime<Utc> {
+        self.0.get().map(|c| c.now()).unwrap_or_else(Utc::now)
+    }
+}
+
+/// A harness on the real template with the three handlers in process.
+pub async fn start(at: &str) -> (Harness, Dirs) {
+    let dirs = Dirs {
+        root: tempfile::tempdir().unwrap(),
+    };
+    let endpoint: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let clock = Arc::new(EmulatorClockImpl(std::sync::OnceLock::new()));
+    let invoker = in_process_functions(&dirs, endpoint.clone(), clock.clone());
+    let options = HarnessOptions::new(workspace_root()).starting_at(at.parse().unwrap());
+    let harness = Harness::start(options, HarnessInvoker::InProcess(invoker))
+        .await
+        .unwrap();
+    endpoint.set(harness.endpoint()).unwrap();
+    let _ = clock.0.set(harness.emulator().clock().clone());
+    (harness, dirs)
+}
+
+fn subject_of(eml: &str) -> String {
+    eml.lines()
+        .find_map(|l| l.strip_prefix("Subject: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_leads_to_exactly_one_confirmation_email() {
+    let (h, dirs) = start("2026-11-21T09:30:00Z").await;
+    let order = fixture("jobs/order-placed.json");
+    h.send("jobs", order.clone()).unwrap();
+    // The producer retries its send: the same job arrives twice.
+    h.send("JobsQueue", order).unwrap();
+    h.run_until_idle().await.unwrap();
+    let emails = dirs.emails();
+    if emails.len() != 1 {
+        for i in h.invocations() {
+            eprintln!("{} {} {} {}", i.at, i.function, i.outcome, i.response);
+            for r in i.event["Records"].as_array().unwrap() {
+                eprintln!(
+                    "   {} {} {}",
+                    r["messageId"],
+                    r["attributes"]["ApproximateReceiveCount"],
+                    &r["body"].as_str().unwrap()[..60]
+                );
+            }
+        }
+    }
+    assert_eq!(emails.len(), 1, "{emails:?}");
+    assert_eq!(subject_of(&emails[0]), "Your order 1001 is confirmed");
+    assert!(emails[0].contains("X-Nightshift-Request-Id: order-confirmation-job-order-1001"));
+    // Every message was acknowledged; nothing sits in any queue or DLQ.
+    for q in ["jobs", "jobs-dlq", "emails", "emails-dlq"] {
+        assert!(h.messages(q).unwrap().is_empty(), "{q} not empty");
+    }
+    // The event the function saw is what Lambda sends.
+    let inv = &h.invocations_of(QUEUE_PROCESSOR)[0];
+    let record = &inv.event["Records"][0];
+    assert_eq!(record["eventSource"], "aws:sqs");
+    assert_eq!(
+        record["eventSourceARN"],
+        "arn:aws:sqs:us-east-1:000000000000:nightshift-jobs"
+    );
+    assert_eq!(record["attributes"]["ApproximateReceiveCount"], "1");
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_unknown_jobs_land_in_the_dlq_with_reasons() {
+    let (h, dirs) = start("2026-11-21T09:30:00Z").await;
+    h.send("jobs", "{\"v\":1,").unwrap();
+    h.send("jobs", fixture("jobs/unknown-kind.json")).unwrap();
+    h.run_until_idle().await.unwrap();
+    let dlq = h.emulator().dlq_list("jobs-dlq", 10).unwrap();
+    let mut reasons: Vec<String> = dlq.iter().map(|m| m.reason.clone().unwrap()).collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons[0].starts_with("malformed job: malformed json at line 1 column 7"),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        reasons[1],
+        "unknown job kind \"invoice.paid\"; known kinds: order.placed, user.signup"
+    );
+    assert!(dirs.emails().is_empty());
+    // Redrive puts them back on the jobs queue, where they fail again, into the DLQ again.
+    let before = h.invocations_of(QUEUE_PROCESSOR).len();
+    h.emulator().redrive("jobs-dlq").unwrap();
+    h.run_until_idle().await.unwrap();
+    assert!(
+        h.invocations_of(QUEUE_PROCESSOR).len() > before,
+        "redriven messages were processed"
+    );
+    assert_eq!(h.emulator().dlq_list("jobs-dlq", 10).unwrap().len(), 2);
+    assert!(h.messages("jobs").unwrap().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_daily_reports_across_dst() {
+    // Start on 2026-10-10 in Berlin; the clocks go back on 2026-10-25.
+    let (h, dirs) = start("2026-10-10T12:00:00Z").await;
+    h.advance(Duration::from_secs(31 * 86_400)).await.unwrap();
+    let reports = h.invocations_of(DAILY_REPORT);
+    let summary: Vec<String> = reports
+        .iter()
+        .map(|i| format!("{} {} {}", i.at, i.outcome, i.response))
+        .collect();
+    assert_eq!(reports.len(), 31, "one per day: {summary:#?}");
+    for (i, inv) in reports.iter().enumerate() {
+        assert_eq!(inv.outcome, "success", "{inv:?}");
+        let scheduled: DateTime<Utc> = inv.event["scheduled_time"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let local = scheduled.with_timezone(&chrono_tz::Europe::Berlin);
+        assert_eq!(local.format("%H:%M").to_string(), "02:00", "{scheduled}");
+        let expected =
+            chrono::NaiveDate::from_ymd_opt(2026, 10, 10).unwrap() + chrono::Days::new(i as u64);
+        assert_eq!(inv.response["date"], expected.to_string());
+    }
+    // One file pair and one email per day.
+    let mut files: Vec<String> = std::fs::read_dir(dirs.reports().join("reports"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 62, "{files:?}");
+    let subjects: Vec<String> = dirs.emails().iter().map(|e| subject_of(e)).collect();
+    assert_eq!(subjects.len(), 31);
+    assert!(
+        subjects
+            .iter()
+            .all(|s| s.starts_with("nightshift daily report 2026-"))
+    );
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrenderable_email_is_dead_lettered_at_once() {
+    let (h, dirs) = start("2026-11-21T09:30:00Z").await;
+    // A template that does not exist renders never: permanent, straight to the DLQ.
+    h.send(
+        "emails",
+        r#"{"v":1,"id":"e1","to":["a@example.com"],"subject":"x","template":"missing"}"#,
+    )
+    .unwrap();
+    h.run_until_idle().await.unwrap();
+    let dlq = h.emulator().dlq_list("emails-dlq", 10).unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert!(
+        dlq[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("unknown template \"missing\"")
+    );
+    assert!(dirs.emails().is_empty());
+    h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_function_returns_the_batch_until_sqs_redrives_it() {
+    // A queue processor that always fails: every receive returns the whole batch after the
+    // queue's visibility timeout (180 s), and SQS moves it to the DLQ after 5 receives.
+    let invoker = InProcessInvoker::new().with_function(QUEUE_PROCESSOR, |_payload, _ctx| async {
+        Err(FunctionError::new("Runtime.ExitError", "boom"))
+    });
+    let options =
+        HarnessOptions::new(workspace_root()).starting_at("2026-11-21T09:30:00Z".parse().unwrap());
+    let h = Harness::start(options, HarnessInvoker::InProcess(invoker))
+        .await
+        .unwrap();
+    h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
+    h.run_until_idle().await.unwrap();
+    assert_eq!(h.invocations_of(QUEUE_PROCESSOR).len(), 1);
+    for receive in 2..=5 {
+        h.advance(Duration::from_secs(180)).await.unwrap();
+        let invocations = h.invocations_of(QUEUE_PROCESSOR);
+        assert_eq!(invocations.len(), receive);
+        let record = &invocations.last().unwrap().event["Records"][0];
+        assert_eq!(
+            record["attributes"]["ApproximateReceiveCount"],
+            receive.to_string()
+        );
+    }
+    assert!(h.messages("jobs-dlq").unwrap().is_empty());
+    // The sixth receive would exceed maxReceiveCount 5: SQS moves it to the DLQ instead.
+    h.advance(Duration::from_secs(180)).await.unwrap();
+    assert_eq!(h.invocations_of(QUEUE_PROCESSOR).len(), 5);
+    let dlq = h.messages("jobs-dlq").unwrap();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].receive_count, 5);
+    assert!(h.messages("jobs").unwrap().is_empty());
+    h.shutdown().await;
+}

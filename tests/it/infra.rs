@@ -1,0 +1,840 @@
+//! The deployment template (`infra/template.yaml`) held to the code and to its own promises:
+//!
+//! - drift: every variable a function's `Deps::from_env` reads is set by the template, and
+//!   every variable the template sets is read; each SQS source's visibility timeout is at
+//!   least 6x its consumer's timeout; `env.local.json` overrides every cloud-only value;
+//! - least privilege: one role per function, no wildcard action, every SQS, DynamoDB, S3, SES,
+//!   Lambda and Logs grant scoped to this stack's resources, and exactly the grants each
+//!   function's code and event source use;
+//! - the rest of the deploy: table, bucket, queues, schedule, alarms, outputs, parameters and
+//!   the two `samconfig.toml` stages.
+//!
+//! The checks are functions returning the problems they find, so the mutation tests below can
+//! show each one failing on a broken copy of the template.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use nightshift::adapters::dynamodb::{
+    IDEMPOTENCY_PREFIX, OUTCOME_PREFIX, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE,
+};
+use nightshift::adapters::memory::MemoryQueue;
+use nightshift::config::{ConfigError, Env};
+use serde_yaml::Value;
+
+/// Variables the template may set that no `Deps::from_env` reads, and who reads them instead.
+const READ_OUTSIDE_DEPS: &[(&str, &str)] = &[("RUST_LOG", "nightshift::telemetry::init")];
+
+fn infra() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
+}
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(infra().join("template.yaml")).expect("template");
+    serde_yaml::from_str(&text).expect("template is yaml")
+}
+
+fn env_local() -> serde_json::Value {
+    let text = std::fs::read_to_string(infra().join("env.local.json")).expect("env.local.json");
+    serde_json::from_str(&text).expect("env.local.json is json")
+}
+
+// ------------------------------------------------------------------------ yaml helpers
+
+/// An intrinsic function call, short (`!Ref x`) or long (`{Ref: x}`) form: (name, argument).
+fn intrinsic(v: &Value) -> Option<(String, &Value)> {
+    match v {
+        Value::Tagged(t) => Some((
+            t.tag.to_string().trim_start_matches('!').to_string(),
+            &t.value,
+        )),
+        Value::Mapping(m) if m.len() == 1 => {
+            let (k, arg) = m.iter().next()?;
+            let k = k.as_str()?;
+            (k == "Ref" || k.starts_with("Fn::"))
+                .then(|| (k.trim_start_matches("Fn::").to_string(), arg))
+        }
+        _ => None,
+    }
+}
+
+fn resources(t: &Value) -> &serde_yaml::Mapping {
+    t["Resources"].as_mapping().expect("Resources")
+}
+
+fn resource_type(t: &Value, id: &str) -> Option<String> {
+    t["Resources"][id]["Type"].as_str().map(str::to_string)
+}
+
+fn ids_of_type(t: &Value, ty: &str) -> Vec<String> {
+    resources(t)
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(ty))
+        .filter_map(|(id, _)| id.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The logical id a `!Ref X` or `!GetAtt X.Attr` names.
+fn referenced_id(v: &Value) -> Option<String> {
+    match intrinsic(v)? {
+        (f, Value::String(s)) if f == "Ref" => Some(s.clone()),
+        (f, Value::String(s)) if f == "GetAtt" => s.split('.').next().map(str::to_string),
+        (f, Value::Sequence(parts)) if f == "GetAtt" => parts.first()?.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The `${...}` names of a `!Sub` string.
+fn sub_names(s: &str) -> Vec<String> {
+    s.split("${")
+        .skip(1)
+        .filter_map(|rest| rest.split_once('}').map(|(name, _)| name.to_string()))
+        .filter(|name| !name.starts_with('!'))
+        .collect()
+}
+
+/// A scalar as text (numbers and booleans too).
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn as_list(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Sequence(items) => items.iter().collect(),
+        Value::Null => vec![],
+        other => vec![other],
+    }
+}
+
+// --------------------------------------------------------------------------- functions
+
+/// What the template says about one function.
+#[derive(Debug)]
+struct Function {
+    id: String,
+    /// Variable name → its value expression (Globals merged in).
+    env: BTreeMap<String, Value>,
+    timeout_s: u64,
+    role: Option<String>,
+    sqs_sources: Vec<String>,
+}
+
+fn functions(t: &Value) -> Vec<Function> {
+    let globals = &t["Globals"]["Function"];
+    ids_of_type(t, "AWS::Serverless::Function")
+        .into_iter()
+        .map(|id| {
+            let p = &t["Resources"][id.as_str()]["Properties"];
+            let mut env = BTreeMap::new();
+            for vars in [
+                &globals["Environment"]["Variables"],
+                &p["Environment"]["Variables"],
+            ] {
+                if let Some(m) = vars.as_mapping() {
+                    for (k, v) in m {
+                        env.insert(k.as_str().expect("variable name").to_string(), v.clone());
+                    }
+                }
+            }
+            let timeout_s = p["Timeout"]
+                .as_u64()
+                .or_else(|| globals["Timeout"].as_u64())
+                .unwrap_or(3);
+            let sqs_sources = p["Events"]
+                .as_mapping()
+                .map(|events| {
+                    events
+                        .values()
+                        .filter(|e| e["Type"].as_str() == Some("SQS"))
+                        .filter_map(|e| referenced_id(&e["Properties"]["Queue"]))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Function {
+                role: referenced_id(&p["Role"]),
+                id,
+                env,
+                timeout_s,
+                sqs_sources,
+            }
+        })
+        .collect()
+}
+
+/// Runs the crate's `Deps::from_env` for a template function and records the variables it
+/// reads. Only variables the template sets have values (the local ones, so nothing reaches
+/// for the cloud); anything else reads as unset.
+fn variables_read(
+    function: &Function,
+    parameters: &Value,
+    dir: &Path,
+) -> (BTreeSet<String>, Option<ConfigError>) {
+    let local = env_local();
+    let d = dir.display();
+    let mut values = BTreeMap::new();
+    for name in function.env.keys() {
+        let value = match name.as_str() {
+            "STORE_URL" => format!("sqlite://{d}/state.db"),
+            "MAIL_URL" => format!("file://{d}/outbox"),
+            "BLOBS_URL" => format!("file://{d}/reports"),
+            n if n.ends_with("_URL") => format!("http://127.0.0.1:9324/000000000000/{n}"),
+            n => local[&function.id][n]
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| scalar(&function.env[n]))
+                .or_else(|| {
+                    let parameter = referenced_id(&function.env[n])?;
+                    scalar(&parameters[parameter.as_str()]["Default"])
+                })
+                .unwrap_or_else(|| panic!("{}: no sample value for {n}", function.id)),
+        };
+        values.insert(name.clone(), value);
+    }
+    let seen = Arc::new(Mutex::new(BTreeSet::new()));
+    let recorder = seen.clone();
+    let env = Env::from_fn(move |name| {
+        recorder.lock().unwrap().insert(name.to_string());
+        values.get(name).cloned()
+    });
+    let queue = Arc::new(MemoryQueue::default());
+    let error = match function.id.as_str() {
+        "QueueProcessorFunction" => queue_processor::Deps::from_env(&env, queue).err(),
+        "EmailSenderFunction" => email_sender::Deps::from_env(&env, queue).err(),
+        "DailyReportFunction" => daily_report::Deps::from_env(&env, queue).err(),
+        other => panic!("{other}: a function the drift check does not know; add its crate here"),
+    };
+    let seen = seen.lock().unwrap().clone();
+    (seen, error)
+}
+
+/// Environment drift between the template and the functions' code.
+fn env_drift(t: &Value) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut problems = Vec::new();
+    for f in functions(t) {
+        let (read, error) = variables_read(&f, &t["Parameters"], &dir.path().join(&f.id));
+        if let Some(e) = error {
+            problems.push(format!(
+                "{}: Deps::from_env fails on the template's environment: {e}",
+                f.id
+            ));
+        }
+        for name in &read {
+            if !f.env.contains_key(name) {
+                problems.push(format!(
+                    "{}: the code reads {name}, the template does not set it",
+                    f.id
+                ));
+            }
+        }
+        for name in f.env.keys() {
+            let outside = READ_OUTSIDE_DEPS.iter().any(|(n, _)| n == name);
+            if !read.contains(name) && !outside {
+                problems.push(format!(
+                    "{}: the template sets {name}, the code never reads it",
+                    f.id
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// SQS sources whose visibility timeout is under 6x their consumer's timeout.
+fn visibility_drift(t: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    for f in functions(t) {
+        for queue in &f.sqs_sources {
+            let visibility = t["Resources"][queue.as_str()]["Properties"]["VisibilityTimeout"]
+                .as_u64()
+                .unwrap_or(30);
+            if visibility < 6 * f.timeout_s {
+                problems.push(format!(
+                    "{queue}: VisibilityTimeout {visibility} s is under 6x the {} s timeout of {}",
+                    f.timeout_s, f.id
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn infra_drift_functions_read_exactly_what_the_template_sets() {
+    let problems = env_drift(&template());
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn infra_drift_visibility_timeouts_cover_six_consumer_timeouts() {
+    let t = template();
+    let problems = visibility_drift(&t);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // Both consumers are covered, so the check above checked something.
+    let sources: Vec<String> = functions(&t)
+        .into_iter()
+        .flat_map(|f| f.sqs_sources)
+        .collect();
+    assert_eq!(sources.len(), 2, "{sources:?}");
+}
+
+#[test]
+fn infra_drift_env_local_overrides_every_cloud_only_value() {
+    let t = template();
+    let local = env_local();
+    for f in functions(&t) {
+        for (name, value) in &f.env {
+            let text = match intrinsic(value) {
+                Some((func, Value::String(s))) if func == "Sub" => s.clone(),
+                _ => scalar(value).unwrap_or_default(),
+            };
+            let cloud_only =
+                text.starts_with("dynamodb://") || text.starts_with("s3://") || text == "ses";
+            if cloud_only {
+                let local_value = local[&f.id][name].as_str().unwrap_or_else(|| {
+                    panic!("{}: env.local.json does not override {name} ({text})", f.id)
+                });
+                assert!(
+                    local_value.starts_with("sqlite://") || local_value.starts_with("file://"),
+                    "{}: {name} overridden with {local_value}",
+                    f.id
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn infra_drift_check_fails_on_a_broken_template() {
+    // A variable the code needs, removed from the template.
+    let mut t = template();
+    t["Resources"]["EmailSenderFunction"]["Properties"]["Environment"]["Variables"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("MAIL_FROM");
+    let problems = env_drift(&t);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                == "EmailSenderFunction: the code reads MAIL_FROM, the template does not set it"),
+        "{problems:#?}"
+    );
+    // A variable nobody reads, added.
+    let mut t = template();
+    t["Resources"]["DailyReportFunction"]["Properties"]["Environment"]["Variables"]["REPORT_FORMAT"] =
+        Value::String("pdf".into());
+    assert_eq!(
+        env_drift(&t),
+        ["DailyReportFunction: the template sets REPORT_FORMAT, the code never reads it"]
+    );
+    // A consumer timeout raised past a sixth of its queue's visibility timeout.
+    let mut t = template();
+    t["Resources"]["QueueProcessorFunction"]["Properties"]["Timeout"] = Value::from(31);
+    assert_eq!(
+        visibility_drift(&t),
+        [
+            "JobsQueue: VisibilityTimeout 180 s is under 6x the 31 s timeout of QueueProcessorFunction"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------- IAM
+
+/// One allowed (action, resource) pair, with the resource named by its logical id where it
+/// is one of the template's (`EmailsQueue`, `ReportsBucket/reports/*`) and the condition
+/// appended (`[idem#*]`, `[from SenderAddress]`).
+fn grants(t: &Value, role: &str) -> Result<BTreeSet<String>, Vec<String>> {
+    let mut out = BTreeSet::new();
+    let mut problems = Vec::new();
+    let policies = &t["Resources"][role]["Properties"]["Policies"];
+    for policy in as_list(policies) {
+        for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
+            if statement["Effect"].as_str() != Some("Allow") {
+                continue;
+            }
+            let sid = statement["Sid"].as_str().unwrap_or("?");
+            let actions: Vec<String> = as_list(&statement["Action"])
+                .into_iter()
+                .filter_map(|a| a.as_str().map(str::to_string))
+                .collect();
+            for action in &actions {
+                if action.contains('*') {
+                    problems.push(format!("{role}/{sid}: wildcard action {action}"));
+                }
+            }
+            let condition = condition_label(&statement["Condition"]);
+            for resource in as_list(&statement["Resource"]) {
+                match scoped_resource(t, resource) {
+                    Ok((ty, label)) => {
+                        for action in &actions {
+                            let service = action.split(':').next().unwrap_or_default();
+                            if !service_owns(service, &ty) {
+                                problems.push(format!("{role}/{sid}: {action} on {label}, a {ty}"));
+                            }
+                            out.insert(format!("{action} on {label}{condition}"));
+                        }
+                    }
+                    Err(why) => problems.push(format!("{role}/{sid}: {why}")),
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Which resource types a service's actions may be granted on.
+fn service_owns(service: &str, ty: &str) -> bool {
+    matches!(
+        (service, ty),
+        ("sqs", "AWS::SQS::Queue")
+            | ("dynamodb", "AWS::DynamoDB::Table")
+            | ("s3", "AWS::S3::Bucket")
+            | ("logs", "AWS::Logs::LogGroup")
+            | ("lambda", "AWS::Serverless::Function")
+            | ("ses", "ses-identity")
+    )
+}
+
+/// A resource of this stack: `(type, label)`; `Err` for `*` or anything outside the stack.
+fn scoped_resource(t: &Value, resource: &Value) -> Result<(String, String), String> {
+    if let Some(id) = referenced_id(resource) {
+        let ty = resource_type(t, &id).ok_or_else(|| format!("{id} is not a resource"))?;
+        return Ok((ty, id));
+    }
+    match intrinsic(resource) {
+        Some((f, Value::String(s))) if f == "Sub" => {
+            let names = sub_names(s);
+            if let Some(first) = names.first()
+                && let Some(id) = first.strip_suffix(".Arn")
+                && s.starts_with("${")
+                && let Some(ty) = resource_type(t, id)
+            {
+                let rest = &s[first.len() + 3..];
+                return Ok((ty, format!("{id}{rest}")));
+            }
+            let identities = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/";
+            if let Some(identity) = s.strip_prefix(identities) {
+                return Ok(("ses-identity".into(), format!("ses identity/{identity}")));
+            }
+            Err(format!(
+                "!Sub {s:?} is not scoped to a resource of this stack"
+            ))
+        }
+        _ => Err(format!("resource {resource:?} is not scoped to this stack")),
+    }
+}
+
+fn condition_label(condition: &Value) -> String {
+    let Some(conditions) = condition.as_mapping() else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (op, keys) in conditions {
+        for (key, value) in keys.as_mapping().into_iter().flatten() {
+            let key = key.as_str().unwrap_or_default();
+            let values: Vec<String> = as_list(value)
+                .into_iter()
+                .map(|v| referenced_id(v).or_else(|| scalar(v)).unwrap_or_default())
+                .collect();
+            parts.push(format!(
+                "{} {key} {}",
+                op.as_str().unwrap_or_default(),
+                values.join(",")
+            ));
+        }
+    }
+    format!(" [{}]", parts.join("; "))
+}
+
+fn leading(prefix: &str) -> String {
+    format!(" [ForAllValues:StringLike dynamodb:LeadingKeys {prefix}*]")
+}
+
+#[test]
+fn infra_iam_every_function_has_its_own_least_privilege_role() {
+    let t = template();
+    let idem = leading(IDEMPOTENCY_PREFIX);
+    let outcome = leading(OUTCOME_PREFIX);
+    let consume = |queue: &str| -> Vec<String> {
+        [
+            "sqs:ChangeMessageVisibility",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "sqs:ReceiveMessage",
+        ]
+        .iter()
+        .map(|a| format!("{a} on {queue}"))
+        .collect()
+    };
+    let idempotency = [
+        format!("dynamodb:DeleteItem on StateTable{idem}"),
+        format!("dynamodb:GetItem on StateTable{idem}"),
+        format!("dynamodb:PutItem on StateTable{idem}"),
+    ];
+    let logs = |group: &str| {
+        [
+            format!("logs:CreateLogStream on {group}"),
+            format!("logs:PutLogEvents on {group}"),
+        ]
+    };
+    let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    expected.insert(
+        "QueueProcessorFunction",
+        consume("JobsQueue")
+            .into_iter()
+            .chain(logs("QueueProcessorLogGroup"))
+            .chain(idempotency.clone())
+            .chain([
+                "sqs:SendMessage on EmailsQueue".to_string(),
+                "sqs:SendMessage on JobsDLQ".to_string(),
+                format!("dynamodb:PutItem on StateTable{outcome}"),
+            ])
+            .collect(),
+    );
+    expected.insert(
+        "EmailSenderFunction",
+        consume("EmailsQueue")
+            .into_iter()
+            .chain(logs("EmailSenderLogGroup"))
+            .chain(idempotency.clone())
+            .chain([
+                "sqs:SendMessage on EmailsDLQ".to_string(),
+                "ses:SendEmail on ses identity/* [StringEquals ses:FromAddress SenderAddress]"
+                    .to_string(),
+                "ses:SendRawEmail on ses identity/* [StringEquals ses:FromAddress SenderAddress]"
+                    .to_string(),
+            ])
+            .collect(),
+    );
+    expected.insert(
+        "DailyReportFunction",
+        logs("DailyReportLogGroup")
+            .into_iter()
+            .chain(idempotency)
+            .chain([
+                "sqs:SendMessage on EmailsQueue".to_string(),
+                format!("dynamodb:Query on StateTable{outcome}"),
+                "s3:PutObject on ReportsBucket/reports/*".to_string(),
+            ])
+            .collect(),
+    );
+
+    let mut roles = BTreeSet::new();
+    for f in functions(&t) {
+        let props = &t["Resources"][f.id.as_str()]["Properties"];
+        // SAM's `Policies` would add managed policies granting on every resource.
+        assert!(props["Policies"].is_null(), "{}: uses SAM Policies", f.id);
+        let role = f
+            .role
+            .clone()
+            .unwrap_or_else(|| panic!("{}: no Role", f.id));
+        assert_eq!(resource_type(&t, &role).as_deref(), Some("AWS::IAM::Role"));
+        assert!(
+            roles.insert(role.clone()),
+            "{role} is shared by two functions"
+        );
+        let got = grants(&t, &role).unwrap_or_else(|p| panic!("{p:#?}"));
+        assert_eq!(
+            got.iter().collect::<Vec<_>>(),
+            expected[f.id.as_str()].iter().collect::<Vec<_>>(),
+            "{}",
+            f.id
+        );
+        // Derived from the rest of the template: the event source can be consumed, and every
+        // queue URL the function is given can be sent to (or is its source).
+        for queue in &f.sqs_sources {
+            for line in consume(queue) {
+                assert!(got.contains(&line), "{}: missing {line}", f.id);
+            }
+        }
+        for (name, value) in &f.env {
+            if name.ends_with("_QUEUE_URL") || name.ends_with("_DLQ_URL") {
+                let queue = referenced_id(value).expect("queue url is a !Ref");
+                assert!(
+                    f.sqs_sources.contains(&queue)
+                        || got.contains(&format!("sqs:SendMessage on {queue}")),
+                    "{}: {name} names {queue}, which it may not send to",
+                    f.id
+                );
+            }
+        }
+    }
+    assert_eq!(roles.len(), 3);
+}
+
+#[test]
+fn infra_iam_no_role_allows_a_wildcard_or_an_unscoped_resource() {
+    let t = template();
+    for role in ids_of_type(&t, "AWS::IAM::Role") {
+        grants(&t, &role).unwrap_or_else(|p| panic!("{p:#?}"));
+    }
+    // The scheduler's role: invoke the report function, write its DLQ; assumed only by the
+    // scheduler of this account.
+    assert_eq!(
+        grants(&t, "ReportScheduleRole").unwrap(),
+        BTreeSet::from([
+            "lambda:InvokeFunction on DailyReportFunction".to_string(),
+            "sqs:SendMessage on ReportScheduleDLQ".to_string(),
+        ])
+    );
+    let trust = &t["Resources"]["ReportScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        [0];
+    assert_eq!(trust["Principal"]["Service"], "scheduler.amazonaws.com");
+    assert!(!trust["Condition"]["StringEquals"]["aws:SourceAccount"].is_null());
+    assert!(ids_of_type(&t, "AWS::IAM::Policy").is_empty());
+    assert!(ids_of_type(&t, "AWS::IAM::ManagedPolicy").is_empty());
+}
+
+#[test]
+fn infra_iam_check_fails_on_wildcards_and_unscoped_resources() {
+    let statement = |action: &str, resource: Value| {
+        let mut t = template();
+        let statements = t["Resources"]["EmailSenderRole"]["Properties"]["Policies"][0]
+            ["PolicyDocument"]["Statement"]
+            .as_sequence_mut()
+            .unwrap();
+        let mut s = serde_yaml::Mapping::new();
+        s.insert("Sid".into(), "Extra".into());
+        s.insert("Effect".into(), "Allow".into());
+        s.insert("Action".into(), action.into());
+        s.insert("Resource".into(), resource);
+        statements.push(Value::Mapping(s));
+        grants(&t, "EmailSenderRole").unwrap_err()
+    };
+    let get_att = |target: &str| {
+        Value::Tagged(Box::new(serde_yaml::value::TaggedValue {
+            tag: serde_yaml::value::Tag::new("GetAtt"),
+            value: Value::String(target.into()),
+        }))
+    };
+    assert_eq!(
+        statement("sqs:*", get_att("EmailsQueue.Arn")),
+        ["EmailSenderRole/Extra: wildcard action sqs:*"]
+    );
+    assert_eq!(
+        statement("dynamodb:Scan", "*".into()),
+        ["EmailSenderRole/Extra: resource String(\"*\") is not scoped to this stack"]
+    );
+    assert_eq!(
+        statement("s3:GetObject", get_att("StateTable.Arn")),
+        ["EmailSenderRole/Extra: s3:GetObject on StateTable, a AWS::DynamoDB::Table"]
+    );
+}
+
+// ------------------------------------------------------------------- the rest of the deploy
+
+#[test]
+fn infra_table_matches_the_dynamodb_adapter() {
+    let t = template();
+    let table = &t["Resources"]["StateTable"];
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    assert_eq!(table["DeletionPolicy"], "Retain");
+    let p = &table["Properties"];
+    assert_eq!(p["BillingMode"], "PAY_PER_REQUEST");
+    let keys: Vec<(String, String)> = as_list(&p["KeySchema"])
+        .into_iter()
+        .map(|k| {
+            (
+                scalar(&k["AttributeName"]).unwrap(),
+                scalar(&k["KeyType"]).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (PARTITION_KEY.to_string(), "HASH".to_string()),
+            (SORT_KEY.to_string(), "RANGE".to_string())
+        ]
+    );
+    for attribute in as_list(&p["AttributeDefinitions"]) {
+        assert_eq!(attribute["AttributeType"], "S");
+    }
+    assert_eq!(p["TimeToLiveSpecification"]["AttributeName"], TTL_ATTRIBUTE);
+    assert_eq!(p["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(
+        p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    // STORE_URL names the table by the same expression as TableName.
+    let name = match intrinsic(&p["TableName"]) {
+        Some((f, Value::String(s))) if f == "Sub" => s.clone(),
+        other => panic!("TableName: {other:?}"),
+    };
+    let store_url = &t["Globals"]["Function"]["Environment"]["Variables"]["STORE_URL"];
+    assert!(
+        matches!(intrinsic(store_url), Some((f, Value::String(s))) if f == "Sub" && s == &format!("dynamodb://{name}")),
+        "{store_url:?}"
+    );
+}
+
+#[test]
+fn infra_bucket_is_private_encrypted_expiring_and_named_like_blobs_url() {
+    let t = template();
+    let bucket = &t["Resources"]["ReportsBucket"];
+    assert_eq!(bucket["DeletionPolicy"], "Retain");
+    let p = &bucket["Properties"];
+    let block = &p["PublicAccessBlockConfiguration"];
+    for key in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[key], true, "{key}");
+    }
+    assert_eq!(
+        p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+            ["SSEAlgorithm"],
+        "AES256"
+    );
+    let rules = as_list(&p["LifecycleConfiguration"]["Rules"]);
+    assert!(rules.iter().any(|r| r["Status"] == "Enabled"
+        && r["Prefix"] == "reports/"
+        && !r["ExpirationInDays"].is_null()));
+    let name = match intrinsic(&p["BucketName"]) {
+        Some((f, Value::String(s))) if f == "Sub" => s.clone(),
+        other => panic!("BucketName: {other:?}"),
+    };
+    let blobs_url = &t["Resources"]["DailyReportFunction"]["Properties"]["Environment"]["Variables"]
+        ["BLOBS_URL"];
+    assert!(
+        matches!(intrinsic(blobs_url), Some((f, Value::String(s))) if f == "Sub" && s == &format!("s3://{name}")),
+        "{blobs_url:?}"
+    );
+}
+
+#[test]
+fn infra_queues_are_encrypted_and_dead_letters_kept_fourteen_days() {
+    let t = template();
+    let queues = ids_of_type(&t, "AWS::SQS::Queue");
+    assert_eq!(queues.len(), 5);
+    for id in &queues {
+        let p = &t["Resources"][id.as_str()]["Properties"];
+        assert_eq!(p["SqsManagedSseEnabled"], true, "{id}");
+        if id.ends_with("DLQ") {
+            assert_eq!(p["MessageRetentionPeriod"], 1_209_600, "{id}");
+        } else {
+            let dlq = referenced_id(&p["RedrivePolicy"]["deadLetterTargetArn"]).unwrap();
+            assert_eq!(dlq, id.replace("Queue", "DLQ"));
+            assert_eq!(p["RedrivePolicy"]["maxReceiveCount"], 5, "{id}");
+        }
+    }
+}
+
+#[test]
+fn infra_schedule_retries_then_dead_letters() {
+    let t = template();
+    let daily = &t["Resources"]["DailyReportFunction"]["Properties"]["Events"]["Daily"];
+    assert_eq!(daily["Type"], "ScheduleV2");
+    let p = &daily["Properties"];
+    assert_eq!(p["ScheduleExpression"], "cron(0 2 * * ? *)");
+    assert_eq!(
+        referenced_id(&p["ScheduleExpressionTimezone"]).as_deref(),
+        Some("ReportTimeZone")
+    );
+    assert_eq!(p["RetryPolicy"]["MaximumRetryAttempts"], 3);
+    assert_eq!(p["RetryPolicy"]["MaximumEventAgeInSeconds"], 3600);
+    assert_eq!(
+        referenced_id(&p["DeadLetterConfig"]["Arn"]).as_deref(),
+        Some("ReportScheduleDLQ")
+    );
+    assert_eq!(
+        referenced_id(&p["RoleArn"]).as_deref(),
+        Some("ReportScheduleRole")
+    );
+}
+
+#[test]
+fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
+    let t = template();
+    let topic = ids_of_type(&t, "AWS::SNS::Topic");
+    assert_eq!(topic, ["AlarmTopic"]);
+    let subscription = &t["Resources"]["AlarmTopic"]["Properties"]["Subscription"][0];
+    assert_eq!(subscription["Protocol"], "email");
+    assert_eq!(
+        referenced_id(&subscription["Endpoint"]).as_deref(),
+        Some("AlarmEmail")
+    );
+    let mut watched = BTreeSet::new();
+    for id in ids_of_type(&t, "AWS::CloudWatch::Alarm") {
+        let p = &t["Resources"][id.as_str()]["Properties"];
+        for actions in ["AlarmActions", "OKActions"] {
+            let targets: Vec<Option<String>> = as_list(&p[actions])
+                .into_iter()
+                .map(referenced_id)
+                .collect();
+            assert_eq!(targets, [Some("AlarmTopic".to_string())], "{id} {actions}");
+        }
+        let dimension = referenced_id(&p["Dimensions"][0]["Value"]).expect("dimension");
+        watched.insert(format!(
+            "{}/{} {dimension}",
+            p["Namespace"].as_str().unwrap(),
+            p["MetricName"].as_str().unwrap()
+        ));
+    }
+    for dlq in ["JobsDLQ", "EmailsDLQ", "ReportScheduleDLQ"] {
+        assert!(
+            watched.contains(&format!("AWS/SQS/ApproximateNumberOfMessagesVisible {dlq}")),
+            "{dlq}: {watched:?}"
+        );
+    }
+    assert!(watched.contains("AWS/SQS/ApproximateAgeOfOldestMessage JobsQueue"));
+    for f in functions(&t) {
+        assert!(
+            watched.contains(&format!("AWS/Lambda/Errors {}", f.id)),
+            "{}: {watched:?}",
+            f.id
+        );
+    }
+}
+
+#[test]
+fn infra_parameters_outputs_and_stages() {
+    let t = template();
+    for name in [
+        "Stage",
+        "SenderAddress",
+        "ReportRecipients",
+        "ReportTimeZone",
+        "AlarmEmail",
+    ] {
+        assert!(!t["Parameters"][name].is_null(), "parameter {name}");
+    }
+    assert_eq!(
+        t["Parameters"]["Stage"]["AllowedValues"],
+        serde_yaml::from_str::<Value>("[dev, prod]").unwrap()
+    );
+    let outputs: BTreeSet<String> = t["Outputs"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter_map(|o| referenced_id(&o["Value"]))
+        .collect();
+    for queue in ids_of_type(&t, "AWS::SQS::Queue") {
+        assert!(outputs.contains(&queue), "no output for {queue}'s URL");
+    }
+    let samconfig = std::fs::read_to_string(infra().join("samconfig.toml")).unwrap();
+    for (env, stage) in [("default", "dev"), ("prod", "prod")] {
+        let section = format!("[{env}.deploy.parameters]");
+        let at = samconfig
+            .find(&section)
+            .unwrap_or_else(|| panic!("{section}"));
+        let body = &samconfig[at..];
+        let body = &body[..body[1..].find("\n[").map_or(body.len(), |i| i + 1)];
+        assert!(body.contains(&format!("Stage=\\\"{stage}\\\"")), "{body}");
+        let stack = format!("[{env}.global.parameters]\nstack_name = \"nightshift-{stage}\"");
+        assert!(samconfig.contains(&stack), "{stack}");
+    }
+}
