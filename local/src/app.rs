@@ -79,8 +79,11 @@ pub enum InvokerChoice {
 /// Everything `nightshift up` needs.
 #[derive(Debug, Clone)]
 pub struct UpOptions {
-    /// The workspace root: where `cargo build` runs and the functions' working directory.
+    /// The workspace root: where `cargo build` runs.
     pub project_root: PathBuf,
+    /// The functions' working directory, where their relative paths (`.nightshift/outbox`)
+    /// land; the project root when `None`.
+    pub work_dir: Option<PathBuf>,
     /// The SAM template.
     pub template: PathBuf,
     /// The `sam local --env-vars` file, if any.
@@ -119,6 +122,7 @@ impl UpOptions {
             },
             stack_name: "nightshift".into(),
             region: "us-east-1".into(),
+            work_dir: None,
             project_root: root,
         }
     }
@@ -463,14 +467,14 @@ impl Emulator {
                     .values()
                     .map(|f| f.binary.clone())
                     .collect();
-                if *build {
+                if *build && !binaries.is_empty() {
                     build_functions(&options.project_root, &binaries, *release).await?;
                 }
                 let dir = target_dir(&options.project_root, *release);
                 let rt = Runtime::new(RuntimeOptions {
                     region: options.region.clone(),
                     env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.clone())]),
-                    working_dir: Some(options.project_root.clone()),
+                    working_dir: Some(options.work_dir.clone().unwrap_or_else(|| options.project_root.clone())),
                     log_sink: tracing_log_sink(),
                     ..RuntimeOptions::default()
                 });
