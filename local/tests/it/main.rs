@@ -1,8 +1,12 @@
 //! Integration tests of the emulator, compiled into one binary.
 
+
+mod cli;
+mod fuzz;
 mod mapping;
 mod runtime;
 mod schedule;
 mod schedule_runner;
 mod sqs;
 mod template;
+mod trace;

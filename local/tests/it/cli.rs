@@ -1,0 +1,79 @@
+//! The `nightshift` binary's commands that need no running emulator, and the error of those
+//! that do when none runs.
+
+use std::process::Command;
+
+fn nightshift(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nightshift"))
+        .args(args)
+        .env_remove("NIGHTSHIFT_PORT")
+        .output()
+        .expect("runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn schedule_next_prints_rfc3339_lines_and_skips_the_spring_forward_gap() {
+    let (ok, out, err) = nightshift(&[
+        "schedule",
+        "next",
+        "cron(0 2 * * ? *)",
+        "--tz",
+        "Europe/Berlin",
+        "--from",
+        "2026-03-27T12:00:00Z",
+        "--count",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    // 02:00 does not exist in Berlin on 2026-03-29: that day is skipped.
+    assert_eq!(out, "2026-03-28T01:00:00Z\n2026-03-30T00:00:00Z\n2026-03-31T00:00:00Z\n");
+}
+
+#[test]
+fn schedule_next_points_at_the_bad_field() {
+    let (ok, out, err) = nightshift(&["schedule", "next", "cron(0 25 * * ? *)"]);
+    assert!(!ok);
+    assert!(out.is_empty());
+    assert!(err.contains("cron field 2 (hours) \"25\""), "{err}");
+    let (ok, _, err) = nightshift(&["schedule", "next", "rate(5 minutes)", "--tz", "Mars/Olympus"]);
+    assert!(!ok);
+    assert!(err.contains("Mars/Olympus"), "{err}");
+}
+
+#[test]
+fn commands_say_when_no_emulator_runs() {
+    // Port 9 on loopback: nothing listens there.
+    let (ok, _, err) = nightshift(&["--port", "9", "status"]);
+    assert!(!ok);
+    assert!(err.contains("no emulator answers on http://127.0.0.1:9"), "{err}");
+    assert!(err.contains("nightshift up"), "{err}");
+}
+
+#[test]
+fn a_template_it_cannot_model_is_an_error_naming_the_resource() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("t.yaml");
+    std::fs::write(
+        &template,
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt Missing.Arn\n        maxReceiveCount: 3\n",
+    )
+    .unwrap();
+    let (ok, _, err) = nightshift(&[
+        "--port",
+        "0",
+        "up",
+        "--template",
+        template.to_str().unwrap(),
+        "--env-file",
+        "none",
+        "--ephemeral",
+        "--no-build",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("resource Q") && err.contains("Missing"), "{err}");
+}
