@@ -102,6 +102,10 @@ pub struct UpOptions {
     pub stack_name: String,
     /// The region in ARNs and `AWS_REGION`.
     pub region: String,
+    /// Extra environment variables of the process-runtime functions, by function name, `*`
+    /// for every function; they override the template's. Fault injection
+    /// (`NIGHTSHIFT_FAULTS`, see [`crate::faults`]) goes through here.
+    pub extra_env: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl UpOptions {
@@ -123,6 +127,7 @@ impl UpOptions {
             stack_name: "nightshift".into(),
             region: "us-east-1".into(),
             work_dir: None,
+            extra_env: BTreeMap::new(),
             project_root: root,
         }
     }
@@ -474,7 +479,12 @@ impl Emulator {
                 let rt = Runtime::new(RuntimeOptions {
                     region: options.region.clone(),
                     env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.clone())]),
-                    working_dir: Some(options.work_dir.clone().unwrap_or_else(|| options.project_root.clone())),
+                    working_dir: Some(
+                        options
+                            .work_dir
+                            .clone()
+                            .unwrap_or_else(|| options.project_root.clone()),
+                    ),
                     log_sink: tracing_log_sink(),
                     ..RuntimeOptions::default()
                 });
@@ -488,6 +498,14 @@ impl Emulator {
                         )));
                     }
                     let mut env = f.env.clone();
+                    // UpOptions::extra_env: `*` first, so a function's own entry wins.
+                    env.extend(
+                        ["*", f.name.as_str()]
+                            .iter()
+                            .filter_map(|k| options.extra_env.get(*k))
+                            .flatten()
+                            .map(|(k, v)| (k.clone(), v.clone())),
+                    );
                     if let Some(format) = &f.log_format {
                         env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
                     }
@@ -751,8 +769,11 @@ impl Emulator {
                 continue;
             }
             quiet = 0;
-            let only_gathering =
-                self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0 && self.gathering();
+            // Jump only when the pollers hold everything there is: a message still visible
+            // would join the batch being gathered, as it would on Lambda.
+            let only_gathering = self.in_flight.load(std::sync::atomic::Ordering::SeqCst) == 0
+                && self.gathering()
+                && !busy.iter().any(|b| b.ends_with(" visible"));
             // Only a batching window's end may be jumped to: until the poller has registered
             // its wait, the earliest waiter may be something far later (tomorrow's schedule).
             let window = self.max_batching_window();

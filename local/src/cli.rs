@@ -32,6 +32,13 @@ pub struct Cli {
 pub enum Command {
     /// Build the functions and run everything the template describes.
     Up(UpArgs),
+    /// Run the emulator like `up` and write every invocation (event and response) to a trace.
+    Record(RecordArgs),
+    /// Feed a trace's events to fresh functions again; `--check` compares the responses.
+    Replay(ReplayArgs),
+    /// Reliability check: N jobs through the real functions under injected faults, verified
+    /// from the outcomes, the outbox and the DLQs; non-zero exit on any loss or duplicate.
+    Check(CheckArgs),
     /// Send a message to a queue: a body, @file, or - for stdin.
     Send {
         /// Queue: logical id (JobsQueue), name (nightshift-jobs) or short name (jobs).
@@ -140,6 +147,19 @@ pub struct UpArgs {
     /// Region in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
+    /// The functions' working directory, where their relative `.nightshift/` paths land
+    /// (default: the current directory).
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Inject faults: `[function:]fault[=rate]`, comma-separated, e.g.
+    /// `crash=0.02,email-sender:mail-throttle=0.1,malformed-response`. Faults: crash, timeout,
+    /// error, mail-throttle, crash-after-send, crash-before-complete (in the functions),
+    /// malformed-response, drop-response, invoke-error (in the emulator).
+    #[arg(long)]
+    pub faults: Option<String>,
+    /// Seed of the fault decisions.
+    #[arg(long, default_value_t = 0)]
+    pub fault_seed: u64,
 }
 
 fn parse_time(value: &str) -> anyhow::Result<DateTime<Utc>> {
@@ -168,6 +188,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let client = ControlClient::new(&endpoint);
     match cli.command {
         Command::Up(args) => up(cli.port, args).await,
+        Command::Check(args) => check(args).await,
+        Command::Record(args) => record(cli.port, args).await,
+        Command::Replay(args) => replay_trace(args).await,
         Command::Send { queue, body } => {
             let body = read_body(&body)?;
             let sent = client.send(&queue, &body).await?;
@@ -277,7 +300,9 @@ async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
     };
     options.stack_name = args.stack_name;
     options.region = args.region;
-    let emulator = Emulator::start(options, None).await?;
+    options.work_dir = args.work_dir.map(|d| root.join(d));
+    let wrap = apply_faults(&mut options, args.faults.as_deref(), args.fault_seed)?;
+    let emulator = Emulator::start_wrapped(options, None, wrap).await?;
     print!("{}", render_started(&emulator.status()));
     tokio::signal::ctrl_c()
         .await
@@ -361,4 +386,330 @@ pub fn render_status(status: &Status) -> String {
         ));
     }
     out
+}
+
+/// `nightshift record` options.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// Where the trace goes (created or overwritten).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Clock readings in the trace: `keep`, `mask`, or `auto`: kept on a manual clock with
+    /// `--clock-start` (the same in every run), masked otherwise.
+    #[arg(long, default_value = "auto")]
+    pub times: String,
+    /// Run the functions in a new empty directory, so their state (idempotency records,
+    /// outcomes, outbox, reports) starts empty, as a replay's does.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Everything `up` takes.
+    #[command(flatten)]
+    pub up: UpArgs,
+}
+
+/// `nightshift replay` options.
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The JSONL trace (`nightshift record --out`, or events written by hand).
+    pub trace: PathBuf,
+    /// Compare each response with the recorded one; exit non-zero on any difference.
+    #[arg(long)]
+    pub check: bool,
+    /// Replay only this function's events.
+    #[arg(long)]
+    pub function: Option<String>,
+    /// The SAM template.
+    #[arg(long, default_value = "infra/template.yaml")]
+    pub template: PathBuf,
+    /// The `sam local --env-vars` file (`none` for none).
+    #[arg(long, default_value = "infra/env.local.json")]
+    pub env_file: String,
+    /// Invoke functions through this Lambda Invoke API instead of running them (their state
+    /// is then theirs, not fresh).
+    #[arg(long)]
+    pub invoke_endpoint: Option<String>,
+    /// Build and run release binaries.
+    #[arg(long)]
+    pub release: bool,
+    /// Do not run `cargo build` first.
+    #[arg(long)]
+    pub no_build: bool,
+    /// The functions' working directory; a new empty one (removed afterwards) by default, so
+    /// the replay starts from fresh state.
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// Stack name used in resource names.
+    #[arg(long, default_value = "nightshift")]
+    pub stack_name: String,
+    /// Region in ARNs and AWS_REGION.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+}
+
+/// The emulator options `up` would build from `args`.
+fn up_options_from(port: u16, args: &UpArgs) -> anyhow::Result<UpOptions> {
+    let root = std::env::current_dir().context("no current directory")?;
+    let clock: ClockSpec = args
+        .clock
+        .parse()
+        .with_context(|| format!("--clock {}", args.clock))?;
+    let mut options = UpOptions::new(&root);
+    options.template = root.join(&args.template);
+    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    options.addr = SocketAddr::from(([127, 0, 0, 1], port));
+    options.state_dir = (!args.ephemeral).then(|| root.join(&args.state_dir));
+    options.clock = clock;
+    if let Some(start) = &args.clock_start {
+        options.clock_start = parse_time(start)?;
+    }
+    options.invoker = match &args.invoke_endpoint {
+        Some(url) => InvokerChoice::Remote(url.clone()),
+        None => InvokerChoice::Process {
+            release: args.release,
+            build: !args.no_build,
+        },
+    };
+    options.stack_name = args.stack_name.clone();
+    options.region = args.region.clone();
+    options.work_dir = args.work_dir.as_ref().map(|d| root.join(d));
+    Ok(options)
+}
+
+/// A new empty directory under the system's temporary directory.
+fn fresh_dir(purpose: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "nightshift-{purpose}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
+    use crate::trace::{NormalizeOptions, TimeMode, TraceHeader, TraceWriter};
+
+    let mut options = up_options_from(port, &args.up)?;
+    let times = match args.times.as_str() {
+        // Only a manual clock from a fixed start reads the same in every run.
+        "auto" if options.clock == ClockSpec::Manual && args.up.clock_start.is_some() => {
+            TimeMode::Keep
+        }
+        "auto" => TimeMode::Mask,
+        other => other
+            .parse::<TimeMode>()
+            .map_err(anyhow::Error::msg)
+            .context("--times")?,
+    };
+    if args.fresh {
+        if args.up.work_dir.is_some() {
+            bail!("--fresh and --work-dir both choose the functions' directory; give one");
+        }
+        let dir = fresh_dir("record")?;
+        eprintln!("functions run in {}", dir.display());
+        options.work_dir = Some(dir);
+    }
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let out: Box<dyn std::io::Write + Send> = Box::new(std::io::BufWriter::new(file));
+    let mut writer = TraceWriter::new(out);
+    let mut header = TraceHeader::new(times);
+    header.clock = Some(options.clock.to_string());
+    header.clock_start = (options.clock != ClockSpec::Real).then_some(options.clock_start);
+    header.source = Some("nightshift record".into());
+    writer.write_header(&header)?;
+    let (record_wrap, slot) = crate::trace::recording_wrap(writer, NormalizeOptions { times });
+    // The recorder sits next to the functions: it records what they got and answered, and
+    // faults the emulator injects around them (dropped or malformed responses) stay outside.
+    let wrap: crate::app::Wrap =
+        match apply_faults(&mut options, args.up.faults.as_deref(), args.up.fault_seed)? {
+            Some(faults) => Box::new(move |inner| faults(record_wrap(inner))),
+            None => record_wrap,
+        };
+    let emulator = Emulator::start_wrapped(options, None, Some(wrap)).await?;
+    let recorder = slot
+        .get()
+        .cloned()
+        .context("the emulator did not wrap its invoker")?;
+    recorder.set_clock(emulator.clock().clone());
+    print!("{}", render_started(&emulator.status()));
+    println!("  recording to   {} (times: {times})", args.out.display());
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for ctrl-c")?;
+    eprintln!("shutting down: stopping pollers and schedules, letting in-flight work finish");
+    emulator.shutdown(Duration::from_secs(5)).await;
+    recorder.flush()?;
+    println!(
+        "recorded {} invocations to {}",
+        recorder.recorded(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
+    use crate::trace::{NormalizeOptions, ReplayOptions, Sandbox};
+
+    let trace = crate::trace::load_trace(&args.trace)
+        .with_context(|| format!("cannot read trace {}", args.trace.display()))?;
+    if let Some(function) = &args.function
+        && !trace.entries.iter().any(|e| e.function == *function)
+    {
+        let mut known: Vec<&str> = trace.entries.iter().map(|e| e.function.as_str()).collect();
+        known.sort_unstable();
+        known.dedup();
+        bail!(
+            "the trace has no event for {function}; it has: {}",
+            known.join(", ")
+        );
+    }
+    let root = std::env::current_dir().context("no current directory")?;
+    let mut options = UpOptions::new(&root);
+    options.template = root.join(&args.template);
+    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    options.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    options.state_dir = None;
+    options.invoker = match args.invoke_endpoint {
+        Some(url) => InvokerChoice::Remote(url),
+        None => InvokerChoice::Process {
+            release: args.release,
+            build: !args.no_build,
+        },
+    };
+    options.stack_name = args.stack_name;
+    options.region = args.region;
+    if let Some(start) = trace
+        .header
+        .as_ref()
+        .and_then(|h| h.clock_start)
+        .or_else(|| trace.entries.iter().find_map(|e| e.at))
+    {
+        options.clock_start = start;
+    }
+    let (work_dir, temporary) = match args.work_dir {
+        Some(dir) => (root.join(dir), false),
+        None => (fresh_dir("replay")?, true),
+    };
+    options.work_dir = Some(work_dir.clone());
+    let sandbox = Sandbox::start(&options, None).await?;
+    let replay_options = ReplayOptions {
+        check: args.check,
+        function: args.function,
+        normalize: NormalizeOptions {
+            times: trace.times(),
+        },
+        clock: Some(sandbox.clock().clone()),
+    };
+    let report =
+        crate::trace::replay(sandbox.invoker().as_ref(), &trace.entries, &replay_options).await;
+    sandbox.shutdown(Duration::from_secs(5)).await;
+    if temporary && let Err(e) = std::fs::remove_dir_all(&work_dir) {
+        eprintln!("cannot remove {}: {e}", work_dir.display());
+    }
+    print!("{}", render_replay(&report, args.check));
+    if args.check && !report.is_clean() {
+        bail!(
+            "{} of {} responses differ from the trace",
+            report.differed(),
+            report.replayed()
+        );
+    }
+    Ok(())
+}
+
+/// What `replay` prints: each response (without `--check`), or each difference with its
+/// place (line, seq, function, JSON path), then the summary.
+pub fn render_replay(report: &crate::trace::ReplayReport, check: bool) -> String {
+    let mut out = String::new();
+    if check {
+        out.push_str(&report.mismatches());
+    } else {
+        for r in &report.results {
+            let place = match r.line {
+                Some(line) => format!("line {line} (seq {})", r.seq),
+                None => format!("seq {}", r.seq),
+            };
+            out.push_str(&format!(
+                "{place} {} {} {}\n",
+                r.function, r.outcome, r.response
+            ));
+        }
+    }
+    out.push_str(&report.summary());
+    out.push('\n');
+    out
+}
+
+/// Sets up the faults of `up --faults`: the functions' variables and the invoker wrapper.
+fn apply_faults(
+    options: &mut UpOptions,
+    spec: Option<&str>,
+    seed: u64,
+) -> anyhow::Result<Option<crate::app::Wrap>> {
+    let Some(spec) = spec else {
+        return Ok(None);
+    };
+    let plan = crate::faults::FaultPlan::parse(spec, seed).context("--faults")?;
+    if plan.sigkills > 0 {
+        eprintln!("note: sigkill applies to `nightshift check` only; `up` ignores it");
+    }
+    eprintln!("injecting faults: {}", plan.describe());
+    plan.apply_env(options);
+    Ok(plan.wrapper())
+}
+
+/// `nightshift check` options.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Jobs to send.
+    #[arg(long, default_value_t = 200)]
+    pub jobs: usize,
+    /// Share of malformed jobs (broken JSON, unknown kind, invalid payload), 0 to 1.
+    #[arg(long, default_value_t = 0.1)]
+    pub bad_share: f64,
+    /// Faults, as for `up --faults`, plus `sigkill[=N]` (kill the emulator N times and restart
+    /// it on its journal); names alone take default rates.
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Seed of the jobs and of every fault decision.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The SAM template.
+    #[arg(long, default_value = "infra/template.yaml")]
+    pub template: PathBuf,
+    /// The `sam local --env-vars` file (`none` for none).
+    #[arg(long, default_value = "infra/env.local.json")]
+    pub env_file: String,
+    /// Do not run `cargo build` first.
+    #[arg(long)]
+    pub no_build: bool,
+    /// Where to keep the run's files (a temporary directory by default).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the run's files even when the check passes.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let root = std::env::current_dir().context("no current directory")?;
+    let mut options = crate::check::CheckOptions::new(&root);
+    options.template = root.join(&args.template);
+    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    options.jobs = args.jobs;
+    options.bad_share = args.bad_share;
+    options.faults = args.faults;
+    options.seed = args.seed;
+    options.build = !args.no_build;
+    // The emulator is this very binary, run as `nightshift up`.
+    options.emulator = Some(std::env::current_exe().context("cannot find this executable")?);
+    options.dir = args.dir.map(|d| root.join(d));
+    options.keep = args.keep;
+    let report = crate::check::run(options).await?;
+    print!("{}", report.details());
+    println!("{}", report.summary());
+    if !report.passed() {
+        bail!("reliability check failed: {}", report.summary());
+    }
+    Ok(())
 }

@@ -8,6 +8,9 @@
 //! - [`app`]: the emulator assembled from a template, and its library API;
 //! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
 //! - [`harness`]: the emulator as a test harness (manual clock, recorded invocations);
+//! - [`faults`]: seeded fault injection per function (in the functions, in the invoker, kills);
+//! - [`check`]: the reliability checker: jobs through the real functions under faults, verified;
+//! - [`trace`]: record and replay: JSONL traces of events and responses, normalised, checked;
 //! - [`duration`]: `6h`, `1d30m` for `advance`;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;
 //! - [`sqs`]: queue engine, journal and the JSON 1.0 HTTP endpoint;
@@ -18,10 +21,12 @@
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes.
 
 pub mod app;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod duration;
+pub mod faults;
 pub mod harness;
 pub mod invoker;
 pub mod mapping;
@@ -29,3 +34,4 @@ pub mod runtime;
 pub mod schedule;
 pub mod sqs;
 pub mod template;
+pub mod trace;

@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
+use crate::faults::Faults;
 use crate::ports::{Attribute, Queue, Retryable};
 
 /// Message attribute holding the reason a record was dead-lettered.
@@ -107,6 +108,9 @@ pub struct BatchConfig {
     pub dlq_url: Option<String>,
     /// Seed for the jitter, for reproducible tests; random when `None`.
     pub jitter_seed: Option<u64>,
+    /// Injected faults (see [`crate::faults`]). The default reads `NIGHTSHIFT_FAULTS` from the
+    /// process environment, so the functions honour it without wiring; `None` when unset.
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl Default for BatchConfig {
@@ -118,6 +122,7 @@ impl Default for BatchConfig {
             source_queue_url: None,
             dlq_url: None,
             jitter_seed: None,
+            faults: Faults::from_process_env(),
         }
     }
 }
@@ -233,6 +238,20 @@ impl BatchProcessor {
                 unstarted.extend(records.by_ref());
                 break;
             }
+            // Fault injection (only with NIGHTSHIFT_FAULTS): the invocation dies before this
+            // record, once the records started before it are done, so their effects are in
+            // place and the batch is never answered.
+            if let Some(fault) = self
+                .config
+                .faults
+                .as_ref()
+                .and_then(|f| f.batch_fault(&record))
+            {
+                for (_, task) in &mut tasks {
+                    let _ = task.await;
+                }
+                fault.strike(deadline).await;
+            }
             let id = record.message_id.clone().unwrap_or_default();
             let span = info_span!(
                 "record",
@@ -296,8 +315,22 @@ impl BatchProcessor {
         H: Fn(SqsMessage) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), RecordError>> + Send + 'static,
     {
-        // The handler runs in its own task so that a panic unwinds only that task.
-        let result = match tokio::spawn(handler(record.clone()).in_current_span()).await {
+        // The handler runs in its own task so that a panic unwinds only that task. With faults
+        // injected, it may fail without running, and runs with its record as the mailer's key.
+        let faults = self.config.faults.as_ref();
+        if let Some(reason) = faults.and_then(|f| f.record_error(&record)) {
+            return self
+                .settle(&record, Err(RecordError::Retryable(reason)))
+                .await;
+        }
+        let task = match faults {
+            Some(_) => {
+                let key = crate::faults::record_key(&record);
+                tokio::spawn(crate::faults::scoped(key, handler(record.clone())).in_current_span())
+            }
+            None => tokio::spawn(handler(record.clone()).in_current_span()),
+        };
+        let result = match task.await {
             Ok(result) => result,
             Err(join) if join.is_panic() => {
                 let payload = join.into_panic();
@@ -310,13 +343,17 @@ impl BatchProcessor {
             }
             Err(join) => Err(RecordError::Retryable(format!("handler cancelled: {join}"))),
         };
+        self.settle(&record, result).await
+    }
+
+    async fn settle(&self, record: &SqsMessage, result: Result<(), RecordError>) -> Outcome {
         match result {
             Ok(()) => Outcome::Succeeded,
             Err(RecordError::Retryable(reason)) => {
-                self.back_off(&record, &reason).await;
+                self.back_off(record, &reason).await;
                 Outcome::Retried
             }
-            Err(RecordError::Permanent(reason)) => self.dead_letter(&record, &reason).await,
+            Err(RecordError::Permanent(reason)) => self.dead_letter(record, &reason).await,
         }
     }
 

@@ -183,8 +183,14 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
         .await
 }
 
-/// Opens the store named by `STORE_URL`: `sqlite://PATH` or `dynamodb://TABLE`.
+/// Opens the store named by `STORE_URL`: `sqlite://PATH` or `dynamodb://TABLE`; with
+/// `NIGHTSHIFT_FAULTS` set, wrapped to inject store faults ([`crate::faults::wrap_store`]).
 pub fn store(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
+    crate::faults::wrap_store(env, store_by_url(env)?)
+}
+
+/// The store named by `STORE_URL`, without fault injection.
+fn store_by_url(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
     let value = env.required(STORE_URL)?;
     let (scheme, rest) = split_url(STORE_URL, &value)?;
     match scheme {
@@ -207,8 +213,14 @@ pub fn store(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
     }
 }
 
-/// Opens the mailer named by `MAIL_URL`: `file://DIR`, `smtp://HOST:PORT` or `ses`.
+/// Opens the mailer named by `MAIL_URL`: `file://DIR`, `smtp://HOST:PORT` or `ses`; with
+/// `NIGHTSHIFT_FAULTS` set, wrapped to inject mailer faults ([`crate::faults::wrap_mailer`]).
 pub fn mailer(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
+    crate::faults::wrap_mailer(env, mailer_by_url(env)?)
+}
+
+/// The mailer named by `MAIL_URL`, without fault injection.
+fn mailer_by_url(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
     let value = env.required(MAIL_URL)?;
     if value == "ses" {
         return Ok(Arc::new(SesMailer::lazy()));

@@ -7,12 +7,15 @@
 //! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
 //! - [`adapters`]: SQLite, outbox and SMTP mail, filesystem blobs, SQS, and in-memory doubles;
 //! - [`config`]: ports chosen by URL from environment variables;
+//! - [`faults`]: seeded fault injection (crash, timeout, error, mail throttling), only when
+//!   `NIGHTSHIFT_FAULTS` is set, for the emulator's reliability checker;
 //! - [`telemetry`]: tracing init (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
 
 pub mod adapters;
 pub mod batch;
 pub mod config;
 pub mod contracts;
+pub mod faults;
 pub mod idempotency;
 pub mod ports;
 pub mod telemetry;

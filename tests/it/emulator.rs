@@ -231,7 +231,7 @@ pub fn in_process_functions(
 pub type EmulatorClockSlot = EmulatorClockImpl;
 
 /// The functions read "now" from the emulator's clock (set once it runs).
-pub struct EmulatorClockImpl(std::sync::OnceLock<SharedClock>);
+pub struct EmulatorClockImpl(pub std::sync::OnceLock<SharedClock>);
 
 impl Clock for EmulatorClockImpl {
     fn now(&self) -> DateTime<Utc> {
@@ -441,9 +441,12 @@ async fn the_real_binaries_under_the_process_runtime() {
     // What `nightshift up` runs: the built function binaries, the Lambda Runtime API, the
     // template's environment; their relative `.nightshift/` paths land in a temp work dir.
     let work = tempfile::tempdir().unwrap();
-    let mut options = HarnessOptions::new(workspace_root()).starting_at("2026-11-21T09:30:00Z".parse().unwrap());
+    let mut options =
+        HarnessOptions::new(workspace_root()).starting_at("2026-11-21T09:30:00Z".parse().unwrap());
     options.up.work_dir = Some(work.path().to_path_buf());
-    let h = Harness::start(options, HarnessInvoker::Process { build: true }).await.unwrap();
+    let h = Harness::start(options, HarnessInvoker::Process { build: true })
+        .await
+        .unwrap();
     h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
     h.send("jobs", fixture("jobs/user-signup.json")).unwrap();
     h.send("jobs", "not json").unwrap();
@@ -454,19 +457,39 @@ async fn the_real_binaries_under_the_process_runtime() {
         .map(|e| subject_of(&std::fs::read_to_string(e.unwrap().path()).unwrap()))
         .collect();
     subjects.sort();
-    assert_eq!(subjects, ["Welcome to nightshift", "Your order 1001 is confirmed"]);
+    assert_eq!(
+        subjects,
+        ["Welcome to nightshift", "Your order 1001 is confirmed"]
+    );
     let dlq = h.emulator().dlq_list("jobs-dlq", 10).unwrap();
     assert_eq!(dlq.len(), 1);
-    assert!(dlq[0].reason.as_deref().unwrap().starts_with("malformed job: malformed json at line 1 column 2"));
+    assert!(
+        dlq[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("malformed job: malformed json at line 1 column 2")
+    );
 
     // The schedule, fired by hand: the report lands in the work dir and is emailed.
     let fired = h.fire("DailyReportFunctionDaily").await.unwrap();
     assert!(fired.is_success(), "{fired:?}");
-    assert!(work.path().join(".nightshift/reports/reports/2026-11-20.csv").exists());
+    assert!(
+        work.path()
+            .join(".nightshift/reports/reports/2026-11-20.csv")
+            .exists()
+    );
     h.run_until_idle().await.unwrap();
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 3);
     let status = h.emulator().status();
-    let qp = status.functions.iter().find(|f| f.name == QUEUE_PROCESSOR).unwrap();
-    assert!(qp.cold_starts >= 1 && qp.errors == 0 && qp.crashes == 0, "{qp:?}");
+    let qp = status
+        .functions
+        .iter()
+        .find(|f| f.name == QUEUE_PROCESSOR)
+        .unwrap();
+    assert!(
+        qp.cold_starts >= 1 && qp.errors == 0 && qp.crashes == 0,
+        "{qp:?}"
+    );
     h.shutdown().await;
 }

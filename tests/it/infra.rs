@@ -26,6 +26,12 @@ use serde_yaml::Value;
 /// Variables the template may set that no `Deps::from_env` reads, and who reads them instead.
 const READ_OUTSIDE_DEPS: &[(&str, &str)] = &[("RUST_LOG", "nightshift::telemetry::init")];
 
+/// Variables the code may read that a deployment must not set, and why.
+const NEVER_DEPLOYED: &[(&str, &str)] = &[(
+    nightshift::faults::FAULTS_VAR,
+    "fault injection, set only by the emulator's reliability checker",
+)];
+
 fn infra() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
 }
@@ -226,6 +232,15 @@ fn env_drift(t: &Value) -> Vec<String> {
             ));
         }
         for name in &read {
+            if NEVER_DEPLOYED.iter().any(|(n, _)| n == name) {
+                if f.env.contains_key(name) {
+                    problems.push(format!(
+                        "{}: the template sets {name}, which is test-only",
+                        f.id
+                    ));
+                }
+                continue;
+            }
             if !f.env.contains_key(name) {
                 problems.push(format!(
                     "{}: the code reads {name}, the template does not set it",

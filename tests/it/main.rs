@@ -1,12 +1,16 @@
 //! Cross-crate suites: the three functions fed real AWS event JSON from `tests/fixtures/`,
 //! with in-memory ports and a manual clock. Compiled into one test binary.
 
+mod bad_input;
 mod batch;
+mod check;
 mod cloud;
 mod daily_report;
 mod email_sender;
 mod emulator;
+mod fuzz_contracts;
 mod infra;
 mod pipeline;
 mod queue_processor;
+mod replay;
 mod support;

@@ -31,7 +31,10 @@ fn schedule_next_prints_rfc3339_lines_and_skips_the_spring_forward_gap() {
     ]);
     assert!(ok, "{err}");
     // 02:00 does not exist in Berlin on 2026-03-29: that day is skipped.
-    assert_eq!(out, "2026-03-28T01:00:00Z\n2026-03-30T00:00:00Z\n2026-03-31T00:00:00Z\n");
+    assert_eq!(
+        out,
+        "2026-03-28T01:00:00Z\n2026-03-30T00:00:00Z\n2026-03-31T00:00:00Z\n"
+    );
 }
 
 #[test]
@@ -40,7 +43,13 @@ fn schedule_next_points_at_the_bad_field() {
     assert!(!ok);
     assert!(out.is_empty());
     assert!(err.contains("cron field 2 (hours) \"25\""), "{err}");
-    let (ok, _, err) = nightshift(&["schedule", "next", "rate(5 minutes)", "--tz", "Mars/Olympus"]);
+    let (ok, _, err) = nightshift(&[
+        "schedule",
+        "next",
+        "rate(5 minutes)",
+        "--tz",
+        "Mars/Olympus",
+    ]);
     assert!(!ok);
     assert!(err.contains("Mars/Olympus"), "{err}");
 }
@@ -50,7 +59,10 @@ fn commands_say_when_no_emulator_runs() {
     // Port 9 on loopback: nothing listens there.
     let (ok, _, err) = nightshift(&["--port", "9", "status"]);
     assert!(!ok);
-    assert!(err.contains("no emulator answers on http://127.0.0.1:9"), "{err}");
+    assert!(
+        err.contains("no emulator answers on http://127.0.0.1:9"),
+        "{err}"
+    );
     assert!(err.contains("nightshift up"), "{err}");
 }
 
@@ -75,5 +87,8 @@ fn a_template_it_cannot_model_is_an_error_naming_the_resource() {
         "--no-build",
     ]);
     assert!(!ok);
-    assert!(err.contains("resource Q") && err.contains("Missing"), "{err}");
+    assert!(
+        err.contains("resource Q") && err.contains("Missing"),
+        "{err}"
+    );
 }

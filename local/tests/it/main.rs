@@ -1,7 +1,7 @@
 //! Integration tests of the emulator, compiled into one binary.
 
-
 mod cli;
+mod faults;
 mod fuzz;
 mod mapping;
 mod runtime;

@@ -1,0 +1,498 @@
+//! Fault injection in the emulator, per function and seeded: what `nightshift up --faults`
+//! and `nightshift check --faults` take, and the invoker wrapper behind it.
+//!
+//! One list, `[function:]fault[=rate]` separated by commas, covers three layers:
+//!
+//! - **in the functions** (`crash`, `timeout`, `error`, `mail-throttle`, `crash-after-send`,
+//!   `crash-before-complete`): handed to every function as `NIGHTSHIFT_FAULTS` /
+//!   `NIGHTSHIFT_FAULT_SEED` through [`UpOptions::extra_env`]; the shared crate's
+//!   `nightshift::faults` injects them (abort mid-batch, sleep past the deadline, a retryable
+//!   record error, a throttling mailer, an abort right after a send, an abort just before an
+//!   idempotency record is completed);
+//! - **between the poller and the function** ([`FaultyInvoker`]): `malformed-response` (the
+//!   function ran, its answer is replaced by a partial-batch response Lambda rejects: not JSON,
+//!   `batchItemFailures` not a list, an empty or an unknown `itemIdentifier`), `drop-response`
+//!   (the function ran, its answer is lost) and `invoke-error` (the function is never reached,
+//!   as when Lambda throttles); each fails the whole batch, which returns after its visibility
+//!   timeout;
+//! - **the emulator itself**: `sigkill=N` kills `nightshift up` with SIGKILL N times during a
+//!   check and restarts it on its journal (see [`crate::check`]); `up` ignores it.
+//!
+//! A name without a rate takes its default rate ([`default_rate`]); a `function:` prefix
+//! limits an item to the functions whose name contains it, ignoring case and punctuation
+//! (`email-sender:` matches `nightshift-EmailSenderFunction`). Decisions are a hash of the seed,
+//! the fault, the function and what is delivered (the records' bodies and receive counts), so
+//! a run is reproducible as far as the batching is.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+
+use crate::app::{UpOptions, Wrap};
+use crate::invoker::{InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker};
+
+/// The faults the functions inject themselves, with their default rates. They must match
+/// `nightshift::faults::Fault` (a cross-crate test holds them together).
+pub const FUNCTION_FAULTS: [(&str, f64); 6] = [
+    ("crash", 0.02),
+    ("timeout", 0.005),
+    ("error", 0.05),
+    ("mail-throttle", 0.05),
+    ("crash-after-send", 0.02),
+    ("crash-before-complete", 0.02),
+];
+
+/// The faults of the invoker wrapper, with their default rates.
+pub const INVOKER_FAULTS: [(&str, f64); 3] = [
+    ("malformed-response", 0.05),
+    ("drop-response", 0.02),
+    ("invoke-error", 0.02),
+];
+
+/// The fault that kills the emulator during a check; its value is a count (default 1).
+pub const SIGKILL: &str = "sigkill";
+
+/// A fault list that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FaultError {
+    /// The item names no known fault.
+    #[error("fault item {item:?}: unknown fault {name:?}; known: {known}")]
+    Unknown {
+        /// The item as written.
+        item: String,
+        /// The name in it.
+        name: String,
+        /// The known names.
+        known: String,
+    },
+    /// A rate outside 0..=1, or a count that is not a small integer.
+    #[error("fault item {item:?}: {reason}")]
+    Value {
+        /// The item as written.
+        item: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An empty prefix or name.
+    #[error("fault item {item:?} is malformed; expected [function:]fault[=rate]")]
+    Malformed {
+        /// The item as written.
+        item: String,
+    },
+}
+
+/// The default rate of a function or invoker fault, `None` for unknown names.
+pub fn default_rate(name: &str) -> Option<f64> {
+    FUNCTION_FAULTS
+        .iter()
+        .chain(INVOKER_FAULTS.iter())
+        .find(|(n, _)| *n == name)
+        .map(|(_, r)| *r)
+}
+
+fn known_names() -> String {
+    let mut names: Vec<&str> = FUNCTION_FAULTS
+        .iter()
+        .chain(INVOKER_FAULTS.iter())
+        .map(|(n, _)| *n)
+        .collect();
+    names.push(SIGKILL);
+    names.join(", ")
+}
+
+/// One fault with its rate, possibly limited to some functions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultRule {
+    /// The `function:` prefix, if any.
+    pub function: Option<String>,
+    /// The fault's name.
+    pub fault: String,
+    /// Its probability per delivery.
+    pub rate: f64,
+}
+
+impl FaultRule {
+    fn applies_to(&self, function: &str) -> bool {
+        self.function
+            .as_deref()
+            .is_none_or(|p| selects(p, function))
+    }
+
+    fn render(&self) -> String {
+        match &self.function {
+            Some(f) => format!("{f}:{}={}", self.fault, self.rate),
+            None => format!("{}={}", self.fault, self.rate),
+        }
+    }
+}
+
+/// True when a `function:` prefix selects the function called `name` (same rule as the
+/// functions apply): the name contains it, ignoring case and all but letters and digits.
+pub fn selects(prefix: &str, name: &str) -> bool {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let prefix = squash(prefix);
+    !prefix.is_empty() && squash(name).contains(&prefix)
+}
+
+/// A parsed fault list: what goes to the functions, what the invoker wrapper does, how often
+/// a check kills the emulator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FaultPlan {
+    /// The seed of every decision.
+    pub seed: u64,
+    /// Faults the functions inject, in the order given.
+    pub function_rules: Vec<FaultRule>,
+    /// Faults the invoker wrapper injects, in the order given.
+    pub invoker_rules: Vec<FaultRule>,
+    /// How many times a check kills the emulator.
+    pub sigkills: u32,
+}
+
+impl FaultPlan {
+    /// Parses a fault list; `seed` seeds every decision.
+    pub fn parse(spec: &str, seed: u64) -> Result<FaultPlan, FaultError> {
+        let mut plan = FaultPlan {
+            seed,
+            ..FaultPlan::default()
+        };
+        for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let malformed = || FaultError::Malformed {
+                item: raw.to_string(),
+            };
+            let (function, rest) = match raw.split_once(':') {
+                Some((f, rest)) if !f.trim().is_empty() => (Some(f.trim().to_string()), rest),
+                Some(_) => return Err(malformed()),
+                None => (None, raw),
+            };
+            let (name, value) = match rest.split_once('=') {
+                Some((n, v)) => (n.trim().to_ascii_lowercase(), Some(v.trim())),
+                None => (rest.trim().to_ascii_lowercase(), None),
+            };
+            if name.is_empty() {
+                return Err(malformed());
+            }
+            let invalid = |reason: &str| FaultError::Value {
+                item: raw.to_string(),
+                reason: reason.to_string(),
+            };
+            if name == SIGKILL {
+                if function.is_some() {
+                    return Err(invalid("sigkill kills the emulator, not a function"));
+                }
+                plan.sigkills = match value {
+                    None => 1,
+                    Some(v) => v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n <= 100)
+                        .ok_or_else(|| invalid("the count must be an integer from 0 to 100"))?,
+                };
+                continue;
+            }
+            let Some(default) = default_rate(&name) else {
+                return Err(FaultError::Unknown {
+                    item: raw.to_string(),
+                    name,
+                    known: known_names(),
+                });
+            };
+            let rate = match value {
+                None => default,
+                Some(v) => v
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|r| (0.0..=1.0).contains(r))
+                    .ok_or_else(|| invalid("the rate must be a number from 0 to 1"))?,
+            };
+            let rule = FaultRule {
+                function,
+                fault: name.clone(),
+                rate,
+            };
+            if INVOKER_FAULTS.iter().any(|(n, _)| *n == name) {
+                plan.invoker_rules.push(rule);
+            } else {
+                plan.function_rules.push(rule);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// True when the plan injects nothing.
+    pub fn is_empty(&self) -> bool {
+        self.function_rules.is_empty() && self.invoker_rules.is_empty() && self.sigkills == 0
+    }
+
+    /// The rate of `fault` for `function`: the last rule that applies wins.
+    pub fn rate(&self, fault: &str, function: &str) -> f64 {
+        self.function_rules
+            .iter()
+            .chain(self.invoker_rules.iter())
+            .rfind(|r| r.fault == fault && r.applies_to(function))
+            .map_or(0.0, |r| r.rate)
+    }
+
+    /// The variables that make the functions inject their faults (`NIGHTSHIFT_FAULTS` with
+    /// explicit rates, `NIGHTSHIFT_FAULT_SEED`); empty when there are none.
+    pub fn function_env(&self) -> BTreeMap<String, String> {
+        if self.function_rules.is_empty() {
+            return BTreeMap::new();
+        }
+        let spec: Vec<String> = self.function_rules.iter().map(FaultRule::render).collect();
+        BTreeMap::from([
+            ("NIGHTSHIFT_FAULTS".to_string(), spec.join(",")),
+            ("NIGHTSHIFT_FAULT_SEED".to_string(), self.seed.to_string()),
+        ])
+    }
+
+    /// Adds [`FaultPlan::function_env`] to every function of `options` (under `*`).
+    pub fn apply_env(&self, options: &mut UpOptions) {
+        let env = self.function_env();
+        if !env.is_empty() {
+            options.extra_env.entry("*".into()).or_default().extend(env);
+        }
+    }
+
+    /// The invoker wrapper for [`crate::app::Emulator::start_wrapped`], `None` without
+    /// invoker faults.
+    pub fn wrapper(&self) -> Option<Wrap> {
+        if self.invoker_rules.is_empty() {
+            return None;
+        }
+        let plan = self.clone();
+        Some(Box::new(
+            move |inner: Arc<dyn Invoker>| -> Arc<dyn Invoker> {
+                Arc::new(FaultyInvoker::new(inner, plan))
+            },
+        ))
+    }
+
+    /// The plan as one line, for logs: `crash=0.02,malformed-response=0.05 seed=7`.
+    pub fn describe(&self) -> String {
+        let mut items: Vec<String> = self
+            .function_rules
+            .iter()
+            .chain(self.invoker_rules.iter())
+            .map(FaultRule::render)
+            .collect();
+        if self.sigkills > 0 {
+            items.push(format!("{SIGKILL}={}", self.sigkills));
+        }
+        if items.is_empty() {
+            return "none".into();
+        }
+        format!("{} seed={}", items.join(","), self.seed)
+    }
+}
+
+/// A deterministic number in `[0, 1)` from a seed and parts (FNV-1a, then the SplitMix64
+/// finalizer; the functions use the same construction).
+pub fn unit(seed: u64, parts: &[&[u8]]) -> f64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h ^= 0xff;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    };
+    eat(&seed.to_le_bytes());
+    for part in parts {
+        eat(part);
+    }
+    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// What identifies a delivery: the records' bodies and receive counts for an SQS event (not
+/// their random message ids), the payload itself for anything else.
+fn delivery_key(payload: &[u8]) -> Vec<u8> {
+    let Ok(event) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return payload.to_vec();
+    };
+    let Some(records) = event.get("Records").and_then(|r| r.as_array()) else {
+        return payload.to_vec();
+    };
+    let mut key = Vec::new();
+    for record in records {
+        let body = record.get("body").and_then(|b| b.as_str()).unwrap_or("");
+        let count = record
+            .pointer("/attributes/ApproximateReceiveCount")
+            .and_then(|c| c.as_str())
+            .unwrap_or("1");
+        key.extend_from_slice(body.as_bytes());
+        key.push(0);
+        key.extend_from_slice(count.as_bytes());
+        key.push(0);
+    }
+    key
+}
+
+/// The partial batch responses `malformed-response` answers with; each fails the whole batch
+/// by Lambda's rules.
+pub const MALFORMED_RESPONSES: [&str; 4] = [
+    r#"{"batchItemFailures":[{"itemIdentifier":"not-a-message-of-this-batch"}]}"#,
+    r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
+    r#"{"batchItemFailures":{"itemIdentifier":"x"}}"#,
+    r#"{"batchItemFailures":[{"itemIdentifier":"#,
+];
+
+/// Wraps an invoker and injects the plan's invoker faults.
+pub struct FaultyInvoker {
+    inner: Arc<dyn Invoker>,
+    plan: FaultPlan,
+    counts: [AtomicU64; 3],
+}
+
+impl FaultyInvoker {
+    /// Injects `plan`'s invoker faults into what goes through `inner`.
+    pub fn new(inner: Arc<dyn Invoker>, plan: FaultPlan) -> Self {
+        FaultyInvoker {
+            inner,
+            plan,
+            counts: Default::default(),
+        }
+    }
+
+    /// How many times each invoker fault struck, by name.
+    pub fn injected(&self) -> BTreeMap<&'static str, u64> {
+        INVOKER_FAULTS
+            .iter()
+            .zip(self.counts.iter())
+            .map(|((name, _), n)| (*name, n.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Whether `fault` (an index into [`INVOKER_FAULTS`]) strikes this delivery; counts it.
+    fn strikes(&self, index: usize, function: &str, key: &[u8]) -> bool {
+        let name = INVOKER_FAULTS[index].0;
+        let rate = self.plan.rate(name, function);
+        let hit =
+            rate > 0.0 && unit(self.plan.seed, &[name.as_bytes(), function.as_bytes(), key]) < rate;
+        if hit {
+            self.counts[index].fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(fault = name, function, "injected fault: {name}");
+        }
+        hit
+    }
+}
+
+impl Invoker for FaultyInvoker {
+    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        Box::pin(async move {
+            let function = req.function.clone();
+            let key = delivery_key(&req.payload);
+            if self.strikes(2, &function, &key) {
+                return Err(InvokeError::Throttled(function));
+            }
+            let mut result = self.inner.invoke(req).await;
+            if self.strikes(1, &function, &key) {
+                return Err(InvokeError::Unreachable {
+                    endpoint: function,
+                    message: "the response was lost (injected fault)".into(),
+                });
+            }
+            if let Ok(response) = &mut result
+                && matches!(response.outcome, InvokeOutcome::Success(_))
+                && self.strikes(0, &function, &key)
+            {
+                let pick = unit(self.plan.seed, &[b"variant", &key]);
+                let variant = ((pick * MALFORMED_RESPONSES.len() as f64) as usize)
+                    .min(MALFORMED_RESPONSES.len() - 1);
+                response.outcome = InvokeOutcome::Success(Bytes::from_static(
+                    MALFORMED_RESPONSES[variant].as_bytes(),
+                ));
+            }
+            result
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_layers_and_fills_default_rates() {
+        let plan = FaultPlan::parse(
+            "crash, email-sender:mail-throttle=0.5, malformed-response, invoke-error=0.1, sigkill=2",
+            7,
+        )
+        .unwrap();
+        assert_eq!(plan.sigkills, 2);
+        assert_eq!(plan.function_rules.len(), 2);
+        assert_eq!(plan.invoker_rules.len(), 2);
+        assert_eq!(plan.rate("crash", "any"), 0.02);
+        assert_eq!(
+            plan.rate("mail-throttle", "nightshift-EmailSenderFunction"),
+            0.5
+        );
+        assert_eq!(
+            plan.rate("mail-throttle", "nightshift-QueueProcessorFunction"),
+            0.0
+        );
+        assert_eq!(plan.rate("malformed-response", "f"), 0.05);
+        let env = plan.function_env();
+        assert_eq!(
+            env["NIGHTSHIFT_FAULTS"],
+            "crash=0.02,email-sender:mail-throttle=0.5"
+        );
+        assert_eq!(env["NIGHTSHIFT_FAULT_SEED"], "7");
+        assert_eq!(
+            plan.describe(),
+            "crash=0.02,email-sender:mail-throttle=0.5,malformed-response=0.05,invoke-error=0.1,sigkill=2 seed=7"
+        );
+        let mut up = UpOptions::new("/p");
+        plan.apply_env(&mut up);
+        assert_eq!(up.extra_env["*"], env);
+        assert!(FaultPlan::parse("", 0).unwrap().is_empty());
+        assert!(FaultPlan::parse("", 0).unwrap().function_env().is_empty());
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_apply() {
+        let err = FaultPlan::parse("crash,explode", 0).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown fault \"explode\""),
+            "{err}"
+        );
+        assert!(matches!(
+            FaultPlan::parse("error=1.5", 0),
+            Err(FaultError::Value { .. })
+        ));
+        assert!(matches!(
+            FaultPlan::parse("x:sigkill", 0),
+            Err(FaultError::Value { .. })
+        ));
+        assert!(matches!(
+            FaultPlan::parse("sigkill=0.5", 0),
+            Err(FaultError::Value { .. })
+        ));
+        assert!(matches!(
+            FaultPlan::parse("=0.1", 0),
+            Err(FaultError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn delivery_keys_ignore_message_ids() {
+        let a = br#"{"Records":[{"messageId":"1","body":"b","attributes":{"ApproximateReceiveCount":"1"}}]}"#;
+        let b = br#"{"Records":[{"messageId":"2","body":"b","attributes":{"ApproximateReceiveCount":"1"}}]}"#;
+        let c = br#"{"Records":[{"messageId":"2","body":"b","attributes":{"ApproximateReceiveCount":"2"}}]}"#;
+        assert_eq!(delivery_key(a), delivery_key(b));
+        assert_ne!(delivery_key(b), delivery_key(c));
+        assert_eq!(delivery_key(b"not json"), b"not json".to_vec());
+    }
+}
