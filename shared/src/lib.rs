@@ -5,7 +5,8 @@
 //! - [`batch`]: the SQS batch processor (partial batch failures, backoff, DLQ, panics, deadline);
 //! - [`idempotency`]: begin / complete / abandon over a store, Powertools-style;
 //! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
-//! - [`adapters`]: SQLite, outbox and SMTP mail, filesystem blobs, SQS, and in-memory doubles;
+//! - [`adapters`]: SQLite and DynamoDB stores, outbox, SMTP and SES mail, filesystem and S3
+//!   blobs, SQS, and in-memory doubles;
 //! - [`config`]: ports chosen by URL from environment variables;
 //! - [`faults`]: seeded fault injection (crash, timeout, error, mail throttling), only when
 //!   `NIGHTSHIFT_FAULTS` is set, for the emulator's reliability checker;

@@ -1,7 +1,8 @@
 //! Ports: the I/O the functions need, as traits, with their error classes.
 //!
 //! Domain code and handlers talk only to these traits; [`crate::adapters`] implements them for
-//! SQS, SQLite, an outbox directory, SMTP and the local filesystem, and [`crate::config`] picks
+//! SQS, SQLite, DynamoDB, an outbox directory, SMTP, SES, the filesystem and S3, and
+//! [`crate::config`] picks
 //! one per port from a URL. Every error says whether retrying can help
 //! ([`Retryable::is_retryable`]), which decides between backoff and the DLQ.
 
