@@ -816,7 +816,8 @@ impl Emulator {
             self.run_until_idle(idle).await?;
         }
         manual
-            .set(target)
+            // Waiting out a batching window may already have carried the clock past the target.
+            .set(target.max(self.clock.now()))
             .map_err(|e| AppError::Clock(e.to_string()))?;
         self.run_until_idle(idle).await?;
         Ok(self.clock.now())

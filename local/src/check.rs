@@ -1097,18 +1097,10 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
         "--fault-seed".into(),
         options.seed.to_string(),
     ];
-    let emulator_faults: Vec<String> = plan
-        .function_rules
-        .iter()
-        .chain(plan.invoker_rules.iter())
-        .map(|r| match &r.function {
-            Some(f) => format!("{f}:{}={}", r.fault, r.rate),
-            None => format!("{}={}", r.fault, r.rate),
-        })
-        .collect();
-    if !emulator_faults.is_empty() {
+    let spec = plan.spec();
+    if !spec.is_empty() {
         args.push("--faults".into());
-        args.push(emulator_faults.join(","));
+        args.push(spec);
     }
     let launcher = Launcher {
         binary,

@@ -275,13 +275,25 @@ impl FaultPlan {
         ))
     }
 
-    /// The plan as one line, for logs: `crash=0.02,malformed-response=0.05 seed=7`.
-    pub fn describe(&self) -> String {
-        let mut items: Vec<String> = self
+    /// The function and invoker faults as a list with explicit rates, what `up --faults`
+    /// takes (kills are not part of it).
+    pub fn spec(&self) -> String {
+        let items: Vec<String> = self
             .function_rules
             .iter()
             .chain(self.invoker_rules.iter())
             .map(FaultRule::render)
+            .collect();
+        items.join(",")
+    }
+
+    /// The plan as one line, for logs: `crash=0.02,malformed-response=0.05 seed=7`.
+    pub fn describe(&self) -> String {
+        let spec = self.spec();
+        let mut items: Vec<String> = spec
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
             .collect();
         if self.sigkills > 0 {
             items.push(format!("{SIGKILL}={}", self.sigkills));
@@ -453,6 +465,14 @@ mod tests {
         assert_eq!(
             plan.describe(),
             "crash=0.02,email-sender:mail-throttle=0.5,malformed-response=0.05,invoke-error=0.1,sigkill=2 seed=7"
+        );
+        assert_eq!(
+            FaultPlan::parse(&plan.spec(), 7).unwrap(),
+            FaultPlan {
+                sigkills: 0,
+                ..plan.clone()
+            },
+            "spec() parses back to the same plan"
         );
         let mut up = UpOptions::new("/p");
         plan.apply_env(&mut up);

@@ -13,6 +13,8 @@
 //!   instead, so nothing is lost;
 //! - a panic: caught, reported as a (retryable) failure of that record only;
 //! - records not started because the invocation's deadline is near: reported as failures.
+//! - with `NIGHTSHIFT_FAULTS` set (and only then), the faults of [`crate::faults`]: a crash or
+//!   a timeout before a record starts, a retryable error instead of running a record.
 //!
 //! A failed record without a `messageId` is reported with an empty identifier, which Lambda
 //! treats as a failure of the whole batch: the only safe answer when the record cannot be named.
@@ -109,7 +111,8 @@ pub struct BatchConfig {
     /// Seed for the jitter, for reproducible tests; random when `None`.
     pub jitter_seed: Option<u64>,
     /// Injected faults (see [`crate::faults`]). The default reads `NIGHTSHIFT_FAULTS` from the
-    /// process environment, so the functions honour it without wiring; `None` when unset.
+    /// process environment, so the functions honour it without wiring; `None` when unset (it
+    /// panics when the variable is set but invalid: [`Faults::from_process_env`]).
     pub faults: Option<Arc<Faults>>,
 }
 

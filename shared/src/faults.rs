@@ -24,6 +24,10 @@
 //!   complete the idempotency record. This is the at-least-once gap no idempotency store can
 //!   close (see the README's "Reliability checker"): the retry sends the email again.
 //!
+//! `crash` and `timeout` wait for the records already started so that they never land inside
+//! one at a random point: their outcome is reproducible. The two `crash-…` faults land inside
+//! a record at the points that matter, and may also cut short other records of the batch.
+//!
 //! A fault given without a rate takes [`Fault::default_rate`]. A `function:` prefix limits an
 //! item to the functions whose name (`AWS_LAMBDA_FUNCTION_NAME`) contains it, ignoring case
 //! and punctuation (`email-sender` matches `nightshift-EmailSenderFunction`); later items
