@@ -7,8 +7,12 @@
 
 use std::collections::BTreeMap;
 
+use std::fmt;
+
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The contract version this crate writes and reads.
 pub const CONTRACT_VERSION: u32 = 1;
@@ -131,9 +135,64 @@ fn check_id(field: &str, id: &str) -> Result<(), ContractError> {
     Ok(())
 }
 
+/// Implements `Deserialize` for a contract whose derived deserializer was made an inherent
+/// function by `#[serde(remote = "Self")]`, so that it reads only a JSON object with named
+/// fields. serde's derive also reads a JSON array as the fields in order, which accepted
+/// `[1,"job-1","order.placed",{},"2026-11-21T09:30:00Z"]` as a job and made a wrapped body
+/// (`[{...}]`) fail with a baffling type error about its first field; now anything but an
+/// object gets "invalid type: sequence, expected struct X".
+macro_rules! deserialize_only_from_object {
+    ($ty:ident, $expecting:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ObjectVisitor;
+                impl<'de> Visitor<'de> for ObjectVisitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<$ty, A::Error> {
+                        // The inherent (derived) function, not this trait method.
+                        $ty::deserialize(MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(ObjectVisitor)
+            }
+        }
+    };
+}
+
+/// A [`JobEnvelope`] as it is on the wire, before `submitted_at` is read as a time: parsing
+/// the time here (not in serde) lets its error name the field and the expected format.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, remote = "Self")]
+struct JobEnvelopeWire {
+    v: u32,
+    id: String,
+    kind: String,
+    payload: serde_json::Value,
+    submitted_at: String,
+}
+
+deserialize_only_from_object!(JobEnvelopeWire, "struct JobEnvelope");
+
+impl TryFrom<JobEnvelopeWire> for JobEnvelope {
+    type Error = ContractError;
+
+    fn try_from(wire: JobEnvelopeWire) -> Result<Self, ContractError> {
+        Ok(JobEnvelope {
+            v: wire.v,
+            id: wire.id,
+            kind: wire.kind,
+            payload: wire.payload,
+            submitted_at: parse_time("submitted_at", &wire.submitted_at)?,
+        })
+    }
+}
+
 /// A unit of background work on the jobs queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "JobEnvelopeWire")]
 pub struct JobEnvelope {
     /// Contract version, [`CONTRACT_VERSION`].
     pub v: u32,
@@ -167,7 +226,8 @@ impl JobEnvelope {
     /// Parses and validates a message body.
     pub fn parse(body: &str) -> Result<Self, ContractError> {
         check_size(body)?;
-        let envelope: JobEnvelope = serde_json::from_str(body)?;
+        let wire: JobEnvelopeWire = serde_json::from_str(body)?;
+        let envelope = JobEnvelope::try_from(wire)?;
         envelope.validate()?;
         Ok(envelope)
     }
@@ -197,8 +257,10 @@ impl JobEnvelope {
 }
 
 /// A request to send one email, on the emails queue.
+// `remote = "Self"` makes the derives inherent functions, so the trait impls below can
+// wrap them: deserializing reads only a JSON object (see `deserialize_only_from_object`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, remote = "Self")]
 pub struct EmailRequest {
     /// Contract version, [`CONTRACT_VERSION`].
     pub v: u32,
@@ -218,6 +280,14 @@ pub struct EmailRequest {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, serde_json::Value>,
 }
+
+impl Serialize for EmailRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        EmailRequest::serialize(self, serializer)
+    }
+}
+
+deserialize_only_from_object!(EmailRequest, "struct EmailRequest");
 
 impl EmailRequest {
     /// A version-1 request rendering `template` with `vars`.
@@ -462,7 +532,12 @@ impl ReportInput {
 fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, ContractError> {
     DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| ContractError::field(field, format!("{value:?} is not an RFC 3339 time: {e}")))
+        .map_err(|e| {
+            ContractError::field(
+                field,
+                format!("{value:?} is not an RFC 3339 time like 2026-11-21T09:30:00Z ({e})"),
+            )
+        })
 }
 
 fn parse_date(field: &str, value: &str) -> Result<NaiveDate, ContractError> {
@@ -524,7 +599,22 @@ mod tests {
         assert!(err.to_string().contains("unknown field `kynd`"), "{err}");
         let err = JobEnvelope::parse(&order_body().replace("2026-11-21T10:00:00Z", "yesterday"))
             .unwrap_err();
-        assert!(matches!(err, ContractError::Json { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "field `submitted_at`: \"yesterday\" is not an RFC 3339 time like \
+             2026-11-21T09:30:00Z (premature end of input)"
+        );
+        for body in [
+            r#"[1,"job-1","order.placed",{},"2026-11-21T10:00:00Z"]"#.to_string(),
+            format!("[{}]", order_body()),
+        ] {
+            let err = JobEnvelope::parse(&body).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "malformed json at line 1 column 0: invalid type: sequence, expected struct \
+                 JobEnvelope"
+            );
+        }
         let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES));
         assert!(matches!(
             JobEnvelope::parse(&huge),
@@ -546,6 +636,19 @@ mod tests {
     fn email_request_round_trips() {
         let body = serde_json::to_string(&email()).unwrap();
         assert_eq!(EmailRequest::parse(&body).unwrap(), email());
+        // The trait impls read and write the same object as `parse`.
+        let value = serde_json::to_value(email()).unwrap();
+        assert_eq!(value["to"], json!(["ada@example.com"]));
+        assert_eq!(
+            serde_json::from_value::<EmailRequest>(value).unwrap(),
+            email()
+        );
+        let positional = json!([1, "mail-1", ["ada@example.com"], "Hello", "welcome"]);
+        let err = serde_json::from_value::<EmailRequest>(positional).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid type: sequence, expected struct EmailRequest"
+        );
     }
 
     #[test]

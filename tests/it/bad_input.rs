@@ -78,10 +78,6 @@ struct Entry {
     /// Templates only: which step must reject it.
     #[serde(default)]
     stage: Stage,
-    /// Set while the code gets this entry wrong: the entry runs in the ignored
-    /// `known_bugs_get_their_exact_reason` test instead, until the bug is fixed.
-    #[serde(default)]
-    known_bug: Option<String>,
 }
 
 fn corpus_dir() -> PathBuf {
@@ -93,22 +89,11 @@ fn index() -> Vec<Entry> {
     serde_json::from_str(&text).expect("corpus index is a list of entries")
 }
 
-/// The entries fed through `feed`, without the known bugs.
+/// The entries fed through `feed`.
 fn entries(feed: Feed) -> Vec<Entry> {
-    let found: Vec<Entry> = index()
-        .into_iter()
-        .filter(|e| e.feed == feed && e.known_bug.is_none())
-        .collect();
+    let found: Vec<Entry> = index().into_iter().filter(|e| e.feed == feed).collect();
     assert!(!found.is_empty(), "no {feed:?} entries in the corpus");
     found
-}
-
-/// The known-bug entries fed through `feed`.
-fn known_bugs(feed: Feed) -> Vec<Entry> {
-    index()
-        .into_iter()
-        .filter(|e| e.feed == feed && e.known_bug.is_some())
-        .collect()
 }
 
 /// The text an entry feeds: the file without its final newline (files end with one for
@@ -563,19 +548,4 @@ async fn feed_sqs_requests(entries: Vec<Entry>) -> Mismatches {
 #[tokio::test]
 async fn sqs_requests_get_the_exact_aws_error_and_change_nothing() {
     feed_sqs_requests(entries(Feed::Sqs)).await.assert_none();
-}
-
-/// The corpus entries the code gets wrong today, each with the error it should give. Run with
-/// `cargo test -p nightshift-tests --test it known_bugs -- --ignored`; once one passes, drop
-/// its `known_bug` from `index.json`.
-#[tokio::test]
-#[ignore = "known bugs: positional JSON arrays accepted as JobEnvelope/EmailRequest; imprecise errors for a bad submitted_at and a missing template variable (see tests/fixtures/bad/index.json, known_bug)"]
-async fn known_bugs_get_their_exact_reason() {
-    let mut m = feed_jobs(known_bugs(Feed::Job)).await;
-    m.0.extend(feed_emails(known_bugs(Feed::Email)).await.0);
-    m.0.extend(feed_schedule_events(known_bugs(Feed::Schedule)).await.0);
-    m.0.extend(feed_expressions(known_bugs(Feed::Expression)).0);
-    m.0.extend(feed_templates(known_bugs(Feed::Template)).0);
-    m.0.extend(feed_sqs_requests(known_bugs(Feed::Sqs)).await.0);
-    m.assert_none();
 }

@@ -68,6 +68,45 @@ fn failed(err: minijinja::Error) -> RenderError {
     }
 }
 
+/// An undefined value, said precisely: minijinja only reports "undefined value", so name the
+/// missing variable when the failing expression uses one the caller did not pass, or else
+/// quote the expression (an attribute missing from a variable that is there).
+fn undefined(
+    template: &minijinja::Template<'_, '_>,
+    vars: &BTreeMap<String, serde_json::Value>,
+    err: minijinja::Error,
+) -> RenderError {
+    let expression = err
+        .range()
+        .and_then(|range| template.source().get(range))
+        .map(str::trim);
+    let reason = match expression {
+        Some(expression) => {
+            let used: Vec<&str> = expression
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .collect();
+            let mut missing: Vec<String> = template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|name| !vars.contains_key(name) && used.contains(&name.as_str()))
+                .collect();
+            missing.sort();
+            if missing.is_empty() {
+                format!("undefined value `{expression}`")
+            } else {
+                // Several when the expression uses more than one missing variable.
+                format!("undefined variable `{}`", missing.join("`, `"))
+            }
+        }
+        None => "undefined value".to_string(),
+    };
+    RenderError::Failed {
+        file: err.name().unwrap_or("?").to_string(),
+        line: err.line().unwrap_or(0),
+        reason,
+    }
+}
+
 /// A set of named text+HTML templates.
 pub struct Templates {
     env: Environment<'static>,
@@ -116,11 +155,14 @@ impl Templates {
             });
         }
         let render = |file: String| -> Result<String, RenderError> {
-            self.env
-                .get_template(&file)
-                .map_err(failed)?
-                .render(vars)
-                .map_err(failed)
+            let template = self.env.get_template(&file).map_err(failed)?;
+            template.render(vars).map_err(|err| {
+                if err.kind() == minijinja::ErrorKind::UndefinedError {
+                    undefined(&template, vars, err)
+                } else {
+                    failed(err)
+                }
+            })
         };
         Ok(Rendered {
             text: render(format!("{name}.txt"))?,
@@ -155,6 +197,31 @@ mod tests {
             matches!(&err, RenderError::Failed { file, line: 1, .. } if file == "welcome.txt"),
             "{err}"
         );
+        assert_eq!(
+            err.to_string(),
+            "template welcome.txt line 1: undefined variable `name`"
+        );
+    }
+
+    #[test]
+    fn missing_attribute_quotes_the_expression() {
+        let t = Templates::from_sources([(
+            "x".into(),
+            "Hi\n{{ user.name }} and {{ greeting }}".into(),
+            "".into(),
+        )])
+        .unwrap();
+        let user = BTreeMap::from([("user".to_string(), json!({"id": 1}))]);
+        let err = t.render("x", &user).unwrap_err().to_string();
+        assert_eq!(err, "template x.txt line 2: undefined value `user.name`");
+        let err = t
+            .render(
+                "x",
+                &BTreeMap::from([("user".to_string(), json!({"name": "n"}))]),
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "template x.txt line 2: undefined variable `greeting`");
     }
 
     #[test]

@@ -304,9 +304,12 @@ impl CronExpression {
     /// The first wall-clock minute at or after `from` (seconds ignored, rounded up) that the
     /// expression matches, or `None` once the year field (or 2199) is exhausted.
     pub fn next_match(&self, from: NaiveDateTime) -> Option<NaiveDateTime> {
-        let mut from = from.with_nanosecond(0)?;
-        if from.second() != 0 {
-            from = from.with_second(0)? + chrono::TimeDelta::minutes(1);
+        // Any part of a minute past its start, down to the nanosecond, rounds up to the next
+        // minute: the result must never be before `from`.
+        let partial = from.second() != 0 || from.nanosecond() != 0;
+        let mut from = from.with_nanosecond(0)?.with_second(0)?;
+        if partial {
+            from += chrono::TimeDelta::minutes(1);
         }
         if from.year() < MIN_YEAR {
             from = NaiveDate::from_ymd_opt(MIN_YEAR, 1, 1)?.and_hms_opt(0, 0, 0)?;
