@@ -446,6 +446,13 @@ struct IdMap {
 }
 
 impl IdMap {
+    /// Gives `raw` its placeholder if it has none yet, without building a copy.
+    fn learn(&mut self, prefix: &str, raw: &str) {
+        if !self.map.contains_key(raw) {
+            self.map(prefix, raw);
+        }
+    }
+
     fn map(&mut self, prefix: &str, raw: &str) -> String {
         if let Some(known) = self.map.get(raw) {
             return known.clone();
@@ -518,6 +525,65 @@ impl Normalizer {
         event
     }
 
+    /// Learns the ids of an event, numbering them exactly as [`Normalizer::event`] would,
+    /// without building the normalised copy (a replay only needs the placeholders, to
+    /// normalise the responses that name these ids).
+    pub fn learn(&mut self, event: &Value) {
+        if let Some(records) = event.get("Records").and_then(Value::as_array) {
+            let mut any = false;
+            for record in records {
+                if record.get("eventSource").and_then(Value::as_str) == Some("aws:sqs") {
+                    if let Some(Value::String(id)) = record.get("messageId") {
+                        self.messages.learn("msg", id);
+                    }
+                    if let Some(Value::String(handle)) = record.get("receiptHandle") {
+                        self.receipts.learn("rh", handle);
+                    }
+                    if let Some(Value::String(original)) = record
+                        .get("messageAttributes")
+                        .and_then(|a| a.get(ORIGINAL_ID_ATTRIBUTE))
+                        .and_then(|a| a.get("stringValue"))
+                    {
+                        self.messages.learn("msg", original);
+                    }
+                    any = true;
+                }
+            }
+            if any {
+                return;
+            }
+        }
+        if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+            if let Some(Value::String(id)) = event.get("id") {
+                self.events.learn("event", id);
+            }
+            if event.get("id").is_some() {
+                return;
+            }
+        }
+        self.learn_execution_ids(event);
+    }
+
+    fn learn_execution_ids(&mut self, value: &Value) {
+        match value {
+            Value::Object(fields) => {
+                // Sorted, as in `execution_ids`, so both number the same way.
+                let mut keys: Vec<&String> = fields.keys().collect();
+                keys.sort_unstable();
+                for key in keys {
+                    match &fields[key.as_str()] {
+                        Value::String(raw) if is_execution_id_key(key) => {
+                            self.executions.learn("exec", raw);
+                        }
+                        child => self.learn_execution_ids(child),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| self.learn_execution_ids(item)),
+            _ => {}
+        }
+    }
+
     fn sqs_record(&mut self, record: &mut Value) {
         let Some(fields) = record.as_object_mut() else {
             return;
@@ -564,16 +630,11 @@ impl Normalizer {
                 let mut keys: Vec<String> = fields.keys().cloned().collect();
                 keys.sort_unstable();
                 for key in keys {
-                    let squashed: String = key
-                        .chars()
-                        .filter(|c| *c != '_' && *c != '-')
-                        .flat_map(char::to_lowercase)
-                        .collect();
                     let Some(child) = fields.get_mut(&key) else {
                         continue;
                     };
                     match child {
-                        Value::String(raw) if squashed == "executionid" => {
+                        Value::String(raw) if is_execution_id_key(&key) => {
                             *raw = self.executions.map("exec", raw);
                         }
                         _ => self.execution_ids(child),
@@ -649,6 +710,15 @@ impl Normalizer {
         }
         out
     }
+}
+
+/// Whether a key names an execution id, in any of its spellings (`executionId`,
+/// `execution_id`, `Execution-Id`, ...).
+fn is_execution_id_key(key: &str) -> bool {
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .eq("executionid".chars())
 }
 
 /// The `md5OfMessageAttributes` of an SQS record's `messageAttributes`, as SQS computes it.
@@ -940,7 +1010,7 @@ pub async fn replay(
         // Every event teaches the normalizer its ids, replayed or not, so responses get the
         // placeholders the recording gave them.
         if !entry.raw {
-            let _ = normalizer.event(&entry.event);
+            normalizer.learn(&entry.event);
         }
         let expected = entry.outcome.as_ref().map(|outcome| {
             (

@@ -117,18 +117,17 @@ impl Store for SqliteStore {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = tx
-                .query_row(
-                    "SELECT result, expires_at_ms FROM idempotency WHERE key = ?1",
-                    params![key],
-                    |row| Ok((row.get::<_, Option<String>>(0)?, from_ms(row.get(1)?))),
-                )
+                .prepare_cached("SELECT result, expires_at_ms FROM idempotency WHERE key = ?1")?
+                .query_row(params![key], |row| {
+                    Ok((row.get::<_, Option<String>>(0)?, from_ms(row.get(1)?)))
+                })
                 .optional()?;
             let claim = claim_decision(existing, now);
             if claim == Claim::Acquired {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms) VALUES (?1, NULL, ?2)",
-                    params![key, ms(in_progress_until)],
-                )?;
+                )?
+                .execute(params![key, ms(in_progress_until)])?;
             }
             tx.commit()?;
             Ok(claim)
@@ -144,10 +143,10 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (key, result) = (key.to_string(), result.to_string());
         self.with_conn(move |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms) VALUES (?1, ?2, ?3)",
-                params![key, result, ms(expires_at)],
-            )
+            )?
+            .execute(params![key, result, ms(expires_at)])
             .map(|_| ())
         })
         .await
@@ -156,11 +155,9 @@ impl Store for SqliteStore {
     async fn release(&self, key: &str) -> Result<(), StoreError> {
         let key = key.to_string();
         self.with_conn(move |conn| {
-            conn.execute(
-                "DELETE FROM idempotency WHERE key = ?1 AND result IS NULL",
-                params![key],
-            )
-            .map(|_| ())
+            conn.prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND result IS NULL")?
+                .execute(params![key])
+                .map(|_| ())
         })
         .await
     }
@@ -168,11 +165,11 @@ impl Store for SqliteStore {
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
         let o = outcome.clone();
         self.with_conn(move |conn| {
-            conn.execute(
+            conn.prepare_cached(
                 "INSERT OR REPLACE INTO outcomes (job_id, kind, status, submitted_at_ms, latency_ms, error)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![o.job_id, o.kind, o.status.as_str(), ms(o.submitted_at), o.latency_ms as i64, o.error],
-            )
+            )?
+            .execute(params![o.job_id, o.kind, o.status.as_str(), ms(o.submitted_at), o.latency_ms as i64, o.error])
             .map(|_| ())
         })
         .await
@@ -185,7 +182,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<JobOutcome>, StoreError> {
         let rows = self
             .with_conn(move |conn| {
-                let mut stmt = conn.prepare(
+                let mut stmt = conn.prepare_cached(
                     "SELECT job_id, kind, status, submitted_at_ms, latency_ms, error FROM outcomes
                      WHERE submitted_at_ms >= ?1 AND submitted_at_ms < ?2 ORDER BY submitted_at_ms, job_id",
                 )?;
