@@ -440,6 +440,20 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn Store>, faults: Arc<Faults>) -> Self {
         FaultyStore { inner, faults }
     }
+
+    /// Aborts the process when the fault strikes `key`: the work is done, its claim is not.
+    fn crash_before_complete(&self, key: &str) {
+        // Outside a record, the idempotency key alone decides.
+        let roll = current_key().unwrap_or_else(|| key.to_string());
+        if self.faults.strikes(Fault::CrashBeforeComplete, &roll) {
+            tracing::warn!(
+                fault = "crash-before-complete",
+                key,
+                "injected fault: crash-before-complete"
+            );
+            std::process::abort();
+        }
+    }
 }
 
 #[async_trait]
@@ -459,17 +473,21 @@ impl Store for FaultyStore {
         result: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        // Outside a record, the idempotency key alone decides.
-        let roll = current_key().unwrap_or_else(|| key.to_string());
-        if self.faults.strikes(Fault::CrashBeforeComplete, &roll) {
-            tracing::warn!(
-                fault = "crash-before-complete",
-                key,
-                "injected fault: crash-before-complete"
-            );
-            std::process::abort();
-        }
+        self.crash_before_complete(key);
         self.inner.complete(key, result, expires_at).await
+    }
+
+    async fn complete_with_outcome(
+        &self,
+        key: &str,
+        result: &str,
+        expires_at: chrono::DateTime<chrono::Utc>,
+        outcome: &JobOutcome,
+    ) -> Result<(), StoreError> {
+        self.crash_before_complete(key);
+        self.inner
+            .complete_with_outcome(key, result, expires_at, outcome)
+            .await
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {

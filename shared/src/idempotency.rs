@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::contracts::JobOutcome;
 use crate::ports::{Claim, Clock, Retryable, Store, StoreError};
 
 /// Default time a completed record is kept.
@@ -74,11 +75,30 @@ impl Idempotency {
 
     /// Records the result of the work for `key`.
     pub async fn complete(&self, key: &str, result: &str) -> Result<(), IdempotencyError> {
-        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(1));
         self.store
-            .complete(key, result, self.clock.now() + ttl)
+            .complete(key, result, self.completed_until())
             .await?;
         Ok(())
+    }
+
+    /// Records the result of the work for `key` together with the job's `outcome`, in one
+    /// store operation ([`Store::complete_with_outcome`]).
+    pub async fn complete_with_outcome(
+        &self,
+        key: &str,
+        result: &str,
+        outcome: &JobOutcome,
+    ) -> Result<(), IdempotencyError> {
+        self.store
+            .complete_with_outcome(key, result, self.completed_until(), outcome)
+            .await?;
+        Ok(())
+    }
+
+    /// When a record completed now expires.
+    fn completed_until(&self) -> DateTime<Utc> {
+        let ttl = chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(1));
+        self.clock.now() + ttl
     }
 
     /// Releases `key` after a failure, so the retry can claim it.

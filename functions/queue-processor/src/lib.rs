@@ -154,14 +154,18 @@ pub async fn process_record(
             )));
         }
     }
-    let result = run_claimed(deps, job, &envelope, &record, started).await;
-    match &result {
-        Ok(summary) => {
-            if let Err(e) = deps.idempotency.complete(&key, summary).await {
-                // The work is done and its effects are idempotent downstream; a retry re-runs
-                // the job but the email ids repeat, so no duplicate email goes out.
-                warn!(job_id = %envelope.id, error = %e, "cannot complete idempotency record");
-            }
+    let result = match run_claimed(deps, job, &envelope, &record, started).await {
+        // The outcome and the completed claim are written together. When that fails the job
+        // is retried: it runs again, but its email ids repeat, so no duplicate email goes out.
+        Ok((summary, outcome)) => deps
+            .idempotency
+            .complete_with_outcome(&key, &summary, &outcome)
+            .await
+            .map_err(|e| RecordError::Retryable(format!("cannot record the job's end: {e}"))),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
             info!(job_id = %envelope.id, kind = %envelope.kind, "job processed");
             Ok(())
         }
@@ -169,18 +173,20 @@ pub async fn process_record(
             if let Err(release) = deps.idempotency.abandon(&key).await {
                 warn!(job_id = %envelope.id, error = %release, "cannot release idempotency claim");
             }
-            Err(e.clone())
+            Err(e)
         }
     }
 }
 
+/// Runs a claimed job and enqueues its emails; returns its result and its outcome, for the
+/// caller to record with the claim's completion.
 async fn run_claimed(
     deps: &Deps,
     job: &dyn jobs::Job,
     envelope: &JobEnvelope,
     record: &SqsMessage,
     started: Instant,
-) -> Result<String, RecordError> {
+) -> Result<(String, JobOutcome), RecordError> {
     let effects = match job.run(envelope) {
         Ok(effects) => effects,
         Err(JobError::InvalidPayload(reason)) => {
@@ -197,10 +203,13 @@ async fn run_claimed(
             .await
             .map_err(RecordError::from_port)?;
     }
-    record_outcome(deps, envelope, record, started, None).await?;
-    Ok(effects.result.to_string())
+    Ok((
+        effects.result.to_string(),
+        outcome(deps, envelope, record, started, None),
+    ))
 }
 
+/// Records the outcome of a job that failed permanently.
 async fn record_outcome(
     deps: &Deps,
     envelope: &JobEnvelope,
@@ -208,12 +217,26 @@ async fn record_outcome(
     started: Instant,
     error: Option<&str>,
 ) -> Result<(), RecordError> {
+    deps.store
+        .record_outcome(&outcome(deps, envelope, record, started, error))
+        .await
+        .map_err(RecordError::from_port)
+}
+
+/// What happened to a job, as the daily report reads it.
+fn outcome(
+    deps: &Deps,
+    envelope: &JobEnvelope,
+    record: &SqsMessage,
+    started: Instant,
+    error: Option<&str>,
+) -> JobOutcome {
     // Queue wait comes from the event, so a replay on a virtual clock measures the same wait.
     let received = attribute_time(record, "ApproximateFirstReceiveTimestamp")
         .or_else(|| attribute_time(record, "SentTimestamp"))
         .unwrap_or_else(|| deps.clock.now());
     let wait_ms = (received - envelope.submitted_at).num_milliseconds().max(0) as u64;
-    let outcome = JobOutcome {
+    JobOutcome {
         v: CONTRACT_VERSION,
         job_id: envelope.id.clone(),
         kind: envelope.kind.clone(),
@@ -225,9 +248,5 @@ async fn record_outcome(
         submitted_at: envelope.submitted_at,
         latency_ms: wait_ms + started.elapsed().as_millis() as u64,
         error: error.map(str::to_string),
-    };
-    deps.store
-        .record_outcome(&outcome)
-        .await
-        .map_err(RecordError::from_port)
+    }
 }

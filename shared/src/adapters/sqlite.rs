@@ -105,6 +105,35 @@ impl SqliteStore {
     }
 }
 
+fn complete_key(
+    conn: &Connection,
+    key: &str,
+    result: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![key, result, ms(expires_at)])
+    .map(|_| ())
+}
+
+fn insert_outcome(conn: &Connection, o: &JobOutcome) -> Result<(), rusqlite::Error> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO outcomes (job_id, kind, status, submitted_at_ms, latency_ms, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        o.job_id,
+        o.kind,
+        o.status.as_str(),
+        ms(o.submitted_at),
+        o.latency_ms as i64,
+        o.error
+    ])
+    .map(|_| ())
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn claim(
@@ -142,14 +171,8 @@ impl Store for SqliteStore {
         expires_at: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let (key, result) = (key.to_string(), result.to_string());
-        self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![key, result, ms(expires_at)])
-            .map(|_| ())
-        })
-        .await
+        self.with_conn(move |conn| complete_key(conn, &key, &result, expires_at))
+            .await
     }
 
     async fn release(&self, key: &str) -> Result<(), StoreError> {
@@ -164,13 +187,22 @@ impl Store for SqliteStore {
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
         let o = outcome.clone();
+        self.with_conn(move |conn| insert_outcome(conn, &o)).await
+    }
+
+    async fn complete_with_outcome(
+        &self,
+        key: &str,
+        result: &str,
+        expires_at: DateTime<Utc>,
+        outcome: &JobOutcome,
+    ) -> Result<(), StoreError> {
+        let (key, result, o) = (key.to_string(), result.to_string(), outcome.clone());
         self.with_conn(move |conn| {
-            conn.prepare_cached(
-                "INSERT OR REPLACE INTO outcomes (job_id, kind, status, submitted_at_ms, latency_ms, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![o.job_id, o.kind, o.status.as_str(), ms(o.submitted_at), o.latency_ms as i64, o.error])
-            .map(|_| ())
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            insert_outcome(&tx, &o)?;
+            complete_key(&tx, &key, &result, expires_at)?;
+            tx.commit()
         })
         .await
     }
@@ -326,5 +358,74 @@ mod tests {
             day.iter().map(|o| o.job_id.as_str()).collect::<Vec<_>>(),
             ["a", "b"]
         );
+    }
+
+    #[tokio::test]
+    async fn complete_with_outcome_writes_both_or_neither() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+        let (now, until) = (t("2026-11-22T10:00:00Z"), t("2026-11-22T10:00:30Z"));
+        let outcome = JobOutcome {
+            v: 1,
+            job_id: "j-1".into(),
+            kind: "user.signup".into(),
+            status: OutcomeStatus::Succeeded,
+            submitted_at: t("2026-11-22T09:59:00Z"),
+            latency_ms: 7,
+            error: None,
+        };
+        assert_eq!(
+            store.claim("job:j-1", now, until).await.unwrap(),
+            Claim::Acquired
+        );
+        store
+            .complete_with_outcome("job:j-1", "done", t("2026-11-23T10:00:00Z"), &outcome)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.claim("job:j-1", now, until).await.unwrap(),
+            Claim::Completed("done".into())
+        );
+        let day = t("2026-11-22T00:00:00Z");
+        let outcomes = store
+            .outcomes_between(day, day + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(outcomes, std::slice::from_ref(&outcome));
+
+        // When completing the claim fails, after the outcome was written, the outcome is
+        // rolled back with it: the claim stays in progress and nothing is recorded.
+        assert_eq!(
+            store.claim("job:j-2", now, until).await.unwrap(),
+            Claim::Acquired
+        );
+        store
+            .with_conn(|conn| {
+                conn.execute_batch(
+                    "CREATE TRIGGER refuse_completion BEFORE INSERT ON idempotency
+                     WHEN NEW.result IS NOT NULL BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+                )
+            })
+            .await
+            .unwrap();
+        let other = JobOutcome {
+            job_id: "j-2".into(),
+            ..outcome
+        };
+        assert!(
+            store
+                .complete_with_outcome("job:j-2", "done", t("2026-11-23T10:00:00Z"), &other)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store.claim("job:j-2", now, until).await.unwrap(),
+            Claim::InProgress { until }
+        );
+        let outcomes = store
+            .outcomes_between(day, day + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 1, "{outcomes:?}");
     }
 }
