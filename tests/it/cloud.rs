@@ -134,6 +134,7 @@ fn dynamodb(moto: &Moto) -> aws_sdk_dynamodb::Client {
         .region(aws_sdk_dynamodb::config::Region::new(REGION))
         .endpoint_url(&moto.url)
         .credentials_provider(credentials())
+        .http_client(nightshift::config::https_client())
         .build();
     aws_sdk_dynamodb::Client::from_conf(config)
 }
@@ -146,11 +147,14 @@ fn sesv2(moto: &Moto) -> aws_sdk_sesv2::Client {
         .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
             "testing", "testing", None, None, "moto",
         ))
+        .http_client(nightshift::config::https_client())
         .build();
     aws_sdk_sesv2::Client::from_conf(config)
 }
 
 fn s3_builder(moto: &Moto) -> AmazonS3Builder {
+    // For the raw store some tests build next to the adapter's.
+    nightshift::config::install_tls_provider();
     AmazonS3Builder::new()
         .with_region(REGION)
         .with_endpoint(&moto.url)

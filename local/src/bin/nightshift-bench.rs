@@ -477,6 +477,8 @@ fn sdk_client(endpoint: &str) -> aws_sdk_sqs::Client {
         .region(Region::new(REGION))
         .credentials_provider(Credentials::new("bench", "bench", None, None, "static"))
         .endpoint_url(endpoint)
+        // The endpoint is plain HTTP on loopback: no TLS needed.
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     aws_sdk_sqs::Client::from_conf(config)
 }

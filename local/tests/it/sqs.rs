@@ -112,6 +112,8 @@ fn client(endpoint: &str) -> Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .endpoint_url(endpoint)
+        // The endpoint is plain HTTP on loopback: no TLS needed.
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     Client::from_conf(config)
 }

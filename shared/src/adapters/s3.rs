@@ -72,6 +72,8 @@ impl S3Blobs {
             max_retries: 3,
             retry_timeout: Duration::from_secs(20),
         };
+        // The reqwest client object_store builds takes the process's TLS provider.
+        crate::config::install_tls_provider();
         // Set key by key: `with_client_options` would replace what the builder already holds
         // (`AWS_ALLOW_HTTP`, a proxy, ...).
         let store = builder

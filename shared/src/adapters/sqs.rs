@@ -3,7 +3,6 @@
 //! and to SQS.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -40,17 +39,7 @@ impl SqsQueue {
     /// Builds a client from the environment with short timeouts: a handler must not spend its
     /// whole deadline on an unreachable queue.
     pub async fn from_env() -> Self {
-        let timeouts = aws_config::timeout::TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .operation_attempt_timeout(Duration::from_secs(5))
-            .operation_timeout(Duration::from_secs(12))
-            .build();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(timeouts)
-            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
-            .load()
-            .await;
-        SqsQueue::new(Client::new(&config))
+        SqsQueue::new(Client::new(&crate::config::aws_sdk_config().await))
     }
 }
 
@@ -64,6 +53,7 @@ impl SqsQueue {
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("local", "local", None, None, "nightshift"))
+            .http_client(crate::config::https_client())
             .build();
         SqsQueue::new(Client::from_conf(config))
     }
