@@ -14,3 +14,4 @@ mod pipeline;
 mod queue_processor;
 mod replay;
 mod support;
+mod tls;
