@@ -446,13 +446,6 @@ struct IdMap {
 }
 
 impl IdMap {
-    /// Gives `raw` its placeholder if it has none yet, without building a copy.
-    fn learn(&mut self, prefix: &str, raw: &str) {
-        if !self.map.contains_key(raw) {
-            self.map(prefix, raw);
-        }
-    }
-
     fn map(&mut self, prefix: &str, raw: &str) -> String {
         if let Some(known) = self.map.get(raw) {
             return known.clone();
@@ -523,65 +516,6 @@ impl Normalizer {
         }
         self.execution_ids(&mut event);
         event
-    }
-
-    /// Learns the ids of an event, numbering them exactly as [`Normalizer::event`] would,
-    /// without building the normalised copy (a replay only needs the placeholders, to
-    /// normalise the responses that name these ids).
-    pub fn learn(&mut self, event: &Value) {
-        if let Some(records) = event.get("Records").and_then(Value::as_array) {
-            let mut any = false;
-            for record in records {
-                if record.get("eventSource").and_then(Value::as_str) == Some("aws:sqs") {
-                    if let Some(Value::String(id)) = record.get("messageId") {
-                        self.messages.learn("msg", id);
-                    }
-                    if let Some(Value::String(handle)) = record.get("receiptHandle") {
-                        self.receipts.learn("rh", handle);
-                    }
-                    if let Some(Value::String(original)) = record
-                        .get("messageAttributes")
-                        .and_then(|a| a.get(ORIGINAL_ID_ATTRIBUTE))
-                        .and_then(|a| a.get("stringValue"))
-                    {
-                        self.messages.learn("msg", original);
-                    }
-                    any = true;
-                }
-            }
-            if any {
-                return;
-            }
-        }
-        if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-            if let Some(Value::String(id)) = event.get("id") {
-                self.events.learn("event", id);
-            }
-            if event.get("id").is_some() {
-                return;
-            }
-        }
-        self.learn_execution_ids(event);
-    }
-
-    fn learn_execution_ids(&mut self, value: &Value) {
-        match value {
-            Value::Object(fields) => {
-                // Sorted, as in `execution_ids`, so both number the same way.
-                let mut keys: Vec<&String> = fields.keys().collect();
-                keys.sort_unstable();
-                for key in keys {
-                    match &fields[key.as_str()] {
-                        Value::String(raw) if is_execution_id_key(key) => {
-                            self.executions.learn("exec", raw);
-                        }
-                        child => self.learn_execution_ids(child),
-                    }
-                }
-            }
-            Value::Array(items) => items.iter().for_each(|item| self.learn_execution_ids(item)),
-            _ => {}
-        }
     }
 
     fn sqs_record(&mut self, record: &mut Value) {
@@ -1010,7 +944,7 @@ pub async fn replay(
         // Every event teaches the normalizer its ids, replayed or not, so responses get the
         // placeholders the recording gave them.
         if !entry.raw {
-            normalizer.learn(&entry.event);
+            let _ = normalizer.event(&entry.event);
         }
         let expected = entry.outcome.as_ref().map(|outcome| {
             (

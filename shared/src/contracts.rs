@@ -6,7 +6,6 @@
 //! error says which field was wrong and why.
 
 use std::collections::BTreeMap;
-
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};

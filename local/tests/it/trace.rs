@@ -234,47 +234,6 @@ fn a_redriven_dead_letter_maps_its_original_id_and_gets_a_matching_md5() {
     assert_eq!(r["md5OfMessageAttributes"], json!(expected));
 }
 
-/// `learn` (what a replay uses) numbers every kind of id exactly as `event` does: a response
-/// quoting all the raw ids comes out the same from both normalizers.
-#[test]
-fn learning_an_event_numbers_its_ids_as_normalising_it_does() {
-    let mut redriven = record("m-3", "h-3", "bad", 3);
-    redriven["messageAttributes"] = json!({
-        "nightshift-original-message-id": {"stringValue": "m-0", "dataType": "String"}
-    });
-    let events = [
-        sqs_event(vec![
-            record("m-1", "h-1", "a", 1),
-            record("m-2", "h-2", "b", 1),
-        ]),
-        json!({"detail-type": "Scheduled Event", "id": "ev-1", "time": "2026-11-22T01:00:00Z"}),
-        sqs_event(vec![redriven, record("m-1", "h-4", "a", 1)]),
-        json!({"b": {"executionId": "x-2"}, "a": [{"execution_id": "x-1"}], "c": "m-2"}),
-        json!({"detail-type": "Scheduled Event", "time": "2026-11-22T01:00:00Z",
-               "meta": {"execution-id": "x-3"}}),
-    ];
-    let (mut normalised, mut learned) = (
-        Normalizer::new(NormalizeOptions::keep_times()),
-        Normalizer::new(NormalizeOptions::keep_times()),
-    );
-    for event in &events {
-        let _ = normalised.event(event);
-        learned.learn(event);
-    }
-    let raw = [
-        "m-0", "m-1", "m-2", "m-3", "h-1", "h-2", "h-3", "h-4", "ev-1", "x-1", "x-2", "x-3",
-    ];
-    let response = json!({ "ids": raw });
-    let expected = normalised.response(&response);
-    assert_eq!(learned.response(&response), expected);
-    // Every id got a placeholder, so the comparison above is not vacuous.
-    let placeholders = expected["ids"].as_array().unwrap();
-    for (raw, placeholder) in raw.iter().zip(placeholders) {
-        assert_ne!(placeholder, raw, "{raw} has no placeholder");
-    }
-    assert_eq!(learned.message_id("m-0"), Some("msg-4"));
-}
-
 #[test]
 fn batch_item_failures_are_sorted_and_an_empty_identifier_stays_empty() {
     let mut n = Normalizer::new(NormalizeOptions::keep_times());
