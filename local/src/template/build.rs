@@ -1,5 +1,8 @@
 //! Turns the parsed template into the emulator's model: queues, functions, event sources
-//! and schedules, each validated against the limits AWS enforces.
+//! and schedules, each validated against the limits AWS enforces. The asynchronous invocation
+//! settings of functions are read in [`event_invoke`].
+
+mod event_invoke;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -12,8 +15,8 @@ use super::error::TemplateError;
 use super::expr::Expr;
 use super::params;
 use super::resolve::{
-    At, EVENT_SOURCE_MAPPING, QUEUE, RULE, Resolver, Resource, SAM_FUNCTION, SCHEDULE, derive,
-    entries, is_function, json_string, json_u32,
+    At, EVENT_INVOKE_CONFIG, EVENT_SOURCE_MAPPING, QUEUE, RULE, Resolver, Resource, SAM_FUNCTION,
+    SCHEDULE, derive, entries, is_function, json_string, json_u32,
 };
 use super::{
     FunctionDef, LoadOptions, QueueDef, Redrive, RetryPolicy, ScheduleDef, ScheduleKind,
@@ -268,7 +271,8 @@ impl Builder<'_, '_> {
                 || is_function(&res.kind)
                 || res.kind == SCHEDULE
                 || res.kind == RULE
-                || res.kind == EVENT_SOURCE_MAPPING;
+                || res.kind == EVENT_SOURCE_MAPPING
+                || res.kind == EVENT_INVOKE_CONFIG;
             if !modelled {
                 tracing::debug!(resource = %id, r#type = %res.kind, "resource not modelled, ignored");
                 continue;
@@ -307,6 +311,8 @@ impl Builder<'_, '_> {
         for (id, res) in resources.iter().filter(|(_, r)| is_function(&r.kind)) {
             functions.insert(id.clone(), self.function(id, res)?);
         }
+        self.apply_event_invoke_configs(&mut functions)?;
+        event_invoke::check_destination_queues(&functions, &queues)?;
         if let Some(env) = self.env {
             for unused in env.unused_entries(|k| {
                 functions.contains_key(k) || functions.values().any(|f| f.name == k)
@@ -465,6 +471,8 @@ impl Builder<'_, '_> {
             )?,
             log_format,
             log_level,
+            event_invoke: self.sam_event_invoke(p, &at)?,
+            dead_letter_queue: self.function_dead_letter_queue(res, &at)?,
         })
     }
 
@@ -611,6 +619,19 @@ impl Builder<'_, '_> {
         Ok(())
     }
 
+    /// The logical id of the function `FunctionName` names (by name or ARN).
+    fn function_named(&self, p: &Expr, at: &At) -> Result<String, TemplateError> {
+        let target = self.r.req_string(p, "FunctionName", at)?;
+        self.function_by_name
+            .get(&target)
+            .or_else(|| self.function_by_arn.get(&target))
+            .cloned()
+            .ok_or_else(|| {
+                at.key("FunctionName")
+                    .err(format!("{target} is not a function of this template"))
+            })
+    }
+
     fn queue_id_by_arn(&self, arn: &str, at: &At) -> Result<String, TemplateError> {
         self.queue_by_arn
             .get(arn)
@@ -643,14 +664,7 @@ impl Builder<'_, '_> {
             return Ok(None);
         }
         let queue = self.queue_id_by_arn(&arn, &source_at)?;
-        let fn_at = at.key("FunctionName");
-        let target = self.r.req_string(p, "FunctionName", &at)?;
-        let function = self
-            .function_by_name
-            .get(&target)
-            .or_else(|| self.function_by_arn.get(&target))
-            .cloned()
-            .ok_or_else(|| fn_at.err(format!("{target} is not a function of this template")))?;
+        let function = self.function_named(p, &at)?;
         Ok(Some(self.sqs_settings(
             id.to_owned(),
             &function,
@@ -931,12 +945,20 @@ impl Builder<'_, '_> {
 
     /// The type of the resource an ARN expression syntactically points at, if it does.
     fn referenced_kind(&self, e: &Expr) -> Option<&str> {
+        self.referenced(e).map(|(_, kind)| kind)
+    }
+
+    /// The logical id and type of the resource an expression refers to (`!Ref`, `!GetAtt`).
+    fn referenced<'e>(&self, e: &'e Expr) -> Option<(&'e str, &str)> {
         let id = match e {
             Expr::Ref(id) => id,
             Expr::GetAtt { resource, .. } => resource,
             _ => return None,
         };
-        self.r.resources().get(id).map(|r| r.kind.as_str())
+        self.r
+            .resources()
+            .get(id)
+            .map(|r| (id.as_str(), r.kind.as_str()))
     }
 
     /// The function a target ARN designates; `None` for targets that are not functions

@@ -96,6 +96,54 @@ pub struct FunctionDef {
     pub log_format: Option<String>,
     /// `LoggingConfig.ApplicationLogLevel`; Lambda exports it as `AWS_LAMBDA_LOG_LEVEL`.
     pub log_level: Option<String>,
+    /// How asynchronous (`Event`) invocations are retried and where their records go: SAM's
+    /// `EventInvokeConfig`, or an `AWS::Lambda::EventInvokeConfig` naming the function.
+    pub event_invoke: EventInvokeConfig,
+    /// Logical id of the SQS queue of `DeadLetterQueue` (SAM) or `DeadLetterConfig`: where a
+    /// discarded asynchronous event goes when there is no on-failure destination.
+    pub dead_letter_queue: Option<String>,
+}
+
+/// Lambda's error handling of asynchronous invocations for one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventInvokeConfig {
+    /// `MaximumRetryAttempts` after a function error (0..=2, default 2).
+    pub max_retry_attempts: u32,
+    /// `MaximumEventAgeInSeconds` an event may stay in the queue (60..=21600, default 21600).
+    pub max_event_age_s: u32,
+    /// `DestinationConfig.OnSuccess`: where the record of a successful invocation goes.
+    pub on_success: Option<Destination>,
+    /// `DestinationConfig.OnFailure`: where the record of a discarded event goes.
+    pub on_failure: Option<Destination>,
+}
+
+impl Default for EventInvokeConfig {
+    /// AWS's defaults: 2 retries, 6 hours, no destinations.
+    fn default() -> Self {
+        Self {
+            max_retry_attempts: 2,
+            max_event_age_s: 21_600,
+            on_success: None,
+            on_failure: None,
+        }
+    }
+}
+
+/// Where Lambda sends the record of an asynchronous invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// An SQS queue of the template, by logical id.
+    Queue(String),
+    /// A function of the template, by logical id (invoked asynchronously with the record).
+    Function(String),
+    /// A destination the emulator does not model (SNS, EventBridge, S3): records meant for it
+    /// are logged and dropped.
+    Unmodelled {
+        /// `SNS`, `EventBridge` or `S3`.
+        kind: String,
+        /// The destination as resolved (an ARN), or the logical id it refers to.
+        target: String,
+    },
 }
 
 /// An SQS queue.

@@ -22,6 +22,7 @@ pub(crate) const LAMBDA_FUNCTION: &str = "AWS::Lambda::Function";
 pub(crate) const SCHEDULE: &str = "AWS::Scheduler::Schedule";
 pub(crate) const RULE: &str = "AWS::Events::Rule";
 pub(crate) const EVENT_SOURCE_MAPPING: &str = "AWS::Lambda::EventSourceMapping";
+pub(crate) const EVENT_INVOKE_CONFIG: &str = "AWS::Lambda::EventInvokeConfig";
 
 /// Whether a resource of this type is a Lambda function.
 pub(crate) fn is_function(kind: &str) -> bool {

@@ -1,6 +1,7 @@
 //! Integration tests of the emulator, compiled into one binary.
 
 mod cli;
+mod event_invoke_template;
 mod faults;
 mod fuzz;
 mod mapping;
