@@ -21,6 +21,29 @@ pub struct Effects {
     pub result: serde_json::Value,
 }
 
+impl Effects {
+    /// The bodies to enqueue for [`Effects::emails`], each read back with
+    /// [`EmailRequest::parse`], the parser email-sender reads them with: an email it would
+    /// dead-letter (an id over 128 characters once prefixed, a subject with a line break, an
+    /// oversized body) fails the job here as [`JobError::InvalidPayload`] instead of being
+    /// recorded as a success whose email never goes out. All or nothing: none is enqueued
+    /// when one is invalid.
+    pub fn email_bodies(&self) -> Result<Vec<String>, JobError> {
+        self.emails
+            .iter()
+            .map(|email| {
+                let body = serde_json::to_string(email).map_err(|e| {
+                    JobError::InvalidPayload(format!("email {:?} cannot be encoded: {e}", email.id))
+                })?;
+                EmailRequest::parse(&body).map_err(|e| {
+                    JobError::InvalidPayload(format!("email {:?} is invalid: {e}", email.id))
+                })?;
+                Ok(body)
+            })
+            .collect()
+    }
+}
+
 /// A job could not run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobError {
@@ -85,4 +108,62 @@ pub(crate) fn payload<T: serde::de::DeserializeOwned>(
 pub(crate) fn address(field: &str, value: &str) -> Result<(), JobError> {
     nightshift::contracts::validate_address(value)
         .map_err(|reason| JobError::InvalidPayload(format!("`{field}`: {reason}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email(id: &str, subject: &str) -> EmailRequest {
+        EmailRequest::from_template(
+            id,
+            vec!["ada@example.com".into()],
+            subject,
+            "welcome",
+            BTreeMap::new(),
+        )
+    }
+
+    #[test]
+    fn email_bodies_are_what_email_sender_parses() {
+        let effects = Effects {
+            emails: vec![email("welcome-1", "Hi"), email("welcome-2", "Hello")],
+            result: serde_json::Value::Null,
+        };
+        let bodies = effects.email_bodies().unwrap();
+        let parsed: Vec<_> = bodies
+            .iter()
+            .map(|b| EmailRequest::parse(b).unwrap())
+            .collect();
+        assert_eq!(parsed, effects.emails);
+    }
+
+    #[test]
+    fn one_invalid_email_fails_them_all() {
+        let effects = Effects {
+            emails: vec![
+                email("welcome-1", "Hi"),
+                email("welcome-2", "Hi\nBcc: x@y.zz"),
+            ],
+            result: serde_json::Value::Null,
+        };
+        assert_eq!(
+            effects.email_bodies().unwrap_err(),
+            JobError::InvalidPayload(
+                "email \"welcome-2\" is invalid: field `subject`: contains a line break at byte 2 \
+                 (header injection)"
+                    .into()
+            )
+        );
+        let long = Effects {
+            emails: vec![email(&"x".repeat(129), "Hi")],
+            result: serde_json::Value::Null,
+        };
+        assert!(
+            long.email_bodies()
+                .unwrap_err()
+                .to_string()
+                .contains("is 129 characters, over the 128 limit")
+        );
+    }
 }
