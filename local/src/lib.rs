@@ -17,9 +17,11 @@
 //! - [`schedule`]: AWS cron / rate / at expressions, time zones, schedule targets;
 //! - [`template`]: the SAM template and env.local.json, resolved into a model;
 //! - [`invoker`]: how an event reaches a function (process runtime, remote Invoke API, in-process);
+//! - [`invoke_async`]: Lambda's asynchronous (`Event`) invocation: retries, destinations, DLQ;
 //! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes.
 
+mod activity;
 pub mod app;
 pub mod check;
 pub mod cli;
@@ -28,6 +30,7 @@ pub mod control;
 pub mod duration;
 pub mod faults;
 pub mod harness;
+pub mod invoke_async;
 pub mod invoker;
 pub mod mapping;
 pub mod runtime;

@@ -28,7 +28,6 @@
 //! is waiting on a future instant, and [`ScheduleRunner::advance_to`] steps a manual clock
 //! through each due instant so that functions observe `now == scheduled time`.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,6 +44,7 @@ use super::{
     ScheduleExpression, new_execution_id, parse_time_zone, rule_arn, schedule_arn,
     scheduled_event_json, substitute_context,
 };
+use crate::activity::{Activity, Tracker, stopped};
 use crate::clock::{ClockError, SharedClock};
 use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker};
 use crate::sqs::{MessageAttributeValue, OutgoingMessage, SqsEngine};
@@ -305,7 +305,7 @@ struct Inner {
     sqs: Option<SqsEngine>,
     clock: SharedClock,
     config: RunnerConfig,
-    activities: Arc<watch::Sender<Activities>>,
+    activity: Activity,
     stop: watch::Sender<bool>,
     started: AtomicBool,
     rng: Mutex<fastrand::Rng>,
@@ -391,7 +391,7 @@ impl ScheduleRunner {
                 sqs,
                 clock,
                 config,
-                activities: Arc::new(watch::Sender::new(Activities::default())),
+                activity: Activity::default(),
                 stop: watch::Sender::new(false),
                 started: AtomicBool::new(false),
                 rng: Mutex::new(rng),
@@ -440,9 +440,8 @@ impl ScheduleRunner {
                 () = stopped(&mut stop) => {}
             }
             inner.stop.send_replace(true);
-            let mut activities = inner.activities.subscribe();
             // Every task ends promptly once stop is set; their trackers empty the registry.
-            let _ = activities.wait_for(|a| a.states.is_empty()).await;
+            inner.activity.wait_empty().await;
             tracing::info!("schedule runner stopped");
         }))
     }
@@ -504,9 +503,7 @@ impl ScheduleRunner {
     /// `advance`/`set` to know the runner has caught up. Waits forever if a function never
     /// returns (in-process handlers without a timeout), so tests bound it with a timeout.
     pub async fn wait_idle(&self) {
-        let clock = self.inner.clock.clone();
-        let mut activities = self.inner.activities.subscribe();
-        let _ = activities.wait_for(|a| a.idle(clock.now())).await;
+        self.inner.activity.wait_idle(&self.inner.clock).await;
     }
 
     /// Moves the manual clock to `to` one due instant at a time (the earliest waiter of the
@@ -731,30 +728,11 @@ impl Inner {
     }
 
     fn track(&self) -> Tracker {
-        let mut id = 0;
-        // A running task can only make the runner busy, which nobody waits for: no wake-up.
-        self.activities.send_if_modified(|a| {
-            id = a.next_id;
-            a.next_id += 1;
-            a.states.insert(id, None);
-            false
-        });
-        Tracker {
-            activities: self.activities.clone(),
-            id,
-        }
+        self.activity.track()
     }
 
     fn next_parked(&self) -> Option<DateTime<Utc>> {
-        let now = self.clock.now();
-        self.activities
-            .borrow()
-            .states
-            .values()
-            .flatten()
-            .filter(|t| **t > now)
-            .min()
-            .copied()
+        self.activity.next_parked(self.clock.now())
     }
 
     /// One schedule's task: waits for each fire time and delivers its occurrence.
@@ -1135,54 +1113,6 @@ fn uuid_from(rng: &mut fastrand::Rng) -> uuid::Uuid {
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
-/// Completes when the flag turns true or its sender is gone.
-async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// What the runner's tasks are doing: running (`None`) or parked on the clock until an instant.
-#[derive(Debug, Default)]
-struct Activities {
-    next_id: u64,
-    states: HashMap<u64, Option<DateTime<Utc>>>,
-}
-
-impl Activities {
-    fn idle(&self, now: DateTime<Utc>) -> bool {
-        self.states.values().all(|s| s.is_some_and(|t| t > now))
-    }
-}
-
-/// One task's entry in [`Activities`]; removed on drop (also when the task panics).
-struct Tracker {
-    activities: Arc<watch::Sender<Activities>>,
-    id: u64,
-}
-
-impl Tracker {
-    fn park(&self, until: DateTime<Utc>) {
-        self.activities.send_modify(|a| {
-            a.states.insert(self.id, Some(until));
-        });
-    }
-
-    fn run(&self) {
-        // Like `track`: becoming busy wakes nobody; only parking and ending can make idle.
-        self.activities.send_if_modified(|a| {
-            a.states.insert(self.id, None);
-            false
-        });
-    }
-}
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        self.activities.send_modify(|a| {
-            a.states.remove(&self.id);
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1219,18 +1149,5 @@ mod tests {
         assert!(remote(429).retryable);
         assert!(!remote(400).retryable);
         assert_eq!(remote(404).code, "ResourceNotFoundException");
-    }
-
-    #[test]
-    fn idle_means_every_task_parked_in_the_future() {
-        let now: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
-        let mut a = Activities::default();
-        assert!(a.idle(now));
-        a.states.insert(0, Some(now + TimeDelta::seconds(1)));
-        assert!(a.idle(now));
-        a.states.insert(1, Some(now));
-        assert!(!a.idle(now), "a task due now is about to run");
-        a.states.insert(1, None);
-        assert!(!a.idle(now));
     }
 }

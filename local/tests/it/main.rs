@@ -4,6 +4,7 @@ mod cli;
 mod event_invoke_template;
 mod faults;
 mod fuzz;
+mod invoke_async;
 mod mapping;
 mod runtime;
 mod schedule;
