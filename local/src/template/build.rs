@@ -47,7 +47,8 @@ pub(crate) fn build(
         &opts.stack_name,
         &opts.region,
         opts.port,
-    );
+    )
+    .with_mappings(root.get("Mappings"));
     let mut builder = Builder {
         r: &resolver,
         opts,

@@ -36,6 +36,13 @@ pub(crate) enum Expr {
     },
     /// `!Join [delimiter, items]`; `items` resolves to a list.
     Join { delimiter: String, items: Box<Expr> },
+    /// `!FindInMap [map, top-level key, second-level key]`, looked up in the template's
+    /// `Mappings` (the keys may be expressions, like `!Ref Stage`).
+    FindInMap {
+        map: Box<Expr>,
+        top: Box<Expr>,
+        second: Box<Expr>,
+    },
     /// A known CloudFormation function the emulator does not evaluate (`!If`, `!Select`, ...).
     Unsupported(String),
     /// An intrinsic with bad arguments, or an unknown tag.
@@ -46,7 +53,6 @@ pub(crate) enum Expr {
 const OTHER_FUNCTIONS: &[&str] = &[
     "Base64",
     "Cidr",
-    "FindInMap",
     "GetAZs",
     "ImportValue",
     "Select",
@@ -144,6 +150,17 @@ fn intrinsic(name: &str, arg: &Value) -> Expr {
         "GetAtt" => get_att(arg),
         "Sub" => sub(arg),
         "Join" => join(arg),
+        "FindInMap" => match arg {
+            Value::Sequence(items) if items.len() == 3 => {
+                let key = |i: usize| Box::new(Expr::from_yaml(&items[i]));
+                Expr::FindInMap {
+                    map: key(0),
+                    top: key(1),
+                    second: key(2),
+                }
+            }
+            _ => malformed(name, "expected [MapName, TopLevelKey, SecondLevelKey]"),
+        },
         other if OTHER_FUNCTIONS.contains(&other) => Expr::Unsupported(format!("!{other}")),
         other => malformed(other, "unknown tag or function"),
     }
@@ -234,6 +251,9 @@ impl fmt::Display for Expr {
                     serde_json::Value::String(delimiter.clone())
                 )
             }
+            Expr::FindInMap { map, top, second } => {
+                write!(f, "!FindInMap [{map}, {top}, {second}]")
+            }
             Expr::Unsupported(function) => f.write_str(function),
             Expr::Malformed { function, .. } => f.write_str(function),
         }
@@ -282,6 +302,15 @@ mod tests {
         assert!(matches!(parse("!GetAtt NoDot"), Expr::Malformed { .. }));
         assert!(matches!(parse("!Bogus x"), Expr::Malformed { .. }));
         assert!(matches!(parse("!Ref [a]"), Expr::Malformed { .. }));
+    }
+
+    #[test]
+    fn find_in_map_takes_three_keys() {
+        assert_eq!(
+            parse("!FindInMap [M, !Ref Stage, K]"),
+            parse("{'Fn::FindInMap': [M, {Ref: Stage}, K]}")
+        );
+        assert!(matches!(parse("!FindInMap [M, K]"), Expr::Malformed { .. }));
     }
 
     #[test]

@@ -157,6 +157,8 @@ pub(crate) struct Resolver<'t> {
     region: String,
     port: u16,
     names: RefCell<HashMap<String, Slot>>,
+    /// The template's `Mappings`, for `!FindInMap` ([`Expr::Null`] when it has none).
+    mappings: Expr,
 }
 
 impl<'t> Resolver<'t> {
@@ -174,7 +176,33 @@ impl<'t> Resolver<'t> {
             region: region.to_owned(),
             port,
             names: RefCell::new(HashMap::new()),
+            mappings: Expr::Null,
         }
+    }
+
+    /// Resolves `!FindInMap` in the template's `Mappings`.
+    pub(crate) fn with_mappings(mut self, mappings: Option<&Expr>) -> Self {
+        self.mappings = mappings.cloned().unwrap_or(Expr::Null);
+        self
+    }
+
+    /// `!FindInMap [map, top, second]`: the value at `Mappings.map.top.second`.
+    fn find_in_map(&self, keys: [&Expr; 3], at: &At) -> Result<Option<Json>, TemplateError> {
+        let [map, top, second] = [
+            self.resolve_string(keys[0], at)?,
+            self.resolve_string(keys[1], at)?,
+            self.resolve_string(keys[2], at)?,
+        ];
+        let call = format!("!FindInMap [{map}, {top}, {second}]");
+        let value = self
+            .mappings
+            .get(&map)
+            .ok_or_else(|| at.err(format!("{call}: no mapping {map:?} in Mappings")))?
+            .get(&top)
+            .ok_or_else(|| at.err(format!("{call}: mapping {map} has no key {top:?}")))?
+            .get(&second)
+            .ok_or_else(|| at.err(format!("{call}: {map}.{top} has no key {second:?}")))?;
+        self.resolve(value, at)
     }
 
     pub(crate) fn resources(&self) -> &'t BTreeMap<String, Resource> {
@@ -297,6 +325,9 @@ impl<'t> Resolver<'t> {
             } => Json::String(self.get_att(resource, attribute, at)?),
             Expr::Sub { template, vars } => Json::String(self.sub(template, vars, at)?),
             Expr::Join { delimiter, items } => Json::String(self.join(delimiter, items, at)?),
+            Expr::FindInMap { map, top, second } => {
+                return self.find_in_map([map, top, second], at);
+            }
             Expr::Unsupported(f) => {
                 return Err(at.err(format!("{f} is not supported by the emulator")));
             }

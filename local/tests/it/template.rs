@@ -383,6 +383,44 @@ fn template_every_intrinsic_form_resolves() -> anyhow::Result<()> {
 }
 
 #[test]
+fn find_in_map_looks_up_mappings_with_resolved_keys() -> anyhow::Result<()> {
+    let yaml = r#"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  LogLevel: {Type: String, Default: debug}
+Mappings:
+  LogLevels:
+    debug: {Application: DEBUG}
+    info: {Application: INFO}
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn
+      LoggingConfig:
+        LogFormat: JSON
+        ApplicationLogLevel: !FindInMap [LogLevels, !Ref LogLevel, Application]
+      Environment:
+        Variables:
+          LEVEL: {'Fn::FindInMap': [LogLevels, info, Application]}
+"#;
+    let t = load(yaml)?;
+    let f = &t.functions["Fn"];
+    assert_eq!(f.log_level.as_deref(), Some("DEBUG"));
+    assert_eq!(f.env, map(&[("LEVEL", "INFO")]));
+    let err = load_err(&yaml.replace("[LogLevels, info,", "[LogLevels, warn,"));
+    assert!(
+        err.contains(
+            "!FindInMap [LogLevels, warn, Application]: mapping LogLevels has no key \"warn\""
+        ),
+        "{err}"
+    );
+    let err = load_err(&yaml.replace("[LogLevels, !Ref", "[Levels, !Ref"));
+    assert!(err.contains("no mapping \"Levels\" in Mappings"), "{err}");
+    Ok(())
+}
+
+#[test]
 fn template_globals_merge_maps_and_let_functions_override() -> anyhow::Result<()> {
     let t = load(
         r#"
