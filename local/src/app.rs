@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
+use crate::invoke_async::AsyncInvoker;
 use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker};
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
 use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
@@ -268,6 +269,7 @@ pub struct Emulator {
     clock: SharedClock,
     clock_spec: ClockSpec,
     invoker: Arc<dyn Invoker>,
+    queues: AsyncInvoker,
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
     runtime: Option<Runtime>,
     mappings: std::sync::Mutex<Vec<MappingHandle>>,
@@ -286,7 +288,10 @@ pub async fn build_functions(
 ) -> Result<(), AppError> {
     let mut cmd =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.arg("build").current_dir(root);
+    // Fault injection is a test feature of the functions: the emulator's builds carry it
+    // (`up --faults`, `check`), deploy builds do not (nightshift's `faults` feature).
+    cmd.args(["build", "--features", "nightshift/faults"])
+        .current_dir(root);
     if release {
         cmd.arg("--release");
     }
@@ -552,9 +557,15 @@ impl Emulator {
                 Shutdown::from(stop_rx.clone()),
             ));
         }
-        let schedules = ScheduleRunner::new(
+        let queues = AsyncInvoker::from_template(
             &template,
             invoker.clone(),
+            Some(engine.clone()),
+            clock.clone(),
+        );
+        let schedules = ScheduleRunner::new(
+            &template,
+            queues.clone(),
             Some(engine.clone()),
             clock.clone(),
             RunnerConfig {
@@ -575,6 +586,7 @@ impl Emulator {
             clock,
             clock_spec: options.clock,
             invoker,
+            queues,
             in_flight,
             runtime,
             mappings: std::sync::Mutex::new(mappings),
@@ -629,6 +641,11 @@ impl Emulator {
         &self.invoker
     }
 
+    /// The functions' asynchronous event queues (`Event` invocations, schedules).
+    pub fn async_invoker(&self) -> &AsyncInvoker {
+        &self.queues
+    }
+
     /// Finds a queue by logical id (`JobsQueue`), name (`nightshift-jobs`) or short name (`jobs`).
     pub fn resolve_queue(&self, name: &str) -> Result<String, AppError> {
         let t = &self.template;
@@ -666,7 +683,9 @@ impl Emulator {
         &self.schedules
     }
 
-    /// Fires a schedule now (scheduled time = the clock's now) and returns the invocation.
+    /// Fires a schedule now (scheduled time = the clock's now) and returns the first attempt of
+    /// the asynchronous invocation it makes; Lambda's retries of a failed attempt follow on the
+    /// clock, and the schedule's retries of a failed invoke too.
     pub async fn fire(&self, schedule: &str) -> Result<InvokeResponse, AppError> {
         let known = || {
             self.schedules
@@ -697,13 +716,19 @@ impl Emulator {
             .map_err(|e| AppError::Setup(format!("cannot invoke the schedule's target: {e}")))
     }
 
-    /// What keeps the emulator from being idle: invocations running, mappings holding or
-    /// settling a batch, visible messages on polled queues. Empty when idle.
+    /// What keeps the emulator from being idle: invocations running, asynchronous events due,
+    /// mappings holding or settling a batch, visible messages on polled queues. Empty when idle.
     pub fn busy(&self) -> Vec<String> {
         let mut busy = Vec::new();
         let running = self.in_flight.load(std::sync::atomic::Ordering::SeqCst);
         if running > 0 {
             busy.push(format!("{running} invocations running"));
+        }
+        if !self.queues.is_idle() {
+            busy.push(format!(
+                "{} async events pending, some due",
+                self.queues.pending()
+            ));
         }
         for m in self.mappings.lock().unwrap().iter() {
             let stats = m.stats();
@@ -937,6 +962,7 @@ impl Emulator {
         if let Some(task) = schedules {
             let _ = task.await;
         }
+        self.queues.stop().await;
         if let Some(rt) = &self.runtime {
             let report = rt.shutdown(grace).await;
             info!(

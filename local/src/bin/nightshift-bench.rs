@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 
 use nightshift_local::app::target_dir;
 use nightshift_local::clock::{self, ManualClock};
+use nightshift_local::invoke_async::{AsyncFunction, AsyncInvoker};
 use nightshift_local::invoker::{
     FunctionError, InProcessInvoker, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker,
     ProcessInvoker,
@@ -823,9 +824,16 @@ impl ScheduleBench {
                 ),
             ],
         };
+        // Scheduler → Lambda is an asynchronous invocation, as on AWS.
+        let queues = AsyncInvoker::new(
+            [AsyncFunction::new(BENCH_FUNCTION)],
+            Arc::new(invoker),
+            None,
+            clock.clone(),
+        );
         let runner = ScheduleRunner::new(
             &template,
-            Arc::new(invoker),
+            queues,
             None,
             clock,
             RunnerConfig {

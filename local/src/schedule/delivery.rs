@@ -156,26 +156,30 @@ impl RetryPolicy {
     }
 
     /// When to make the next attempt after attempt number `attempt` (1 = the first
-    /// invocation; 0 is read as 1) failed, or `None` when the retries or the event age are
-    /// used up and the event goes to the dead-letter queue. Retry `n` happens at
-    /// `first_attempt_at + retry_delay(1) + ... + retry_delay(n)`.
+    /// invocation; 0 is read as 1) failed at `failed_at`, or `None` when the retries or the
+    /// event age are used up and the event goes to the dead-letter queue. Both are measured on
+    /// the clock: retry `n` is due `retry_delay(n)` after the failure it follows, and only if
+    /// that is within `MaximumEventAgeInSeconds` of `first_attempt_at`. (When attempts take no
+    /// time, retry `n` is at `first_attempt_at + retry_delay(1) + ... + retry_delay(n)`.)
     pub fn next_retry(
         &self,
         attempt: u32,
         first_attempt_at: DateTime<Utc>,
+        failed_at: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         let retry = attempt.max(1);
         if retry > self.maximum_retry_attempts {
             return None;
         }
-        let offset = Self::retry_offset_seconds(retry);
-        if offset > i64::from(self.maximum_event_age_seconds) {
+        let at = failed_at.checked_add_signed(Self::retry_delay(retry))?;
+        if at - first_attempt_at > TimeDelta::seconds(self.maximum_event_age_seconds.into()) {
             return None;
         }
-        first_attempt_at.checked_add_signed(TimeDelta::seconds(offset))
+        Some(at)
     }
 
-    /// Seconds from the first attempt to retry number `retries`.
+    /// Seconds from the first attempt to retry number `retries`, when attempts take no time.
+    #[cfg(test)]
     fn retry_offset_seconds(retries: u32) -> i64 {
         let mut total = 0;
         let mut delay = RETRY_BASE_DELAY_SECONDS;
@@ -388,32 +392,35 @@ mod tests {
     #[test]
     fn next_retry_stops_on_attempts_or_age() {
         let first = t("2026-01-01T00:00:00Z");
+        // When attempt `a` failed, if attempts take no time.
+        let failed =
+            |a: u32| first + TimeDelta::seconds(RetryPolicy::retry_offset_seconds(a.max(1) - 1));
         let p = RetryPolicy::default();
-        assert_eq!(p.next_retry(1, first), Some(t("2026-01-01T00:00:01Z")));
-        assert_eq!(p.next_retry(0, first), Some(t("2026-01-01T00:00:01Z")));
-        assert_eq!(p.next_retry(2, first), Some(t("2026-01-01T00:00:03Z")));
-        assert_eq!(
-            p.next_retry(10, first),
-            Some(first + TimeDelta::seconds(511 + 480))
-        );
-        assert_eq!(
-            p.next_retry(185, first),
-            Some(first + TimeDelta::seconds(84_991))
-        );
-        assert_eq!(p.next_retry(186, first), None);
+        let next = |p: &RetryPolicy, a: u32| p.next_retry(a, first, failed(a));
+        assert_eq!(next(&p, 1), Some(t("2026-01-01T00:00:01Z")));
+        assert_eq!(next(&p, 0), Some(t("2026-01-01T00:00:01Z")));
+        assert_eq!(next(&p, 2), Some(t("2026-01-01T00:00:03Z")));
+        assert_eq!(next(&p, 10), Some(first + TimeDelta::seconds(511 + 480)));
+        assert_eq!(next(&p, 185), Some(first + TimeDelta::seconds(84_991)));
+        assert_eq!(next(&p, 186), None);
         let none = RetryPolicy::new(86_400, 0).unwrap();
-        assert_eq!(none.next_retry(1, first), None);
+        assert_eq!(next(&none, 1), None);
         // One hour of age: retries up to 511 + 6 * 480 = 3391 s, the 16th would be at 3871 s.
         let hour = RetryPolicy::new(3_600, 185).unwrap();
-        assert_eq!(
-            hour.next_retry(15, first),
-            Some(first + TimeDelta::seconds(3_391))
-        );
-        assert_eq!(hour.next_retry(16, first), None);
-        let retries = (1..=185)
-            .take_while(|a| hour.next_retry(*a, first).is_some())
-            .count();
+        assert_eq!(next(&hour, 15), Some(first + TimeDelta::seconds(3_391)));
+        assert_eq!(next(&hour, 16), None);
+        let retries = (1..=185).take_while(|a| next(&hour, *a).is_some()).count();
         assert_eq!(retries, 15);
+        // Measured on the clock: a slow attempt pushes its retry, and counts toward the age.
+        let slow = first + TimeDelta::seconds(30);
+        assert_eq!(
+            p.next_retry(1, first, slow),
+            Some(slow + TimeDelta::seconds(1))
+        );
+        assert_eq!(
+            hour.next_retry(1, first, first + TimeDelta::seconds(3_599)),
+            None
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! `AWS::Scheduler::Schedule` and legacy `Schedule` rules). Each task computes the next fire
 //! time in the schedule's zone ([`Schedule::next_fire_after`]), waits for it on the shared
 //! [`Clock`](crate::clock::Clock), applies the flexible window, builds the payload and invokes
-//! the function through the [`Invoker`].
+//! the function asynchronously through the [`AsyncInvoker`], as EventBridge Scheduler invokes
+//! Lambda with the `Event` invocation type.
 //!
 //! Catching up: when the clock jumps over many fire times at once (the manual clock's
 //! `advance 24h`), the task walks every due occurrence in order, each exactly once, with its own
@@ -13,19 +14,21 @@
 //! the last occurrence, which is on time) runs in a task of its own, so a slow invocation or a
 //! retry never delays the next occurrence.
 //!
-//! Failures (function error, timeout, crash, invoke error) are retried per the schedule's
-//! [`RetryPolicy`]: retry `n` is due at `first attempt + backoff` on the clock, with the attempt
-//! number and a fresh execution id in the payload. When the attempts or the event age run out
-//! (or the error cannot clear, such as an unknown function) the event goes to the schedule's
-//! dead-letter queue with the message attributes EventBridge puts on dead-letter events
-//! ([`DLQ_ATTRIBUTES`]), or is dropped with an error log when it has none.
+//! A delivery succeeds when the function's asynchronous queue accepts the event. What the
+//! function then does is Lambda's business, not the Scheduler's: a function error or timeout is
+//! retried by the [`AsyncInvoker`] per the function's `EventInvokeConfig` and ends in its
+//! on-failure destination or dead-letter queue, never in the schedule's.
 //!
-//! Unlike AWS, which invokes Lambda asynchronously and so never sees a handler's error, the
-//! emulator invokes synchronously and treats a function error as a failed delivery: that is
-//! what makes retries and the dead-letter queue observable locally.
+//! Failures to *invoke* (the function does not exist, the queue refuses the event) are retried
+//! per the schedule's [`RetryPolicy`]: retry `n` is due `backoff(n)` after the failure on the
+//! clock, with the attempt number and a fresh execution id in the payload, as long as it stays
+//! within `MaximumEventAgeInSeconds` of the first attempt. When the attempts or the event age
+//! run out (or the error cannot clear, such as an unknown function) the event goes to the
+//! schedule's dead-letter queue with the message attributes EventBridge puts on dead-letter
+//! events ([`DLQ_ATTRIBUTES`]), or is dropped with an error log when it has none.
 //!
 //! For tests and `nightshift advance`, [`ScheduleRunner::wait_idle`] resolves once every task
-//! is waiting on a future instant, and [`ScheduleRunner::advance_to`] steps a manual clock
+//! (and every event of the asynchronous queues) is waiting on a future instant, and [`ScheduleRunner::advance_to`] steps a manual clock
 //! through each due instant so that functions observe `now == scheduled time`.
 
 use std::fmt;
@@ -46,7 +49,8 @@ use super::{
 };
 use crate::activity::{Activity, Tracker, stopped};
 use crate::clock::{ClockError, SharedClock};
-use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker};
+use crate::invoke_async::{Accepted, AsyncInvoker};
+use crate::invoker::{InvokeError, InvokeResponse};
 use crate::sqs::{MessageAttributeValue, OutgoingMessage, SqsEngine};
 use crate::template::{self, ScheduleDef, ScheduleKind, Template};
 
@@ -270,9 +274,11 @@ pub struct FireOutcome {
     pub execution_id: String,
     /// The payload sent.
     pub payload: Bytes,
-    /// The invocation's result.
+    /// The result of the function's first attempt at the event, or why the event could not
+    /// be handed to the function's asynchronous queue.
     pub result: Result<InvokeResponse, InvokeError>,
-    /// When the failed invocation will be retried in the background, if it will.
+    /// When the event will be tried again in the background, if it will: Lambda's retry after
+    /// a function error, or the Scheduler's after a failed invoke.
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
@@ -301,7 +307,7 @@ impl fmt::Debug for ScheduleRunner {
 
 struct Inner {
     entries: Vec<Entry>,
-    invoker: Arc<dyn Invoker>,
+    queues: AsyncInvoker,
     sqs: Option<SqsEngine>,
     clock: SharedClock,
     config: RunnerConfig,
@@ -354,7 +360,7 @@ struct Occurrence {
 struct Attempted {
     execution_id: String,
     payload: Bytes,
-    result: Result<InvokeResponse, InvokeError>,
+    result: Result<Accepted, InvokeError>,
     /// When the next attempt is due, if one is.
     next_attempt_at: Option<DateTime<Utc>>,
 }
@@ -366,11 +372,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl ScheduleRunner {
     /// A runner for every schedule of `template` (disabled ones are kept for `fire` and
-    /// `status`). Functions are invoked by their name in the template and dead-letter queues
-    /// are the engine queues the template names; `sqs` may be `None` when no schedule has one.
+    /// `status`). Functions are invoked asynchronously through `queues`, by their name in the
+    /// template, and dead-letter queues are the engine queues the template names; `sqs` may be
+    /// `None` when no schedule has one.
     pub fn new(
         template: &Template,
-        invoker: Arc<dyn Invoker>,
+        queues: AsyncInvoker,
         sqs: Option<SqsEngine>,
         clock: SharedClock,
         config: RunnerConfig,
@@ -387,7 +394,7 @@ impl ScheduleRunner {
         Ok(ScheduleRunner {
             inner: Arc::new(Inner {
                 entries,
-                invoker,
+                queues,
                 sqs,
                 clock,
                 config,
@@ -452,9 +459,11 @@ impl ScheduleRunner {
     }
 
     /// Fires schedule `name` (logical id, or name when unambiguous) now, as `nightshift fire`
-    /// does: the scheduled time is the clock's now, there is no flexible window, and the first
-    /// attempt is made before returning. A failure is retried in the background per the
-    /// schedule's policy, as for a scheduled occurrence. Disabled schedules can be fired.
+    /// does: the scheduled time is the clock's now, there is no flexible window, and the event
+    /// is handed to the function's asynchronous queue as for a scheduled occurrence. `fire`
+    /// then waits for the function's first attempt and returns its result, so that the CLI and
+    /// tests can show it; Lambda's retries of a failed attempt (and the Scheduler's of a failed
+    /// invoke) happen in the background on the clock. Disabled schedules can be fired.
     pub async fn fire(&self, name: &str) -> Result<FireOutcome, RunnerError> {
         let idx = self.inner.find(name)?;
         if *self.inner.stop.borrow() {
@@ -477,13 +486,20 @@ impl ScheduleRunner {
             self.inner.spawn_delivery(occ, rng);
         }
         drop(tracker);
+        let (result, next_attempt_at) = match attempted.result {
+            Ok(accepted) => match accepted.first_attempt().await {
+                Some(first) => (first.result, first.next_attempt_at),
+                None => (Err(InvokeError::ShuttingDown), None),
+            },
+            Err(error) => (Err(error), attempted.next_attempt_at),
+        };
         Ok(FireOutcome {
             schedule: entry.def.id.clone(),
             scheduled_time: now,
             execution_id: attempted.execution_id,
             payload: attempted.payload,
-            result: attempted.result,
-            next_attempt_at: attempted.next_attempt_at,
+            result,
+            next_attempt_at,
         })
     }
 
@@ -503,7 +519,16 @@ impl ScheduleRunner {
     /// `advance`/`set` to know the runner has caught up. Waits forever if a function never
     /// returns (in-process handlers without a timeout), so tests bound it with a timeout.
     pub async fn wait_idle(&self) {
-        self.inner.activity.wait_idle(&self.inner.clock).await;
+        let inner = &self.inner;
+        // A schedule task may hand the queues an event, and an event may not touch the
+        // runner: both idle at once is the end.
+        loop {
+            inner.activity.wait_idle(&inner.clock).await;
+            inner.queues.wait_idle().await;
+            if inner.activity.is_idle(inner.clock.now()) && inner.queues.is_idle() {
+                return;
+            }
+        }
     }
 
     /// Moves the manual clock to `to` one due instant at a time (the earliest waiter of the
@@ -525,10 +550,14 @@ impl ScheduleRunner {
         let mut steps = 0;
         while steps < MAX_ADVANCE_STEPS {
             self.wait_idle().await;
-            let next = [manual.next_wakeup(), self.inner.next_parked()]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                manual.next_wakeup(),
+                self.inner.next_parked(),
+                self.inner.queues.next_retry(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             match next {
                 Some(at) if at < to => {
                     manual.set(at)?;
@@ -862,25 +891,11 @@ impl Inner {
         let entry = &self.entries[occ.entry];
         let execution_id = new_execution_id(rng);
         let payload = entry.payload(&self.config, occ, &execution_id);
-        let request = InvokeRequest {
-            function: entry.function_name.clone(),
-            payload: payload.clone(),
-            request_id: uuid_from(rng).to_string(),
-        };
-        let result = tokio::select! {
-            biased;
-            result = self.invoker.invoke(request) => result,
-            () = stopped(stop) => Err(InvokeError::ShuttingDown),
-        };
+        let result = self
+            .queues
+            .invoke_async(&entry.function_name, payload.clone());
         let now = self.clock.now();
-        let failure = match &result {
-            Ok(response) => response.lambda_error().map(|e| Failure {
-                code: e.error_type,
-                message: e.error_message,
-                retryable: true,
-            }),
-            Err(error) => Some(invoke_failure(error)),
-        };
+        let failure = result.as_ref().err().map(invoke_failure);
         let Some(failure) = failure else {
             tracing::debug!(
                 schedule = %entry.def.id,
@@ -913,7 +928,7 @@ impl Inner {
         let policy = entry.schedule.retry_policy;
         let retry_at = failure
             .retryable
-            .then(|| policy.next_retry(occ.attempt, occ.first_attempt_at))
+            .then(|| policy.next_retry(occ.attempt, occ.first_attempt_at, now))
             .flatten();
         if let Some(at) = retry_at {
             tracing::warn!(

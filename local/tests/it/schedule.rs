@@ -689,9 +689,15 @@ fn schedule_definition_drives_scheduler_input() -> Result<()> {
         serde_json::json!({"scheduled_time": "2026-11-22T01:00:00Z", "attempt": 1})
     );
 
-    // Three retries at +1 s, +3 s, +7 s after the first attempt, then the DLQ.
+    // Three retries at +1 s, +3 s, +7 s after the first attempt, then the DLQ (each failed
+    // attempt taking no time: backoff runs from the failure).
+    let mut failed_at = invoke_at;
     let retries: Vec<_> = (1..=5)
-        .map_while(|a| schedule.retry_policy.next_retry(a, invoke_at))
+        .map_while(|a| {
+            let next = schedule.retry_policy.next_retry(a, invoke_at, failed_at)?;
+            failed_at = next;
+            Some(next)
+        })
         .collect();
     assert_eq!(
         retries,

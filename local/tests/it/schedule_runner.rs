@@ -1,6 +1,12 @@
 //! Integration tests of `nightshift_local::schedule::runner`: schedules fired on a manual clock
-//! through an in-process invoker whose handlers record what they receive, dead-letter queues on
-//! the in-memory SQS engine, `fire`, `status` counters, shutdown, and a year-long replay.
+//! through the asynchronous queues of an in-process invoker whose handlers record what they
+//! receive, dead-letter queues on the in-memory SQS engine, `fire`, `status` counters, shutdown,
+//! and a year-long replay.
+//!
+//! As on AWS, a schedule invokes its function asynchronously: a function error is retried by
+//! Lambda (1 and 2 minutes later) and its record goes to the function's on-failure destination
+//! (`failures` here), never to the schedule's dead-letter queue, which only receives events the
+//! Scheduler could not hand to Lambda (an unknown function, a queue that refuses events).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -10,8 +16,11 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use nightshift_local::clock::{self, ManualClock, SharedClock};
-use nightshift_local::invoker::{FunctionError, InProcessInvoker, Invoker};
-use nightshift_local::schedule::{AttemptStatus, RunnerConfig, RunnerError, ScheduleRunner};
+use nightshift_local::invoke_async::{AsyncFunction, AsyncInvoker, Target};
+use nightshift_local::invoker::{FunctionError, InProcessInvoker};
+use nightshift_local::schedule::{
+    AttemptStatus, RunnerConfig, RunnerError, ScheduleRunner, ScheduleStats,
+};
 use nightshift_local::sqs::SqsEngine;
 use nightshift_local::template::{RetryPolicy, ScheduleDef, ScheduleKind, Template};
 use serde_json::Value;
@@ -41,6 +50,17 @@ fn def(id: &str, expression: &str) -> ScheduleDef {
         start_date: None,
         end_date: None,
     }
+}
+
+/// Fires, invocations, failures, dead-lettered and dropped events of a schedule.
+fn counts(stats: &ScheduleStats) -> (u64, u64, u64, u64, u64) {
+    (
+        stats.fires,
+        stats.invocations,
+        stats.failures,
+        stats.dead_lettered,
+        stats.dropped,
+    )
 }
 
 fn template(schedules: Vec<ScheduleDef>) -> Template {
@@ -104,28 +124,58 @@ struct Harness {
     clock: SharedClock,
     manual: Arc<ManualClock>,
     sqs: SqsEngine,
+    queues: AsyncInvoker,
     runner: ScheduleRunner,
     shutdown: watch::Sender<bool>,
     stopped: tokio::task::JoinHandle<()>,
 }
 
 impl Harness {
-    /// Starts a runner over `schedules` at `start`, with `functions` built on its clock, and
-    /// waits until every schedule task waits on the clock.
+    /// Starts a runner over `schedules` at `start`, with `functions` built on its clock (each
+    /// with Lambda's default retries and the on-failure destination `failures`), and waits
+    /// until every schedule task waits on the clock.
     async fn start(
         start: &str,
         schedules: Vec<ScheduleDef>,
         functions: impl FnOnce(&SharedClock) -> InProcessInvoker,
     ) -> Result<Harness> {
+        Self::start_with(start, schedules, functions, false).await
+    }
+
+    /// [`Self::start`]; with `refusing`, the asynchronous queues are stopped first, so every
+    /// invoke the Scheduler makes fails (a service error it retries).
+    async fn start_with(
+        start: &str,
+        schedules: Vec<ScheduleDef>,
+        functions: impl FnOnce(&SharedClock) -> InProcessInvoker,
+        refusing: bool,
+    ) -> Result<Harness> {
         let (clock, manual) = clock::manual(t(start));
         let sqs = SqsEngine::in_memory(clock.clone());
         let no_attrs = BTreeMap::new();
         sqs.create_queue("schedule-dlq", &no_attrs, &no_attrs)?;
-        let invoker: Arc<dyn Invoker> = Arc::new(functions(&clock));
+        sqs.create_queue("failures", &no_attrs, &no_attrs)?;
+        let invoker = functions(&clock);
+        let settings: Vec<AsyncFunction> = invoker
+            .function_names()
+            .map(|name| AsyncFunction {
+                on_failure: Some(Target::Queue("failures".to_owned())),
+                ..AsyncFunction::new(name)
+            })
+            .collect();
+        let queues = AsyncInvoker::new(
+            settings,
+            Arc::new(invoker),
+            Some(sqs.clone()),
+            clock.clone(),
+        );
+        if refusing {
+            queues.stop().await;
+        }
         let enabled = schedules.iter().filter(|s| s.enabled).count();
         let runner = ScheduleRunner::new(
             &template(schedules),
-            invoker,
+            queues.clone(),
             Some(sqs.clone()),
             clock.clone(),
             RunnerConfig {
@@ -142,6 +192,7 @@ impl Harness {
             clock,
             manual,
             sqs,
+            queues,
             runner,
             shutdown,
             stopped,
@@ -165,8 +216,33 @@ impl Harness {
         tokio::time::timeout(PATIENCE, self.stopped)
             .await
             .context("the runner did not stop")??;
+        tokio::time::timeout(PATIENCE, self.queues.stop())
+            .await
+            .context("the async queues did not stop")?;
         Ok(())
     }
+
+    /// The invocation records in the functions' on-failure queue.
+    fn failure_records(&self) -> Result<Vec<Value>> {
+        Ok(self
+            .sqs
+            .peek_messages("failures", 100)?
+            .iter()
+            .map(|m| serde_json::from_str(&m.body).expect("record is JSON"))
+            .collect())
+    }
+}
+
+/// A harness at 2026-01-01 over `schedule`, whose function `Fn` always fails; and its calls.
+async fn start_failing(schedule: ScheduleDef) -> Result<(Harness, Calls)> {
+    let mut calls = None;
+    let h = Harness::start("2026-01-01T00:00:00Z", vec![schedule], |clock| {
+        let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
+        calls = Some(c);
+        invoker
+    })
+    .await?;
+    Ok((h, calls.expect("the functions were built")))
 }
 
 fn daily_report(tz: &str) -> ScheduleDef {
@@ -467,9 +543,63 @@ async fn schedule_runner_substitutes_context_attributes_and_sends_empty_object_w
 }
 
 #[tokio::test]
-async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Result<()> {
+async fn schedule_runner_failing_function_is_retried_by_lambda_and_never_reaches_the_schedule_dlq()
+-> Result<()> {
+    let (h, calls) = start_failing(ScheduleDef {
+        input: Some(
+            r#"{"scheduled_time":"<aws.scheduler.scheduled-time>","attempt":<aws.scheduler.attempt-number>}"#
+                .to_owned(),
+        ),
+        dead_letter_queue: Some("schedule-dlq".to_owned()),
+        ..def("DailyReport", "cron(0 2 * * ? *)")
+    })
+    .await?;
+
+    h.runner.advance_to(t("2026-01-01T02:10:00Z")).await?;
+
+    // Lambda's retries, 1 and then 2 minutes apart, of the one event the Scheduler delivered.
+    let calls = calls.lock().unwrap().clone();
+    let at: Vec<_> = calls.iter().map(|c| c.at).collect();
+    assert_eq!(
+        at,
+        [
+            t("2026-01-01T02:00:00Z"),
+            t("2026-01-01T02:01:00Z"),
+            t("2026-01-01T02:03:00Z"),
+        ]
+    );
+    assert!(calls.iter().all(|c| c.payload == calls[0].payload));
+    assert_eq!(
+        calls[0].field("attempt"),
+        "1",
+        "the Scheduler made one attempt"
+    );
+    // The function's on-failure destination has the record; the schedule's DLQ has nothing.
+    let records = h.failure_records()?;
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0]["requestContext"]["condition"],
+        "RetriesExhausted"
+    );
+    assert_eq!(records[0]["requestContext"]["approximateInvokeCount"], 3);
+    assert_eq!(records[0]["requestPayload"], calls[0].json());
+    assert!(h.sqs.peek_messages("schedule-dlq", 10)?.is_empty());
+    let stats = h.runner.schedule_stats("DailyReport")?;
+    assert_eq!(counts(&stats), (1, 1, 0, 0, 0));
+    assert!(matches!(
+        stats.last_result.map(|r| r.status),
+        Some(AttemptStatus::Succeeded)
+    ));
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_retries_a_refused_invoke_with_growing_backoff_then_dead_letters()
+-> Result<()> {
+    // The function's asynchronous queue refuses every event: the Scheduler could not invoke,
+    // so the schedule's RetryPolicy and dead-letter queue apply.
     let mut calls = None;
-    let h = Harness::start(
+    let h = Harness::start_with(
         "2026-01-01T00:00:00Z",
         vec![ScheduleDef {
             input: Some(
@@ -484,18 +614,23 @@ async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Res
             ..def("DailyReport", "cron(0 2 * * ? *)")
         }],
         |clock| {
-            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
+            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
             calls = Some(c);
             invoker
         },
+        true,
     )
     .await?;
-    let calls = calls.unwrap();
-    let count = || calls.lock().unwrap().len();
+    let attempts = || {
+        h.runner
+            .schedule_stats("DailyReport")
+            .map(|s| s.invocations)
+            .unwrap_or_default()
+    };
 
     // The first attempt at 02:00; its retry waits on the clock next to the next day's fire.
     h.jump(Duration::from_secs(2 * 3600)).await?;
-    assert_eq!(count(), 1);
+    assert_eq!(attempts(), 1);
     assert_eq!(h.manual.pending_waiters(), 2);
     let stats = h.runner.schedule_stats("DailyReport")?;
     assert_eq!(stats.failures, 1);
@@ -504,7 +639,7 @@ async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Res
             failure,
             next_attempt_at,
         }) => {
-            assert_eq!(failure.code, "ReportError");
+            assert_eq!(failure.code, "ServiceException");
             assert_eq!(next_attempt_at, t("2026-01-01T02:00:01Z"));
         }
         other => panic!("expected a pending retry, got {other:?}"),
@@ -513,37 +648,18 @@ async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Res
     // Walk the backoff: 1 s, then 2 s, then 4 s; nothing happens in between.
     for (wait, expected) in [(1, 2), (1, 2), (1, 3), (3, 3), (1, 4)] {
         h.jump(Duration::from_secs(wait)).await?;
-        assert_eq!(count(), expected, "at {}", h.clock.now());
+        assert_eq!(attempts(), expected, "at {}", h.clock.now());
     }
     assert_eq!(h.clock.now(), t("2026-01-01T02:00:07Z"));
-
-    let calls = calls.lock().unwrap().clone();
-    let at: Vec<_> = calls.iter().map(|c| c.at).collect();
-    assert_eq!(
-        at,
-        [
-            t("2026-01-01T02:00:00Z"),
-            t("2026-01-01T02:00:01Z"),
-            t("2026-01-01T02:00:03Z"),
-            t("2026-01-01T02:00:07Z"),
-        ]
-    );
-    let attempts: Vec<_> = calls.iter().map(|c| c.field("attempt")).collect();
-    assert_eq!(attempts, ["1", "2", "3", "4"]);
-    assert!(
-        calls
-            .iter()
-            .all(|c| c.field("scheduled_time") == "2026-01-01T02:00:00Z")
-    );
-    let mut ids: Vec<_> = calls.iter().map(|c| c.field("id")).collect();
-    ids.dedup();
-    assert_eq!(ids.len(), 4, "a fresh execution id per attempt");
+    assert!(calls.unwrap().lock().unwrap().is_empty(), "never invoked");
 
     // Retries are used up: the last payload goes to the dead-letter queue.
     let dlq = h.sqs.peek_messages("schedule-dlq", 10)?;
     assert_eq!(dlq.len(), 1);
     let message = &dlq[0];
-    assert_eq!(message.body, calls[3].payload);
+    let body: Value = serde_json::from_str(&message.body)?;
+    assert_eq!(body["attempt"], 4);
+    assert_eq!(body["scheduled_time"], "2026-01-01T02:00:00Z");
     let attrs: BTreeMap<&str, &str> = message
         .message_attributes
         .iter()
@@ -555,9 +671,9 @@ async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Res
     assert_eq!(
         attrs,
         BTreeMap::from([
-            ("ERROR_CODE", "ReportError"),
-            ("ERROR_MESSAGE", "the store is down"),
-            ("EXECUTION_ID", ids[3].as_str()),
+            ("ERROR_CODE", "ServiceException"),
+            ("ERROR_MESSAGE", "the runtime is shutting down"),
+            ("EXECUTION_ID", body["id"].as_str().unwrap_or_default()),
             ("EXHAUSTED_RETRY_CONDITION", "MaximumRetryAttempts"),
             ("IS_PAYLOAD_TRUNCATED", "false"),
             ("RETRY_ATTEMPTS", "3"),
@@ -573,16 +689,7 @@ async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Res
         ])
     );
     let stats = h.runner.schedule_stats("DailyReport")?;
-    assert_eq!(
-        (
-            stats.fires,
-            stats.invocations,
-            stats.failures,
-            stats.dead_lettered,
-            stats.dropped
-        ),
-        (1, 4, 4, 1, 0)
-    );
+    assert_eq!(counts(&stats), (1, 4, 4, 1, 0));
     assert!(matches!(
         stats.last_result.map(|r| r.status),
         Some(AttemptStatus::DeadLettered { queue, .. }) if queue == "schedule-dlq"
@@ -595,49 +702,32 @@ async fn schedule_runner_retries_with_growing_backoff_then_dead_letters() -> Res
 #[tokio::test]
 async fn schedule_runner_event_age_ends_retries_which_never_block_the_next_occurrence() -> Result<()>
 {
-    let mut calls = None;
-    let h = Harness::start(
+    let h = Harness::start_with(
         "2026-01-01T00:00:00Z",
         vec![ScheduleDef {
-            input: Some(
-                r#"{"scheduled_time":"<aws.scheduler.scheduled-time>","attempt":<aws.scheduler.attempt-number>}"#
-                    .to_owned(),
-            ),
             retry_policy: RetryPolicy {
                 max_event_age_s: 60,
                 max_retry_attempts: 185,
             },
             ..def("EveryMinute", "rate(1 minute)")
         }],
-        |clock| {
-            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
-            calls = Some(c);
-            invoker
-        },
+        |clock| recording(InProcessInvoker::new(), "Fn", clock, false).0,
+        true,
     )
     .await?;
 
     // Up to 00:03:40: three occurrences, the last one's retries over by 00:03:31.
     h.runner.advance(Duration::from_secs(220)).await?;
 
-    let calls = calls.unwrap().lock().unwrap().clone();
-    // Each first attempt runs on time, while the previous occurrence is still retrying.
-    let firsts: Vec<_> = calls.iter().filter(|c| c.field("attempt") == "1").collect();
-    assert_eq!(firsts.len(), 3);
-    for call in &firsts {
-        assert_eq!(
-            call.field("scheduled_time"),
-            call.at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-        );
-    }
-    // Retries at +1, +3, +7, +15, +31 s; the next (+63 s) would pass the 60 s event age.
-    let first_occurrence: Vec<i64> = calls
-        .iter()
-        .filter(|c| c.field("scheduled_time") == "2026-01-01T00:01:00Z")
-        .map(|c| (c.at - t("2026-01-01T00:01:00Z")).num_seconds())
-        .collect();
-    assert_eq!(first_occurrence, [0, 1, 3, 7, 15, 31]);
+    // Each occurrence: attempts at +0, +1, +3, +7, +15, +31 s; the next (+63 s) would pass the
+    // 60 s event age. Each first attempt ran on time, while the previous one was retrying.
     let stats = h.runner.schedule_stats("EveryMinute")?;
+    let last = stats.last_result.clone().context("a last result")?;
+    assert_eq!(
+        (last.scheduled_time, last.attempt, last.at),
+        (t("2026-01-01T00:03:00Z"), 6, t("2026-01-01T00:03:31Z"))
+    );
+    assert!(matches!(last.status, AttemptStatus::Dropped { .. }));
     // No dead-letter queue: each exhausted event is dropped (with an error log).
     assert_eq!(
         (
@@ -737,35 +827,31 @@ async fn schedule_runner_fire_invokes_now_and_reports_the_result() -> Result<()>
 }
 
 #[tokio::test]
-async fn schedule_runner_fire_of_a_failing_function_returns_the_error_and_retries() -> Result<()> {
-    let mut calls = None;
-    let h = Harness::start(
-        "2026-01-01T00:00:00Z",
-        vec![ScheduleDef {
-            retry_policy: RetryPolicy {
-                max_event_age_s: 3600,
-                max_retry_attempts: 1,
-            },
-            dead_letter_queue: Some("schedule-dlq".to_owned()),
-            ..def("Daily", "cron(0 2 * * ? *)")
-        }],
-        |clock| {
-            let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, true);
-            calls = Some(c);
-            invoker
+async fn schedule_runner_fire_of_a_failing_function_returns_the_first_error_and_lambda_retries()
+-> Result<()> {
+    let (h, calls) = start_failing(ScheduleDef {
+        retry_policy: RetryPolicy {
+            max_event_age_s: 3600,
+            max_retry_attempts: 1,
         },
-    )
+        dead_letter_queue: Some("schedule-dlq".to_owned()),
+        ..def("Daily", "cron(0 2 * * ? *)")
+    })
     .await?;
 
+    // `fire` waits for the first attempt of the asynchronous invocation and returns it.
     let fired = h.runner.fire("Daily").await?;
     let response = fired.result?;
     let error = response.lambda_error().context("a function error")?;
     assert_eq!(error.error_type, "ReportError");
-    assert_eq!(fired.next_attempt_at, Some(t("2026-01-01T00:00:01Z")));
+    assert_eq!(fired.next_attempt_at, Some(t("2026-01-01T00:01:00Z")));
 
-    h.jump(Duration::from_secs(1)).await?;
-    assert_eq!(calls.unwrap().lock().unwrap().len(), 2);
-    assert_eq!(h.sqs.peek_messages("schedule-dlq", 10)?.len(), 1);
+    h.jump(Duration::from_secs(60)).await?;
+    assert_eq!(calls.lock().unwrap().len(), 2);
+    h.jump(Duration::from_secs(120)).await?;
+    assert_eq!(calls.lock().unwrap().len(), 3);
+    assert_eq!(h.failure_records()?.len(), 1);
+    assert!(h.sqs.peek_messages("schedule-dlq", 10)?.is_empty());
     h.stop().await
 }
 
@@ -949,11 +1035,11 @@ async fn schedule_runner_stops_cleanly_on_shutdown() -> Result<()> {
 #[tokio::test]
 async fn schedule_runner_rejects_bad_definitions_and_double_start() -> Result<()> {
     let (clock, _manual) = clock::manual(t("2026-01-01T00:00:00Z"));
-    let invoker: Arc<dyn Invoker> = Arc::new(InProcessInvoker::new());
+    let queues = AsyncInvoker::new([], Arc::new(InProcessInvoker::new()), None, clock.clone());
     let build = |d: ScheduleDef| {
         ScheduleRunner::new(
             &template(vec![d]),
-            invoker.clone(),
+            queues.clone(),
             None,
             clock.clone(),
             RunnerConfig::default(),
