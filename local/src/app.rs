@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
-use crate::invoke_async::AsyncInvoker;
+use crate::invoke_async::{Accepted, AsyncInvoker};
 use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker};
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
 use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
@@ -55,6 +55,9 @@ pub enum AppError {
         /// Comma-separated known names.
         known: String,
     },
+    /// An invocation could not reach its function.
+    #[error(transparent)]
+    Invoke(#[from] crate::invoker::InvokeError),
     /// The operation needs another clock (advance needs `--clock manual`).
     #[error("{0}")]
     Clock(String),
@@ -676,6 +679,55 @@ impl Emulator {
             .engine
             .send_message(&name, OutgoingMessage::new(body))?;
         Ok(receipt.message_id)
+    }
+
+    /// Finds a function by logical id (`DailyReportFunction`), name
+    /// (`nightshift-DailyReportFunction`), ARN, or a name's suffix after `-`; returns its name.
+    pub fn resolve_function(&self, function: &str) -> Result<String, AppError> {
+        let t = &self.template;
+        let suffix = format!("-{function}");
+        t.function(function)
+            .or_else(|| {
+                t.functions
+                    .values()
+                    .find(|f| f.name == function || f.arn == function)
+            })
+            .or_else(|| t.functions.values().find(|f| f.name.ends_with(&suffix)))
+            .map(|f| f.name.clone())
+            .ok_or_else(|| AppError::NotFound {
+                kind: "function",
+                name: function.to_owned(),
+                known: t
+                    .functions
+                    .values()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Invokes a function synchronously (`RequestResponse`) and returns what it answered.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: impl Into<bytes::Bytes>,
+    ) -> Result<InvokeResponse, AppError> {
+        let name = self.resolve_function(function)?;
+        Ok(self
+            .invoker
+            .invoke(InvokeRequest::new(name, payload))
+            .await?)
+    }
+
+    /// Invokes a function asynchronously (`Event`): the event is queued at once and run,
+    /// retried and recorded as Lambda does (see [`crate::invoke_async`]).
+    pub fn invoke_async(
+        &self,
+        function: &str,
+        payload: impl Into<bytes::Bytes>,
+    ) -> Result<Accepted, AppError> {
+        let name = self.resolve_function(function)?;
+        Ok(self.queues.invoke_async(&name, payload)?)
     }
 
     /// The schedule runner (for `wait_idle` and finer control in tests).

@@ -1,6 +1,6 @@
 //! The emulator as a test harness: start it from the real template on a manual clock, drive
-//! it (`send`, `fire`, `advance`, `run_until_idle`), then read back what happened: every
-//! invocation with its event and response, each queue and DLQ.
+//! it (`send`, `fire`, `invoke`, `invoke_async`, `advance`, `run_until_idle`), then read back
+//! what happened: every invocation with its event and response, each queue and DLQ.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -282,9 +282,31 @@ impl Harness {
         Ok(self.emulator.send(queue, body)?)
     }
 
-    /// Fires a schedule now and returns the invocation.
+    /// Fires a schedule now and returns the first attempt of the asynchronous invocation it
+    /// makes; Lambda's retries of a failed attempt follow on the clock (`advance`).
     pub async fn fire(&self, schedule: &str) -> Result<InvokeResponse, HarnessError> {
         Ok(self.emulator.fire(schedule).await?)
+    }
+
+    /// Invokes a function (logical id, name or short name) synchronously, as
+    /// `InvocationType: RequestResponse` does, and returns its answer.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<InvokeResponse, HarnessError> {
+        Ok(self.emulator.invoke(function, payload).await?)
+    }
+
+    /// Invokes a function asynchronously, as `InvocationType: Event` does: queued at once,
+    /// retried on the clock per its `EventInvokeConfig`, its record sent to its destination
+    /// (read it with [`Self::messages`]). Returns the request id every attempt carries.
+    pub fn invoke_async(
+        &self,
+        function: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<String, HarnessError> {
+        Ok(self.emulator.invoke_async(function, payload)?.request_id)
     }
 
     /// Advances the manual clock by `by`, delivering every schedule occurrence and queue timer

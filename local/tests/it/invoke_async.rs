@@ -108,6 +108,16 @@ impl Setup {
     }
 }
 
+/// Checks an invocation record's condition and invoke count.
+pub(crate) fn assert_record(record: &Value, condition: &str, invoke_count: u64) {
+    assert_eq!(record["version"], "1.0", "{record}");
+    assert_eq!(record["requestContext"]["condition"], condition, "{record}");
+    assert_eq!(
+        record["requestContext"]["approximateInvokeCount"], invoke_count,
+        "{record}"
+    );
+}
+
 fn on_failure_queue(f: &mut AsyncFunction) {
     f.on_failure = Some(Target::Queue("failures".into()));
 }
@@ -147,8 +157,7 @@ async fn async_failing_function_runs_three_times_one_and_two_minutes_apart_then_
     let r = &records[0];
     assert_eq!(r["version"], "1.0");
     assert_eq!(r["timestamp"], "2026-01-01T00:03:00.000Z");
-    assert_eq!(r["requestContext"]["condition"], "RetriesExhausted");
-    assert_eq!(r["requestContext"]["approximateInvokeCount"], 3);
+    assert_record(r, "RetriesExhausted", 3);
     assert_eq!(
         r["requestContext"]["functionArn"],
         "arn:aws:lambda:us-east-1:000000000000:function:f:$LATEST"
@@ -187,11 +196,7 @@ async fn async_zero_retries_make_one_attempt() -> Result<()> {
     assert_eq!(s.call_times(), [0]);
     let records = s.records("failures")?;
     assert_eq!(records.len(), 1);
-    assert_eq!(
-        records[0]["requestContext"]["condition"],
-        "RetriesExhausted"
-    );
-    assert_eq!(records[0]["requestContext"]["approximateInvokeCount"], 1);
+    assert_record(&records[0], "RetriesExhausted", 1);
     Ok(())
 }
 
@@ -211,11 +216,7 @@ async fn async_event_older_than_its_maximum_age_leaves_the_queue() -> Result<()>
     s.advance(1).await?;
     let records = s.records("failures")?;
     assert_eq!(records.len(), 1);
-    assert_eq!(
-        records[0]["requestContext"]["condition"],
-        "EventAgeExceeded"
-    );
-    assert_eq!(records[0]["requestContext"]["approximateInvokeCount"], 2);
+    assert_record(&records[0], "EventAgeExceeded", 2);
     assert_eq!(records[0]["timestamp"], "2026-01-01T00:01:40.000Z");
     s.advance(3600).await?;
     assert_eq!(s.call_times(), [0, 60]);
@@ -284,8 +285,7 @@ async fn async_success_goes_to_the_on_success_destination() -> Result<()> {
     s.idle().await?;
     let records = s.records("successes")?;
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0]["requestContext"]["condition"], "Success");
-    assert_eq!(records[0]["requestContext"]["approximateInvokeCount"], 1);
+    assert_record(&records[0], "Success", 1);
     assert_eq!(records[0]["responsePayload"], json!({"ok": true}));
     assert_eq!(
         records[0]["responseContext"],

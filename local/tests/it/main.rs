@@ -1,5 +1,6 @@
 //! Integration tests of the emulator, compiled into one binary.
 
+mod async_harness;
 mod cli;
 mod event_invoke_template;
 mod faults;

@@ -24,6 +24,8 @@ use nightshift_local::schedule::{
 use nightshift_local::sqs::SqsEngine;
 use nightshift_local::template::{RetryPolicy, ScheduleDef, ScheduleKind, Template};
 use serde_json::Value;
+
+use crate::invoke_async::assert_record;
 use tokio::sync::watch;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -577,11 +579,7 @@ async fn schedule_runner_failing_function_is_retried_by_lambda_and_never_reaches
     // The function's on-failure destination has the record; the schedule's DLQ has nothing.
     let records = h.failure_records()?;
     assert_eq!(records.len(), 1);
-    assert_eq!(
-        records[0]["requestContext"]["condition"],
-        "RetriesExhausted"
-    );
-    assert_eq!(records[0]["requestContext"]["approximateInvokeCount"], 3);
+    assert_record(&records[0], "RetriesExhausted", 3);
     assert_eq!(records[0]["requestPayload"], calls[0].json());
     assert!(h.sqs.peek_messages("schedule-dlq", 10)?.is_empty());
     let stats = h.runner.schedule_stats("DailyReport")?;
