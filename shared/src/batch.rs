@@ -6,14 +6,17 @@
 //!
 //! - success: acknowledged (left out of the response, so Lambda deletes it);
 //! - [`RecordError::Retryable`]: `ChangeMessageVisibility` to an exponential backoff with
-//!   jitter based on `ApproximateReceiveCount`, then reported as a failure; SQS redrive moves
-//!   it to the DLQ after `maxReceiveCount`;
+//!   jitter based on `ApproximateReceiveCount` ([`crate::retry`]), then reported as a failure;
+//!   on the queue's last receive (`maxReceiveCount`) it is dead-lettered with its reason
+//!   instead, rather than moved there by SQS without one;
+//! - [`RecordError::RetryAfter`]: the same, waiting at least the given time (a busy key);
 //! - [`RecordError::Permanent`]: sent to the DLQ at once with the reason in message
 //!   attributes, then acknowledged; if the DLQ cannot be reached it is reported as a failure
 //!   instead, so nothing is lost;
 //! - a panic: caught, reported as a (retryable) failure of that record only;
 //! - records not started because the invocation's deadline is near: reported as failures.
-//! - with `NIGHTSHIFT_FAULTS` set (and only then), the faults of [`crate::faults`]: a crash or
+//! - built with the `faults` feature and with `NIGHTSHIFT_FAULTS` set (and only then), the
+//!   faults of `crate::faults`: a crash or
 //!   a timeout before a record starts, a retryable error instead of running a record.
 //!
 //! A failed record without a `messageId` is reported with an empty identifier, which Lambda
@@ -23,11 +26,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage, SqsMessageAttribute};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::{Instrument, error, info, info_span, warn};
 
+#[cfg(feature = "faults")]
 use crate::faults::Faults;
 use crate::ports::{Attribute, Queue, Retryable};
 
@@ -52,9 +56,50 @@ pub enum RecordError {
     /// It will never succeed: dead-letter it now with this reason.
     #[error("permanent: {0}")]
     Permanent(String),
+    /// It may succeed once `after` has passed (a claim held by another invocation until its
+    /// deadline): the record comes back after `after` or the backoff, whichever is longer, so
+    /// waiting for a busy key never uses up receives faster than the backoff would.
+    #[error("retryable after {after:?}: {reason}")]
+    RetryAfter {
+        /// Why it cannot run now.
+        reason: String,
+        /// The least time to wait.
+        after: Duration,
+    },
 }
 
 impl RecordError {
+    /// True unless the record can never succeed.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, RecordError::Permanent(_))
+    }
+
+    /// The reason, without the class.
+    pub fn reason(&self) -> &str {
+        match self {
+            RecordError::Retryable(r) | RecordError::Permanent(r) => r,
+            RecordError::RetryAfter { reason, .. } => reason,
+        }
+    }
+
+    /// On the last receive SQS allows (`max_receive_count`), a retryable failure would only
+    /// come back to be moved to the DLQ by SQS, without its reason: it becomes a permanent
+    /// failure that names the attempts, so the batch processor dead-letters it with the
+    /// reason (and the handler can record the outcome it would otherwise never get).
+    pub fn exhausted(self, receive_count: u32, max_receive_count: Option<u32>) -> Self {
+        match max_receive_count {
+            // RetryAfter waits for another invocation that holds the key: it may still finish
+            // the work, so it is left to SQS's redrive rather than failed here.
+            Some(max) if matches!(self, RecordError::Retryable(_)) && receive_count >= max => {
+                RecordError::Permanent(format!(
+                    "retries exhausted after {receive_count} attempts: {}",
+                    self.reason()
+                ))
+            }
+            _ => self,
+        }
+    }
+
     /// Classifies any port error by its [`Retryable`] answer.
     pub fn from_port<E: Retryable + std::fmt::Display>(err: E) -> Self {
         if err.is_retryable() {
@@ -65,35 +110,7 @@ impl RecordError {
     }
 }
 
-/// Exponential backoff with jitter for retryable failures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    /// Delay after the first receive.
-    pub base: Duration,
-    /// Upper bound (SQS allows up to 12 h).
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff {
-            base: Duration::from_secs(2),
-            max: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-impl Backoff {
-    /// The visibility timeout after the `receive_count`-th receive: `base × 2^(n−1)` capped at
-    /// `max`, with "equal jitter" (a random point in the upper half) so that a burst of
-    /// failures does not come back as a burst.
-    pub fn delay(&self, receive_count: u32, rng: &mut fastrand::Rng) -> Duration {
-        let exp = receive_count.saturating_sub(1).min(30);
-        let full = self.base.saturating_mul(1u32 << exp).min(self.max);
-        let half = full / 2;
-        half + Duration::from_millis(rng.u64(0..=half.as_millis() as u64))
-    }
-}
+pub use crate::retry::Backoff;
 
 /// Settings of a [`BatchProcessor`].
 #[derive(Debug, Clone)]
@@ -104,15 +121,18 @@ pub struct BatchConfig {
     pub deadline_margin: Duration,
     /// Backoff for retryable failures.
     pub backoff: Backoff,
+    /// The source queue's `maxReceiveCount`: a retryable failure on that receive is
+    /// dead-lettered with its reason ([`RecordError::exhausted`]); `None` leaves it to SQS.
+    pub max_receive_count: Option<u32>,
     /// URL of the queue the batch came from (for `ChangeMessageVisibility`).
     pub source_queue_url: Option<String>,
     /// URL of the DLQ for permanent failures.
     pub dlq_url: Option<String>,
     /// Seed for the jitter, for reproducible tests; random when `None`.
     pub jitter_seed: Option<u64>,
-    /// Injected faults (see [`crate::faults`]). The default reads `NIGHTSHIFT_FAULTS` from the
-    /// process environment, so the functions honour it without wiring; `None` when unset (it
-    /// panics when the variable is set but invalid: [`Faults::from_process_env`]).
+    /// Injected faults (see `crate::faults`; only in builds with the `faults` feature, set
+    /// from `NIGHTSHIFT_FAULTS` by [`crate::config::apply_faults`]).
+    #[cfg(feature = "faults")]
     pub faults: Option<Arc<Faults>>,
 }
 
@@ -122,10 +142,12 @@ impl Default for BatchConfig {
             concurrency: 10,
             deadline_margin: Duration::from_secs(2),
             backoff: Backoff::default(),
+            max_receive_count: None,
             source_queue_url: None,
             dlq_url: None,
             jitter_seed: None,
-            faults: Faults::from_process_env(),
+            #[cfg(feature = "faults")]
+            faults: None,
         }
     }
 }
@@ -158,6 +180,20 @@ pub fn invocation_deadline(context: &lambda_runtime::Context) -> SystemTime {
     } else {
         context.deadline()
     }
+}
+
+/// The deadline of an invocation on `clock`: now by that clock plus the time left. In AWS the
+/// clock is the system clock and this is the deadline itself; on the emulator's virtual clock
+/// the deadline stays as far ahead as the real time left, so idempotency claims and the waits
+/// derived from them live in the same time as everything else the function reads.
+pub fn deadline_on(
+    clock: &dyn crate::ports::Clock,
+    deadline: SystemTime,
+) -> chrono::DateTime<chrono::Utc> {
+    let left = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    clock.now() + chrono::Duration::from_std(left).unwrap_or(chrono::Duration::MAX)
 }
 
 /// The deadline of an invocation as a tokio instant (so paused-time tests control it).
@@ -244,6 +280,7 @@ impl BatchProcessor {
             // Fault injection (only with NIGHTSHIFT_FAULTS): the invocation dies before this
             // record, once the records started before it are done, so their effects are in
             // place and the batch is never answered.
+            #[cfg(feature = "faults")]
             if let Some(fault) = self
                 .config
                 .faults
@@ -320,19 +357,26 @@ impl BatchProcessor {
     {
         // The handler runs in its own task so that a panic unwinds only that task. With faults
         // injected, it may fail without running, and runs with its record as the mailer's key.
-        let faults = self.config.faults.as_ref();
-        if let Some(reason) = faults.and_then(|f| f.record_error(&record)) {
-            return self
-                .settle(&record, Err(RecordError::Retryable(reason)))
-                .await;
-        }
-        let task = match faults {
-            Some(_) => {
-                let key = crate::faults::record_key(&record);
-                tokio::spawn(crate::faults::scoped(key, handler(record.clone())).in_current_span())
+        #[cfg(feature = "faults")]
+        let task = {
+            let faults = self.config.faults.as_ref();
+            if let Some(reason) = faults.and_then(|f| f.record_error(&record)) {
+                return self
+                    .settle(&record, Err(RecordError::Retryable(reason)))
+                    .await;
             }
-            None => tokio::spawn(handler(record.clone()).in_current_span()),
+            match faults {
+                Some(_) => {
+                    let key = crate::faults::record_key(&record);
+                    tokio::spawn(
+                        crate::faults::scoped(key, handler(record.clone())).in_current_span(),
+                    )
+                }
+                None => tokio::spawn(handler(record.clone()).in_current_span()),
+            }
         };
+        #[cfg(not(feature = "faults"))]
+        let task = tokio::spawn(handler(record.clone()).in_current_span());
         let result = match task.await {
             Ok(result) => result,
             Err(join) if join.is_panic() => {
@@ -350,28 +394,36 @@ impl BatchProcessor {
     }
 
     async fn settle(&self, record: &SqsMessage, result: Result<(), RecordError>) -> Outcome {
-        match result {
+        let count = receive_count(record);
+        match result.map_err(|e| e.exhausted(count, self.config.max_receive_count)) {
             Ok(()) => Outcome::Succeeded,
             Err(RecordError::Retryable(reason)) => {
-                self.back_off(record, &reason).await;
+                self.back_off(record, &reason, Duration::ZERO).await;
+                Outcome::Retried
+            }
+            Err(RecordError::RetryAfter { reason, after }) => {
+                self.back_off(record, &reason, after).await;
                 Outcome::Retried
             }
             Err(RecordError::Permanent(reason)) => self.dead_letter(record, &reason).await,
         }
     }
 
-    async fn back_off(&self, record: &SqsMessage, reason: &str) {
+    async fn back_off(&self, record: &SqsMessage, reason: &str, at_least: Duration) {
         let count = receive_count(record);
         let delay = self
             .config
             .backoff
-            .delay(count, &mut self.rng.lock().unwrap());
+            .delay(count, &mut self.rng.lock().unwrap())
+            .max(at_least);
         warn!(error = %reason, retry_in_s = delay.as_secs(), "record failed, will retry");
         let (Some(url), Some(handle)) = (&self.config.source_queue_url, &record.receipt_handle)
         else {
             return;
         };
-        let secs = delay.as_secs().clamp(0, 43_200) as i32;
+        let secs = delay
+            .as_secs()
+            .min(crate::retry::SQS_MAX_VISIBILITY.as_secs()) as i32;
         if let Err(e) = self.queue.change_visibility(url, handle, secs).await {
             // Not fatal: the message returns after the queue's visibility timeout instead.
             warn!(error = %e, "cannot change visibility");
@@ -399,7 +451,7 @@ impl BatchProcessor {
         let mut originals: Vec<_> = record
             .message_attributes
             .iter()
-            .filter_map(|(k, v)| Some(Attribute::new(k.clone(), v.string_value.clone()?)))
+            .filter_map(|(k, v)| original_attribute(k, v))
             .filter(|a| !a.name.starts_with("nightshift-"))
             .collect();
         originals.sort_by(|a, b| a.name.cmp(&b.name));
@@ -422,6 +474,22 @@ impl BatchProcessor {
     }
 }
 
+/// The copy of a received message attribute for its dead letter: the same data type
+/// (`Number`, `Binary.gzip`, ...) and the same value, bytes included; `None` when it has no
+/// single value to copy (SQS reserves the list values and never sends them).
+fn original_attribute(name: &str, value: &SqsMessageAttribute) -> Option<Attribute> {
+    let data_type = value.data_type.clone().unwrap_or_else(|| "String".into());
+    match (&value.binary_value, &value.string_value) {
+        (Some(bytes), _) => Some(Attribute::binary(
+            name,
+            data_type,
+            bytes::Bytes::from(bytes.0.clone()),
+        )),
+        (None, Some(text)) => Some(Attribute::typed(name, data_type, text.clone())),
+        (None, None) => None,
+    }
+}
+
 fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -436,19 +504,6 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let b = Backoff::default();
-        let mut rng = fastrand::Rng::with_seed(7);
-        for (count, full) in [(1, 2), (2, 4), (3, 8), (10, 900), (100, 900)] {
-            for _ in 0..50 {
-                let d = b.delay(count, &mut rng);
-                let full = Duration::from_secs(full);
-                assert!(d >= full / 2 && d <= full, "count {count}: {d:?}");
-            }
-        }
-    }
 
     #[test]
     fn relative_deadlines_are_read_as_timeouts() {

@@ -25,6 +25,9 @@ pub const MAIL_URL: &str = "MAIL_URL";
 pub const BLOBS_URL: &str = "BLOBS_URL";
 /// Optional variable: how long completed idempotency records live, in seconds.
 pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
+/// Variable holding the fault list of the emulator's fault injection (test builds only);
+/// unset or blank means no fault injection.
+pub const FAULTS_VAR: &str = "NIGHTSHIFT_FAULTS";
 
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -135,7 +138,7 @@ impl Env {
         Ok(value)
     }
 
-    /// The idempotency TTL (default 24 h).
+    /// The idempotency TTL (default [`crate::idempotency::DEFAULT_TTL`], 14 days).
     pub fn idempotency_ttl(&self) -> Result<Duration, ConfigError> {
         let secs = self.parse_or::<u64>(
             IDEMPOTENCY_TTL_SECONDS,
@@ -149,6 +152,19 @@ impl Env {
             ));
         }
         Ok(Duration::from_secs(secs))
+    }
+}
+
+impl Env {
+    /// The retry plan of the consumer ([`crate::retry::RetryPlan::for_consumer`]) for
+    /// `RETRY_HORIZON_SECONDS` (default [`crate::retry::DEFAULT_HORIZON`]): the backoff, and the
+    /// `maxReceiveCount` the template gives the source queue.
+    pub fn retry_plan(&self) -> Result<crate::retry::RetryPlan, ConfigError> {
+        use crate::retry::{DEFAULT_HORIZON, RETRY_HORIZON_SECONDS, RetryPlan};
+        let secs = self.parse_or::<u64>(RETRY_HORIZON_SECONDS, DEFAULT_HORIZON.as_secs())?;
+        RetryPlan::for_consumer(Duration::from_secs(secs)).map_err(|e| {
+            ConfigError::invalid(RETRY_HORIZON_SECONDS, &secs.to_string(), e.to_string())
+        })
     }
 }
 
@@ -192,7 +208,8 @@ pub fn install_tls_provider() {
 /// The AWS SDK configuration the cloud adapters share: region, credentials and per-service
 /// endpoints (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SESV2`, ...) from the standard
 /// sources, with short timeouts and three attempts, so a handler never spends its whole
-/// deadline on an unreachable service.
+/// deadline on an unreachable service. SES overrides the attempts and timeouts: a retried
+/// `SendEmail` can send twice ([`crate::adapters::ses::ses_client`]).
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(2))
@@ -208,9 +225,56 @@ pub async fn aws_sdk_config() -> aws_config::SdkConfig {
 }
 
 /// Opens the store named by `STORE_URL`: `sqlite://PATH` or `dynamodb://TABLE`; with
-/// `NIGHTSHIFT_FAULTS` set, wrapped to inject store faults ([`crate::faults::wrap_store`]).
+/// `NIGHTSHIFT_FAULTS` set in a build with the `faults` feature, wrapped to inject store
+/// faults.
 pub fn store(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
-    crate::faults::wrap_store(env, store_by_url(env)?)
+    let store = store_by_url(env)?;
+    #[cfg(feature = "faults")]
+    return crate::faults::wrap_store(env, store);
+    #[cfg(not(feature = "faults"))]
+    {
+        refuse_faults(env)?;
+        Ok(store)
+    }
+}
+
+/// Sets the fault injection of a batch processor from `NIGHTSHIFT_FAULTS`: parsed in builds
+/// with the `faults` feature (an invalid value is an error here, at init, never a panic);
+/// refused in deploy builds, which carry no fault injection, so that a variable meant to
+/// break things does not silently do nothing either.
+pub fn apply_faults(env: &Env, config: &mut crate::batch::BatchConfig) -> Result<(), ConfigError> {
+    #[cfg(feature = "faults")]
+    {
+        config.faults = crate::faults::Faults::from_env(env)
+            .map_err(|e| {
+                ConfigError::invalid(
+                    FAULTS_VAR,
+                    &env.get(FAULTS_VAR).unwrap_or_default(),
+                    e.to_string(),
+                )
+            })?
+            .map(Arc::new);
+        Ok(())
+    }
+    #[cfg(not(feature = "faults"))]
+    {
+        let _ = config;
+        refuse_faults(env)
+    }
+}
+
+/// A deploy build refuses `NIGHTSHIFT_FAULTS`: it has no fault injection to apply.
+#[cfg(not(feature = "faults"))]
+fn refuse_faults(env: &Env) -> Result<(), ConfigError> {
+    match env.get(FAULTS_VAR) {
+        None => Ok(()),
+        Some(value) => Err(ConfigError::invalid(
+            FAULTS_VAR,
+            &value,
+            "this build has no fault injection (it is a test feature of the emulator's \
+             builds); remove the variable from the function's environment",
+        )),
+    }
 }
 
 /// The store named by `STORE_URL`, without fault injection.
@@ -238,9 +302,17 @@ fn store_by_url(env: &Env) -> Result<Arc<dyn Store>, ConfigError> {
 }
 
 /// Opens the mailer named by `MAIL_URL`: `file://DIR`, `smtp://HOST:PORT` or `ses`; with
-/// `NIGHTSHIFT_FAULTS` set, wrapped to inject mailer faults ([`crate::faults::wrap_mailer`]).
+/// `NIGHTSHIFT_FAULTS` set in a build with the `faults` feature, wrapped to inject mailer
+/// faults.
 pub fn mailer(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
-    crate::faults::wrap_mailer(env, mailer_by_url(env)?)
+    let mailer = mailer_by_url(env)?;
+    #[cfg(feature = "faults")]
+    return crate::faults::wrap_mailer(env, mailer);
+    #[cfg(not(feature = "faults"))]
+    {
+        refuse_faults(env)?;
+        Ok(mailer)
+    }
 }
 
 /// The mailer named by `MAIL_URL`, without fault injection.
@@ -405,6 +477,39 @@ mod tests {
                 .unwrap()
                 .to_string()
                 .contains("unknown scheme \"ses\"")
+        );
+    }
+
+    #[cfg(not(feature = "faults"))]
+    #[test]
+    fn deploy_builds_refuse_fault_injection() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = Env::from_map([
+            (
+                "STORE_URL",
+                format!("sqlite://{}/s.db", dir.path().display()),
+            ),
+            ("NIGHTSHIFT_FAULTS", "crash".to_string()),
+        ]);
+        let err = store(&env).err().unwrap().to_string();
+        assert!(err.contains("this build has no fault injection"), "{err}");
+        let mut config = crate::batch::BatchConfig::default();
+        assert!(apply_faults(&env, &mut config).is_err());
+        assert!(apply_faults(&Env::from_map([("X", "1")]), &mut config).is_ok());
+    }
+
+    #[cfg(feature = "faults")]
+    #[test]
+    fn emulator_builds_read_fault_injection_and_reject_bad_values_at_init() {
+        let mut config = crate::batch::BatchConfig::default();
+        apply_faults(&Env::from_map([(FAULTS_VAR, "crash=0.5")]), &mut config).unwrap();
+        assert!(config.faults.is_some());
+        let err = apply_faults(&Env::from_map([(FAULTS_VAR, "crash=9")]), &mut config)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("environment variable NIGHTSHIFT_FAULTS=\"crash=9\" is invalid"),
+            "{err}"
         );
     }
 

@@ -448,8 +448,12 @@ pub struct JobOutcome {
     pub kind: String,
     /// Success or failure.
     pub status: OutcomeStatus,
-    /// When the job was submitted (from the envelope); the report's day is taken from it.
+    /// When the job was submitted (from the envelope).
     pub submitted_at: DateTime<Utc>,
+    /// When its outcome was decided (succeeded, or failed for good). The daily report's day
+    /// is taken from it: a job lands in the report of the day it finished, however late
+    /// (backlog, backoff, redrive), so every outcome lands in exactly one report.
+    pub finished_at: DateTime<Utc>,
     /// End-to-end latency: queue wait (first receive − submitted) plus processing time.
     pub latency_ms: u64,
     /// The error, when it failed.
@@ -464,6 +468,8 @@ pub struct ReportInput {
     pub scheduled_time: Option<DateTime<Utc>>,
     /// An explicit report date, overriding the default (the day before `scheduled_time`).
     pub date: Option<NaiveDate>,
+    /// Regenerate the report even when it was made already (`{"date": ..., "force": true}`).
+    pub force: bool,
 }
 
 /// The plain JSON an EventBridge Scheduler target gets: whatever the schedule's Input says,
@@ -477,6 +483,8 @@ struct SchedulerInput {
     scheduled_time: Option<String>,
     #[serde(default)]
     date: Option<String>,
+    #[serde(default)]
+    force: bool,
 }
 
 impl ReportInput {
@@ -503,9 +511,20 @@ impl ReportInput {
                 .and_then(|d| d.as_str())
                 .map(|d| parse_date("detail.date", d))
                 .transpose()?;
+            let force = object
+                .get("detail")
+                .and_then(|d| d.get("force"))
+                .map(|f| {
+                    f.as_bool().ok_or_else(|| {
+                        ContractError::field("detail.force", "expected true or false")
+                    })
+                })
+                .transpose()?
+                .unwrap_or(false);
             return Ok(ReportInput {
                 scheduled_time: Some(parse_time("time", time)?),
                 date,
+                force,
             });
         }
         let input: SchedulerInput = serde_json::from_value(event.clone())
@@ -524,6 +543,7 @@ impl ReportInput {
                 .as_deref()
                 .map(|d| parse_date("date", d))
                 .transpose()?,
+            force: input.force,
         })
     }
 }
@@ -741,9 +761,13 @@ mod tests {
             input,
             ReportInput {
                 scheduled_time: None,
-                date: None
+                date: None,
+                force: false,
             }
         );
+        let input = ReportInput::from_event(&json!({"date":"2026-11-01","force":true})).unwrap();
+        assert!(input.force);
+        assert!(ReportInput::from_event(&json!({"force":"yes"})).is_err());
     }
 
     #[test]
@@ -791,6 +815,7 @@ mod tests {
             kind: "k".into(),
             status: OutcomeStatus::Failed,
             submitted_at: "2026-11-21T10:00:00Z".parse().unwrap(),
+            finished_at: "2026-11-21T10:00:01Z".parse().unwrap(),
             latency_ms: 12,
             error: Some("boom".into()),
         };

@@ -1,6 +1,11 @@
 //! Fault injection inside the functions, for the emulator's reliability checker
 //! (`nightshift check`) and for `nightshift up --faults`.
 //!
+//! It is compiled only with the crate's `faults` feature, which the emulator's builds turn on
+//! and deploy builds (`sam build`, `cargo lambda build --release`) leave off: a deployed
+//! function cannot be made to crash or duplicate emails by editing its environment, and one
+//! that finds `NIGHTSHIFT_FAULTS` set refuses to start ([`crate::config::apply_faults`]).
+//!
 //! Nothing here does anything unless [`FAULTS_VAR`] (`NIGHTSHIFT_FAULTS`) is set in the
 //! function's environment. Its value is a comma-separated list of `[function:]fault[=rate]`:
 //!
@@ -40,7 +45,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,10 +55,11 @@ use tokio::time::Instant;
 use crate::batch::receive_count;
 use crate::config::{ConfigError, Env};
 use crate::contracts::JobOutcome;
-use crate::ports::{Claim, MailError, Mailer, OutgoingEmail, Store, StoreError};
+use crate::ports::{
+    Claim, ClaimRequest, MailError, Mailer, OutgoingEmail, Settled, Store, StoreError,
+};
 
-/// Variable holding the fault list; unset or blank means no fault injection.
-pub const FAULTS_VAR: &str = "NIGHTSHIFT_FAULTS";
+pub use crate::config::FAULTS_VAR;
 /// Variable holding the seed of the fault decisions (an unsigned integer, default 0).
 pub const FAULT_SEED_VAR: &str = "NIGHTSHIFT_FAULT_SEED";
 /// Variable naming the function, which `function:` prefixes are matched against.
@@ -281,24 +287,6 @@ impl Faults {
         Faults::parse(&spec, seed, function.as_deref()).map(Some)
     }
 
-    /// The faults of this process's environment, read once. `None` without [`FAULTS_VAR`].
-    ///
-    /// # Panics
-    /// When the variables are set but invalid: a chaos run that silently injected nothing
-    /// would pass for a clean one, so the function fails at init instead.
-    pub fn from_process_env() -> Option<Arc<Faults>> {
-        static FAULTS: OnceLock<Option<Arc<Faults>>> = OnceLock::new();
-        FAULTS
-            .get_or_init(|| match Faults::from_env(&Env::process()) {
-                Ok(faults) => faults.map(Arc::new),
-                Err(e) => {
-                    tracing::error!(error = %e, "invalid fault injection settings");
-                    panic!("invalid fault injection settings: {e}");
-                }
-            })
-            .clone()
-    }
-
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed
@@ -458,40 +446,37 @@ impl FaultyStore {
 
 #[async_trait]
 impl Store for FaultyStore {
-    async fn claim(
-        &self,
-        key: &str,
-        now: chrono::DateTime<chrono::Utc>,
-        in_progress_until: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Claim, StoreError> {
-        self.inner.claim(key, now, in_progress_until).await
+    async fn claim(&self, key: &str, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        self.inner.claim(key, request).await
     }
 
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Settled, StoreError> {
         self.crash_before_complete(key);
-        self.inner.complete(key, result, expires_at).await
+        self.inner.complete(key, owner, result, expires_at).await
     }
 
     async fn complete_with_outcome(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: chrono::DateTime<chrono::Utc>,
         outcome: &JobOutcome,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Settled, StoreError> {
         self.crash_before_complete(key);
         self.inner
-            .complete_with_outcome(key, result, expires_at, outcome)
+            .complete_with_outcome(key, owner, result, expires_at, outcome)
             .await
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.release(key).await
+    async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError> {
+        self.inner.release(key, owner).await
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
@@ -721,13 +706,19 @@ mod tests {
             .unwrap();
         let now: chrono::DateTime<chrono::Utc> = "2026-03-02T08:00:00Z".parse().unwrap();
         let later = now + chrono::Duration::seconds(30);
+        let request = ClaimRequest {
+            now,
+            until: later,
+            owner: "o",
+            payload_hash: "h",
+        };
         assert_eq!(
-            wrapped.claim(&key, now, later).await.unwrap(),
+            wrapped.claim(&key, &request).await.unwrap(),
             Claim::Acquired
         );
-        wrapped.complete(&key, "done", later).await.unwrap();
+        wrapped.complete(&key, "o", "done", later).await.unwrap();
         assert_eq!(
-            inner.claim(&key, now, later).await.unwrap(),
+            inner.claim(&key, &request).await.unwrap(),
             Claim::Completed("done".into())
         );
         let bad = Env::from_map([(FAULTS_VAR, "crash=9")]);

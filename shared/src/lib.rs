@@ -4,19 +4,24 @@
 //!   `ReportInput`) with size limits and precise validation errors;
 //! - [`batch`]: the SQS batch processor (partial batch failures, backoff, DLQ, panics, deadline);
 //! - [`idempotency`]: begin / complete / abandon over a store, Powertools-style;
+//! - [`retry`]: the retry horizon and the backoff, `maxReceiveCount` and visibility timeout
+//!   derived from it;
 //! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
 //! - [`adapters`]: SQLite and DynamoDB stores, outbox, SMTP and SES mail, filesystem and S3
 //!   blobs, SQS, and in-memory doubles;
 //! - [`config`]: ports chosen by URL from environment variables;
-//! - [`faults`]: seeded fault injection (crash, timeout, error, mail throttling), only when
-//!   `NIGHTSHIFT_FAULTS` is set, for the emulator's reliability checker;
+//! - `faults` (feature `faults`, test builds only): seeded fault injection (crash, timeout,
+//!   error, mail throttling) when `NIGHTSHIFT_FAULTS` is set, for the emulator's reliability
+//!   checker;
 //! - [`telemetry`]: tracing init (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
 
 pub mod adapters;
 pub mod batch;
 pub mod config;
 pub mod contracts;
+#[cfg(feature = "faults")]
 pub mod faults;
 pub mod idempotency;
 pub mod ports;
+pub mod retry;
 pub mod telemetry;

@@ -36,21 +36,49 @@ impl Retryable for QueueError {
     }
 }
 
-/// A string message attribute to attach to a sent message.
+/// A message attribute to attach to a sent message: a String, Number or Binary value with its
+/// SQS data type, so a copy of a received message (a dead letter) keeps what it carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attribute {
     /// Attribute name.
     pub name: String,
-    /// String value.
+    /// The value of a String or Number attribute (a Number travels as its decimal text);
+    /// empty for a Binary one.
     pub value: String,
+    /// SQS's `DataType`: `String`, `Number` or `Binary`, optionally with a custom label
+    /// (`Number.float`, `Binary.gzip`).
+    pub data_type: String,
+    /// The bytes of a Binary attribute; `None` for the others.
+    pub binary: Option<Bytes>,
 }
 
 impl Attribute {
-    /// Builds an attribute.
+    /// A String attribute.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Attribute::typed(name, "String", value)
+    }
+
+    /// A String or Number attribute with the data type given (`Number`, `String.json`).
+    pub fn typed(
+        name: impl Into<String>,
+        data_type: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Self {
         Attribute {
             name: name.into(),
             value: value.into(),
+            data_type: data_type.into(),
+            binary: None,
+        }
+    }
+
+    /// A Binary attribute; `data_type` is `Binary` or `Binary.<label>`.
+    pub fn binary(name: impl Into<String>, data_type: impl Into<String>, bytes: Bytes) -> Self {
+        Attribute {
+            name: name.into(),
+            value: String::new(),
+            data_type: data_type.into(),
+            binary: Some(bytes),
         }
     }
 }
@@ -104,50 +132,107 @@ pub enum Claim {
         /// When the other claim expires.
         until: DateTime<Utc>,
     },
+    /// A live record of this key was made for a different payload: the key was reused, and
+    /// neither "duplicate" nor "run it again" would be right.
+    PayloadMismatch {
+        /// The payload hash stored with the record.
+        stored: String,
+    },
+}
+
+/// One attempt to claim an idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimRequest<'a> {
+    /// Now, by the caller's clock.
+    pub now: DateTime<Utc>,
+    /// When the claim lapses if its owner never completes nor releases it (its deadline).
+    pub until: DateTime<Utc>,
+    /// A token only this attempt knows: completing and releasing require it.
+    pub owner: &'a str,
+    /// Hash of the payload the key stands for ([`crate::idempotency::fingerprint`]).
+    pub payload_hash: &'a str,
+}
+
+/// What completing or releasing a claim did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The record was ours and is now completed (or released).
+    Done,
+    /// The record is no longer ours: our claim lapsed and another invocation took the key
+    /// over (or completed it), so we left its record alone.
+    NotOwner,
+}
+
+/// An idempotency record as a store finds it, for [`claim_decision`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    /// `None` while in progress, the result once completed.
+    pub result: Option<String>,
+    /// When the record stops counting.
+    pub expires_at: DateTime<Utc>,
+    /// The payload hash it was claimed with (`None` for records written before hashes).
+    pub payload_hash: Option<String>,
+}
+
+/// The idempotency rule every store applies to the record it finds for a key: a live record
+/// of another payload is a mismatch, a live completed record answers with its result, a live
+/// in-progress one blocks, anything expired or absent is taken.
+pub fn claim_decision(existing: Option<Existing>, request: &ClaimRequest<'_>) -> Claim {
+    let Some(existing) = existing.filter(|e| e.expires_at > request.now) else {
+        return Claim::Acquired;
+    };
+    match (existing.payload_hash, existing.result) {
+        (Some(stored), _) if stored != request.payload_hash => Claim::PayloadMismatch { stored },
+        (_, Some(result)) => Claim::Completed(result),
+        (_, None) => Claim::InProgress {
+            until: existing.expires_at,
+        },
+    }
 }
 
 /// Idempotency records and job outcomes.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Claims `key` unless a live record exists. An in-progress record whose expiry has passed
-    /// (its invocation died) is taken over; so is a completed one past its TTL.
-    async fn claim(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError>;
+    /// Claims `key` for `request.owner` unless a live record exists. An in-progress record
+    /// whose expiry has passed (its invocation died) is taken over; so is a completed one past
+    /// its TTL.
+    async fn claim(&self, key: &str, request: &ClaimRequest<'_>) -> Result<Claim, StoreError>;
 
-    /// Marks `key` completed with `result`, kept until `expires_at`.
+    /// Marks `key` completed with `result`, kept until `expires_at`, if `owner` still holds it.
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<Settled, StoreError>;
 
-    /// Deletes the claim on `key` so a retry can claim it again.
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Deletes `owner`'s in-progress claim on `key` so a retry can claim it again; a completed
+    /// record or another owner's claim stays.
+    async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError>;
 
     /// Records (or replaces, by job id) a job outcome.
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError>;
 
-    /// Records `outcome` and marks `key` completed with `result`, as one step where the
-    /// store can (one transaction on SQLite): a job's end costs one round trip instead of
-    /// two, and a crash between the two can no longer leave an outcome with a live claim.
-    /// The default records the outcome, then completes.
+    /// Records `outcome` and marks `key` completed with `result` if `owner` still holds it,
+    /// as one step where the store can (one SQLite transaction, one DynamoDB
+    /// `TransactWriteItems`): a crash between the two can never leave an outcome with a live
+    /// claim. The outcome is recorded even when the claim is no longer ours. The default
+    /// records the outcome, then completes.
     async fn complete_with_outcome(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: DateTime<Utc>,
         outcome: &JobOutcome,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Settled, StoreError> {
         self.record_outcome(outcome).await?;
-        self.complete(key, result, expires_at).await
+        self.complete(key, owner, result, expires_at).await
     }
 
-    /// Outcomes of jobs submitted in `[from, to)`, oldest first.
+    /// Outcomes of jobs that finished in `[from, to)` (by [`JobOutcome::finished_at`]),
+    /// oldest first.
     async fn outcomes_between(
         &self,
         from: DateTime<Utc>,
@@ -173,19 +258,30 @@ pub struct OutgoingEmail {
 }
 
 /// Sending an email failed.
+///
+/// The classes differ in what the provider may have done: after [`MailError::Transient`] and
+/// [`MailError::Rejected`] the email was certainly not accepted, after
+/// [`MailError::Unconfirmed`] it may have been. The sender keeps its idempotency claim on
+/// the last, so no other delivery sends the email while the first attempt may still go out.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum MailError {
-    /// Throttled (send rate or quota), timed out, or a 4xx SMTP reply.
+    /// Not accepted, and a retry may succeed: throttled (send rate or quota), unreachable
+    /// before the request went out, or a 4xx SMTP reply.
     #[error("mailer temporarily unavailable: {0}")]
     Transient(String),
     /// Rejected recipient or content, or a 5xx SMTP reply.
     #[error("mail rejected: {0}")]
     Rejected(String),
+    /// The request went out but no answer came back (a timeout after sending, a connection
+    /// lost mid-request, a server error): the provider may have accepted the email. Retryable,
+    /// at the risk of a duplicate.
+    #[error("mail outcome unknown: {0}")]
+    Unconfirmed(String),
 }
 
 impl Retryable for MailError {
     fn is_retryable(&self) -> bool {
-        matches!(self, MailError::Transient(_))
+        !matches!(self, MailError::Rejected(_))
     }
 }
 

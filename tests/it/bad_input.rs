@@ -17,6 +17,7 @@ use nightshift::batch::{
     ERROR_ATTRIBUTE, ORIGINAL_ID_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE, SOURCE_ATTRIBUTE,
 };
 use nightshift::ports::Retryable;
+use nightshift_local::invoke_async::AsyncInvoker;
 use nightshift_local::invoker::InProcessInvoker;
 use nightshift_local::schedule::{RunnerConfig, ScheduleExpression, ScheduleRunner};
 use nightshift_local::sqs::protocol::dispatch;
@@ -411,14 +412,9 @@ fn load_template(text: &str) -> Result<Template, nightshift_local::template::Tem
 
 fn schedule_runner(template: &Template) -> Result<ScheduleRunner, String> {
     let (clock, _manual) = nightshift_local::clock::manual("2026-11-22T00:00:00Z".parse().unwrap());
-    ScheduleRunner::new(
-        template,
-        Arc::new(InProcessInvoker::new()),
-        None,
-        clock,
-        RunnerConfig::default(),
-    )
-    .map_err(|e| e.to_string())
+    let queues = AsyncInvoker::new([], Arc::new(InProcessInvoker::new()), None, clock.clone());
+    ScheduleRunner::new(template, queues, None, clock, RunnerConfig::default())
+        .map_err(|e| e.to_string())
 }
 
 #[test]

@@ -22,7 +22,8 @@ use nightshift::adapters::ses::SesMailer;
 use nightshift::batch::BatchConfig;
 use nightshift::contracts::{JobOutcome, OutcomeStatus};
 use nightshift::ports::{
-    BlobError, Blobs, Claim, Clock, MailError, Mailer, OutgoingEmail, Store, StoreError,
+    BlobError, Blobs, Claim, ClaimRequest, Clock, MailError, Mailer, OutgoingEmail, Settled, Store,
+    StoreError,
 };
 use object_store::aws::AmazonS3Builder;
 use object_store::{Attribute, ObjectStore, ObjectStoreExt};
@@ -288,48 +289,61 @@ fn t(s: &str) -> chrono::DateTime<chrono::Utc> {
 
 // ------------------------------------------------------------------------------- DynamoDB
 
+fn req<'a>(now: &str, until: &str, owner: &'a str, hash: &'a str) -> ClaimRequest<'a> {
+    ClaimRequest {
+        now: t(now),
+        until: t(until),
+        owner,
+        payload_hash: hash,
+    }
+}
+
 #[tokio::test]
 async fn cloud_dynamodb_claims_complete_release_and_expire() {
     let moto = moto_or_skip!();
     let table = create_table(moto).await;
     let store = DynamoStore::new(dynamodb(moto), &table);
-    let now = t("2026-11-22T10:00:00Z");
-    let until = t("2026-11-22T10:00:30Z");
-    assert_eq!(store.claim("k", now, until).await.unwrap(), Claim::Acquired);
+    let (now, until) = ("2026-11-22T10:00:00Z", "2026-11-22T10:00:30Z");
+    let a = req(now, until, "a", "h");
+    assert_eq!(store.claim("k", &a).await.unwrap(), Claim::Acquired);
     assert_eq!(
-        store.claim("k", now, until).await.unwrap(),
-        Claim::InProgress { until }
+        store.claim("k", &req(now, until, "b", "h")).await.unwrap(),
+        Claim::InProgress { until: t(until) }
     );
-    // After the holder's deadline the claim is taken over, though the item is still there.
-    let later = t("2026-11-22T10:00:31Z");
+    // After the holder's deadline the claim is taken over, though the item is still there;
+    // the first holder can then neither release nor complete it.
+    let c = req("2026-11-22T10:00:31Z", until, "c", "h");
+    assert_eq!(store.claim("k", &c).await.unwrap(), Claim::Acquired);
+    assert_eq!(store.release("k", "a").await.unwrap(), Settled::NotOwner);
     assert_eq!(
-        store.claim("k", later, until).await.unwrap(),
-        Claim::Acquired
+        store
+            .complete("k", "a", "stale", t("2026-11-23T10:00:00Z"))
+            .await
+            .unwrap(),
+        Settled::NotOwner
     );
-    store
-        .complete("k", "ok", t("2026-11-23T10:00:00Z"))
-        .await
-        .unwrap();
     assert_eq!(
-        store.claim("k", now, until).await.unwrap(),
+        store
+            .complete("k", "c", "ok", t("2026-11-23T10:00:00Z"))
+            .await
+            .unwrap(),
+        Settled::Done
+    );
+    assert_eq!(
+        store.claim("k", &a).await.unwrap(),
         Claim::Completed("ok".into())
     );
     // Release leaves a completed record alone.
-    store.release("k").await.unwrap();
+    assert_eq!(store.release("k", "c").await.unwrap(), Settled::NotOwner);
     assert_eq!(
-        store.claim("k", now, until).await.unwrap(),
+        store.claim("k", &a).await.unwrap(),
         Claim::Completed("ok".into())
     );
     // Past its TTL a completed record is claimable again.
-    assert_eq!(
-        store
-            .claim("k", t("2026-11-23T10:00:01Z"), until)
-            .await
-            .unwrap(),
-        Claim::Acquired
-    );
-    store.release("k").await.unwrap();
-    assert_eq!(store.claim("k", now, until).await.unwrap(), Claim::Acquired);
+    let d = req("2026-11-23T10:00:01Z", until, "d", "h");
+    assert_eq!(store.claim("k", &d).await.unwrap(), Claim::Acquired);
+    assert_eq!(store.release("k", "d").await.unwrap(), Settled::Done);
+    assert_eq!(store.claim("k", &a).await.unwrap(), Claim::Acquired);
 
     // The item carries the TTL attribute DynamoDB expires it by, in epoch seconds.
     let item = dynamodb(moto)
@@ -350,7 +364,7 @@ async fn cloud_dynamodb_claims_complete_release_and_expire() {
     assert_eq!(
         ttl,
         Some(aws_sdk_dynamodb::types::AttributeValue::N(
-            until.timestamp().to_string()
+            t(until).timestamp().to_string()
         ))
     );
     let ttl_config = dynamodb(moto)
@@ -368,25 +382,117 @@ async fn cloud_dynamodb_claims_complete_release_and_expire() {
 }
 
 #[tokio::test]
-async fn cloud_dynamodb_two_instances_one_winner_per_key() {
+async fn cloud_dynamodb_two_deliveries_one_winner_and_a_reused_key_is_a_mismatch() {
     let moto = moto_or_skip!();
     let table = create_table(moto).await;
     let a = DynamoStore::new(dynamodb(moto), &table);
     let b = DynamoStore::new(dynamodb(moto), &table);
-    let now = t("2026-11-22T10:00:00Z");
-    let until = t("2026-11-22T10:00:30Z");
+    let (now, until) = ("2026-11-22T10:00:00Z", "2026-11-22T10:00:30Z");
     let mut wins = 0;
     for i in 0..20 {
         let key = format!("k{i}");
-        let (ra, rb) = tokio::join!(a.claim(&key, now, until), b.claim(&key, now, until));
+        // Two deliveries of the same message: one claim, the other waits.
+        let (qa, qb) = (req(now, until, "a", "same"), req(now, until, "b", "same"));
+        let (ra, rb) = tokio::join!(a.claim(&key, &qa), b.claim(&key, &qb));
         let claims = [ra.unwrap(), rb.unwrap()];
         wins += claims.iter().filter(|c| **c == Claim::Acquired).count();
         assert!(
-            claims.contains(&Claim::InProgress { until }),
+            claims.contains(&Claim::InProgress { until: t(until) }),
             "{key}: {claims:?}"
+        );
+        // Two different payloads under one key: the second is told it differs. One after the
+        // other here: moto does not serialize concurrent conditional writes (DynamoDB does),
+        // so the race itself is tested on SQLite (adapters::sqlite tests).
+        let other = format!("other{i}");
+        assert_eq!(
+            a.claim(&other, &req(now, until, "a", "p1")).await.unwrap(),
+            Claim::Acquired
+        );
+        assert_eq!(
+            b.claim(&other, &req(now, until, "b", "p2")).await.unwrap(),
+            Claim::PayloadMismatch {
+                stored: "p1".into()
+            }
         );
     }
     assert_eq!(wins, 20);
+}
+
+#[tokio::test]
+async fn cloud_dynamodb_complete_with_outcome_is_one_transaction() {
+    let moto = moto_or_skip!();
+    let table = create_table(moto).await;
+    let store = DynamoStore::new(dynamodb(moto), &table);
+    let (now, until) = ("2026-11-22T10:00:00Z", "2026-11-22T10:00:30Z");
+    let outcome = |id: &str| JobOutcome {
+        v: 1,
+        job_id: id.into(),
+        kind: "user.signup".into(),
+        status: OutcomeStatus::Succeeded,
+        submitted_at: t("2026-11-22T09:59:00Z"),
+        finished_at: t(now),
+        latency_ms: 7,
+        error: None,
+    };
+    let expires = t("2026-12-06T10:00:00Z");
+    assert_eq!(
+        store
+            .claim("job:1", &req(now, until, "a", "h"))
+            .await
+            .unwrap(),
+        Claim::Acquired
+    );
+    assert_eq!(
+        store
+            .complete_with_outcome("job:1", "a", "done", expires, &outcome("1"))
+            .await
+            .unwrap(),
+        Settled::Done
+    );
+    assert_eq!(
+        store
+            .claim("job:1", &req(now, until, "b", "h"))
+            .await
+            .unwrap(),
+        Claim::Completed("done".into())
+    );
+    // A lapsed claim taken over by another owner: the outcome is still recorded, the other
+    // owner's claim is left alone.
+    store
+        .claim("job:2", &req(now, until, "a", "h"))
+        .await
+        .unwrap();
+    store
+        .claim(
+            "job:2",
+            &req("2026-11-22T10:01:00Z", "2026-11-22T10:01:30Z", "b", "h"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .complete_with_outcome("job:2", "a", "done", expires, &outcome("2"))
+            .await
+            .unwrap(),
+        Settled::NotOwner
+    );
+    assert_eq!(
+        store
+            .claim(
+                "job:2",
+                &req("2026-11-22T10:01:01Z", "2026-11-22T10:01:31Z", "c", "h")
+            )
+            .await
+            .unwrap(),
+        Claim::InProgress {
+            until: t("2026-11-22T10:01:30Z")
+        }
+    );
+    let day = store
+        .outcomes_between(t("2026-11-22T00:00:00Z"), t("2026-11-23T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(day, vec![outcome("1"), outcome("2")]);
 }
 
 #[tokio::test]
@@ -412,7 +518,8 @@ async fn cloud_dynamodb_outcomes_by_day_across_shards_and_pages() {
             } else {
                 OutcomeStatus::Succeeded
             },
-            submitted_at: start + chrono::Duration::minutes(30 * i64::from(i)),
+            submitted_at: start + chrono::Duration::minutes(30 * i64::from(i) - 5),
+            finished_at: start + chrono::Duration::minutes(30 * i64::from(i)),
             latency_ms: u64::from(i) * 3,
             error: (i % 7 == 0).then(|| format!("error {i}")),
         };
@@ -427,14 +534,14 @@ async fn cloud_dynamodb_outcomes_by_day_across_shards_and_pages() {
     let got = store.outcomes_between(from, to).await.unwrap();
     let expected: Vec<JobOutcome> = all
         .iter()
-        .filter(|o| o.submitted_at >= from && o.submitted_at < to)
+        .filter(|o| o.finished_at >= from && o.finished_at < to)
         .cloned()
         .collect();
     assert_eq!(expected.len(), 48);
     assert_eq!(got, expected);
     // Bounds: `from` is included, `to` is not.
-    assert_eq!(got.first().unwrap().submitted_at, from);
-    assert!(got.last().unwrap().submitted_at < to);
+    assert_eq!(got.first().unwrap().finished_at, from);
+    assert!(got.last().unwrap().finished_at < to);
     assert!(
         store
             .outcomes_between(t("2026-11-25T00:00:00Z"), t("2026-11-26T00:00:00Z"))
@@ -449,7 +556,10 @@ async fn cloud_dynamodb_missing_table_is_permanent() {
     let moto = moto_or_skip!();
     let store = DynamoStore::new(dynamodb(moto), unique("no-such-table"));
     let err = store
-        .claim("k", t("2026-11-22T10:00:00Z"), t("2026-11-22T10:00:30Z"))
+        .claim(
+            "k",
+            &req("2026-11-22T10:00:00Z", "2026-11-22T10:00:30Z", "o", "h"),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -583,7 +693,8 @@ async fn cloud_the_three_functions_run_on_dynamodb_ses_and_s3() {
     let blobs = Arc::new(S3Blobs::with_builder(s3_builder(moto), &bucket, "").unwrap());
     let mailer = Arc::new(SesMailer::new(sesv2(moto)));
     let queue = Arc::new(MemoryQueue::default());
-    let clock = Arc::new(ManualClock::new(t("2026-11-22T08:00:00Z")));
+    // The jobs run on the 21st (Berlin), so they finish in that day's report.
+    let clock = Arc::new(ManualClock::new(t("2026-11-21T08:00:00Z")));
     let ttl = Duration::from_secs(86_400);
 
     let processor = Arc::new(queue_processor::Deps::new(
@@ -676,8 +787,10 @@ async fn cloud_the_three_functions_run_on_dynamodb_ses_and_s3() {
         time_zone: "Europe/Berlin".parse().unwrap(),
         recipients: vec!["ops@example.com".into()],
         emails_queue_url: EMAILS_URL.into(),
+        lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
     });
-    let event = serde_json::json!({"scheduled_time": "2026-11-22T01:00:00Z"});
+    clock.set(t("2026-11-22T03:00:00Z"));
+    let event = serde_json::json!({"scheduled_time": "2026-11-22T03:00:00Z"});
     let summary = daily_report::handler(report.clone(), lambda_event(event.clone()))
         .await
         .unwrap();

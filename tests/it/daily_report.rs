@@ -1,7 +1,8 @@
 //! daily-report fed both schedule payload shapes, on a known data set.
 
+use chrono::NaiveDate;
 use nightshift::contracts::{EmailRequest, JobOutcome, OutcomeStatus};
-use nightshift::ports::{Blobs, Store};
+use nightshift::ports::{Blobs, Retryable, Store};
 
 use crate::support::*;
 
@@ -56,6 +57,7 @@ async fn seed(world: &World) {
                     OutcomeStatus::Succeeded
                 },
                 submitted_at: at.parse().unwrap(),
+                finished_at: at.parse().unwrap(),
                 latency_ms: latency,
                 error: error.map(str::to_string),
             })
@@ -120,9 +122,18 @@ async fn scheduler_input_builds_yesterdays_report() {
         Some("text/html")
     );
 
+    // The day before had a job and no report: this run made it too, oldest first.
+    assert_eq!(
+        summary.backfilled,
+        ["2026-11-20".parse::<NaiveDate>().unwrap()]
+    );
     let emails = world.queue.sent_to(EMAILS_URL);
-    assert_eq!(emails.len(), 1);
-    let email = EmailRequest::parse(&emails[0].body).unwrap();
+    assert_eq!(emails.len(), 2);
+    assert_eq!(
+        EmailRequest::parse(&emails[0].body).unwrap().id,
+        "daily-report-2026-11-20"
+    );
+    let email = EmailRequest::parse(&emails[1].body).unwrap();
     assert_eq!(email.id, "daily-report-2026-11-21");
     assert_eq!(email.to, ["ops@example.com"]);
     assert_eq!(
@@ -157,7 +168,10 @@ async fn a_retried_schedule_writes_once_and_emails_once() {
         .unwrap();
     assert!(!first.already_done && second.already_done);
     assert_eq!(first.total, second.total);
-    assert_eq!(world.queue.sent_to(EMAILS_URL).len(), 1);
+    // One email for the date and one for the backfilled day before, none on the retry.
+    assert_eq!(first.backfilled.len(), 1);
+    assert!(second.backfilled.is_empty());
+    assert_eq!(world.queue.sent_to(EMAILS_URL).len(), 2);
 }
 
 #[tokio::test]
@@ -206,4 +220,188 @@ async fn bad_events_are_errors_that_say_why() {
         .unwrap_err();
     assert!(err.to_string().contains("expected a JSON object"));
     assert!(world.blobs.keys().is_empty());
+}
+
+/// Records a succeeded job that finished at `finished` (submitted an hour before).
+async fn finished(world: &World, id: &str, finished: &str) {
+    let at: chrono::DateTime<chrono::Utc> = finished.parse().unwrap();
+    world
+        .store
+        .record_outcome(&JobOutcome {
+            v: 1,
+            job_id: id.into(),
+            kind: "user.signup".into(),
+            status: OutcomeStatus::Succeeded,
+            submitted_at: at - chrono::Duration::hours(1),
+            finished_at: at,
+            latency_ms: 10,
+            error: None,
+        })
+        .await
+        .unwrap();
+}
+
+/// The schedule's event for the report of `date` (04:00 Berlin the next day, in winter).
+fn scheduled_for(date: &str) -> serde_json::Value {
+    let day: NaiveDate = date.parse().unwrap();
+    let next = day.succ_opt().unwrap();
+    serde_json::json!({"scheduled_time": format!("{next}T03:00:00Z")})
+}
+
+async fn report(world: &World, event: serde_json::Value) -> daily_report::ReportSummary {
+    daily_report::handler(world.daily_report("Europe/Berlin"), lambda_event(event))
+        .await
+        .unwrap()
+}
+
+fn report_ids(world: &World) -> Vec<String> {
+    world
+        .queue
+        .sent_to(EMAILS_URL)
+        .iter()
+        .map(|m| EmailRequest::parse(&m.body).unwrap().id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_skipped_or_failed_night_is_backfilled_by_the_next_run() {
+    let world = World::new();
+    world.clock.set("2026-11-30T08:00:00Z".parse().unwrap());
+    for (id, at) in [
+        ("a", "2026-11-25T10:00:00Z"),
+        ("b", "2026-11-26T10:00:00Z"),
+        ("c", "2026-11-27T10:00:00Z"),
+    ] {
+        finished(&world, id, at).await;
+    }
+    report(&world, scheduled_for("2026-11-25")).await;
+    // The nights of the 26th and the 27th never ran (skipped, or failed on every retry);
+    // the 28th has no jobs at all. The run for the 28th makes all three.
+    let summary = report(&world, scheduled_for("2026-11-28")).await;
+    assert_eq!(summary.total, 0);
+    assert_eq!(
+        summary.backfilled,
+        ["2026-11-26", "2026-11-27"].map(|d| d.parse::<NaiveDate>().unwrap())
+    );
+    assert_eq!(
+        report_ids(&world),
+        [
+            "daily-report-2026-11-25",
+            "daily-report-2026-11-26",
+            "daily-report-2026-11-27",
+            "daily-report-2026-11-28"
+        ]
+    );
+    for day in ["2026-11-26", "2026-11-27", "2026-11-28"] {
+        assert!(
+            world
+                .blobs
+                .get(&format!("reports/{day}.csv"))
+                .await
+                .unwrap()
+                .is_some(),
+            "{day}"
+        );
+    }
+    // The next run finds nothing missing.
+    let summary = report(&world, scheduled_for("2026-11-29")).await;
+    assert!(summary.backfilled.is_empty());
+}
+
+#[tokio::test]
+async fn a_fresh_deployment_does_not_mail_a_week_of_empty_reports() {
+    let world = World::new();
+    world.clock.set("2026-11-30T08:00:00Z".parse().unwrap());
+    let summary = report(&world, scheduled_for("2026-11-28")).await;
+    assert!(summary.backfilled.is_empty());
+    assert_eq!(report_ids(&world), ["daily-report-2026-11-28"]);
+}
+
+#[tokio::test]
+async fn a_job_finished_after_the_report_ran_is_in_the_next_days_report() {
+    let world = World::new();
+    world.clock.set("2026-11-30T08:00:00Z".parse().unwrap());
+    // Submitted on the 21st, finished on the 21st: counted on the 21st.
+    finished(&world, "on-time", "2026-11-21T20:00:00Z").await;
+    let first = report(&world, scheduled_for("2026-11-21")).await;
+    assert_eq!(first.total, 1);
+    // Submitted on the 21st, finished after the report ran (a backlog, a backoff, a
+    // redrive): it lands in the report of the day it finished, not in none.
+    world
+        .store
+        .record_outcome(&JobOutcome {
+            v: 1,
+            job_id: "late".into(),
+            kind: "order.placed".into(),
+            status: OutcomeStatus::Failed,
+            submitted_at: "2026-11-21T22:00:00Z".parse().unwrap(),
+            finished_at: "2026-11-22T05:00:00Z".parse().unwrap(),
+            latency_ms: 25_200_000,
+            error: Some("retries exhausted after 15 attempts: smtp 421".into()),
+        })
+        .await
+        .unwrap();
+    let second = report(&world, scheduled_for("2026-11-22")).await;
+    assert_eq!((second.total, second.failed), (1, 1));
+    let again = report(&world, scheduled_for("2026-11-21")).await;
+    assert!(again.already_done);
+    assert_eq!(again.total, 1);
+}
+
+#[tokio::test]
+async fn force_regenerates_a_report_with_a_new_email() {
+    let world = World::new();
+    world.clock.set("2026-11-30T08:00:00Z".parse().unwrap());
+    finished(&world, "a", "2026-11-21T10:00:00Z").await;
+    assert_eq!(report(&world, scheduled_for("2026-11-21")).await.total, 1);
+    // An outcome recorded for that day afterwards (e.g. restored from a backup).
+    finished(&world, "b", "2026-11-21T11:00:00Z").await;
+    let plain = report(&world, serde_json::json!({"date": "2026-11-21"})).await;
+    assert!(plain.already_done);
+    assert_eq!(plain.total, 1);
+    let forced = report(
+        &world,
+        serde_json::json!({"date": "2026-11-21", "force": true}),
+    )
+    .await;
+    assert!(!forced.already_done);
+    assert_eq!(forced.total, 2);
+    let ids = report_ids(&world);
+    assert_eq!(ids.len(), 2);
+    assert!(
+        ids[1].starts_with("daily-report-2026-11-21-forced-"),
+        "{ids:?}"
+    );
+    let csv = world
+        .blobs
+        .get("reports/2026-11-21.csv")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&csv).contains("summary,total,2"));
+}
+
+#[tokio::test]
+async fn a_report_for_a_day_not_over_is_refused_and_stores_nothing() {
+    let world = World::new();
+    // World's clock: 2026-11-22T08:00Z, 09:00 in Berlin.
+    for date in ["2026-11-22", "2026-11-23"] {
+        let err = daily_report::handler(
+            world.daily_report("Europe/Berlin"),
+            lambda_event(serde_json::json!({"date": date})),
+        )
+        .await
+        .unwrap_err();
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the report for {date} can only be made after that day ends"
+            )),
+            "{err}"
+        );
+    }
+    assert!(world.blobs.keys().is_empty());
+    assert!(world.store.record("report:2026-11-22").is_none());
+    // Yesterday is over: it works, and a later run of the same date is not blocked.
+    report(&world, serde_json::json!({"date": "2026-11-21"})).await;
 }

@@ -200,6 +200,7 @@ pub fn in_process_functions(
                         time_zone: "Europe/Berlin".parse().unwrap(),
                         recipients: vec!["ops@example.com".into()],
                         emails_queue_url: url(e, "emails"),
+                        lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
                     })
                 })
                 .clone();
@@ -359,7 +360,7 @@ async fn a_month_of_daily_reports_across_dst() {
             .parse()
             .unwrap();
         let local = scheduled.with_timezone(&chrono_tz::Europe::Berlin);
-        assert_eq!(local.format("%H:%M").to_string(), "02:00", "{scheduled}");
+        assert_eq!(local.format("%H:%M").to_string(), "04:00", "{scheduled}");
         let expected =
             chrono::NaiveDate::from_ymd_opt(2026, 10, 10).unwrap() + chrono::Days::new(i as u64);
         assert_eq!(inv.response["date"], expected.to_string());
@@ -407,7 +408,15 @@ async fn an_unrenderable_email_is_dead_lettered_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crashing_function_returns_the_batch_until_sqs_redrives_it() {
     // A queue processor that always fails: every receive returns the whole batch after the
-    // queue's visibility timeout (180 s), and SQS moves it to the DLQ after 5 receives.
+    // queue's visibility timeout, and SQS moves it to the DLQ after maxReceiveCount receives.
+    // Both come from the retry horizon (nightshift::retry): 270 s and 15, so even a crash loop
+    // is retried for the hour the horizon promises.
+    let plan = nightshift::retry::RetryPlan::derive(
+        nightshift::retry::DEFAULT_HORIZON,
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    let (visibility, max) = (plan.visibility_timeout, plan.max_receive_count as usize);
     let invoker = InProcessInvoker::new().with_function(QUEUE_PROCESSOR, |_payload, _ctx| async {
         Err(FunctionError::new("Runtime.ExitError", "boom"))
     });
@@ -419,8 +428,8 @@ async fn a_crashing_function_returns_the_batch_until_sqs_redrives_it() {
     h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
     h.run_until_idle().await.unwrap();
     assert_eq!(h.invocations_of(QUEUE_PROCESSOR).len(), 1);
-    for receive in 2..=5 {
-        h.advance(Duration::from_secs(180)).await.unwrap();
+    for receive in 2..=max {
+        h.advance(visibility).await.unwrap();
         let invocations = h.invocations_of(QUEUE_PROCESSOR);
         assert_eq!(invocations.len(), receive);
         let record = &invocations.last().unwrap().event["Records"][0];
@@ -430,12 +439,16 @@ async fn a_crashing_function_returns_the_batch_until_sqs_redrives_it() {
         );
     }
     assert!(h.messages("jobs-dlq").unwrap().is_empty());
-    // The sixth receive would exceed maxReceiveCount 5: SQS moves it to the DLQ instead.
-    h.advance(Duration::from_secs(180)).await.unwrap();
-    assert_eq!(h.invocations_of(QUEUE_PROCESSOR).len(), 5);
+    assert!(
+        h.now() - "2026-11-21T09:30:00Z".parse::<DateTime<Utc>>().unwrap()
+            >= chrono::Duration::hours(1)
+    );
+    // The next receive would exceed maxReceiveCount: SQS moves it to the DLQ instead.
+    h.advance(visibility).await.unwrap();
+    assert_eq!(h.invocations_of(QUEUE_PROCESSOR).len(), max);
     let dlq = h.messages("jobs-dlq").unwrap();
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].receive_count, 5);
+    assert_eq!(dlq[0].receive_count, max as u32);
     assert!(h.messages("jobs").unwrap().is_empty());
     h.shutdown().await;
 }

@@ -15,12 +15,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use nightshift::adapters::dynamodb::{
     IDEMPOTENCY_PREFIX, OUTCOME_PREFIX, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE,
 };
 use nightshift::adapters::memory::MemoryQueue;
 use nightshift::config::{ConfigError, Env};
+use nightshift::retry::RetryPlan;
 use serde_yaml::Value;
 
 /// Variables the template may set that no `Deps::from_env` reads, and who reads them instead.
@@ -351,11 +353,181 @@ fn infra_drift_check_fails_on_a_broken_template() {
     );
     // A consumer timeout raised past a sixth of its queue's visibility timeout.
     let mut t = template();
-    t["Resources"]["QueueProcessorFunction"]["Properties"]["Timeout"] = Value::from(31);
+    t["Resources"]["QueueProcessorFunction"]["Properties"]["Timeout"] = Value::from(46);
     assert_eq!(
         visibility_drift(&t),
         [
-            "JobsQueue: VisibilityTimeout 180 s is under 6x the 31 s timeout of QueueProcessorFunction"
+            "JobsQueue: VisibilityTimeout 270 s is under 6x the 46 s timeout of QueueProcessorFunction"
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------- send rate, logs
+
+/// Problems with the bound on the SES rate across email-sender's instances: each instance
+/// paces to `MAIL_MAX_PER_SECOND / MAIL_INSTANCES` (`email_sender::instance_rate`), so
+/// `MAIL_MAX_PER_SECOND` must be the quota parameter and `MAIL_INSTANCES` the most instances
+/// Lambda runs, the reserved concurrency.
+fn send_rate_problems(t: &Value) -> Vec<String> {
+    let p = &t["Resources"]["EmailSenderFunction"]["Properties"];
+    let vars = &p["Environment"]["Variables"];
+    let mut problems = Vec::new();
+    if referenced_id(&vars[email_sender::MAIL_MAX_PER_SECOND]).as_deref() != Some("SesMaxSendRate")
+    {
+        problems.push("MAIL_MAX_PER_SECOND is not !Ref SesMaxSendRate".to_string());
+    }
+    let reserved = p["ReservedConcurrentExecutions"].as_u64();
+    let instances = scalar(&vars[email_sender::MAIL_INSTANCES]).and_then(|v| v.parse::<u64>().ok());
+    match (reserved, instances) {
+        (None, _) => problems.push(
+            "EmailSenderFunction has no ReservedConcurrentExecutions: nothing bounds its instances"
+                .to_string(),
+        ),
+        (Some(r), Some(i)) if r == i => {}
+        (Some(r), i) => problems.push(format!(
+            "MAIL_INSTANCES {i:?} is not the reserved concurrency {r}"
+        )),
+    }
+    problems
+}
+
+/// A `!FindInMap [map, !Ref parameter, key]` node as (map, parameter, key).
+fn find_in_map(v: &Value) -> Option<(String, String, String)> {
+    let (f, Value::Sequence(args)) = intrinsic(v)? else {
+        return None;
+    };
+    match (f.as_str(), args.as_slice()) {
+        ("FindInMap", [map, parameter, key]) => Some((
+            map.as_str()?.to_string(),
+            referenced_id(parameter)?,
+            key.as_str()?.to_string(),
+        )),
+        _ => None,
+    }
+}
+
+/// Problems with the functions' log levels: Lambda filters JSON logs by
+/// `ApplicationLogLevel` (INFO when unset), so each function must take it, and
+/// `SystemLogLevel`, from the `LogLevel` parameter through the `LogLevels` mapping, which
+/// must name a Lambda level for every value the parameter allows.
+fn log_level_problems(t: &Value) -> Vec<String> {
+    const APPLICATION: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+    const SYSTEM: &[&str] = &["DEBUG", "INFO", "WARN"];
+    let mut problems = Vec::new();
+    for f in functions(t) {
+        let lc = &t["Resources"][f.id.as_str()]["Properties"]["LoggingConfig"];
+        if lc["LogFormat"].as_str() != Some("JSON") {
+            problems.push(format!("{}: LogFormat is not JSON", f.id));
+        }
+        for (property, key) in [
+            ("ApplicationLogLevel", "Application"),
+            ("SystemLogLevel", "System"),
+        ] {
+            let expected = (
+                "LogLevels".to_string(),
+                "LogLevel".to_string(),
+                key.to_string(),
+            );
+            if find_in_map(&lc[property]) != Some(expected) {
+                problems.push(format!(
+                    "{}: {property} is not !FindInMap [LogLevels, !Ref LogLevel, {key}]",
+                    f.id
+                ));
+            }
+        }
+    }
+    for level in as_list(&t["Parameters"]["LogLevel"]["AllowedValues"]) {
+        let level = scalar(level).unwrap_or_default();
+        let row = &t["Mappings"]["LogLevels"][level.as_str()];
+        let application = row["Application"].as_str().unwrap_or_default();
+        if application != level.to_uppercase() || !APPLICATION.contains(&application) {
+            problems.push(format!(
+                "LogLevels.{level}.Application is {application:?}, not Lambda's {:?}",
+                level.to_uppercase()
+            ));
+        }
+        let system = row["System"].as_str().unwrap_or_default();
+        if !SYSTEM.contains(&system) {
+            problems.push(format!(
+                "LogLevels.{level}.System is {system:?}, not one of {SYSTEM:?}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn infra_email_sender_instances_share_the_ses_quota() {
+    let t = template();
+    let problems = send_rate_problems(&t);
+    assert!(problems.is_empty(), "{problems:#?}");
+    // For each stage as samconfig.toml deploys it: the instances' rates add up to at most
+    // the SES quota the stage is given.
+    let reserved =
+        t["Resources"]["EmailSenderFunction"]["Properties"]["ReservedConcurrentExecutions"]
+            .as_u64()
+            .unwrap();
+    let instances = scalar(
+        &t["Resources"]["EmailSenderFunction"]["Properties"]["Environment"]["Variables"]
+            [email_sender::MAIL_INSTANCES],
+    )
+    .unwrap();
+    let samconfig = std::fs::read_to_string(infra().join("samconfig.toml")).unwrap();
+    let quotas: Vec<f64> = samconfig
+        .match_indices("SesMaxSendRate=\\\"")
+        .map(|(at, m)| {
+            let rest = &samconfig[at + m.len()..];
+            rest[..rest.find('\\').unwrap()].parse().unwrap()
+        })
+        .collect();
+    assert_eq!(quotas.len(), 2, "both stages set SesMaxSendRate");
+    for quota in quotas {
+        let env = Env::from_map([
+            (email_sender::MAIL_MAX_PER_SECOND, quota.to_string()),
+            (email_sender::MAIL_INSTANCES, instances.clone()),
+        ]);
+        let per_instance = email_sender::instance_rate(&env).unwrap();
+        assert!(
+            reserved as f64 * per_instance <= quota,
+            "{reserved} x {per_instance}/s is over the quota {quota}/s"
+        );
+    }
+}
+
+#[test]
+fn infra_lambda_lets_every_log_level_through() {
+    let problems = log_level_problems(&template());
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn infra_send_rate_and_log_level_checks_fail_on_a_broken_template() {
+    let mut t = template();
+    t["Resources"]["EmailSenderFunction"]["Properties"]["ReservedConcurrentExecutions"] =
+        Value::from(3);
+    assert_eq!(
+        send_rate_problems(&t),
+        ["MAIL_INSTANCES Some(2) is not the reserved concurrency 3"]
+    );
+    t["Resources"]["EmailSenderFunction"]["Properties"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("ReservedConcurrentExecutions");
+    assert_eq!(
+        send_rate_problems(&t),
+        ["EmailSenderFunction has no ReservedConcurrentExecutions: nothing bounds its instances"]
+    );
+    let mut t = template();
+    t["Resources"]["DailyReportFunction"]["Properties"]["LoggingConfig"]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("ApplicationLogLevel");
+    t["Mappings"]["LogLevels"]["debug"]["Application"] = Value::String("debug".into());
+    assert_eq!(
+        log_level_problems(&t),
+        [
+            "DailyReportFunction: ApplicationLogLevel is not !FindInMap [LogLevels, !Ref LogLevel, Application]",
+            "LogLevels.debug.Application is \"debug\", not Lambda's \"DEBUG\"",
         ]
     );
 }
@@ -496,6 +668,7 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
         format!("dynamodb:DeleteItem on StateTable{idem}"),
         format!("dynamodb:GetItem on StateTable{idem}"),
         format!("dynamodb:PutItem on StateTable{idem}"),
+        format!("dynamodb:UpdateItem on StateTable{idem}"),
     ];
     let logs = |group: &str| {
         [
@@ -539,6 +712,7 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
             .chain(idempotency)
             .chain([
                 "sqs:SendMessage on EmailsQueue".to_string(),
+                "sqs:SendMessage on ReportFailuresQueue".to_string(),
                 format!("dynamodb:Query on StateTable{outcome}"),
                 "s3:PutObject on ReportsBucket/reports/*".to_string(),
             ])
@@ -734,27 +908,107 @@ fn infra_bucket_is_private_encrypted_expiring_and_named_like_blobs_url() {
 fn infra_queues_are_encrypted_and_dead_letters_kept_fourteen_days() {
     let t = template();
     let queues = ids_of_type(&t, "AWS::SQS::Queue");
-    assert_eq!(queues.len(), 5);
+    assert_eq!(queues.len(), 6);
     for id in &queues {
         let p = &t["Resources"][id.as_str()]["Properties"];
         assert_eq!(p["SqsManagedSseEnabled"], true, "{id}");
-        if id.ends_with("DLQ") {
+        if id.ends_with("DLQ") || id == "ReportFailuresQueue" {
             assert_eq!(p["MessageRetentionPeriod"], 1_209_600, "{id}");
+            assert!(p["RedrivePolicy"].is_null(), "{id}");
         } else {
             let dlq = referenced_id(&p["RedrivePolicy"]["deadLetterTargetArn"]).unwrap();
             assert_eq!(dlq, id.replace("Queue", "DLQ"));
-            assert_eq!(p["RedrivePolicy"]["maxReceiveCount"], 5, "{id}");
         }
     }
 }
 
+/// The retry horizon is one setting (`RETRY_HORIZON_SECONDS` of the consumer); every mapped queue's
+/// `maxReceiveCount` and `VisibilityTimeout` must be what `RetryPlan::derive` makes of it and
+/// of its consumer's timeout, so that a retryable failure is retried for the horizon.
 #[test]
-fn infra_schedule_retries_then_dead_letters() {
+fn infra_retry_horizon_drives_receive_counts_and_visibility() {
     let t = template();
-    let daily = &t["Resources"]["DailyReportFunction"]["Properties"]["Events"]["Daily"];
+    let mut mapped = 0;
+    for f in functions(&t) {
+        for queue in &f.sqs_sources {
+            let horizon: u64 = f
+                .env
+                .get("RETRY_HORIZON_SECONDS")
+                .and_then(scalar)
+                .unwrap_or_else(|| panic!("{}: no RETRY_HORIZON_SECONDS", f.id))
+                .parse()
+                .unwrap();
+            assert!(
+                horizon >= 3600,
+                "{}: the horizon must be at least an hour",
+                f.id
+            );
+            mapped += 1;
+            let plan = RetryPlan::derive(
+                Duration::from_secs(horizon),
+                Duration::from_secs(f.timeout_s),
+            )
+            .unwrap();
+            let p = &t["Resources"][queue.as_str()]["Properties"];
+            assert_eq!(
+                p["RedrivePolicy"]["maxReceiveCount"], plan.max_receive_count,
+                "{queue}: maxReceiveCount must be RetryPlan::derive's for {horizon} s"
+            );
+            assert_eq!(
+                p["VisibilityTimeout"],
+                plan.visibility_timeout.as_secs(),
+                "{queue}: VisibilityTimeout must be RetryPlan::derive's for {horizon} s and {} s",
+                f.timeout_s
+            );
+            // Even with every wait at its shortest, the last attempt comes after the horizon,
+            // and a crash loop (no backoff set) spans it as well.
+            assert!(plan.backoff.least_span(plan.max_receive_count).as_secs() >= horizon);
+            assert!(
+                plan.visibility_timeout.as_secs() * u64::from(plan.max_receive_count - 1)
+                    >= horizon
+            );
+        }
+    }
+    assert_eq!(mapped, 2);
+}
+
+/// Completed idempotency records must outlive any dead letter, so a redrive never repeats
+/// work: the TTL is the DLQs' retention.
+#[test]
+fn infra_idempotency_records_outlive_dead_letters() {
+    let t = template();
+    let ttl: u64 =
+        scalar(&t["Globals"]["Function"]["Environment"]["Variables"]["IDEMPOTENCY_TTL_SECONDS"])
+            .unwrap()
+            .parse()
+            .unwrap();
+    for id in ids_of_type(&t, "AWS::SQS::Queue") {
+        let retention = t["Resources"][id.as_str()]["Properties"]["MessageRetentionPeriod"]
+            .as_u64()
+            .unwrap();
+        assert!(
+            ttl >= retention,
+            "{id}: retention {retention} s > ttl {ttl} s"
+        );
+    }
+    assert_eq!(
+        Duration::from_secs(ttl),
+        nightshift::idempotency::DEFAULT_TTL
+    );
+}
+
+/// Scheduler invokes Lambda asynchronously: its RetryPolicy and DeadLetterConfig only cover
+/// failures to invoke, and a function error is retried by Lambda per the function's
+/// EventInvokeConfig, then sent to its on-failure destination (or discarded without one).
+/// https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets.html
+/// https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html
+#[test]
+fn infra_scheduled_work_has_an_async_failure_path() {
+    let t = template();
+    let props = &t["Resources"]["DailyReportFunction"]["Properties"];
+    let daily = &props["Events"]["Daily"];
     assert_eq!(daily["Type"], "ScheduleV2");
     let p = &daily["Properties"];
-    assert_eq!(p["ScheduleExpression"], "cron(0 2 * * ? *)");
     assert_eq!(
         referenced_id(&p["ScheduleExpressionTimezone"]).as_deref(),
         Some("ReportTimeZone")
@@ -769,6 +1023,55 @@ fn infra_schedule_retries_then_dead_letters() {
         referenced_id(&p["RoleArn"]).as_deref(),
         Some("ReportScheduleRole")
     );
+    let invoke = &props["EventInvokeConfig"];
+    assert_eq!(invoke["MaximumRetryAttempts"], 2);
+    assert_eq!(invoke["MaximumEventAgeInSeconds"], 21600);
+    let on_failure = &invoke["DestinationConfig"]["OnFailure"];
+    assert_eq!(on_failure["Type"], "SQS");
+    let destination = referenced_id(&on_failure["Destination"]).unwrap();
+    assert_eq!(destination, "ReportFailuresQueue");
+    assert!(
+        t["Resources"][destination.as_str()]["Properties"]["FifoQueue"].is_null(),
+        "Lambda destinations cannot be FIFO queues"
+    );
+}
+
+/// The schedule must not fall in a spring-forward gap of the report's zone: Scheduler skips a
+/// cron time that does not exist that day (and the backfill only repairs it a day later).
+/// https://repost.aws/knowledge-center/eventbridge-scheduler-adjust-dst
+#[test]
+fn infra_daily_schedule_avoids_dst_gaps() {
+    let t = template();
+    let p = &t["Resources"]["DailyReportFunction"]["Properties"]["Events"]["Daily"]["Properties"];
+    let expression = p["ScheduleExpression"].as_str().unwrap();
+    let hour: u32 = expression
+        .trim_start_matches("cron(")
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .expect("a fixed hour");
+    // Zones in use move clocks between 00:00 and 03:00 local time; 04:00 exists every day.
+    for zone in [
+        "Europe/Berlin",
+        "America/New_York",
+        "Europe/London",
+        "Australia/Sydney",
+    ] {
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        let mut day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        for _ in 0..366 {
+            let at = day.and_hms_opt(hour, 0, 0).unwrap();
+            assert!(
+                matches!(
+                    chrono::TimeZone::from_local_datetime(&tz, &at),
+                    chrono::LocalResult::Single(_)
+                ),
+                "{expression} in {zone} on {day} is skipped or repeated"
+            );
+            day = day.succ_opt().unwrap();
+        }
+    }
 }
 
 #[test]
@@ -799,7 +1102,12 @@ fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
             p["MetricName"].as_str().unwrap()
         ));
     }
-    for dlq in ["JobsDLQ", "EmailsDLQ", "ReportScheduleDLQ"] {
+    for dlq in [
+        "JobsDLQ",
+        "EmailsDLQ",
+        "ReportScheduleDLQ",
+        "ReportFailuresQueue",
+    ] {
         assert!(
             watched.contains(&format!("AWS/SQS/ApproximateNumberOfMessagesVisible {dlq}")),
             "{dlq}: {watched:?}"

@@ -8,6 +8,8 @@ use crate::support::*;
 #[tokio::test]
 async fn order_leads_to_exactly_one_confirmation_email() {
     let world = World::new();
+    // The jobs run on the 21st, the day they were submitted.
+    world.clock.set("2026-11-21T09:31:00Z".parse().unwrap());
     let processor = world.queue_processor();
     let sender = world.email_sender(100.0);
     // The same job delivered twice (an at-least-once redelivery).
@@ -35,9 +37,10 @@ async fn order_leads_to_exactly_one_confirmation_email() {
     // The outcome feeds the next day's report.
     let job = JobEnvelope::parse(&fixture("jobs/order-placed.json")).unwrap();
     assert_eq!(job.submitted_at.to_rfc3339(), "2026-11-21T09:30:00+00:00");
+    world.clock.set("2026-11-22T03:00:00Z".parse().unwrap());
     let summary = daily_report::handler(
         world.daily_report("Europe/Berlin"),
-        lambda_event(serde_json::json!({"scheduled_time": "2026-11-22T01:00:00Z"})),
+        lambda_event(serde_json::json!({"scheduled_time": "2026-11-22T03:00:00Z"})),
     )
     .await
     .unwrap();

@@ -1,9 +1,20 @@
 //! queue-processor fed the SQS event fixtures.
 
+use nightshift::adapters::memory::SentMessage;
 use nightshift::batch::ERROR_ATTRIBUTE;
 use nightshift::contracts::{EmailRequest, OutcomeStatus};
 
 use crate::support::*;
+
+/// The reason a dead-lettered copy carries.
+fn dlq_reason(copy: &SentMessage) -> &str {
+    &copy
+        .attributes
+        .iter()
+        .find(|a| a.name == ERROR_ATTRIBUTE)
+        .expect("a dead letter carries its reason")
+        .value
+}
 
 #[tokio::test]
 async fn mixed_batch_from_fixture() {
@@ -89,19 +100,59 @@ async fn invalid_payload_goes_to_dlq_with_reason() {
     assert!(response.batch_item_failures.is_empty());
     let dlq = world.queue.sent_to(JOBS_DLQ_URL);
     assert_eq!(dlq.len(), 1);
-    let reason = &dlq[0]
-        .attributes
-        .iter()
-        .find(|a| a.name == ERROR_ATTRIBUTE)
-        .unwrap()
-        .value;
     assert_eq!(
-        reason,
+        dlq_reason(&dlq[0]),
         "invalid payload: `items[0].quantity` 0 is outside 1..=10000"
     );
     assert!(world.queue.sent_to(EMAILS_URL).is_empty());
     // The claim was released: a fixed job with the same id can run after a redrive.
     assert!(world.store.record("job:job-order-1001").is_none());
+}
+
+/// A job whose email email-sender would reject is an invalid payload: the job's outcome is
+/// failed, the job is dead-lettered with the reason, and no email is enqueued.
+#[tokio::test]
+async fn a_job_whose_email_is_invalid_fails_instead_of_succeeding() {
+    // A job id at the 128-character limit is a valid job, but its email id
+    // (`order-confirmation-` + job id) is over the limit; an order_id with CR/LF is a valid
+    // payload field that lands in the email's subject (header injection).
+    let long_id = "j".repeat(128);
+    let cases = [
+        (
+            fixture("jobs/order-placed.json").replace("job-order-1001", &long_id),
+            long_id.clone(),
+            "field `id`: is 147 characters, over the 128 limit",
+        ),
+        (
+            fixture("jobs/order-placed.json").replace(
+                "\"order_id\": \"1001\"",
+                "\"order_id\": \"1001\\r\\nBcc: x@evil.example\"",
+            ),
+            "job-order-1001".to_string(),
+            "field `subject`: contains a line break at byte 15 (header injection)",
+        ),
+    ];
+    for (body, job_id, expected) in cases {
+        let world = World::new();
+        let event = event_of(vec![record("m1", &body, 1)]);
+        let response = queue_processor::handler(world.queue_processor(), lambda_event(event))
+            .await
+            .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+        assert!(world.queue.sent_to(EMAILS_URL).is_empty());
+        let dlq = world.queue.sent_to(JOBS_DLQ_URL);
+        assert_eq!(dlq.len(), 1, "{job_id}");
+        let reason = dlq_reason(&dlq[0]);
+        assert!(
+            reason.starts_with("invalid payload: email \"order-confirmation-")
+                && reason.ends_with(expected),
+            "{reason}"
+        );
+        let outcome = &world.store.outcomes()[&job_id];
+        assert_eq!(outcome.status, OutcomeStatus::Failed);
+        assert_eq!(outcome.error.as_deref(), Some(reason));
+        assert!(world.store.record(&format!("job:{job_id}")).is_none());
+    }
 }
 
 #[tokio::test]
@@ -128,4 +179,128 @@ async fn queue_outage_is_retried_and_releases_the_claim() {
         .unwrap();
     assert!(response.batch_item_failures.is_empty());
     assert_eq!(world.queue.sent_to(EMAILS_URL).len(), 1);
+}
+
+fn order_with_receive_count(count: u32) -> aws_lambda_events::sqs::SqsEvent {
+    let mut event = sqs_event("sqs-event-order.json");
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), count.to_string());
+    event
+}
+
+#[tokio::test]
+async fn a_failure_on_the_last_receive_is_recorded_failed_and_dead_lettered_with_its_reason() {
+    let world = World::new();
+    let deps = world.queue_processor();
+    let last = nightshift::retry::RetryPlan::default().max_receive_count;
+    // Before the last receive a queue outage is retried...
+    world
+        .queue
+        .fail_next(nightshift::ports::QueueError::Transient("throttled".into()));
+    let response = queue_processor::handler(
+        deps.clone(),
+        lambda_event(order_with_receive_count(last - 1)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    assert!(world.store.outcomes().is_empty());
+    // ...on the last one SQS would move it to the DLQ without a reason or an outcome: it is
+    // dead-lettered here, with both.
+    world
+        .queue
+        .fail_next(nightshift::ports::QueueError::Transient("throttled".into()));
+    let response = queue_processor::handler(deps, lambda_event(order_with_receive_count(last)))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let dlq = world.queue.sent_to(JOBS_DLQ_URL);
+    assert_eq!(dlq.len(), 1);
+    assert!(
+        dlq_reason(&dlq[0]).starts_with(&format!("retries exhausted after {last} attempts: ")),
+        "{}",
+        dlq_reason(&dlq[0])
+    );
+    let outcome = &world.store.outcomes()["job-order-1001"];
+    assert_eq!(outcome.status, OutcomeStatus::Failed);
+    assert_eq!(
+        outcome.finished_at,
+        nightshift::ports::Clock::now(world.clock.as_ref())
+    );
+    assert!(world.store.record("job:job-order-1001").is_none());
+}
+
+#[tokio::test]
+async fn a_job_in_progress_elsewhere_comes_back_when_its_claim_lapses() {
+    use nightshift::idempotency::fingerprint;
+    use nightshift::ports::{ClaimRequest, Clock, Store};
+    let world = World::new();
+    let event = sqs_event("sqs-event-order.json");
+    let envelope =
+        nightshift::contracts::JobEnvelope::parse(event.records[0].body.as_deref().unwrap())
+            .unwrap();
+    let now = world.clock.now();
+    let hash = fingerprint(&queue_processor::job_fingerprint(&envelope));
+    let claim = ClaimRequest {
+        now,
+        until: now + chrono::Duration::seconds(300),
+        owner: "another-invocation",
+        payload_hash: &hash,
+    };
+    world
+        .store
+        .claim("job:job-order-1001", &claim)
+        .await
+        .unwrap();
+    let response = queue_processor::handler(world.queue_processor(), lambda_event(event))
+        .await
+        .unwrap();
+    assert_eq!(response.batch_item_failures.len(), 1);
+    // The backoff of a first receive is 5-10 s; the record waits for the claim instead.
+    let changes = world.queue.visibility_changes();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].2, 300);
+    assert!(world.queue.sent_to(EMAILS_URL).is_empty());
+}
+
+#[tokio::test]
+async fn a_reused_job_id_with_other_work_is_dead_lettered_not_skipped() {
+    let world = World::new();
+    let deps = world.queue_processor();
+    let response = queue_processor::handler(
+        deps.clone(),
+        lambda_event(sqs_event("sqs-event-order.json")),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let mut event = sqs_event("sqs-event-order.json");
+    let body = event.records[0].body.take().unwrap();
+    event.records[0].body = Some(
+        body.replace("\"quantity\":2", "\"quantity\":3")
+            .replace("\"quantity\": 2", "\"quantity\": 3"),
+    );
+    assert_ne!(
+        event.records[0].body.as_deref(),
+        Some(body.as_str()),
+        "the fixture changed"
+    );
+    let response = queue_processor::handler(deps, lambda_event(event))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let dlq = world.queue.sent_to(JOBS_DLQ_URL);
+    assert_eq!(dlq.len(), 1);
+    assert!(
+        dlq_reason(&dlq[0]).contains("job:job-order-1001 was already used for another payload"),
+        "{}",
+        dlq_reason(&dlq[0])
+    );
+    // Neither a second email nor a changed outcome for the job that owns the id.
+    assert_eq!(world.queue.sent_to(EMAILS_URL).len(), 1);
+    assert_eq!(
+        world.store.outcomes()["job-order-1001"].status,
+        OutcomeStatus::Succeeded
+    );
 }

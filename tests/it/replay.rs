@@ -103,8 +103,8 @@ async fn record(with_report: bool) -> Recording {
     let (h, recorder) = recording_harness(&dirs, out.clone()).await;
     jobs_and_emails(&h).await;
     if with_report {
-        // To 02:30 in Berlin the next day: the daily report for 2026-11-21 runs, and mails.
-        h.advance(Duration::from_secs(16 * 3600)).await.unwrap();
+        // To 04:30 in Berlin the next day: the daily report for 2026-11-21 runs, and mails.
+        h.advance(Duration::from_secs(18 * 3600)).await.unwrap();
     }
     h.shutdown().await;
     recorder.flush().unwrap();
@@ -182,7 +182,7 @@ async fn a_recorded_session_replays_against_fresh_functions_with_every_response_
     let report_entry = &trace.entries[8];
     assert_eq!(
         report_entry.event,
-        json!({"scheduled_time": "2026-11-22T01:00:00Z"})
+        json!({"scheduled_time": "2026-11-22T03:00:00Z"})
     );
     assert_eq!(
         report_entry.response.as_ref().unwrap(),

@@ -83,11 +83,15 @@ impl World {
         }
     }
 
+    /// queue-processor with the deployed retry plan (`maxReceiveCount` 15).
     pub fn queue_processor(&self) -> Arc<queue_processor::Deps> {
+        let plan = nightshift::retry::RetryPlan::default();
         let config = BatchConfig {
             source_queue_url: Some(JOBS_URL.into()),
             dlq_url: Some(JOBS_DLQ_URL.into()),
             jitter_seed: Some(1),
+            backoff: plan.backoff,
+            max_receive_count: Some(plan.max_receive_count),
             ..BatchConfig::default()
         };
         Arc::new(queue_processor::Deps::new(
@@ -134,6 +138,7 @@ impl World {
             time_zone: zone.parse().unwrap(),
             recipients: vec!["ops@example.com".into()],
             emails_queue_url: EMAILS_URL.into(),
+            lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
         })
     }
 

@@ -1,11 +1,25 @@
 //! daily-report: the schedule-triggered Lambda that builds yesterday's report, stores it and
 //! emails it.
 //!
-//! Input: the EventBridge Scheduler's plain JSON (`{"scheduled_time": "…", "date"?: "…"}`) or
-//! the legacy rule envelope (`"detail-type": "Scheduled Event"`, `time`). The report date is
-//! `date` when given, else the day before the scheduled time in `REPORT_TIME_ZONE`; the
-//! system clock is only a fallback for an event that carries no time. The date is the
-//! idempotency key: a retried schedule writes nothing twice and sends one email.
+//! Input: the EventBridge Scheduler's plain JSON (`{"scheduled_time": "…", "date"?: "…",
+//! "force"?: true}`) or the legacy rule envelope (`"detail-type": "Scheduled Event"`, `time`).
+//! The report date is `date` when given, else the day before the scheduled time in
+//! `REPORT_TIME_ZONE`; the system clock is only a fallback for an event that carries no time.
+//! The date is the idempotency key: a retried run writes nothing twice and sends one email.
+//!
+//! What makes a report complete and never missing:
+//! - a job lands in the report of the local day its outcome was recorded
+//!   ([`nightshift::contracts::JobOutcome::finished_at`]), so late, retried, redriven and
+//!   exhausted jobs are all counted, each once; a report is only made once its day has ended;
+//! - every run backfills the missing reports of the [`DEFAULT_LOOKBACK_DAYS`] days before its
+//!   date (a night the schedule skipped or whose run failed on every retry), once the system
+//!   has made a report in that window or the day has outcomes, so a fresh deployment does not
+//!   mail a week of empty reports;
+//! - `{"date": "YYYY-MM-DD", "force": true}` regenerates a report that was made already.
+//!
+//! Scheduler invokes this function asynchronously: an error is retried by Lambda (the
+//! function's `EventInvokeConfig`, two retries by default), then the event goes to the
+//! on-failure destination, never to the schedule's dead-letter queue.
 //!
 //! Layout: [`report`] is the pure aggregation and rendering; this file wires the ports.
 
@@ -19,7 +33,7 @@ use chrono_tz::Tz;
 use lambda_runtime::LambdaEvent;
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{ContractError, EmailRequest, ReportInput, validate_address};
-use nightshift::idempotency::{Begin, Idempotency};
+use nightshift::idempotency::{Begin, Idempotency, Ticket};
 use nightshift::ports::{Blobs, Clock, Queue, Retryable, Store, SystemClock};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -45,11 +59,18 @@ pub struct Deps {
     pub recipients: Vec<String>,
     /// URL of the emails queue.
     pub emails_queue_url: String,
+    /// Days before the report date that each run checks for missing reports.
+    pub lookback_days: u32,
 }
+
+/// Days each run looks back for missing reports (`REPORT_LOOKBACK_DAYS`).
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 7;
+/// Most days `REPORT_LOOKBACK_DAYS` may be: the report claims must outlive the look-back.
+pub const MAX_LOOKBACK_DAYS: u32 = 12;
 
 impl Deps {
     /// Reads `STORE_URL`, `BLOBS_URL`, `EMAILS_QUEUE_URL`, `REPORT_TIME_ZONE`,
-    /// `REPORT_RECIPIENTS` and `IDEMPOTENCY_TTL_SECONDS`.
+    /// `REPORT_RECIPIENTS`, `REPORT_LOOKBACK_DAYS` and `IDEMPOTENCY_TTL_SECONDS`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let zone = env.required("REPORT_TIME_ZONE")?;
         let time_zone: Tz = zone.parse().map_err(|_| ConfigError::Invalid {
@@ -59,9 +80,18 @@ impl Deps {
         })?;
         let recipients = parse_recipients(&env.required("REPORT_RECIPIENTS")?)?;
         let store = nightshift::config::store(env)?;
-        let ttl = env.idempotency_ttl()?;
-        // Report claims must outlive any retry of the schedule (up to a day of event age).
-        let ttl = ttl.max(std::time::Duration::from_secs(7 * 24 * 3600));
+        let lookback_days = env.parse_or("REPORT_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)?;
+        if lookback_days > MAX_LOOKBACK_DAYS {
+            return Err(ConfigError::Invalid {
+                var: "REPORT_LOOKBACK_DAYS".into(),
+                value: lookback_days.to_string(),
+                reason: format!("at most {MAX_LOOKBACK_DAYS} days"),
+            });
+        }
+        // A report's claim is how a later run knows it exists: it must outlive the look-back.
+        let ttl = env.idempotency_ttl()?.max(std::time::Duration::from_secs(
+            u64::from(lookback_days + 2) * 24 * 3600,
+        ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Ok(Deps {
             idempotency: Idempotency::new(store.clone(), clock.clone(), ttl),
@@ -72,6 +102,7 @@ impl Deps {
             time_zone,
             recipients,
             emails_queue_url: env.queue_url("EMAILS_QUEUE_URL")?,
+            lookback_days,
         })
     }
 }
@@ -114,10 +145,14 @@ pub struct ReportSummary {
     /// True when this invocation found the report already done.
     #[serde(default)]
     pub already_done: bool,
+    /// Earlier reports this run made because they were missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfilled: Vec<NaiveDate>,
 }
 
-/// Why a report could not be built. Lambda reports it as a function error, and the schedule's
-/// RetryPolicy retries it (then its DLQ); the variant says whether a retry can help.
+/// Why a report could not be built. Lambda reports it as a function error and, the invocation
+/// being asynchronous, retries it per the function's `EventInvokeConfig`, then sends the event
+/// to its on-failure destination; the variant says whether a retry can help.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The event is not a schedule payload.
@@ -126,6 +161,16 @@ pub enum ReportError {
     /// Another invocation is building this date.
     #[error("report for {0} is being built by another invocation")]
     InProgress(NaiveDate),
+    /// The report's day has not ended yet, so its report would miss the rest of the day.
+    #[error(
+        "the report for {date} can only be made after that day ends ({ends}); ask for an earlier date"
+    )]
+    DayNotOver {
+        /// The date asked for.
+        date: NaiveDate,
+        /// When it ends.
+        ends: DateTime<Utc>,
+    },
     /// A port failed.
     #[error("{what}: {message}")]
     Port {
@@ -141,7 +186,7 @@ pub enum ReportError {
 impl Retryable for ReportError {
     fn is_retryable(&self) -> bool {
         match self {
-            ReportError::InvalidEvent(_) => false,
+            ReportError::InvalidEvent(_) | ReportError::DayNotOver { .. } => false,
             ReportError::InProgress(_) => true,
             ReportError::Port { retryable, .. } => *retryable,
         }
@@ -190,56 +235,151 @@ pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<ReportSummary, ReportError> {
-    let deadline: DateTime<Utc> = nightshift::batch::invocation_deadline(&event.context).into();
+    let deadline = nightshift::batch::deadline_on(
+        deps.clock.as_ref(),
+        nightshift::batch::invocation_deadline(&event.context),
+    );
     run(&deps, &event.payload, deadline).await
 }
 
-/// Builds, stores and announces the report for the event's date.
+/// Builds, stores and announces the report for the event's date, after the missing reports of
+/// the days before it.
 pub async fn run(
     deps: &Deps,
     event: &serde_json::Value,
     deadline: DateTime<Utc>,
 ) -> Result<ReportSummary, ReportError> {
     let input = ReportInput::from_event(event)?;
-    let date = report_date(&input, deps.time_zone, deps.clock.now());
-    let key = format!("report:{date}");
-    match deps
-        .idempotency
-        .begin(&key, deadline)
-        .await
-        .map_err(port("idempotency"))?
-    {
-        Begin::Started => {}
-        Begin::AlreadyCompleted(previous) => {
-            info!(%date, "report already done");
-            let mut summary: ReportSummary =
-                serde_json::from_str(&previous).map_err(|e| ReportError::Port {
-                    what: "idempotency",
-                    message: format!("stored summary unreadable: {e}"),
-                    retryable: false,
-                })?;
-            summary.already_done = true;
-            return Ok(summary);
-        }
-        Begin::InProgress(_) => return Err(ReportError::InProgress(date)),
+    let now = input.scheduled_time.unwrap_or_else(|| deps.clock.now());
+    let date = report_date(&input, deps.time_zone, now);
+    let (_, ends) = day_bounds(date, deps.time_zone);
+    if ends > now.max(deps.clock.now()) {
+        return Err(ReportError::DayNotOver { date, ends });
     }
-    let result = build(deps, date).await;
+    if input.force {
+        // A forced run ignores the date's record and sends a new email (its own id: the
+        // first email's id is taken, with other numbers in it).
+        let email_id = format!(
+            "daily-report-{date}-forced-{}",
+            deps.clock.now().timestamp()
+        );
+        let summary = build(deps, date, &email_id).await?;
+        info!(%date, "report regenerated");
+        return Ok(summary);
+    }
+    let backfilled = backfill(deps, date, deadline).await?;
+    let mut summary = match claim_report(deps, date, deadline).await? {
+        Claimed::Done(summary) => summary,
+        Claimed::Busy => return Err(ReportError::InProgress(date)),
+        Claimed::Ours(ticket) => make(deps, date, &ticket).await?,
+    };
+    summary.backfilled = backfilled;
+    Ok(summary)
+}
+
+/// A report date's claim.
+enum Claimed {
+    /// Made before: its summary.
+    Done(ReportSummary),
+    /// Another invocation is making it.
+    Busy,
+    /// Ours to make.
+    Ours(Ticket),
+}
+
+async fn claim_report(
+    deps: &Deps,
+    date: NaiveDate,
+    deadline: DateTime<Utc>,
+) -> Result<Claimed, ReportError> {
+    let key = format!("report:{date}");
+    // The key is the date itself: every run for a date asks for the same work.
+    let payload = date.to_string();
+    Ok(
+        match deps
+            .idempotency
+            .begin(&key, payload.as_bytes(), deadline)
+            .await
+            .map_err(port("idempotency"))?
+        {
+            Begin::Started(ticket) => Claimed::Ours(ticket),
+            Begin::AlreadyCompleted(previous) => {
+                let mut summary: ReportSummary =
+                    serde_json::from_str(&previous).map_err(|e| ReportError::Port {
+                        what: "idempotency",
+                        message: format!("stored summary unreadable: {e}"),
+                        retryable: false,
+                    })?;
+                summary.already_done = true;
+                Claimed::Done(summary)
+            }
+            Begin::InProgress(_) | Begin::PayloadMismatch { .. } => Claimed::Busy,
+        },
+    )
+}
+
+/// Builds the report of a claimed date and completes the claim; releases it on failure.
+async fn make(deps: &Deps, date: NaiveDate, ticket: &Ticket) -> Result<ReportSummary, ReportError> {
+    let result = build(deps, date, &format!("daily-report-{date}")).await;
     match &result {
         Ok(summary) => {
             let recorded = serde_json::to_string(summary).expect("summary serializes");
             deps.idempotency
-                .complete(&key, &recorded)
+                .complete(ticket, &recorded)
                 .await
                 .map_err(port("idempotency"))?;
         }
         Err(_) => {
-            let _ = deps.idempotency.abandon(&key).await;
+            let _ = deps.idempotency.abandon(ticket).await;
         }
     }
     result
 }
 
-async fn build(deps: &Deps, date: NaiveDate) -> Result<ReportSummary, ReportError> {
+/// Makes the missing reports of the `lookback_days` before `date`, oldest first; returns
+/// their dates. A missing day is made once an earlier day of the window has its report (the
+/// system was running: the day was skipped or its run failed) or when it has outcomes.
+async fn backfill(
+    deps: &Deps,
+    date: NaiveDate,
+    deadline: DateTime<Utc>,
+) -> Result<Vec<NaiveDate>, ReportError> {
+    let mut made = Vec::new();
+    let mut running = false;
+    for back in (1..=deps.lookback_days).rev() {
+        let Some(day) = date.checked_sub_days(Days::new(u64::from(back))) else {
+            continue;
+        };
+        match claim_report(deps, day, deadline).await? {
+            Claimed::Done(_) => running = true,
+            Claimed::Busy => {}
+            Claimed::Ours(ticket) => {
+                let wanted = running || has_outcomes(deps, day).await?;
+                if wanted {
+                    make(deps, day, &ticket).await?;
+                    info!(date = %day, "missing report backfilled");
+                    made.push(day);
+                    running = true;
+                } else {
+                    let _ = deps.idempotency.abandon(&ticket).await;
+                }
+            }
+        }
+    }
+    Ok(made)
+}
+
+async fn has_outcomes(deps: &Deps, date: NaiveDate) -> Result<bool, ReportError> {
+    let (from, to) = day_bounds(date, deps.time_zone);
+    let outcomes = deps
+        .store
+        .outcomes_between(from, to)
+        .await
+        .map_err(port("store"))?;
+    Ok(!outcomes.is_empty())
+}
+
+async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSummary, ReportError> {
     let (from, to) = day_bounds(date, deps.time_zone);
     let outcomes = deps
         .store
@@ -273,7 +413,7 @@ async fn build(deps: &Deps, date: NaiveDate) -> Result<ReportSummary, ReportErro
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let email = EmailRequest::from_template(
-        format!("daily-report-{date}"),
+        email_id.to_string(),
         deps.recipients.clone(),
         format!(
             "nightshift daily report {date}: {} jobs, {} failed",
@@ -295,6 +435,7 @@ async fn build(deps: &Deps, date: NaiveDate) -> Result<ReportSummary, ReportErro
         csv_key,
         html_key,
         already_done: false,
+        backfilled: Vec::new(),
     })
 }
 
@@ -303,6 +444,7 @@ impl From<ReportError> for lambda_runtime::Diagnostic {
         let error_type = match &err {
             ReportError::InvalidEvent(_) => "InvalidEvent",
             ReportError::InProgress(_) => "InProgress",
+            ReportError::DayNotOver { .. } => "DayNotOver",
             ReportError::Port {
                 retryable: true, ..
             } => "Retryable",
@@ -329,22 +471,26 @@ mod tests {
         let input = ReportInput {
             scheduled_time: Some("2026-11-22T01:00:00Z".parse().unwrap()),
             date: None,
+            force: false,
         };
         assert_eq!(report_date(&input, berlin, now).to_string(), "2026-11-21");
         // 23:30 UTC on the 21st is already the 22nd in Berlin.
         let input = ReportInput {
             scheduled_time: Some("2026-11-21T23:30:00Z".parse().unwrap()),
             date: None,
+            force: false,
         };
         assert_eq!(report_date(&input, berlin, now).to_string(), "2026-11-21");
         let input = ReportInput {
             scheduled_time: None,
             date: "2026-01-05".parse().ok(),
+            force: false,
         };
         assert_eq!(report_date(&input, berlin, now).to_string(), "2026-01-05");
         let input = ReportInput {
             scheduled_time: None,
             date: None,
+            force: false,
         };
         assert_eq!(report_date(&input, berlin, now).to_string(), "2029-12-31");
     }

@@ -105,9 +105,19 @@ pub fn aggregate(date: NaiveDate, time_zone: &str, outcomes: &[JobOutcome]) -> D
     }
 }
 
+/// First characters that make a spreadsheet read a cell as a formula (CSV or formula
+/// injection): an error text like `=HYPERLINK(...)` would run when ops open the report.
+/// <https://owasp.org/www-community/attacks/CSV_Injection>
+const FORMULA_TRIGGERS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// One CSV cell: quoted (RFC 4180) when it holds a separator, a quote or a line break, and,
+/// as OWASP advises, a cell starting with a formula trigger gets a leading `'` inside the
+/// quotes, so spreadsheets show it as text.
 fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+    let formula = s.starts_with(FORMULA_TRIGGERS);
+    if formula || s.contains([',', ';', '"', '\n', '\r', '\t']) {
+        let guard = if formula { "'" } else { "" };
+        format!("\"{guard}{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()
     }
@@ -248,6 +258,39 @@ pub fn to_html(r: &DailyReport) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn csv_cells_never_start_a_formula() {
+        for (cell, expected) in [
+            (
+                "=HYPERLINK(\"http://x\",\"y\")",
+                "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"",
+            ),
+            ("+1", "\"'+1\""),
+            ("-2+3", "\"'-2+3\""),
+            ("@SUM(A1)", "\"'@SUM(A1)\""),
+            ("\tcmd", "\"'\tcmd\""),
+            ("\rcmd", "\"'\rcmd\""),
+            ("a=b", "a=b"),
+            ("a,b", "\"a,b\""),
+            ("a;b", "\"a;b\""),
+            ("plain", "plain"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_field(cell), expected, "{cell:?}");
+        }
+        let mut r = aggregate(
+            NaiveDate::from_ymd_opt(2026, 11, 21).unwrap(),
+            "UTC",
+            &[outcome(1, "order.placed", 5, Some("=1+1"))],
+        );
+        r.by_kind.clear();
+        assert!(
+            to_csv(&r).contains("\nerror,\"'=1+1\",1\n"),
+            "{}",
+            to_csv(&r)
+        );
+    }
+
     fn outcome(id: usize, kind: &str, latency: u64, error: Option<&str>) -> JobOutcome {
         JobOutcome {
             v: 1,
@@ -259,6 +302,7 @@ mod tests {
                 OutcomeStatus::Succeeded
             },
             submitted_at: "2026-11-21T10:00:00Z".parse().unwrap(),
+            finished_at: "2026-11-21T10:00:01Z".parse().unwrap(),
             latency_ms: latency,
             error: error.map(str::to_string),
         }

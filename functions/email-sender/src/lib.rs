@@ -6,6 +6,29 @@
 //! requests, unknown or broken templates and rejected recipients are permanent (DLQ); throttling
 //! and unreachable mailers are retryable.
 //!
+//! # The claim when a send fails
+//!
+//! What happens to the claim depends on what the mailer may have done ([`MailError`]):
+//!
+//! - rejected, or not taken ([`MailError::Transient`]: throttled, unreachable, a 4xx reply):
+//!   the claim is released, and the retry sends the email;
+//! - maybe taken ([`MailError::Unconfirmed`]: a timeout or a lost connection after the request
+//!   went out): the claim is **kept** until the invocation's deadline and the record comes
+//!   back after it. Releasing it would let another delivery of the same id (a redelivery, a
+//!   re-run job) send while the first attempt may still be going out at the provider. After
+//!   the deadline the retry sends again: the one duplicate this cannot rule out, logged as
+//!   `send outcome unknown`. The SES client makes one attempt per send for the same reason
+//!   ([`nightshift::adapters::ses::ses_client`]);
+//! - sent, but the claim cannot be completed: retried in process ([`COMPLETE_ATTEMPTS`]);
+//!   if the store stays down, the record is still acknowledged (the email is out) and the
+//!   claim stays in progress until the deadline.
+//!
+//! # Pacing and the deadline
+//!
+//! Sends are paced in recipients ([`pacing`]); no send starts later than [`SEND_MARGIN`]
+//! before the invocation's deadline, and the records left then come back as batch item
+//! failures for a later invocation, never as an invocation timeout.
+//!
 //! Layout: [`render`] templates, [`pacing`] the send-rate limiter, this file the wiring and the
 //! per-record flow; `main.rs` builds the clients and starts the runtime.
 
@@ -13,6 +36,7 @@ pub mod pacing;
 pub mod render;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
@@ -22,15 +46,42 @@ use nightshift::batch::{
 };
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{EmailRequest, validate_address};
-use nightshift::idempotency::{Begin, Idempotency};
-use nightshift::ports::{Clock, Mailer, OutgoingEmail, Queue, Store, SystemClock};
-use tracing::{info, warn};
+use nightshift::idempotency::{Begin, Idempotency, IdempotencyError, Ticket};
+use nightshift::ports::{
+    Clock, MailError, Mailer, OutgoingEmail, Queue, Retryable, Store, SystemClock,
+};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
 
 use crate::pacing::Pacer;
 use crate::render::Templates;
 
 /// Default send rate: SES's default sending quota per second.
 pub const DEFAULT_MAX_PER_SECOND: f64 = 14.0;
+
+/// Variable: the send rate, in recipients per second, that all instances together may use
+/// (the SES account's maximum send rate in the region, or this stack's part of it).
+pub const MAIL_MAX_PER_SECOND: &str = "MAIL_MAX_PER_SECOND";
+
+/// Variable: how many instances share [`MAIL_MAX_PER_SECOND`] (default 1): the function's
+/// reserved concurrency, the most instances Lambda runs at once.
+pub const MAIL_INSTANCES: &str = "MAIL_INSTANCES";
+
+/// Time kept before the invocation's deadline for a send started then to finish: the SES
+/// attempt timeout (SMTP's is the same 10 s), plus the claim's completion with its retries and
+/// the record's settlement (a visibility change or a DLQ copy). With the template's 30 s
+/// timeout, sends start in the first 15 s of an invocation.
+pub const SEND_MARGIN: Duration =
+    nightshift::adapters::ses::SEND_ATTEMPT_TIMEOUT.saturating_add(Duration::from_secs(5));
+
+/// Attempts at completing the claim of an email that went out: a store blip right after a
+/// send would otherwise leave the claim to lapse, and a later delivery of the same id to send
+/// it again.
+pub const COMPLETE_ATTEMPTS: u32 = 4;
+
+/// Pause before the second attempt at completing a claim, doubled before each next one:
+/// 0.1 + 0.2 + 0.4 s in all, well inside [`SEND_MARGIN`].
+const COMPLETE_FIRST_PAUSE: Duration = Duration::from_millis(100);
 
 /// Everything the handler needs, built once per instance.
 pub struct Deps {
@@ -46,11 +97,14 @@ pub struct Deps {
     pub pacer: Pacer,
     /// Sender address.
     pub from: String,
+    /// No send starts later than this before the deadline ([`SEND_MARGIN`]).
+    pub send_margin: Duration,
 }
 
 impl Deps {
-    /// Reads `STORE_URL`, `MAIL_URL`, `MAIL_FROM`, `MAIL_MAX_PER_SECOND`, `EMAILS_QUEUE_URL`,
-    /// `EMAILS_DLQ_URL` and `IDEMPOTENCY_TTL_SECONDS`.
+    /// Reads `STORE_URL`, `MAIL_URL`, `MAIL_FROM`, `MAIL_MAX_PER_SECOND`, `MAIL_INSTANCES`,
+    /// `EMAILS_QUEUE_URL`, `EMAILS_DLQ_URL`, `RETRY_HORIZON_SECONDS` and
+    /// `IDEMPOTENCY_TTL_SECONDS`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let from = env.required("MAIL_FROM")?;
         if let Err(reason) = validate_address(&from) {
@@ -60,19 +114,16 @@ impl Deps {
                 reason,
             });
         }
-        let rate = env.parse_or("MAIL_MAX_PER_SECOND", DEFAULT_MAX_PER_SECOND)?;
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(ConfigError::Invalid {
-                var: "MAIL_MAX_PER_SECOND".into(),
-                value: rate.to_string(),
-                reason: "must be a positive number".into(),
-            });
-        }
-        let config = BatchConfig {
+        let rate = instance_rate(env)?;
+        let plan = env.retry_plan()?;
+        let mut config = BatchConfig {
             source_queue_url: Some(env.queue_url("EMAILS_QUEUE_URL")?),
             dlq_url: Some(env.queue_url("EMAILS_DLQ_URL")?),
+            backoff: plan.backoff,
+            max_receive_count: Some(plan.max_receive_count),
             ..BatchConfig::default()
         };
+        nightshift::config::apply_faults(env, &mut config)?;
         Ok(Deps::new(
             nightshift::config::mailer(env)?,
             nightshift::config::store(env)?,
@@ -104,8 +155,46 @@ impl Deps {
             templates: Templates::builtin(),
             pacer: Pacer::new(max_per_second),
             from,
+            send_margin: SEND_MARGIN,
         }
     }
+}
+
+/// The rate one instance paces to, in recipients per second: [`MAIL_MAX_PER_SECOND`] divided
+/// by [`MAIL_INSTANCES`].
+///
+/// # Why the function divides
+///
+/// SES limits the account in a region; each instance only paces itself, so the instances
+/// together must stay within the quota. The template passes the quota (`SesMaxSendRate`, in
+/// `MAIL_MAX_PER_SECOND`) and the instance count (`MAIL_INSTANCES`, the function's
+/// `ReservedConcurrentExecutions`), and each instance takes its share. The quota is a deploy
+/// parameter (`samconfig.toml`'s stages, `--parameter-overrides`), which a test of the template
+/// file never sees, while this division holds for every value deployed. The instance count is
+/// fixed in the template, so `tests/it/infra.rs` checks that `MAIL_INSTANCES` is the reserved
+/// concurrency (and, for each stage in `samconfig.toml`, that reserved concurrency × the
+/// instance rate stays within the stage's quota). A limiter shared through the
+/// store would also cover instances beyond that count, at a store round trip per send and with
+/// the store's outages stopping all mail: not worth it for two instances. Stacks sharing an
+/// account and region share its quota: their `SesMaxSendRate` values must add up to at most it.
+pub fn instance_rate(env: &Env) -> Result<f64, ConfigError> {
+    let rate = env.parse_or(MAIL_MAX_PER_SECOND, DEFAULT_MAX_PER_SECOND)?;
+    if !(rate.is_finite() && rate > 0.0) {
+        return Err(ConfigError::Invalid {
+            var: MAIL_MAX_PER_SECOND.into(),
+            value: rate.to_string(),
+            reason: "must be a positive number".into(),
+        });
+    }
+    let instances = env.parse_or::<u32>(MAIL_INSTANCES, 1)?;
+    if instances == 0 {
+        return Err(ConfigError::Invalid {
+            var: MAIL_INSTANCES.into(),
+            value: "0".into(),
+            reason: "must be at least 1".into(),
+        });
+    }
+    Ok(rate / f64::from(instances))
 }
 
 /// The Lambda handler: processes one SQS batch of email requests.
@@ -114,18 +203,18 @@ pub async fn handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = invocation_deadline(&event.context);
-    let deadline_utc: DateTime<Utc> = deadline.into();
+    let deadline_utc = nightshift::batch::deadline_on(deps.idempotency.clock().as_ref(), deadline);
+    let ends = deadline_instant(deadline);
+    let send_by = ends
+        .checked_sub(deps.send_margin)
+        .unwrap_or_else(Instant::now);
     let worker = deps.clone();
     let report = deps
         .processor
-        .process(
-            event.payload.records,
-            deadline_instant(deadline),
-            move |record| {
-                let deps = worker.clone();
-                async move { process_record(&deps, record, deadline_utc).await }
-            },
-        )
+        .process(event.payload.records, ends, move |record| {
+            let deps = worker.clone();
+            async move { process_record(&deps, record, deadline_utc, send_by).await }
+        })
         .await;
     Ok(report.response)
 }
@@ -160,50 +249,143 @@ pub fn compose(
     })
 }
 
-/// One record: validate, claim, render, pace, send, complete.
+/// What an email's idempotency claim stands for: the whole request but its id, so the same
+/// id with other recipients or content is a reused id, never a silent duplicate.
+fn email_fingerprint(request: &EmailRequest) -> Vec<u8> {
+    let mut value = serde_json::to_value(request).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("id");
+    }
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+/// One record: validate, claim, render, pace, send, complete. No send starts after `send_by`.
 pub async fn process_record(
     deps: &Deps,
     record: SqsMessage,
     deadline: DateTime<Utc>,
+    send_by: Instant,
 ) -> Result<(), RecordError> {
     let request = EmailRequest::parse(record.body.as_deref().unwrap_or(""))
         .map_err(|e| RecordError::Permanent(format!("invalid email request: {e}")))?;
     let email = compose(&deps.templates, &deps.from, &request)?;
     let key = format!("email:{}", request.id);
-    match deps
+    let ticket = match deps
         .idempotency
-        .begin(&key, deadline)
+        .begin(&key, &email_fingerprint(&request), deadline)
         .await
         .map_err(RecordError::from_port)?
     {
-        Begin::Started => {}
+        Begin::Started(ticket) => ticket,
         Begin::AlreadyCompleted(_) => {
             info!(request_id = %request.id, "duplicate email skipped");
             return Ok(());
         }
         Begin::InProgress(until) => {
-            return Err(RecordError::Retryable(format!(
-                "email {} is being sent by another invocation until {until}",
-                request.id
+            let after = deps.idempotency.remaining(until);
+            return Err(RecordError::RetryAfter {
+                reason: format!(
+                    "email {} is being sent by another invocation until {until}",
+                    request.id
+                ),
+                after,
+            });
+        }
+        Begin::PayloadMismatch { stored, this } => {
+            return Err(RecordError::Permanent(Begin::mismatch_reason(
+                &key, &stored, &this,
             )));
         }
+    };
+    if let Err(deferred) = deps.pacer.acquire(email.to.len(), send_by).await {
+        // Nothing was sent: free the id, and let a later invocation send it.
+        release(deps, &ticket, &request.id).await;
+        return Err(RecordError::RetryAfter {
+            reason: format!("email {} not sent: {deferred}", request.id),
+            after: Duration::ZERO,
+        });
     }
-    deps.pacer.acquire().await;
     match deps.mailer.send(&email).await {
         Ok(provider_id) => {
-            if let Err(e) = deps.idempotency.complete(&key, &provider_id).await {
-                // The email is out; the claim stays in progress until the deadline, which holds
-                // back an immediate redelivery. Nothing better can be done here.
-                warn!(request_id = %request.id, error = %e, "cannot complete idempotency record");
+            if let Err(e) = complete_sent(deps, &ticket, &provider_id).await {
+                // The email is out, so the record is acknowledged all the same; the claim
+                // stays in progress until the deadline, which holds back another delivery of
+                // the same id until then.
+                error!(request_id = %request.id, error = %e, "email sent, but its idempotency record cannot be completed");
             }
             info!(request_id = %request.id, recipients = email.to.len(), "email sent");
             Ok(())
         }
+        Err(e @ MailError::Unconfirmed(_)) => {
+            // The provider may have taken it: keep the claim until the deadline, so that no
+            // other delivery sends it meanwhile, and come back once it has lapsed.
+            warn!(request_id = %request.id, error = %e, claim_until = %deadline,
+                "send outcome unknown: claim kept, the retry after the deadline may duplicate the email");
+            Err(RecordError::RetryAfter {
+                reason: e.to_string(),
+                after: deps.idempotency.remaining(deadline),
+            })
+        }
         Err(e) => {
-            if let Err(release) = deps.idempotency.abandon(&key).await {
-                warn!(request_id = %request.id, error = %release, "cannot release idempotency claim");
-            }
+            release(deps, &ticket, &request.id).await;
             Err(RecordError::from_port(e))
         }
+    }
+}
+
+/// Releases the claim of an email that was certainly not sent.
+async fn release(deps: &Deps, ticket: &Ticket, request_id: &str) {
+    if let Err(e) = deps.idempotency.abandon(ticket).await {
+        warn!(request_id, error = %e, "cannot release idempotency claim");
+    }
+}
+
+/// Completes the claim of an email that went out, retrying a store that cannot be reached
+/// [`COMPLETE_ATTEMPTS`] times with a doubling pause: the sooner the record says "sent", the
+/// narrower the window in which another delivery of the id could send it again.
+async fn complete_sent(
+    deps: &Deps,
+    ticket: &Ticket,
+    provider_id: &str,
+) -> Result<(), IdempotencyError> {
+    let (mut attempt, mut pause) = (1, COMPLETE_FIRST_PAUSE);
+    loop {
+        match deps.idempotency.complete(ticket, provider_id).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_retryable() && attempt < COMPLETE_ATTEMPTS => {
+                warn!(attempt, error = %e, "cannot complete idempotency record, retrying");
+                tokio::time::sleep(pause).await;
+                attempt += 1;
+                pause *= 2;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_instance_paces_to_its_share_of_the_quota() {
+        let rate = |vars: &[(&str, &str)]| instance_rate(&Env::from_map(vars.iter().copied()));
+        assert_eq!(rate(&[]).unwrap(), DEFAULT_MAX_PER_SECOND);
+        assert_eq!(
+            rate(&[(MAIL_MAX_PER_SECOND, "14"), (MAIL_INSTANCES, "2")]).unwrap(),
+            7.0
+        );
+        assert_eq!(
+            rate(&[(MAIL_MAX_PER_SECOND, "1"), (MAIL_INSTANCES, "2")]).unwrap(),
+            0.5
+        );
+        assert!(
+            rate(&[(MAIL_INSTANCES, "0")])
+                .unwrap_err()
+                .to_string()
+                .contains("MAIL_INSTANCES=\"0\" is invalid: must be at least 1")
+        );
+        assert!(rate(&[(MAIL_MAX_PER_SECOND, "-1")]).is_err());
+        assert!(rate(&[(MAIL_INSTANCES, "two")]).is_err());
     }
 }

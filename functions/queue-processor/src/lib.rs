@@ -17,7 +17,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_runtime::LambdaEvent;
 use nightshift::batch::{
-    BatchConfig, BatchProcessor, RecordError, deadline_instant, invocation_deadline,
+    BatchConfig, BatchProcessor, RecordError, deadline_instant, invocation_deadline, receive_count,
 };
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
@@ -43,18 +43,26 @@ pub struct Deps {
     pub emails_queue_url: String,
     /// Known job kinds.
     pub registry: Registry,
+    /// The jobs queue's `maxReceiveCount`: a retryable failure on that receive is recorded as
+    /// failed and dead-lettered ([`RecordError::exhausted`]).
+    pub max_receive_count: Option<u32>,
 }
 
 impl Deps {
-    /// Reads `STORE_URL`, `JOBS_QUEUE_URL`, `JOBS_DLQ_URL`, `EMAILS_QUEUE_URL` and
+    /// Reads `STORE_URL`, `JOBS_QUEUE_URL`, `JOBS_DLQ_URL`, `EMAILS_QUEUE_URL`,
+    /// `RETRY_HORIZON_SECONDS` and
     /// `IDEMPOTENCY_TTL_SECONDS`; `queue` is the SQS client built by `main`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let store = nightshift::config::store(env)?;
-        let config = BatchConfig {
+        let plan = env.retry_plan()?;
+        let mut config = BatchConfig {
             source_queue_url: Some(env.queue_url("JOBS_QUEUE_URL")?),
             dlq_url: Some(env.queue_url("JOBS_DLQ_URL")?),
+            backoff: plan.backoff,
+            max_receive_count: Some(plan.max_receive_count),
             ..BatchConfig::default()
         };
+        nightshift::config::apply_faults(env, &mut config)?;
         Ok(Deps::new(
             queue,
             store,
@@ -75,6 +83,7 @@ impl Deps {
         ttl: std::time::Duration,
     ) -> Self {
         Deps {
+            max_receive_count: config.max_receive_count,
             idempotency: Idempotency::new(store.clone(), clock.clone(), ttl),
             processor: BatchProcessor::new(queue.clone(), config),
             queue,
@@ -92,7 +101,7 @@ pub async fn handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = invocation_deadline(&event.context);
-    let deadline_utc: DateTime<Utc> = deadline.into();
+    let deadline_utc = nightshift::batch::deadline_on(deps.clock.as_ref(), deadline);
     let worker = deps.clone();
     let report = deps
         .processor
@@ -135,32 +144,79 @@ pub async fn process_record(
         record_outcome(deps, &envelope, &record, started, Some(&reason)).await?;
         return Err(RecordError::Permanent(reason));
     };
+    let result = claim_and_run(deps, job, &envelope, &record, started, deadline).await;
+    match result {
+        // On the last receive SQS allows, a retryable failure is given up: it is recorded as
+        // failed (so the daily report counts it) and dead-lettered with its reason, instead of
+        // being moved to the DLQ by SQS with neither.
+        Err(e @ RecordError::Retryable(_)) => {
+            let e = e.exhausted(receive_count(&record), deps.max_receive_count);
+            if let RecordError::Permanent(reason) = &e {
+                record_outcome(deps, &envelope, &record, started, Some(reason)).await?;
+            }
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// What a job's idempotency claim stands for: its kind and payload. The submission time is
+/// left out, so a producer that resubmits the same job after a timeout is a duplicate, while
+/// the same id with other work is a reused id.
+pub fn job_fingerprint(envelope: &JobEnvelope) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "kind": envelope.kind,
+        "payload": envelope.payload,
+    }))
+    .unwrap_or_default()
+}
+
+/// Claims the job id, runs the job, records its outcome with the claim's completion.
+async fn claim_and_run(
+    deps: &Deps,
+    job: &dyn jobs::Job,
+    envelope: &JobEnvelope,
+    record: &SqsMessage,
+    started: Instant,
+    deadline: DateTime<Utc>,
+) -> Result<(), RecordError> {
     let key = format!("job:{}", envelope.id);
-    match deps
+    let ticket = match deps
         .idempotency
-        .begin(&key, deadline)
+        .begin(&key, &job_fingerprint(envelope), deadline)
         .await
         .map_err(RecordError::from_port)?
     {
-        Begin::Started => {}
+        Begin::Started(ticket) => ticket,
         Begin::AlreadyCompleted(_) => {
             info!(job_id = %envelope.id, "duplicate job skipped");
             return Ok(());
         }
         Begin::InProgress(until) => {
-            return Err(RecordError::Retryable(format!(
-                "job {} is in progress in another invocation until {until}",
-                envelope.id
+            let after = deps.idempotency.remaining(until);
+            return Err(RecordError::RetryAfter {
+                reason: format!(
+                    "job {} is in progress in another invocation until {until}",
+                    envelope.id
+                ),
+                after,
+            });
+        }
+        Begin::PayloadMismatch { stored, this } => {
+            // No outcome: it would replace the outcome of the job that owns this id.
+            return Err(RecordError::Permanent(Begin::mismatch_reason(
+                &key, &stored, &this,
             )));
         }
-    }
-    let result = match run_claimed(deps, job, &envelope, &record, started).await {
+    };
+    let result = match run_claimed(deps, job, envelope, record, started).await {
         // The outcome and the completed claim are written together. When that fails the job
         // is retried: it runs again, but its email ids repeat, so no duplicate email goes out.
         Ok((summary, outcome)) => deps
             .idempotency
-            .complete_with_outcome(&key, &summary, &outcome)
+            .complete_with_outcome(&ticket, &summary, &outcome)
             .await
+            .map(|_| ())
             .map_err(|e| RecordError::Retryable(format!("cannot record the job's end: {e}"))),
         Err(e) => Err(e),
     };
@@ -170,7 +226,7 @@ pub async fn process_record(
             Ok(())
         }
         Err(e) => {
-            if let Err(release) = deps.idempotency.abandon(&key).await {
+            if let Err(release) = deps.idempotency.abandon(&ticket).await {
                 warn!(job_id = %envelope.id, error = %release, "cannot release idempotency claim");
             }
             Err(e)
@@ -187,19 +243,22 @@ async fn run_claimed(
     record: &SqsMessage,
     started: Instant,
 ) -> Result<(String, JobOutcome), RecordError> {
-    let effects = match job.run(envelope) {
-        Ok(effects) => effects,
+    // The emails are checked before any is enqueued: one email-sender would reject makes the
+    // whole job an invalid payload (failed outcome, DLQ), never a success.
+    let checked = job
+        .run(envelope)
+        .and_then(|effects| Ok((effects.email_bodies()?, effects)));
+    let (bodies, effects) = match checked {
+        Ok(checked) => checked,
         Err(JobError::InvalidPayload(reason)) => {
             let reason = format!("invalid payload: {reason}");
             record_outcome(deps, envelope, record, started, Some(&reason)).await?;
             return Err(RecordError::Permanent(reason));
         }
     };
-    for email in &effects.emails {
-        let body = serde_json::to_string(email)
-            .map_err(|e| RecordError::Permanent(format!("cannot encode email: {e}")))?;
+    for body in &bodies {
         deps.queue
-            .send(&deps.emails_queue_url, &body, &[])
+            .send(&deps.emails_queue_url, body, &[])
             .await
             .map_err(RecordError::from_port)?;
     }
@@ -246,6 +305,7 @@ fn outcome(
             OutcomeStatus::Succeeded
         },
         submitted_at: envelope.submitted_at,
+        finished_at: deps.clock.now(),
         latency_ms: wait_ms + started.elapsed().as_millis() as u64,
         error: error.map(str::to_string),
     }

@@ -3,14 +3,16 @@
 //! One table, keys `pk` (partition) and `sk` (sort), both strings, with the TTL attribute
 //! `ttl` (epoch seconds). It holds two kinds of items:
 //!
-//! - idempotency records: `pk = "idem#<key>"`, `sk = "idem"`, `expires_at` (ms), `result` once
-//!   completed. A claim is one conditional `PutItem` (`attribute_not_exists(pk) OR expires_at
-//!   <= now`), so two instances claiming one key never both win, and a record whose holder died
-//!   (or whose TTL passed but DynamoDB has not deleted it yet) is taken over. The losing side
-//!   reads the existing record from the failed condition (`ReturnValuesOnConditionCheckFailure`)
-//!   instead of a second request.
-//! - job outcomes: `pk = "outcome#<UTC day>#<shard>"`, `sk = "<submitted_at ms, 15
-//!   digits>#<job id>"`. A day of outcomes is [`OUTCOME_SHARDS`] `Query` calls on key ranges,
+//! - idempotency records: `pk = "idem#<key>"`, `sk = "idem"`, `expires_at` (ms), `owner`,
+//!   `payload_hash`, and `result` once completed. A claim is one conditional `PutItem`
+//!   (`attribute_not_exists(pk) OR expires_at <= now`), so two instances claiming one key
+//!   never both win, and a record whose holder died (or whose TTL passed but DynamoDB has not
+//!   deleted it yet) is taken over. The losing side reads the existing record from the failed
+//!   condition (`ReturnValuesOnConditionCheckFailure`) instead of a second request. Completing
+//!   is an `UpdateItem` and releasing a `DeleteItem`, both conditional on `owner`.
+//! - job outcomes: `pk = "outcome#<UTC day>#<shard>"`, `sk = "<finished_at ms, 15
+//!   digits>#<job id>"`. A job's outcome and its completed claim are written by one
+//!   `TransactWriteItems`. A day of outcomes is [`OUTCOME_SHARDS`] `Query` calls on key ranges,
 //!   never a `Scan`; the shard (a hash of the job id) spreads one day's writes over several
 //!   partitions so a busy day does not hit one partition's write limit.
 //!
@@ -24,13 +26,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use tokio::sync::OnceCell;
 
-use super::claim_decision;
 use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
-use crate::ports::{Claim, Store, StoreError};
+use crate::ports::{Claim, ClaimRequest, Existing, Settled, Store, StoreError, claim_decision};
 
 /// Name of the partition key attribute (a string).
 pub const PARTITION_KEY: &str = "pk";
@@ -50,6 +53,11 @@ pub const DEFAULT_OUTCOME_RETENTION: Duration = Duration::from_secs(90 * 24 * 36
 const IDEMPOTENCY_SORT_KEY: &str = "idem";
 const EXPIRES_AT: &str = "expires_at";
 const RESULT: &str = "result";
+const OWNER: &str = "owner";
+const PAYLOAD_HASH: &str = "payload_hash";
+/// Sets the result of a claim its owner still holds.
+const COMPLETE_EXPRESSION: &str = "SET #result = :result, #exp = :exp, #ttl = :ttl";
+const OWNER_CONDITION: &str = "#owner = :owner";
 /// Pages of one `Query` read before giving up: 1 MB each, far beyond a day of outcomes.
 const MAX_PAGES: usize = 10_000;
 /// Days one `outcomes_between` call may span: a report needs one or two.
@@ -221,7 +229,7 @@ fn time_key(t: DateTime<Utc>) -> String {
 }
 
 fn outcome_sk(o: &JobOutcome) -> String {
-    format!("{}#{}", time_key(o.submitted_at), o.job_id)
+    format!("{}#{}", time_key(o.finished_at), o.job_id)
 }
 
 type Item = HashMap<String, AttributeValue>;
@@ -256,9 +264,13 @@ fn get_n(item: &Item, name: &str) -> Result<i64, StoreError> {
     }
 }
 
-/// The (result, expiry) of an idempotency item, as [`claim_decision`] reads it.
-fn record_of(item: &Item) -> Result<(Option<String>, DateTime<Utc>), StoreError> {
-    Ok((get_opt_s(item, RESULT)?, from_ms(get_n(item, EXPIRES_AT)?)))
+/// An idempotency item, as [`claim_decision`] reads it.
+fn record_of(item: &Item) -> Result<Existing, StoreError> {
+    Ok(Existing {
+        result: get_opt_s(item, RESULT)?,
+        expires_at: from_ms(get_n(item, EXPIRES_AT)?),
+        payload_hash: get_opt_s(item, PAYLOAD_HASH)?,
+    })
 }
 
 fn outcome_of(item: &Item) -> Result<JobOutcome, StoreError> {
@@ -277,18 +289,112 @@ fn outcome_of(item: &Item) -> Result<JobOutcome, StoreError> {
         kind: get_s(item, "kind")?.to_string(),
         status,
         submitted_at: from_ms(get_n(item, "submitted_at")?),
+        // Items written before finish times were filed by submission time.
+        finished_at: match item.get("finished_at") {
+            Some(_) => from_ms(get_n(item, "finished_at")?),
+            None => from_ms(get_n(item, "submitted_at")?),
+        },
         latency_ms: get_n(item, "latency_ms")?.max(0) as u64,
         error: get_opt_s(item, "error")?,
         job_id,
     })
 }
 
+fn complete_names() -> HashMap<String, String> {
+    [
+        ("#result", RESULT),
+        ("#exp", EXPIRES_AT),
+        ("#ttl", TTL_ATTRIBUTE),
+        ("#owner", OWNER),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn complete_values(owner: &str, result: &str, expires_at: DateTime<Utc>) -> Item {
+    [
+        (":result", s(result)),
+        (":exp", n(ms(expires_at))),
+        (":ttl", n(ttl_seconds(expires_at))),
+        (":owner", s(owner)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+/// A write conditional on the claim's owner: a failed condition means the claim is not ours.
+fn owned<T, E>(
+    what: &str,
+    result: Result<T, SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>>,
+) -> Result<Settled, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(Settled::Done),
+        Err(SdkError::ServiceError(service))
+            if service.err().code() == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(Settled::NotOwner)
+        }
+        Err(e) => Err(classify(what, e)),
+    }
+}
+
+/// True when a cancelled transaction failed only on the claim's owner condition.
+fn lost_the_claim(
+    err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let TransactWriteItemsError::TransactionCanceledException(cancelled) = err else {
+        return false;
+    };
+    let reasons = cancelled.cancellation_reasons();
+    reasons
+        .iter()
+        .any(|r| r.code() == Some("ConditionalCheckFailed"))
+        && reasons
+            .iter()
+            .all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed")))
+}
+
 impl DynamoStore {
+    /// The item of a job outcome, in its day and shard by finish time.
+    fn outcome_item(&self, outcome: &JobOutcome) -> Item {
+        let day = outcome.finished_at.date_naive();
+        let retention = chrono::Duration::from_std(self.outcome_retention)
+            .unwrap_or(chrono::Duration::days(90));
+        let mut item: Item = [
+            (PARTITION_KEY, s(outcome_pk(day, shard_of(&outcome.job_id)))),
+            (SORT_KEY, s(outcome_sk(outcome))),
+            ("v", n(i64::from(outcome.v))),
+            ("job_id", s(&outcome.job_id)),
+            ("kind", s(&outcome.kind)),
+            ("status", s(outcome.status.as_str())),
+            ("submitted_at", n(ms(outcome.submitted_at))),
+            ("finished_at", n(ms(outcome.finished_at))),
+            (
+                "latency_ms",
+                n(i64::try_from(outcome.latency_ms).unwrap_or(i64::MAX)),
+            ),
+            (
+                TTL_ATTRIBUTE,
+                n(ttl_seconds(outcome.finished_at + retention)),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        if let Some(error) = &outcome.error {
+            item.insert("error".into(), s(error));
+        }
+        item
+    }
+
     /// Reads an idempotency record with a strongly consistent read.
-    async fn read_record(
-        &self,
-        key: &str,
-    ) -> Result<Option<(Option<String>, DateTime<Utc>)>, StoreError> {
+    async fn read_record(&self, key: &str) -> Result<Option<Existing>, StoreError> {
         let out = self
             .client()
             .await
@@ -347,12 +453,8 @@ impl DynamoStore {
 
 #[async_trait]
 impl Store for DynamoStore {
-    async fn claim(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
+        let (now, in_progress_until) = (request.now, request.until);
         for _ in 0..CLAIM_ATTEMPTS {
             let put = self
                 .client()
@@ -363,6 +465,8 @@ impl Store for DynamoStore {
                 .item(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
                 .item(EXPIRES_AT, n(ms(in_progress_until)))
                 .item(TTL_ATTRIBUTE, n(ttl_seconds(in_progress_until)))
+                .item(OWNER, s(request.owner))
+                .item(PAYLOAD_HASH, s(request.payload_hash))
                 .condition_expression("attribute_not_exists(#pk) OR #exp <= :now")
                 .expression_attribute_names("#pk", PARTITION_KEY)
                 .expression_attribute_names("#exp", EXPIRES_AT)
@@ -385,7 +489,7 @@ impl Store for DynamoStore {
                     _ => return Err(classify("put_item", e)),
                 },
             };
-            match claim_decision(existing, now) {
+            match claim_decision(existing, request) {
                 // The record expired or vanished between the condition and the read: try again.
                 Claim::Acquired => continue,
                 held => return Ok(held),
@@ -399,25 +503,27 @@ impl Store for DynamoStore {
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.client()
+    ) -> Result<Settled, StoreError> {
+        let updated = self
+            .client()
             .await
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item(PARTITION_KEY, s(idempotency_pk(key)))
-            .item(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
-            .item(RESULT, s(result))
-            .item(EXPIRES_AT, n(ms(expires_at)))
-            .item(TTL_ATTRIBUTE, n(ttl_seconds(expires_at)))
+            .key(PARTITION_KEY, s(idempotency_pk(key)))
+            .key(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
+            .update_expression(COMPLETE_EXPRESSION)
+            .condition_expression(OWNER_CONDITION)
+            .set_expression_attribute_names(Some(complete_names()))
+            .set_expression_attribute_values(Some(complete_values(owner, result, expires_at)))
             .send()
-            .await
-            .map_err(|e| classify("put_item", e))?;
-        Ok(())
+            .await;
+        owned("update_item", updated)
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError> {
         let deleted = self
             .client()
             .await
@@ -425,50 +531,72 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .key(PARTITION_KEY, s(idempotency_pk(key)))
             .key(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
-            // Only an in-progress claim is released; a completed record stays.
-            .condition_expression("attribute_not_exists(#result)")
+            // Only our in-progress claim is released; a completed record, or a claim another
+            // invocation took over after ours lapsed, stays.
+            .condition_expression("attribute_not_exists(#result) AND #owner = :owner")
             .expression_attribute_names("#result", RESULT)
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match deleted {
-            Ok(_) => Ok(()),
+        owned("delete_item", deleted)
+    }
+
+    async fn complete_with_outcome(
+        &self,
+        key: &str,
+        owner: &str,
+        result: &str,
+        expires_at: DateTime<Utc>,
+        outcome: &JobOutcome,
+    ) -> Result<Settled, StoreError> {
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Permanent(e.to_string());
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.outcome_item(outcome)))
+            .build()
+            .map_err(build)?;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(idempotency_pk(key)))
+            .key(SORT_KEY, s(IDEMPOTENCY_SORT_KEY))
+            .update_expression(COMPLETE_EXPRESSION)
+            .condition_expression(OWNER_CONDITION)
+            .set_expression_attribute_names(Some(complete_names()))
+            .set_expression_attribute_values(Some(complete_values(owner, result, expires_at)))
+            .build()
+            .map_err(build)?;
+        let written = self
+            .client()
+            .await
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(Settled::Done),
             Err(SdkError::ServiceError(service))
-                if service.err().is_conditional_check_failed_exception() =>
+                if service.err().is_transaction_canceled_exception()
+                    && lost_the_claim(service.err()) =>
             {
-                Ok(())
+                // The claim is no longer ours; the outcome still happened, so record it alone.
+                self.record_outcome(outcome).await?;
+                Ok(Settled::NotOwner)
             }
-            Err(e) => Err(classify("delete_item", e)),
+            Err(e) => Err(classify("transact_write_items", e)),
         }
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
-        let day = outcome.submitted_at.date_naive();
-        let retention = chrono::Duration::from_std(self.outcome_retention)
-            .unwrap_or(chrono::Duration::days(90));
-        let mut put = self
-            .client()
+        self.client()
             .await
             .put_item()
             .table_name(&self.table)
-            .item(PARTITION_KEY, s(outcome_pk(day, shard_of(&outcome.job_id))))
-            .item(SORT_KEY, s(outcome_sk(outcome)))
-            .item("v", n(i64::from(outcome.v)))
-            .item("job_id", s(&outcome.job_id))
-            .item("kind", s(&outcome.kind))
-            .item("status", s(outcome.status.as_str()))
-            .item("submitted_at", n(ms(outcome.submitted_at)))
-            .item(
-                "latency_ms",
-                n(i64::try_from(outcome.latency_ms).unwrap_or(i64::MAX)),
-            )
-            .item(
-                TTL_ATTRIBUTE,
-                n(ttl_seconds(outcome.submitted_at + retention)),
-            );
-        if let Some(error) = &outcome.error {
-            put = put.item("error", s(error));
-        }
-        put.send().await.map_err(|e| classify("put_item", e))?;
+            .set_item(Some(self.outcome_item(outcome)))
+            .send()
+            .await
+            .map_err(|e| classify("put_item", e))?;
         Ok(())
     }
 
@@ -499,8 +627,8 @@ impl Store for DynamoStore {
             }
         }
         // The key range is exact; times before 1970 are clamped to 0 in keys, so filter too.
-        outcomes.retain(|o| o.submitted_at >= from && o.submitted_at < to);
-        outcomes.sort_by(|a, b| (a.submitted_at, &a.job_id).cmp(&(b.submitted_at, &b.job_id)));
+        outcomes.retain(|o| o.finished_at >= from && o.finished_at < to);
+        outcomes.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
         Ok(outcomes)
     }
 }
@@ -578,7 +706,13 @@ mod tests {
         let replay = StaticReplayClient::new(vec![reply(200, json!({}))]);
         let now = t("2026-11-22T10:00:00Z");
         let until = t("2026-11-22T10:00:30.250Z");
-        let claim = store(&replay).claim("email:r-1", now, until).await.unwrap();
+        let request = ClaimRequest {
+            now,
+            until,
+            owner: "o-1",
+            payload_hash: "h-1",
+        };
+        let claim = store(&replay).claim("email:r-1", &request).await.unwrap();
         assert_eq!(claim, Claim::Acquired);
         let requests = sent(&replay);
         assert_eq!(requests.len(), 1);
@@ -594,6 +728,8 @@ mod tests {
                     "expires_at": {"N": until.timestamp_millis().to_string()},
                     // Rounded up: DynamoDB must not delete the claim before it expires.
                     "ttl": {"N": (until.timestamp() + 1).to_string()},
+                    "owner": {"S": "o-1"},
+                    "payload_hash": {"S": "h-1"},
                 },
                 "ConditionExpression": "attribute_not_exists(#pk) OR #exp <= :now",
                 "ExpressionAttributeNames": {"#pk": "pk", "#exp": "expires_at"},
@@ -621,12 +757,18 @@ mod tests {
         let now = t("2026-11-22T10:00:00Z");
         let replay = StaticReplayClient::new(vec![held(Some("m-1")), held(None)]);
         let s = store(&replay);
+        let request = ClaimRequest {
+            now,
+            until,
+            owner: "o",
+            payload_hash: "h",
+        };
         assert_eq!(
-            s.claim("k", now, until).await.unwrap(),
+            s.claim("k", &request).await.unwrap(),
             Claim::Completed("m-1".into())
         );
         assert_eq!(
-            s.claim("k", now, until).await.unwrap(),
+            s.claim("k", &request).await.unwrap(),
             Claim::InProgress { until }
         );
         assert_eq!(sent(&replay).len(), 2, "no extra reads");
@@ -645,9 +787,14 @@ mod tests {
                 }}),
             ),
         ]);
-        let now = t("2026-11-22T10:00:00Z");
+        let request = ClaimRequest {
+            now: t("2026-11-22T10:00:00Z"),
+            until,
+            owner: "o",
+            payload_hash: "h",
+        };
         assert_eq!(
-            store(&replay).claim("k", now, until).await.unwrap(),
+            store(&replay).claim("k", &request).await.unwrap(),
             Claim::InProgress { until }
         );
         let requests = sent(&replay);
@@ -673,7 +820,7 @@ mod tests {
         for (code, transient) in cases {
             let replay = StaticReplayClient::new(vec![error(code, json!({}))]);
             let err = store(&replay)
-                .complete("k", "done", t("2026-11-23T00:00:00Z"))
+                .complete("k", "o", "done", t("2026-11-23T00:00:00Z"))
                 .await
                 .unwrap_err();
             assert_eq!(
@@ -684,30 +831,79 @@ mod tests {
             assert!(err.to_string().contains(code), "{err}");
         }
         let replay = StaticReplayClient::new(vec![reply(500, json!({}))]);
-        let err = store(&replay).release("k").await.unwrap_err();
+        let err = store(&replay).release("k", "o").await.unwrap_err();
         assert!(matches!(err, StoreError::Transient(_)), "{err}");
     }
 
     #[tokio::test]
-    async fn release_deletes_only_an_in_progress_claim() {
+    async fn release_deletes_only_its_own_in_progress_claim() {
         let replay = StaticReplayClient::new(vec![
             reply(200, json!({})),
             error("ConditionalCheckFailedException", json!({})),
         ]);
         let s = store(&replay);
-        s.release("k").await.unwrap();
-        // A completed record fails the condition: that is success, the record stays.
-        s.release("k").await.unwrap();
+        assert_eq!(s.release("k", "o").await.unwrap(), Settled::Done);
+        // A completed record, or another owner's, fails the condition and stays.
+        assert_eq!(s.release("k", "o").await.unwrap(), Settled::NotOwner);
         let requests = sent(&replay);
         assert_eq!(requests[0].0, "DeleteItem");
         assert_eq!(
             requests[0].1["ConditionExpression"],
-            "attribute_not_exists(#result)"
+            "attribute_not_exists(#result) AND #owner = :owner"
         );
         assert_eq!(
             requests[0].1["ExpressionAttributeNames"],
-            json!({"#result": "result"})
+            json!({"#result": "result", "#owner": "owner"})
         );
+        assert_eq!(
+            requests[0].1["ExpressionAttributeValues"],
+            json!({":owner": {"S": "o"}})
+        );
+    }
+
+    #[tokio::test]
+    async fn complete_with_outcome_is_one_transaction_and_survives_a_lost_claim() {
+        let cancelled = error(
+            "TransactionCanceledException",
+            json!({"CancellationReasons": [{"Code": "None"}, {"Code": "ConditionalCheckFailed"}]}),
+        );
+        let replay = StaticReplayClient::new(vec![
+            reply(200, json!({})),
+            cancelled,
+            reply(200, json!({})),
+        ]);
+        let s = store(&replay);
+        let o = outcome("job-1", "2026-11-21T10:00:00Z", None);
+        let expires = t("2026-12-05T10:00:00Z");
+        assert_eq!(
+            s.complete_with_outcome("job:job-1", "o", "done", expires, &o)
+                .await
+                .unwrap(),
+            Settled::Done
+        );
+        assert_eq!(
+            s.complete_with_outcome("job:job-1", "o", "done", expires, &o)
+                .await
+                .unwrap(),
+            Settled::NotOwner
+        );
+        let requests = sent(&replay);
+        assert_eq!(requests[0].0, "TransactWriteItems");
+        let items = requests[0].1["TransactItems"].as_array().unwrap();
+        let without_ttl = |mut v: Value| {
+            v.as_object_mut().unwrap().remove("ttl");
+            v
+        };
+        assert_eq!(without_ttl(items[0]["Put"]["Item"].clone()), item(&o));
+        let update = &items[1]["Update"];
+        assert_eq!(update["ConditionExpression"], OWNER_CONDITION);
+        assert_eq!(
+            update["ExpressionAttributeValues"][":owner"],
+            json!({"S": "o"})
+        );
+        // The claim was lost: the outcome is still recorded, alone.
+        assert_eq!(requests[2].0, "PutItem");
+        assert_eq!(without_ttl(requests[2].1["Item"].clone()), item(&o));
     }
 
     fn outcome(id: &str, at: &str, error: Option<&str>) -> JobOutcome {
@@ -720,7 +916,8 @@ mod tests {
             } else {
                 OutcomeStatus::Succeeded
             },
-            submitted_at: t(at),
+            submitted_at: t(at) - chrono::Duration::hours(1),
+            finished_at: t(at),
             latency_ms: 42,
             error: error.map(str::to_string),
         }
@@ -741,15 +938,16 @@ mod tests {
             body["Item"],
             json!({
                 "pk": {"S": format!("outcome#2026-11-21#{}", shard_of("job-1"))},
-                "sk": {"S": format!("{:015}#job-1", o.submitted_at.timestamp_millis())},
+                "sk": {"S": format!("{:015}#job-1", o.finished_at.timestamp_millis())},
                 "v": {"N": "1"},
                 "job_id": {"S": "job-1"},
                 "kind": {"S": "order.placed"},
                 "status": {"S": "failed"},
                 "submitted_at": {"N": o.submitted_at.timestamp_millis().to_string()},
+                "finished_at": {"N": o.finished_at.timestamp_millis().to_string()},
                 "latency_ms": {"N": "42"},
                 "error": {"S": "boom"},
-                "ttl": {"N": (o.submitted_at.timestamp() + 3600 + 1).to_string()},
+                "ttl": {"N": (o.finished_at.timestamp() + 3600 + 1).to_string()},
             })
         );
         assert!(body.get("ConditionExpression").is_none());
@@ -757,13 +955,14 @@ mod tests {
 
     fn item(o: &JobOutcome) -> Value {
         json!({
-            "pk": {"S": outcome_pk(o.submitted_at.date_naive(), shard_of(&o.job_id))},
+            "pk": {"S": outcome_pk(o.finished_at.date_naive(), shard_of(&o.job_id))},
             "sk": {"S": outcome_sk(o)},
             "v": {"N": "1"},
             "job_id": {"S": o.job_id},
             "kind": {"S": o.kind},
             "status": {"S": o.status.as_str()},
             "submitted_at": {"N": o.submitted_at.timestamp_millis().to_string()},
+            "finished_at": {"N": o.finished_at.timestamp_millis().to_string()},
             "latency_ms": {"N": o.latency_ms.to_string()},
         })
     }

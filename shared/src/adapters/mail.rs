@@ -115,13 +115,34 @@ impl SmtpMailer {
     }
 }
 
-/// SMTP 4xx replies and connection problems can pass; 5xx replies will repeat.
+/// Sorts an SMTP failure by what the server may have done with the email: a 5xx reply will
+/// repeat ([`MailError::Rejected`]); a 4xx reply, a refused connection and a client-side
+/// failure mean the server did not take it ([`MailError::Transient`]); a connection lost or
+/// timed out, or a reply that cannot be read, may come after the message went out (the server
+/// took it and its `250` was lost), so the outcome is [`MailError::Unconfirmed`].
 fn classify_smtp(err: lettre::transport::smtp::Error) -> MailError {
+    let text = err.to_string();
     if err.is_permanent() {
-        MailError::Rejected(err.to_string())
+        MailError::Rejected(text)
+    } else if err.is_transient() || err.is_client() || connection_refused(&err) {
+        MailError::Transient(text)
     } else {
-        MailError::Transient(err.to_string())
+        MailError::Unconfirmed(text)
     }
+}
+
+/// True when an error, or one of its sources, is a refused connection: nothing was sent.
+pub(crate) fn connection_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 #[async_trait]
@@ -136,6 +157,7 @@ impl Mailer for SmtpMailer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::Retryable;
 
     fn email() -> OutgoingEmail {
         OutgoingEmail {
@@ -173,6 +195,78 @@ mod tests {
         assert!(
             matches!(build_message(&e), Err(MailError::Rejected(m)) if m.contains("to address"))
         );
+    }
+
+    /// A one-shot SMTP server on loopback: greets with `greeting`, accepts one message, and
+    /// then, when `drop_after_data`, closes the connection instead of answering the message.
+    async fn smtp_server(greeting: &'static str, drop_after_data: bool) -> u16 {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(greeting.as_bytes()).await.unwrap();
+            if !greeting.starts_with("220") {
+                return;
+            }
+            let mut in_data = false;
+            while let Ok(Some(line)) = lines.next_line().await {
+                let reply: &[u8] = if in_data {
+                    if line != "." {
+                        continue;
+                    }
+                    if drop_after_data {
+                        return;
+                    }
+                    in_data = false;
+                    b"250 queued\r\n"
+                } else if line.starts_with("EHLO") {
+                    b"250 localhost\r\n"
+                } else if line.starts_with("DATA") {
+                    in_data = true;
+                    b"354 go on\r\n"
+                } else if line.starts_with("QUIT") {
+                    b"221 bye\r\n"
+                } else {
+                    b"250 ok\r\n"
+                };
+                if write.write_all(reply).await.is_err() {
+                    return;
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn smtp_outcomes_by_what_the_server_may_have_done() {
+        let port = smtp_server("220 localhost ready\r\n", false).await;
+        assert!(
+            SmtpMailer::new("127.0.0.1", port)
+                .send(&email())
+                .await
+                .is_ok()
+        );
+        // 421: the server refuses service, the message never went out. A connection dropped
+        // after the whole message went out, before the reply: the server may have queued it.
+        for (greeting, drop_after_data, unconfirmed) in [
+            ("421 too busy, try later\r\n", false, false),
+            ("220 localhost ready\r\n", true, true),
+        ] {
+            let port = smtp_server(greeting, drop_after_data).await;
+            let err = SmtpMailer::new("127.0.0.1", port)
+                .send(&email())
+                .await
+                .unwrap_err();
+            assert_eq!(
+                matches!(err, MailError::Unconfirmed(_)),
+                unconfirmed,
+                "{err}"
+            );
+            assert!(err.is_retryable(), "{err}");
+        }
     }
 
     #[tokio::test]

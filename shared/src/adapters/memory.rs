@@ -8,11 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::claim_decision;
 use crate::contracts::JobOutcome;
 use crate::ports::{
-    Attribute, BlobError, Blobs, Claim, Clock, MailError, Mailer, OutgoingEmail, Queue, QueueError,
-    Store, StoreError,
+    Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
+    OutgoingEmail, Queue, QueueError, Settled, Store, StoreError, claim_decision,
 };
 
 /// A clock that moves only when told to.
@@ -49,6 +48,10 @@ pub struct Record {
     pub result: Option<String>,
     /// When the record stops counting.
     pub expires_at: DateTime<Utc>,
+    /// The token of the claim's owner.
+    pub owner: String,
+    /// The payload hash it was claimed with.
+    pub payload_hash: String,
 }
 
 /// A store in memory.
@@ -56,6 +59,7 @@ pub struct Record {
 pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
     outcomes: Mutex<BTreeMap<String, JobOutcome>>,
+    complete_failures: Mutex<VecDeque<StoreError>>,
 }
 
 impl MemoryStore {
@@ -68,25 +72,32 @@ impl MemoryStore {
     pub fn record(&self, key: &str) -> Option<Record> {
         self.records.lock().unwrap().get(key).cloned()
     }
+
+    /// Makes the next `complete` fail with `error` (queued: one failure per call), as a
+    /// store that cannot be reached just after the work was done.
+    pub fn fail_next_complete(&self, error: StoreError) {
+        self.complete_failures.lock().unwrap().push_back(error);
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn claim(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let mut records = self.records.lock().unwrap();
-        let existing = records.get(key).map(|r| (r.result.clone(), r.expires_at));
-        let claim = claim_decision(existing, now);
+        let existing = records.get(key).map(|r| Existing {
+            result: r.result.clone(),
+            expires_at: r.expires_at,
+            payload_hash: Some(r.payload_hash.clone()),
+        });
+        let claim = claim_decision(existing, request);
         if claim == Claim::Acquired {
             records.insert(
                 key.to_string(),
                 Record {
                     result: None,
-                    expires_at: in_progress_until,
+                    expires_at: request.until,
+                    owner: request.owner.to_string(),
+                    payload_hash: request.payload_hash.to_string(),
                 },
             );
         }
@@ -96,22 +107,33 @@ impl Store for MemoryStore {
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        self.records.lock().unwrap().insert(
-            key.to_string(),
-            Record {
-                result: Some(result.to_string()),
-                expires_at,
-            },
-        );
-        Ok(())
+    ) -> Result<Settled, StoreError> {
+        if let Some(e) = self.complete_failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        let mut records = self.records.lock().unwrap();
+        match records.get_mut(key) {
+            Some(r) if r.owner == owner => {
+                r.result = Some(result.to_string());
+                r.expires_at = expires_at;
+                Ok(Settled::Done)
+            }
+            _ => Ok(Settled::NotOwner),
+        }
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        self.records.lock().unwrap().remove(key);
-        Ok(())
+    async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError> {
+        let mut records = self.records.lock().unwrap();
+        match records.get(key) {
+            Some(r) if r.owner == owner && r.result.is_none() => {
+                records.remove(key);
+                Ok(Settled::Done)
+            }
+            _ => Ok(Settled::NotOwner),
+        }
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
@@ -132,10 +154,10 @@ impl Store for MemoryStore {
             .lock()
             .unwrap()
             .values()
-            .filter(|o| o.submitted_at >= from && o.submitted_at < to)
+            .filter(|o| o.finished_at >= from && o.finished_at < to)
             .cloned()
             .collect();
-        found.sort_by_key(|o| o.submitted_at);
+        found.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
         Ok(found)
     }
 }

@@ -17,21 +17,3 @@ pub mod s3;
 pub mod ses;
 pub mod sqlite;
 pub mod sqs;
-
-use chrono::{DateTime, Utc};
-
-use crate::ports::Claim;
-
-/// The idempotency rule every store applies to the record it finds for a key: a live
-/// completed record answers with its result, a live in-progress one blocks, anything expired
-/// or absent is taken.
-pub(crate) fn claim_decision(
-    existing: Option<(Option<String>, DateTime<Utc>)>,
-    now: DateTime<Utc>,
-) -> Claim {
-    match existing {
-        Some((Some(result), expires_at)) if expires_at > now => Claim::Completed(result),
-        Some((None, until)) if until > now => Claim::InProgress { until },
-        _ => Claim::Acquired,
-    }
-}

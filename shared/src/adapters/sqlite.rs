@@ -11,9 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::claim_decision;
 use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
-use crate::ports::{Claim, Store, StoreError};
+use crate::ports::{Claim, ClaimRequest, Existing, Settled, Store, StoreError, claim_decision};
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -74,10 +73,10 @@ impl SqliteStore {
                  submitted_at_ms INTEGER NOT NULL,
                  latency_ms INTEGER NOT NULL,
                  error TEXT
-             );
-             CREATE INDEX IF NOT EXISTS outcomes_by_time ON outcomes (submitted_at_ms);",
+             );",
         )
         .map_err(classify)?;
+        migrate(&conn).map_err(classify)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -105,23 +104,60 @@ impl SqliteStore {
     }
 }
 
+/// Columns added after the first release, added to databases made before them: claims' owner
+/// and payload hash, outcomes' finish time (old rows take their submission time).
+fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+    let has = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names = stmt.query_map([], |row| row.get::<_, String>(1))?;
+        for name in names {
+            if name? == column {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    if !has("idempotency", "owner")? {
+        conn.execute_batch(
+            "ALTER TABLE idempotency ADD COLUMN owner TEXT;
+             ALTER TABLE idempotency ADD COLUMN payload_hash TEXT;",
+        )?;
+    }
+    if !has("outcomes", "finished_at_ms")? {
+        conn.execute_batch(
+            "ALTER TABLE outcomes ADD COLUMN finished_at_ms INTEGER;
+             UPDATE outcomes SET finished_at_ms = submitted_at_ms WHERE finished_at_ms IS NULL;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE INDEX IF NOT EXISTS outcomes_by_finish ON outcomes (finished_at_ms);",
+    )
+}
+
 fn complete_key(
     conn: &Connection,
     key: &str,
+    owner: &str,
     result: &str,
     expires_at: DateTime<Utc>,
-) -> Result<(), rusqlite::Error> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms) VALUES (?1, ?2, ?3)",
-    )?
-    .execute(params![key, result, ms(expires_at)])
-    .map(|_| ())
+) -> Result<Settled, rusqlite::Error> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE idempotency SET result = ?3, expires_at_ms = ?4 WHERE key = ?1 AND owner = ?2",
+        )?
+        .execute(params![key, owner, result, ms(expires_at)])?;
+    Ok(if changed == 1 {
+        Settled::Done
+    } else {
+        Settled::NotOwner
+    })
 }
 
 fn insert_outcome(conn: &Connection, o: &JobOutcome) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO outcomes (job_id, kind, status, submitted_at_ms, latency_ms, error)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR REPLACE INTO outcomes
+         (job_id, kind, status, submitted_at_ms, latency_ms, error, finished_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         o.job_id,
@@ -129,34 +165,45 @@ fn insert_outcome(conn: &Connection, o: &JobOutcome) -> Result<(), rusqlite::Err
         o.status.as_str(),
         ms(o.submitted_at),
         o.latency_ms as i64,
-        o.error
+        o.error,
+        ms(o.finished_at)
     ])
     .map(|_| ())
 }
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn claim(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        in_progress_until: DateTime<Utc>,
-    ) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, request: &ClaimRequest<'_>) -> Result<Claim, StoreError> {
         let key = key.to_string();
+        let (now, until) = (request.now, request.until);
+        let (owner, hash) = (request.owner.to_string(), request.payload_hash.to_string());
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = tx
-                .prepare_cached("SELECT result, expires_at_ms FROM idempotency WHERE key = ?1")?
+                .prepare_cached(
+                    "SELECT result, expires_at_ms, payload_hash FROM idempotency WHERE key = ?1",
+                )?
                 .query_row(params![key], |row| {
-                    Ok((row.get::<_, Option<String>>(0)?, from_ms(row.get(1)?)))
+                    Ok(Existing {
+                        result: row.get(0)?,
+                        expires_at: from_ms(row.get(1)?),
+                        payload_hash: row.get(2)?,
+                    })
                 })
                 .optional()?;
-            let claim = claim_decision(existing, now);
+            let request = ClaimRequest {
+                now,
+                until,
+                owner: &owner,
+                payload_hash: &hash,
+            };
+            let claim = claim_decision(existing, &request);
             if claim == Claim::Acquired {
                 tx.prepare_cached(
-                    "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms) VALUES (?1, NULL, ?2)",
+                    "INSERT OR REPLACE INTO idempotency (key, result, expires_at_ms, owner, payload_hash)
+                     VALUES (?1, NULL, ?2, ?3, ?4)",
                 )?
-                .execute(params![key, ms(in_progress_until)])?;
+                .execute(params![key, ms(until), owner, hash])?;
             }
             tx.commit()?;
             Ok(claim)
@@ -167,20 +214,28 @@ impl Store for SqliteStore {
     async fn complete(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let (key, result) = (key.to_string(), result.to_string());
-        self.with_conn(move |conn| complete_key(conn, &key, &result, expires_at))
+    ) -> Result<Settled, StoreError> {
+        let (key, owner, result) = (key.to_string(), owner.to_string(), result.to_string());
+        self.with_conn(move |conn| complete_key(conn, &key, &owner, &result, expires_at))
             .await
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let key = key.to_string();
+    async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError> {
+        let (key, owner) = (key.to_string(), owner.to_string());
         self.with_conn(move |conn| {
-            conn.prepare_cached("DELETE FROM idempotency WHERE key = ?1 AND result IS NULL")?
-                .execute(params![key])
-                .map(|_| ())
+            let deleted = conn
+                .prepare_cached(
+                    "DELETE FROM idempotency WHERE key = ?1 AND owner = ?2 AND result IS NULL",
+                )?
+                .execute(params![key, owner])?;
+            Ok(if deleted == 1 {
+                Settled::Done
+            } else {
+                Settled::NotOwner
+            })
         })
         .await
     }
@@ -193,16 +248,23 @@ impl Store for SqliteStore {
     async fn complete_with_outcome(
         &self,
         key: &str,
+        owner: &str,
         result: &str,
         expires_at: DateTime<Utc>,
         outcome: &JobOutcome,
-    ) -> Result<(), StoreError> {
-        let (key, result, o) = (key.to_string(), result.to_string(), outcome.clone());
+    ) -> Result<Settled, StoreError> {
+        let (key, owner, result, o) = (
+            key.to_string(),
+            owner.to_string(),
+            result.to_string(),
+            outcome.clone(),
+        );
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             insert_outcome(&tx, &o)?;
-            complete_key(&tx, &key, &result, expires_at)?;
-            tx.commit()
+            let settled = complete_key(&tx, &key, &owner, &result, expires_at)?;
+            tx.commit()?;
+            Ok(settled)
         })
         .await
     }
@@ -215,8 +277,9 @@ impl Store for SqliteStore {
         let rows = self
             .with_conn(move |conn| {
                 let mut stmt = conn.prepare_cached(
-                    "SELECT job_id, kind, status, submitted_at_ms, latency_ms, error FROM outcomes
-                     WHERE submitted_at_ms >= ?1 AND submitted_at_ms < ?2 ORDER BY submitted_at_ms, job_id",
+                    "SELECT job_id, kind, status, submitted_at_ms, latency_ms, error, finished_at_ms
+                     FROM outcomes WHERE finished_at_ms >= ?1 AND finished_at_ms < ?2
+                     ORDER BY finished_at_ms, job_id",
                 )?;
                 let rows = stmt.query_map(params![ms(from), ms(to)], |row| {
                     Ok((
@@ -226,32 +289,36 @@ impl Store for SqliteStore {
                         row.get::<_, i64>(3)?,
                         row.get::<_, i64>(4)?,
                         row.get::<_, Option<String>>(5)?,
+                        row.get::<_, i64>(6)?,
                     ))
                 })?;
                 rows.collect::<Result<Vec<_>, _>>()
             })
             .await?;
         rows.into_iter()
-            .map(|(job_id, kind, status, submitted, latency, error)| {
-                let status = match status.as_str() {
-                    "succeeded" => OutcomeStatus::Succeeded,
-                    "failed" => OutcomeStatus::Failed,
-                    other => {
-                        return Err(StoreError::Permanent(format!(
-                            "outcome {job_id} has unknown status {other:?}"
-                        )));
-                    }
-                };
-                Ok(JobOutcome {
-                    v: CONTRACT_VERSION,
-                    job_id,
-                    kind,
-                    status,
-                    submitted_at: from_ms(submitted),
-                    latency_ms: latency.max(0) as u64,
-                    error,
-                })
-            })
+            .map(
+                |(job_id, kind, status, submitted, latency, error, finished)| {
+                    let status = match status.as_str() {
+                        "succeeded" => OutcomeStatus::Succeeded,
+                        "failed" => OutcomeStatus::Failed,
+                        other => {
+                            return Err(StoreError::Permanent(format!(
+                                "outcome {job_id} has unknown status {other:?}"
+                            )));
+                        }
+                    };
+                    Ok(JobOutcome {
+                        v: CONTRACT_VERSION,
+                        job_id,
+                        kind,
+                        status,
+                        submitted_at: from_ms(submitted),
+                        finished_at: from_ms(finished),
+                        latency_ms: latency.max(0) as u64,
+                        error,
+                    })
+                },
+            )
             .collect()
     }
 }
@@ -264,48 +331,106 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn req<'a>(now: &str, until: &str, owner: &'a str, hash: &'a str) -> ClaimRequest<'a> {
+        ClaimRequest {
+            now: t(now),
+            until: t(until),
+            owner,
+            payload_hash: hash,
+        }
+    }
+
+    const NOW: &str = "2026-11-22T10:00:00Z";
+    const UNTIL: &str = "2026-11-22T10:00:30Z";
+
     #[tokio::test]
     async fn claim_complete_release_and_expiry() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("nested/state.db")).unwrap();
-        let now = t("2026-11-22T10:00:00Z");
-        let until = t("2026-11-22T10:00:30Z");
-        assert_eq!(store.claim("k", now, until).await.unwrap(), Claim::Acquired);
+        let a = req(NOW, UNTIL, "a", "h");
+        assert_eq!(store.claim("k", &a).await.unwrap(), Claim::Acquired);
         assert_eq!(
-            store.claim("k", now, until).await.unwrap(),
-            Claim::InProgress { until }
+            store.claim("k", &req(NOW, UNTIL, "b", "h")).await.unwrap(),
+            Claim::InProgress { until: t(UNTIL) }
         );
-        // After the holder's deadline the claim can be taken over.
+        // After the holder's deadline the claim can be taken over, and the old owner can
+        // neither release nor complete it any more.
+        let c = req("2026-11-22T10:00:31Z", "2026-11-22T10:01:01Z", "c", "h");
+        assert_eq!(store.claim("k", &c).await.unwrap(), Claim::Acquired);
+        assert_eq!(store.release("k", "a").await.unwrap(), Settled::NotOwner);
         assert_eq!(
             store
-                .claim("k", t("2026-11-22T10:00:31Z"), until)
+                .complete("k", "a", "stale", t("2026-11-23T10:00:00Z"))
                 .await
                 .unwrap(),
-            Claim::Acquired
+            Settled::NotOwner
         );
-        store
-            .complete("k", "ok", t("2026-11-23T10:00:00Z"))
-            .await
-            .unwrap();
         assert_eq!(
-            store.claim("k", now, until).await.unwrap(),
+            store
+                .complete("k", "c", "ok", t("2026-11-23T10:00:00Z"))
+                .await
+                .unwrap(),
+            Settled::Done
+        );
+        assert_eq!(
+            store.claim("k", &a).await.unwrap(),
             Claim::Completed("ok".into())
         );
         // Release does not delete a completed record.
-        store.release("k").await.unwrap();
+        assert_eq!(store.release("k", "c").await.unwrap(), Settled::NotOwner);
         assert_eq!(
-            store.claim("k", now, until).await.unwrap(),
+            store.claim("k", &a).await.unwrap(),
             Claim::Completed("ok".into())
         );
+        let d = req("2026-11-23T10:00:01Z", "2026-11-23T10:00:31Z", "d", "h");
+        assert_eq!(store.claim("k", &d).await.unwrap(), Claim::Acquired);
+        assert_eq!(store.release("k", "d").await.unwrap(), Settled::Done);
+        assert_eq!(store.claim("k", &a).await.unwrap(), Claim::Acquired);
+    }
+
+    #[tokio::test]
+    async fn another_payload_under_a_live_key_is_a_mismatch() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
         assert_eq!(
-            store
-                .claim("k", t("2026-11-23T10:00:01Z"), until)
-                .await
-                .unwrap(),
+            store.claim("k", &req(NOW, UNTIL, "a", "h1")).await.unwrap(),
             Claim::Acquired
         );
-        store.release("k").await.unwrap();
-        assert_eq!(store.claim("k", now, until).await.unwrap(), Claim::Acquired);
+        assert_eq!(
+            store.claim("k", &req(NOW, UNTIL, "b", "h2")).await.unwrap(),
+            Claim::PayloadMismatch {
+                stored: "h1".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn databases_from_before_owners_and_finish_times_are_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE idempotency (key TEXT PRIMARY KEY, result TEXT, expires_at_ms INTEGER NOT NULL);
+                 CREATE TABLE outcomes (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
+                     submitted_at_ms INTEGER NOT NULL, latency_ms INTEGER NOT NULL, error TEXT);
+                 INSERT INTO idempotency VALUES ('k', 'done', 4102444800000);
+                 INSERT INTO outcomes VALUES ('j', 'user.signup', 'succeeded', 1795000000000, 5, NULL);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        // An old record has no hash: it answers for any payload, as it did.
+        assert_eq!(
+            store.claim("k", &req(NOW, UNTIL, "a", "h")).await.unwrap(),
+            Claim::Completed("done".into())
+        );
+        let old = store
+            .outcomes_between(from_ms(1_795_000_000_000), from_ms(1_795_000_000_001))
+            .await
+            .unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].finished_at, old[0].submitted_at);
     }
 
     #[tokio::test]
@@ -314,12 +439,11 @@ mod tests {
         let path = dir.path().join("state.db");
         let a = SqliteStore::open(&path).unwrap();
         let b = SqliteStore::open(&path).unwrap();
-        let now = t("2026-11-22T10:00:00Z");
-        let until = t("2026-11-22T10:00:30Z");
         let mut wins = 0;
         for i in 0..20 {
             let key = format!("k{i}");
-            let (ra, rb) = tokio::join!(a.claim(&key, now, until), b.claim(&key, now, until));
+            let (qa, qb) = (req(NOW, UNTIL, "a", "h"), req(NOW, UNTIL, "b", "h"));
+            let (ra, rb) = tokio::join!(a.claim(&key, &qa), b.claim(&key, &qb));
             wins += [ra.unwrap(), rb.unwrap()]
                 .iter()
                 .filter(|c| **c == Claim::Acquired)
@@ -329,26 +453,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn outcomes_by_time_window() {
+    async fn two_payloads_racing_for_one_key_one_wins_one_mismatches() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        for i in 0..20 {
+            let key = format!("k{i}");
+            let (qa, qb) = (req(NOW, UNTIL, "a", "p1"), req(NOW, UNTIL, "b", "p2"));
+            let (ra, rb) = tokio::join!(a.claim(&key, &qa), b.claim(&key, &qb));
+            let claims = [ra.unwrap(), rb.unwrap()];
+            assert!(
+                claims
+                    == [
+                        Claim::Acquired,
+                        Claim::PayloadMismatch {
+                            stored: "p1".into()
+                        }
+                    ]
+                    || claims
+                        == [
+                            Claim::PayloadMismatch {
+                                stored: "p2".into()
+                            },
+                            Claim::Acquired
+                        ],
+                "{claims:?}"
+            );
+        }
+    }
+
+    fn outcome(id: &str, submitted: &str, finished: &str) -> JobOutcome {
+        JobOutcome {
+            v: 1,
+            job_id: id.into(),
+            kind: "order.placed".into(),
+            status: OutcomeStatus::Succeeded,
+            submitted_at: t(submitted),
+            finished_at: t(finished),
+            latency_ms: 5,
+            error: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn outcomes_are_found_by_finish_time() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
-        for (id, at) in [
-            ("a", "2026-11-21T00:00:00Z"),
-            ("b", "2026-11-21T23:59:59Z"),
-            ("c", "2026-11-22T00:00:00Z"),
+        for o in [
+            outcome("a", "2026-11-20T23:00:00Z", "2026-11-21T00:00:00Z"),
+            outcome("b", "2026-11-21T10:00:00Z", "2026-11-21T23:59:59Z"),
+            // Submitted on the 21st, finished (after a backlog) on the 22nd.
+            outcome("c", "2026-11-21T12:00:00Z", "2026-11-22T00:00:00Z"),
         ] {
-            store
-                .record_outcome(&JobOutcome {
-                    v: 1,
-                    job_id: id.into(),
-                    kind: "order.placed".into(),
-                    status: OutcomeStatus::Succeeded,
-                    submitted_at: t(at),
-                    latency_ms: 5,
-                    error: None,
-                })
-                .await
-                .unwrap();
+            store.record_outcome(&o).await.unwrap();
         }
         let day = store
             .outcomes_between(t("2026-11-21T00:00:00Z"), t("2026-11-22T00:00:00Z"))
@@ -364,26 +522,18 @@ mod tests {
     async fn complete_with_outcome_writes_both_or_neither() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
-        let (now, until) = (t("2026-11-22T10:00:00Z"), t("2026-11-22T10:00:30Z"));
-        let outcome = JobOutcome {
-            v: 1,
-            job_id: "j-1".into(),
-            kind: "user.signup".into(),
-            status: OutcomeStatus::Succeeded,
-            submitted_at: t("2026-11-22T09:59:00Z"),
-            latency_ms: 7,
-            error: None,
-        };
+        let first = outcome("j-1", "2026-11-22T09:59:00Z", "2026-11-22T10:00:00Z");
+        let r = req(NOW, UNTIL, "o", "h");
+        assert_eq!(store.claim("job:j-1", &r).await.unwrap(), Claim::Acquired);
         assert_eq!(
-            store.claim("job:j-1", now, until).await.unwrap(),
-            Claim::Acquired
+            store
+                .complete_with_outcome("job:j-1", "o", "done", t("2026-11-23T10:00:00Z"), &first)
+                .await
+                .unwrap(),
+            Settled::Done
         );
-        store
-            .complete_with_outcome("job:j-1", "done", t("2026-11-23T10:00:00Z"), &outcome)
-            .await
-            .unwrap();
         assert_eq!(
-            store.claim("job:j-1", now, until).await.unwrap(),
+            store.claim("job:j-1", &r).await.unwrap(),
             Claim::Completed("done".into())
         );
         let day = t("2026-11-22T00:00:00Z");
@@ -391,18 +541,15 @@ mod tests {
             .outcomes_between(day, day + chrono::Duration::days(1))
             .await
             .unwrap();
-        assert_eq!(outcomes, std::slice::from_ref(&outcome));
+        assert_eq!(outcomes, std::slice::from_ref(&first));
 
         // When completing the claim fails, after the outcome was written, the outcome is
         // rolled back with it: the claim stays in progress and nothing is recorded.
-        assert_eq!(
-            store.claim("job:j-2", now, until).await.unwrap(),
-            Claim::Acquired
-        );
+        assert_eq!(store.claim("job:j-2", &r).await.unwrap(), Claim::Acquired);
         store
             .with_conn(|conn| {
                 conn.execute_batch(
-                    "CREATE TRIGGER refuse_completion BEFORE INSERT ON idempotency
+                    "CREATE TRIGGER refuse_completion BEFORE UPDATE ON idempotency
                      WHEN NEW.result IS NOT NULL BEGIN SELECT RAISE(ABORT, 'injected'); END;",
                 )
             })
@@ -410,17 +557,17 @@ mod tests {
             .unwrap();
         let other = JobOutcome {
             job_id: "j-2".into(),
-            ..outcome
+            ..first
         };
         assert!(
             store
-                .complete_with_outcome("job:j-2", "done", t("2026-11-23T10:00:00Z"), &other)
+                .complete_with_outcome("job:j-2", "o", "done", t("2026-11-23T10:00:00Z"), &other)
                 .await
                 .is_err()
         );
         assert_eq!(
-            store.claim("job:j-2", now, until).await.unwrap(),
-            Claim::InProgress { until }
+            store.claim("job:j-2", &r).await.unwrap(),
+            Claim::InProgress { until: t(UNTIL) }
         );
         let outcomes = store
             .outcomes_between(day, day + chrono::Duration::days(1))

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
 use crate::ports::{Attribute, Queue, QueueError};
@@ -89,11 +90,15 @@ impl Queue for SqsQueue {
     ) -> Result<String, QueueError> {
         let mut attrs = HashMap::new();
         for a in attributes {
-            let value = MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(&a.value)
-                .build()
-                .map_err(|e| QueueError::Rejected(format!("attribute {}: {e}", a.name)))?;
+            // Each attribute keeps its data type (`Number`, `Binary.gzip`, ...) and a Binary
+            // one its bytes, so a dead-letter copy carries what the original carried.
+            let value = MessageAttributeValue::builder().data_type(&a.data_type);
+            let value = match &a.binary {
+                Some(bytes) => value.binary_value(Blob::new(bytes.to_vec())),
+                None => value.string_value(&a.value),
+            }
+            .build()
+            .map_err(|e| QueueError::Rejected(format!("attribute {}: {e}", a.name)))?;
             attrs.insert(a.name.clone(), value);
         }
         let out = self
@@ -123,5 +128,58 @@ impl Queue for SqsQueue {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn attributes_keep_their_data_type_and_bytes() {
+        let url = "https://sqs.eu-central-1.amazonaws.com/123456789012/dlq";
+        let replay = StaticReplayClient::new(vec![ReplayEvent::new(
+            http::Request::builder()
+                .uri("https://sqs.eu-central-1.amazonaws.com/")
+                .body(SdkBody::empty())
+                .unwrap(),
+            http::Response::builder()
+                .status(200)
+                .header("content-type", "application/x-amz-json-1.0")
+                .body(SdkBody::from(
+                    r#"{"MessageId":"m-1","MD5OfMessageBody":"x"}"#,
+                ))
+                .unwrap(),
+        )]);
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-central-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(replay.clone())
+            .build();
+        let queue = SqsQueue::new(Client::from_conf(config));
+        let attributes = [
+            Attribute::new("reason", "bad input"),
+            Attribute::typed("priority", "Number", "7"),
+            Attribute::typed("ratio", "Number.float", "0.25"),
+            Attribute::binary("trace", "Binary.gzip", Bytes::from_static(&[0, 159, 255])),
+        ];
+        queue.send(url, "{}", &attributes).await.unwrap();
+        let request = replay.actual_requests().next().expect("one request");
+        let body: serde_json::Value =
+            serde_json::from_slice(request.body().bytes().expect("buffered body")).unwrap();
+        assert_eq!(
+            body["MessageAttributes"],
+            serde_json::json!({
+                "reason": {"DataType": "String", "StringValue": "bad input"},
+                "priority": {"DataType": "Number", "StringValue": "7"},
+                "ratio": {"DataType": "Number.float", "StringValue": "0.25"},
+                "trace": {"DataType": "Binary.gzip", "BinaryValue": "AJ//"},
+            })
+        );
     }
 }
