@@ -599,8 +599,9 @@ impl Emulator {
             stop,
             server: std::sync::Mutex::new(None),
         });
-        let router =
-            crate::sqs::server::router(engine).merge(crate::control::router(emulator.clone()));
+        let router = crate::sqs::server::router(engine)
+            .merge(crate::control::router(emulator.clone()))
+            .merge(crate::lambda_api::router(emulator.clone()));
         let mut shutdown_rx = stop_rx;
         let server = tokio::spawn(async move {
             let serve = axum::serve(listener, router).with_graceful_shutdown(async move {

@@ -51,6 +51,18 @@ pub enum Command {
         /// Schedule name, as `status` lists it.
         schedule: String,
     },
+    /// Invoke a function and print its answer; with --async, queue the event as Lambda's
+    /// `Event` invocation type does (retries and destinations per its EventInvokeConfig).
+    Invoke {
+        /// Function: logical id (DailyReportFunction), name, ARN or short name.
+        function: String,
+        /// The event: JSON text, `@path` to read a file, or `-` to read stdin.
+        #[arg(default_value = "{}")]
+        payload: String,
+        /// Invoke asynchronously and print the request id.
+        #[arg(long = "async")]
+        asynchronous: bool,
+    },
     /// Move the manual clock forward (emulator started with --clock manual).
     Advance {
         /// How far: 90s, 15m, 6h, 1d, 1h30m.
@@ -182,6 +194,21 @@ fn read_body(body: &str) -> anyhow::Result<String> {
     Ok(body.to_string())
 }
 
+/// Prints what a function answered; fails (non-zero exit) when it did not succeed.
+fn print_answer(answer: &crate::control::FireResponse, what: &str) -> anyhow::Result<()> {
+    println!(
+        "{} {} in {:.1} ms\n{}",
+        answer.outcome,
+        answer.request_id,
+        answer.duration_ms,
+        serde_json::to_string_pretty(&answer.payload)?
+    );
+    if answer.outcome != "success" {
+        bail!("{what} failed: {}", answer.outcome);
+    }
+    Ok(())
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let endpoint = format!("http://127.0.0.1:{}", cli.port);
@@ -199,17 +226,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Fire { schedule } => {
             let fired = client.fire(&schedule).await?;
-            println!(
-                "{} {} in {:.1} ms\n{}",
-                fired.outcome,
-                fired.request_id,
-                fired.duration_ms,
-                serde_json::to_string_pretty(&fired.payload)?
-            );
-            if fired.outcome != "success" {
-                bail!("schedule {schedule} failed: {}", fired.outcome);
+            print_answer(&fired, &format!("schedule {schedule}"))
+        }
+        Command::Invoke {
+            function,
+            payload,
+            asynchronous,
+        } => {
+            let payload = read_body(&payload)?;
+            let answer = client.invoke(&function, &payload, asynchronous).await?;
+            if asynchronous {
+                println!("accepted {}", answer.request_id);
+                return Ok(());
             }
-            Ok(())
+            print_answer(&answer, &format!("function {function}"))
         }
         Command::Advance { duration } => {
             let moved = client.advance(&duration).await?;

@@ -53,7 +53,20 @@ pub struct FireRequest {
     pub schedule: String,
 }
 
-/// Answer to a fire: what the function returned.
+/// `POST /_nightshift/invoke`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InvokeBody {
+    /// Function: logical id, name, ARN or short name.
+    pub function: String,
+    /// The event, JSON text.
+    pub payload: String,
+    /// Invoke asynchronously (`Event`) instead of waiting for the answer.
+    #[serde(default)]
+    pub r#async: bool,
+}
+
+/// Answer to a fire or an invoke: what the function returned (`accepted` and no payload for an
+/// asynchronous invoke).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FireResponse {
     /// Request id of the invocation.
@@ -117,6 +130,12 @@ impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         let status = match e {
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+            AppError::Invoke(crate::invoker::InvokeError::UnknownFunction(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            AppError::Invoke(crate::invoker::InvokeError::PayloadTooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             AppError::Clock(_) => StatusCode::CONFLICT,
             AppError::Sqs(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,6 +152,7 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{PREFIX}/status"), get(status))
         .route(&format!("{PREFIX}/send"), post(send))
         .route(&format!("{PREFIX}/fire"), post(fire))
+        .route(&format!("{PREFIX}/invoke"), post(invoke))
         .route(&format!("{PREFIX}/advance"), post(advance))
         .route(&format!("{PREFIX}/dlq"), get(dlq_list))
         .route(&format!("{PREFIX}/dlq/redrive"), post(redrive))
@@ -157,6 +177,28 @@ async fn fire(
     Json(req): Json<FireRequest>,
 ) -> Result<Json<FireResponse>, ApiError> {
     let response = e.fire(&req.schedule).await?;
+    Ok(Json(answer(&response)))
+}
+
+async fn invoke(
+    State(e): State<Shared>,
+    Json(req): Json<InvokeBody>,
+) -> Result<Json<FireResponse>, ApiError> {
+    if req.r#async {
+        let accepted = e.invoke_async(&req.function, req.payload)?;
+        return Ok(Json(FireResponse {
+            request_id: accepted.request_id,
+            outcome: "accepted".into(),
+            payload: serde_json::Value::Null,
+            duration_ms: 0.0,
+        }));
+    }
+    let response = e.invoke(&req.function, req.payload).await?;
+    Ok(Json(answer(&response)))
+}
+
+/// What an invocation returned, as `fire` and `invoke` print it.
+fn answer(response: &crate::invoker::InvokeResponse) -> FireResponse {
     let payload_json = |b: &[u8]| {
         serde_json::from_slice(b)
             .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(b).into()))
@@ -175,12 +217,12 @@ async fn fire(
         ),
         InvokeOutcome::Crashed(exit) => ("crash", serde_json::json!({"exit": exit.to_string()})),
     };
-    Ok(Json(FireResponse {
+    FireResponse {
         request_id: response.request_id.clone(),
         outcome: outcome.into(),
         payload,
         duration_ms: response.duration.as_secs_f64() * 1000.0,
-    }))
+    }
 }
 
 async fn advance(
@@ -321,6 +363,21 @@ impl ControlClient {
             Method::POST,
             "/fire",
             Some(serde_json::json!({"schedule": schedule})),
+        )
+        .await
+    }
+
+    /// Invokes a function, synchronously or (`asynchronous`) as an `Event`.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: &str,
+        asynchronous: bool,
+    ) -> Result<FireResponse, ControlError> {
+        self.call(
+            Method::POST,
+            "/invoke",
+            Some(serde_json::json!({"function": function, "payload": payload, "async": asynchronous})),
         )
         .await
     }

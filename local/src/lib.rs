@@ -18,6 +18,7 @@
 //! - [`template`]: the SAM template and env.local.json, resolved into a model;
 //! - [`invoker`]: how an event reaches a function (process runtime, remote Invoke API, in-process);
 //! - [`invoke_async`]: Lambda's asynchronous (`Event`) invocation: retries, destinations, DLQ;
+//! - [`lambda_api`]: Lambda's Invoke API on the emulator's endpoint;
 //! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes.
 
@@ -32,6 +33,7 @@ pub mod faults;
 pub mod harness;
 pub mod invoke_async;
 pub mod invoker;
+pub mod lambda_api;
 pub mod mapping;
 pub mod runtime;
 pub mod schedule;

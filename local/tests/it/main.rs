@@ -6,6 +6,7 @@ mod event_invoke_template;
 mod faults;
 mod fuzz;
 mod invoke_async;
+mod lambda_api;
 mod mapping;
 mod runtime;
 mod schedule;

@@ -1,0 +1,303 @@
+//! Lambda's Invoke API on the emulator's endpoint (`POST /2015-03-31/functions/{name}/
+//! invocations`) and `nightshift invoke`, against the fixture template of `async_harness`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use base64::Engine as _;
+use bytes::Bytes;
+use nightshift_local::harness::{Harness, HarnessOptions};
+use nightshift_local::invoker::{
+    FunctionError, InProcessInvoker, InvokeRequest, Invoker, RemoteInvoker,
+};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::invoke_async::assert_record;
+
+fn local_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn fixture() -> Result<Harness> {
+    let mut options = HarnessOptions::new(local_dir());
+    options.up.template = local_dir().join("tests/fixtures/templates/async-invoke.yaml");
+    options.up.env_file = None;
+    let invoker = InProcessInvoker::new()
+        .with_function("failing", |_payload: Bytes, _ctx| async {
+            Err(FunctionError::new("ReportError", "the store is down"))
+        })
+        .with_function("echo", |payload: Bytes, _ctx| async move { Ok(payload) });
+    Ok(Harness::start(options, invoker).await?)
+}
+
+/// An HTTP answer: status, lower-cased headers, body.
+struct Answer {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One HTTP/1.1 request to the emulator, written by hand so the test needs no client crate.
+async fn post(h: &Harness, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Answer> {
+    let addr = h.emulator().addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    stream.write_all(body).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").context("an HTTP answer")?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .context("a status line")?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok(Answer {
+        status,
+        headers,
+        body: body.to_owned(),
+    })
+}
+
+const ECHO: &str = "/2015-03-31/functions/echo/invocations";
+
+#[tokio::test]
+async fn invoke_api_request_response_answers_with_the_function_result() -> Result<()> {
+    let h = fixture().await?;
+    let a = post(&h, ECHO, &[], br#"{"a":1}"#).await?;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json(), json!({"a": 1}));
+    assert_eq!(a.headers["x-amz-executed-version"], "$LATEST");
+    assert!(!a.headers.contains_key("x-amz-function-error"));
+    let id = &a.headers["x-amzn-requestid"];
+    assert_eq!(h.invocations_of("echo")[0].request_id, *id);
+
+    // A function error: still 200, with the error document and X-Amz-Function-Error.
+    let a = post(
+        &h,
+        "/2015-03-31/functions/arn:aws:lambda:us-east-1:000000000000:function:failing:$LATEST/invocations",
+        &[("x-amz-invocation-type", "RequestResponse"), ("x-amz-log-type", "Tail")],
+        b"{}",
+    )
+    .await?;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(
+        a.json(),
+        json!({"errorType": "ReportError", "errorMessage": "the store is down"})
+    );
+    let log = base64::engine::general_purpose::STANDARD.decode(&a.headers["x-amz-log-result"])?;
+    let log = String::from_utf8(log)?;
+    assert!(log.starts_with("START RequestId: "), "{log}");
+    assert!(log.contains("REPORT RequestId: "), "{log}");
+
+    // The library's own Invoke API client understands the answers.
+    let remote = RemoteInvoker::new(h.endpoint());
+    let ok = remote
+        .invoke(InvokeRequest::new("FailingFunction", "{}"))
+        .await?;
+    assert_eq!(
+        ok.lambda_error().context("an error")?.error_type,
+        "ReportError"
+    );
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn invoke_api_event_is_accepted_at_once_and_retried_on_the_clock() -> Result<()> {
+    let h = fixture().await?;
+    let a = post(
+        &h,
+        "/2015-03-31/functions/failing/invocations",
+        &[("x-amz-invocation-type", "Event")],
+        br#"{"n":1}"#,
+    )
+    .await?;
+    assert_eq!(a.status, 202);
+    assert!(a.body.is_empty());
+    let request_id = a.headers["x-amzn-requestid"].clone();
+    h.run_until_idle().await?;
+    h.advance(Duration::from_secs(300)).await?;
+    let attempts = h.invocations_of("failing");
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|i| i.request_id == request_id));
+    let records = h.messages("failures")?;
+    assert_eq!(records.len(), 1);
+    let record: Value = serde_json::from_str(&records[0].body)?;
+    assert_record(&record, "RetriesExhausted", 3);
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn invoke_api_dry_run_and_errors_have_awss_shapes() -> Result<()> {
+    let h = fixture().await?;
+    let a = post(&h, ECHO, &[("x-amz-invocation-type", "DryRun")], b"{}").await?;
+    assert_eq!(a.status, 204);
+    assert!(h.invocations_of("echo").is_empty());
+
+    let a = post(&h, "/2015-03-31/functions/nope/invocations", &[], b"{}").await?;
+    assert_eq!(a.status, 404);
+    assert_eq!(a.headers["x-amzn-errortype"], "ResourceNotFoundException");
+    assert_eq!(a.json()["message"], "Function not found: nope");
+
+    let big = vec![b' '; 1024 * 1024 + 1];
+    let a = post(&h, ECHO, &[("x-amz-invocation-type", "Event")], &big).await?;
+    assert_eq!(a.status, 413);
+    assert_eq!(a.headers["x-amzn-errortype"], "RequestTooLargeException");
+
+    let a = post(&h, ECHO, &[], b"{not json").await?;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.headers["x-amzn-errortype"],
+        "InvalidRequestContentException"
+    );
+
+    let a = post(&h, ECHO, &[("x-amz-invocation-type", "Later")], b"{}").await?;
+    assert_eq!(a.status, 400);
+    assert_eq!(
+        a.headers["x-amzn-errortype"],
+        "InvalidParameterValueException"
+    );
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn nightshift_invoke_prints_the_answer_or_the_request_id() -> Result<()> {
+    let h = fixture().await?;
+    let port = h.emulator().addr().port().to_string();
+    let run = |args: Vec<&str>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_nightshift"));
+        cmd.arg("--port")
+            .arg(&port)
+            .args(args)
+            .env_remove("NIGHTSHIFT_PORT");
+        cmd
+    };
+    let out = run(vec!["invoke", "echo", r#"{"x":2}"#]).output().await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("success "), "{stdout}");
+    assert!(stdout.contains("\"x\": 2"), "{stdout}");
+
+    let out = run(vec!["invoke", "failing"]).output().await?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("error "));
+
+    let out = run(vec!["invoke", "failing", "--async"]).output().await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("accepted "));
+    h.run_until_idle().await?;
+    // The sync call above and the async event's first attempt.
+    assert_eq!(h.invocations_of("failing").len(), 2);
+    h.shutdown().await;
+    Ok(())
+}
+
+/// The AWS CLI against the endpoint, both invocation types; skipped (with a note) where no
+/// `aws` is installed.
+#[tokio::test]
+async fn aws_cli_lambda_invoke_works_against_the_endpoint() -> Result<()> {
+    let Ok(version) = std::process::Command::new("aws").arg("--version").output() else {
+        eprintln!("aws CLI not installed: skipped");
+        return Ok(());
+    };
+    // Version 2 reads --payload as base64 unless told otherwise; version 1 takes it raw.
+    let v1 = [&version.stdout[..], &version.stderr[..]]
+        .iter()
+        .any(|o| String::from_utf8_lossy(o).starts_with("aws-cli/1."));
+    let binary_format: &[&str] = if v1 {
+        &[]
+    } else {
+        &["--cli-binary-format", "raw-in-base64-out"]
+    };
+    let h = fixture().await?;
+    let dir = tempfile::tempdir()?;
+    let out_file = dir.path().join("out.json");
+    let aws = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("aws");
+        cmd.args(["lambda", "invoke", "--endpoint-url", &h.endpoint()])
+            .args(["--region", "us-east-1"])
+            .args(binary_format)
+            .args(args)
+            .arg(&out_file)
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", dir.path().join("none"))
+            .env("AWS_PAGER", "");
+        cmd
+    };
+    let out = aws(&[
+        "--function-name",
+        "echo",
+        "--payload",
+        r#"{"date":"2026-01-01"}"#,
+    ])
+    .output()
+    .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(answer["StatusCode"], 200);
+    assert_eq!(answer["ExecutedVersion"], "$LATEST");
+    let written: Value = serde_json::from_slice(&std::fs::read(&out_file)?)?;
+    assert_eq!(written, json!({"date": "2026-01-01"}));
+
+    let out = aws(&[
+        "--function-name",
+        "FailingFunction",
+        "--invocation-type",
+        "Event",
+        "--payload",
+        "{}",
+    ])
+    .output()
+    .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(answer["StatusCode"], 202);
+    h.run_until_idle().await?;
+    assert_eq!(h.invocations_of("failing").len(), 1);
+    h.shutdown().await;
+    Ok(())
+}
