@@ -141,20 +141,20 @@ async fn a_malformed_response_brings_the_whole_batch_back_until_the_dlq() {
     h.send("emails", r#"{"email":1}"#).unwrap();
     h.run_until_idle().await.unwrap();
     // The email batch succeeded; the job batch ran but its answer was malformed, so it waits
-    // out the queue's 180 s visibility timeout.
+    // out the queue's 270 s visibility timeout.
     assert!(h.messages("emails").unwrap().is_empty());
     assert_eq!(h.messages("jobs").unwrap().len(), 1);
     assert_eq!(calls.load(Ordering::SeqCst), 2);
-    for _ in 0..5 {
-        h.advance(Duration::from_secs(200)).await.unwrap();
+    for _ in 0..15 {
+        h.advance(Duration::from_secs(300)).await.unwrap();
     }
-    // Five receives (maxReceiveCount), each a whole-batch failure, then SQS's redrive.
+    // Fifteen receives (maxReceiveCount), each a whole-batch failure, then SQS's redrive.
     let jobs = h.invocations_of(JOBS_FUNCTION);
-    assert_eq!(jobs.len(), 5);
+    assert_eq!(jobs.len(), 15);
     assert!(jobs.iter().all(|i| i.outcome == "success"));
     let dlq = h.messages("jobs-dlq").unwrap();
     assert_eq!(dlq.len(), 1);
-    assert_eq!(dlq[0].receive_count, 5);
+    assert_eq!(dlq[0].receive_count, 15);
     assert!(dlq[0].dead_letter_source_arn.is_some());
     assert!(h.messages("jobs").unwrap().is_empty());
     h.shutdown().await;
@@ -189,11 +189,11 @@ async fn invoke_errors_never_reach_the_function_and_retry_after_the_timeout() {
     h.send("emails", "hello").unwrap();
     h.run_until_idle().await.unwrap();
     for round in 1..=2 {
-        // Failed as a whole: back after the 180 s visibility timeout, not before.
+        // Failed as a whole: back after the 270 s visibility timeout, not before.
         assert_eq!(h.invocations_of(EMAILS_FUNCTION).len(), round);
-        h.advance(Duration::from_secs(100)).await.unwrap();
+        h.advance(Duration::from_secs(260)).await.unwrap();
         assert_eq!(h.invocations_of(EMAILS_FUNCTION).len(), round);
-        h.advance(Duration::from_secs(100)).await.unwrap();
+        h.advance(Duration::from_secs(10)).await.unwrap();
     }
     let seen = h.invocations_of(EMAILS_FUNCTION);
     let outcomes: Vec<&str> = seen.iter().map(|i| i.outcome.as_str()).collect();

@@ -787,6 +787,7 @@ async fn the_sandbox_serves_the_template_queues_and_nothing_consumes_them() {
             "nightshift-emails-dlq",
             "nightshift-jobs",
             "nightshift-jobs-dlq",
+            "nightshift-report-failures",
             "nightshift-report-schedule-dlq"
         ]
     );
