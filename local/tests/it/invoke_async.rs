@@ -12,7 +12,10 @@ use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use nightshift_local::clock::{self, ManualClock, SharedClock};
 use nightshift_local::invoke_async::{AsyncFunction, AsyncInvoker, Target};
-use nightshift_local::invoker::{FunctionError, InProcessInvoker, InvokeError};
+use nightshift_local::invoker::{
+    BoxFuture, FunctionError, InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest,
+    InvokeResponse, Invoker,
+};
 use nightshift_local::sqs::SqsEngine;
 use serde_json::{Value, json};
 
@@ -352,5 +355,137 @@ async fn async_stop_abandons_waiting_retries_and_refuses_new_events() -> Result<
         Err(InvokeError::ShuttingDown)
     ));
     assert!(s.records("failures")?.is_empty());
+    Ok(())
+}
+
+/// When each call was made, on the clock.
+type Times = Arc<Mutex<Vec<DateTime<Utc>>>>;
+
+/// Function `f` behind an invoker that fails its first `failures` calls with `error`, then
+/// succeeds; returns the setup (queues `failures`, `successes`) and the times of the calls.
+fn scripted(
+    failures: usize,
+    error: fn() -> InvokeError,
+    configure: impl FnOnce(&mut AsyncFunction),
+) -> Result<(Setup, Times)> {
+    struct Scripted {
+        clock: SharedClock,
+        failures: usize,
+        error: fn() -> InvokeError,
+        calls: Times,
+    }
+    impl Invoker for Scripted {
+        fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(self.clock.now());
+                calls.len()
+            };
+            let result = if n <= self.failures {
+                Err((self.error)())
+            } else {
+                Ok(InvokeResponse {
+                    request_id: req.request_id,
+                    outcome: InvokeOutcome::Success(Bytes::from_static(b"{}")),
+                    duration: Duration::ZERO,
+                    init_duration: None,
+                })
+            };
+            Box::pin(async move { result })
+        }
+    }
+    let (clock, manual) = clock::manual(t("2026-01-01T00:00:00Z"));
+    let sqs = SqsEngine::in_memory(clock.clone());
+    let none = BTreeMap::new();
+    for queue in ["failures", "successes"] {
+        sqs.create_queue(queue, &none, &none)?;
+    }
+    let calls = Arc::default();
+    let invoker = Scripted {
+        clock: clock.clone(),
+        failures,
+        error,
+        calls: Arc::clone(&calls),
+    };
+    let mut f = AsyncFunction::new("f");
+    f.on_failure = Some(Target::Queue("failures".into()));
+    f.on_success = Some(Target::Queue("successes".into()));
+    configure(&mut f);
+    let queues = AsyncInvoker::new([f], Arc::new(invoker), Some(sqs.clone()), clock);
+    let setup = Setup {
+        manual,
+        sqs,
+        queues,
+        calls: Arc::default(),
+    };
+    Ok((setup, calls))
+}
+
+fn seconds(calls: &Mutex<Vec<DateTime<Utc>>>) -> Vec<i64> {
+    calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|at| (*at - t("2026-01-01T00:00:00Z")).num_seconds())
+        .collect()
+}
+
+fn unreachable() -> InvokeError {
+    InvokeError::Unreachable {
+        endpoint: "runtime".into(),
+        message: "connection refused".into(),
+    }
+}
+
+#[tokio::test]
+async fn async_service_errors_back_off_from_one_second_without_using_up_the_retries() -> Result<()>
+{
+    let (s, calls) = scripted(3, unreachable, |f| f.max_retry_attempts = 0)?;
+    s.queues.invoke_async("f", "{}")?;
+    s.idle().await?;
+    for _ in 0..8 {
+        s.advance(1).await?;
+    }
+    assert_eq!(seconds(&calls), [0, 1, 3, 7]);
+    let records = s.records("successes")?;
+    assert_eq!(records.len(), 1);
+    assert_record(&records[0], "Success", 1);
+    assert!(s.records("failures")?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn async_service_errors_end_when_the_event_is_too_old() -> Result<()> {
+    let (s, calls) = scripted(usize::MAX, unreachable, |f| {
+        f.max_event_age = Duration::from_secs(60);
+    })?;
+    s.queues.invoke_async("f", "{}")?;
+    s.idle().await?;
+    for _ in 0..120 {
+        s.advance(1).await?;
+    }
+    // 1, 2, 4, 8, 16 s apart; the next (32 s later, at 63 s) would pass the 60 s age.
+    assert_eq!(seconds(&calls), [0, 1, 3, 7, 15, 31]);
+    let records = s.records("failures")?;
+    assert_eq!(records.len(), 1);
+    assert_record(&records[0], "EventAgeExceeded", 0);
+    assert_eq!(records[0]["responseContext"]["statusCode"], 500);
+    assert_eq!(records[0]["timestamp"], "2026-01-01T00:01:00.000Z");
+    Ok(())
+}
+
+#[tokio::test]
+async fn async_reserved_concurrency_zero_sends_events_to_the_destination_without_retries()
+-> Result<()> {
+    let (s, calls) = scripted(usize::MAX, || InvokeError::Throttled("f".into()), |_| {})?;
+    s.queues.invoke_async("f", r#"{"k":1}"#)?;
+    s.idle().await?;
+    s.advance(3600).await?;
+    assert_eq!(seconds(&calls), [0]);
+    let records = s.records("failures")?;
+    assert_eq!(records.len(), 1);
+    assert_record(&records[0], "RetriesExhausted", 0);
+    assert_eq!(records[0]["responseContext"]["statusCode"], 429);
+    assert_eq!(records[0]["requestPayload"], json!({"k": 1}));
     Ok(())
 }
