@@ -15,7 +15,8 @@ use nightshift::adapters::sqlite::SqliteStore;
 use nightshift::adapters::sqs::SqsQueue;
 use nightshift::batch::BatchConfig;
 use nightshift::idempotency::Idempotency;
-use nightshift::ports::Clock;
+use nightshift::ports::{Clock, Mailer, Store};
+use nightshift::retry::RetryPlan;
 use nightshift_local::clock::SharedClock;
 use nightshift_local::harness::{Harness, HarnessInvoker, HarnessOptions};
 use nightshift_local::invoker::{FunctionError, InProcessInvoker, InvokeContext};
@@ -85,6 +86,19 @@ pub fn in_process_functions(
 ) -> InProcessInvoker {
     let store = Arc::new(SqliteStore::open(dirs.db()).unwrap());
     let mailer = Arc::new(OutboxMailer::new(dirs.outbox()).unwrap());
+    in_process_functions_with(dirs, endpoint, clock, store, mailer)
+}
+
+/// [`in_process_functions`] on a given store and mailer (an outage, an SMTP server), with the
+/// template's retry plan (`RETRY_HORIZON_SECONDS`: backoff and `maxReceiveCount`).
+pub fn in_process_functions_with(
+    dirs: &Dirs,
+    endpoint: Arc<std::sync::OnceLock<String>>,
+    clock: Arc<EmulatorClockSlot>,
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+) -> InProcessInvoker {
+    let plan = RetryPlan::default();
     let blobs = Arc::new(FsBlobs::new(dirs.reports()).unwrap());
     let deps_qp: Arc<std::sync::OnceLock<Arc<queue_processor::Deps>>> = Arc::default();
     let deps_es: Arc<std::sync::OnceLock<Arc<email_sender::Deps>>> = Arc::default();
@@ -118,6 +132,8 @@ pub fn in_process_functions(
                         BatchConfig {
                             source_queue_url: Some(url(e, "jobs")),
                             dlq_url: Some(url(e, "jobs-dlq")),
+                            backoff: plan.backoff,
+                            max_receive_count: Some(plan.max_receive_count),
                             ..BatchConfig::default()
                         },
                         url(e, "emails"),
@@ -159,6 +175,8 @@ pub fn in_process_functions(
                         BatchConfig {
                             source_queue_url: Some(url(e, "emails")),
                             dlq_url: Some(url(e, "emails-dlq")),
+                            backoff: plan.backoff,
+                            max_receive_count: Some(plan.max_receive_count),
                             ..BatchConfig::default()
                         },
                         "nightshift@example.com".into(),
@@ -245,9 +263,21 @@ pub async fn start(at: &str) -> (Harness, Dirs) {
     let dirs = Dirs {
         root: tempfile::tempdir().unwrap(),
     };
+    let store = Arc::new(SqliteStore::open(dirs.db()).unwrap());
+    let mailer = Arc::new(OutboxMailer::new(dirs.outbox()).unwrap());
+    start_with(at, dirs, store, mailer).await
+}
+
+/// [`start`] with the functions on `store` and `mailer`.
+pub async fn start_with(
+    at: &str,
+    dirs: Dirs,
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+) -> (Harness, Dirs) {
     let endpoint: Arc<std::sync::OnceLock<String>> = Arc::default();
     let clock = Arc::new(EmulatorClockImpl(std::sync::OnceLock::new()));
-    let invoker = in_process_functions(&dirs, endpoint.clone(), clock.clone());
+    let invoker = in_process_functions_with(&dirs, endpoint.clone(), clock.clone(), store, mailer);
     let options = HarnessOptions::new(workspace_root()).starting_at(at.parse().unwrap());
     let harness = Harness::start(options, HarnessInvoker::InProcess(invoker))
         .await
@@ -273,7 +303,7 @@ async fn an_order_leads_to_exactly_one_confirmation_email() {
     h.send("JobsQueue", order).unwrap();
     h.run_until_idle().await.unwrap();
     // When both copies run at once, the second finds the first's claim in progress and comes
-    // back after its backoff (2 s for a first receive, with jitter): let it come back, so the
+    // back when that claim lapses (at most the function's 30 s): let it come back, so the
     // outcome is the same whichever way the two raced.
     h.advance(Duration::from_secs(60)).await.unwrap();
     let emails = dirs.emails();
@@ -341,17 +371,18 @@ async fn malformed_and_unknown_jobs_land_in_the_dlq_with_reasons() {
     h.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_month_of_daily_reports_across_dst() {
-    // Start on 2026-10-10 in Berlin; the clocks go back on 2026-10-25.
-    let (h, dirs) = start("2026-10-10T12:00:00Z").await;
-    h.advance(Duration::from_secs(31 * 86_400)).await.unwrap();
+/// `days` of the real template's daily report from noon UTC on `first`: one run a day at
+/// 04:00 Berlin time, each for the day before, one file pair and one email each.
+async fn daily_reports_for(first: &str, days: u64) {
+    let (h, dirs) = start(&format!("{first}T12:00:00Z")).await;
+    h.advance(Duration::from_secs(days * 86_400)).await.unwrap();
     let reports = h.invocations_of(DAILY_REPORT);
     let summary: Vec<String> = reports
         .iter()
         .map(|i| format!("{} {} {}", i.at, i.outcome, i.response))
         .collect();
-    assert_eq!(reports.len(), 31, "one per day: {summary:#?}");
+    assert_eq!(reports.len(), days as usize, "one per day: {summary:#?}");
+    let first: chrono::NaiveDate = first.parse().unwrap();
     for (i, inv) in reports.iter().enumerate() {
         assert_eq!(inv.outcome, "success", "{inv:?}");
         let scheduled: DateTime<Utc> = inv.event["scheduled_time"]
@@ -361,25 +392,37 @@ async fn a_month_of_daily_reports_across_dst() {
             .unwrap();
         let local = scheduled.with_timezone(&chrono_tz::Europe::Berlin);
         assert_eq!(local.format("%H:%M").to_string(), "04:00", "{scheduled}");
-        let expected =
-            chrono::NaiveDate::from_ymd_opt(2026, 10, 10).unwrap() + chrono::Days::new(i as u64);
+        let expected = first + chrono::Days::new(i as u64);
         assert_eq!(inv.response["date"], expected.to_string());
+        assert!(inv.response.get("backfilled").is_none(), "{inv:?}");
     }
-    // One file pair and one email per day.
     let mut files: Vec<String> = std::fs::read_dir(dirs.reports().join("reports"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     files.sort();
-    assert_eq!(files.len(), 62, "{files:?}");
+    assert_eq!(files.len(), 2 * days as usize, "{files:?}");
     let subjects: Vec<String> = dirs.emails().iter().map(|e| subject_of(e)).collect();
-    assert_eq!(subjects.len(), 31);
+    assert_eq!(subjects.len(), days as usize);
     assert!(
         subjects
             .iter()
             .all(|s| s.starts_with("nightshift daily report 2026-"))
     );
     h.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_of_daily_reports_across_dst() {
+    // From 2026-10-10 in Berlin; the clocks go back on 2026-10-25 (02:00-03:00 twice).
+    daily_reports_for("2026-10-10", 31).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_report_is_skipped_on_the_spring_forward_night() {
+    // Berlin skips 02:00-03:00 on 2026-03-29: a 02:00 schedule would not run that night
+    // (Scheduler skips times that do not exist); the 04:00 one runs every night.
+    daily_reports_for("2026-03-25", 8).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
