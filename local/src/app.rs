@@ -203,6 +203,9 @@ pub struct Status {
     pub mappings: Vec<MappingStatus>,
     /// Schedules.
     pub schedules: Vec<ScheduleStatus>,
+    /// Asynchronous invocations of each function.
+    #[serde(default)]
+    pub async_invocations: Vec<crate::invoke_async::AsyncStats>,
 }
 
 /// One schedule, for `status`.
@@ -998,6 +1001,7 @@ impl Emulator {
                     dead_lettered: s.dead_lettered,
                 })
                 .collect(),
+            async_invocations: self.queues.stats(),
         }
     }
 

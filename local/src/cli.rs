@@ -415,6 +415,22 @@ pub fn render_status(status: &Status) -> String {
             s.failures
         ));
     }
+    let used: Vec<_> = status
+        .async_invocations
+        .iter()
+        .filter(|a| a.accepted > 0)
+        .collect();
+    if !used.is_empty() {
+        out.push_str(
+            "\nASYNC (Event) FUNCTION                  ACCEPTED  ATTEMPTS  SUCCEEDED  DISCARDED  PENDING\n",
+        );
+        for a in used {
+            out.push_str(&format!(
+                "{:<40}{:>8}{:>10}{:>11}{:>11}{:>9}\n",
+                a.function, a.accepted, a.attempts, a.succeeded, a.discarded, a.pending
+            ));
+        }
+    }
     out
 }
 

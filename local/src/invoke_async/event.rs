@@ -105,6 +105,7 @@ impl Inner {
             }
             let request = InvokeRequest::new(event.function.name.clone(), event.payload.clone())
                 .with_request_id(event.request_id.clone());
+            self.count(&event.function.name, |s| s.attempts += 1);
             let result = tokio::select! {
                 biased;
                 result = self.invoker.invoke(request) => result,
@@ -184,6 +185,7 @@ impl Inner {
     }
 
     fn abandon(&self, event: &Event) {
+        self.count(&event.function.name, |s| s.pending -= 1);
         tracing::warn!(
             function = %event.function.name,
             request_id = %event.request_id,
@@ -195,6 +197,13 @@ impl Inner {
     /// Sends the event's record where its condition sends it.
     fn finish(self: &Arc<Self>, event: &Event, condition: Condition, last: &LastOutcome) {
         let f = &event.function;
+        self.count(&f.name, |s| {
+            s.pending -= 1;
+            match condition {
+                Condition::Success => s.succeeded += 1,
+                _ => s.discarded += 1,
+            }
+        });
         let target = match condition {
             Condition::Success => f.on_success.as_ref(),
             _ => f.on_failure.as_ref(),

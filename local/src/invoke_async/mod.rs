@@ -30,11 +30,12 @@ pub mod record;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
 use crate::activity::Activity;
@@ -162,6 +163,24 @@ impl AsyncFunction {
     }
 }
 
+/// One function's asynchronous invocations, for `nightshift status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncStats {
+    /// The function's name.
+    pub function: String,
+    /// Events accepted.
+    pub accepted: u64,
+    /// Attempts made (retries included, whether or not they reached the function).
+    pub attempts: u64,
+    /// Events the function processed successfully.
+    pub succeeded: u64,
+    /// Events discarded after their retries or their age ran out (sent to the on-failure
+    /// destination or the dead-letter queue, or dropped without either).
+    pub discarded: u64,
+    /// Events accepted and not yet done: running, or waiting for a retry.
+    pub pending: u64,
+}
+
 /// The first attempt of an accepted event, for callers that show it (`fire`, the CLI).
 #[derive(Debug)]
 pub struct FirstAttempt {
@@ -203,6 +222,8 @@ impl fmt::Debug for AsyncInvoker {
 
 struct Inner {
     functions: HashMap<String, Arc<AsyncFunction>>,
+    /// By function name; every function of `functions` has an entry.
+    stats: HashMap<String, Mutex<AsyncStats>>,
     invoker: Arc<dyn Invoker>,
     sqs: Option<SqsEngine>,
     clock: SharedClock,
@@ -219,12 +240,24 @@ impl AsyncInvoker {
         sqs: Option<SqsEngine>,
         clock: SharedClock,
     ) -> Self {
+        let functions: HashMap<String, Arc<AsyncFunction>> = functions
+            .into_iter()
+            .map(|f| (f.name.clone(), Arc::new(f)))
+            .collect();
+        let stats = functions
+            .keys()
+            .map(|name| {
+                let stats = AsyncStats {
+                    function: name.clone(),
+                    ..AsyncStats::default()
+                };
+                (name.clone(), Mutex::new(stats))
+            })
+            .collect();
         AsyncInvoker {
             inner: Arc::new(Inner {
-                functions: functions
-                    .into_iter()
-                    .map(|f| (f.name.clone(), Arc::new(f)))
-                    .collect(),
+                functions,
+                stats,
                 invoker,
                 sqs,
                 clock,
@@ -285,6 +318,13 @@ impl AsyncInvoker {
         self.inner.activity.next_parked(self.inner.clock.now())
     }
 
+    /// Per-function counters, by function name.
+    pub fn stats(&self) -> Vec<AsyncStats> {
+        let mut all: Vec<AsyncStats> = self.inner.stats.values().map(|s| lock(s).clone()).collect();
+        all.sort_by(|a, b| a.function.cmp(&b.function));
+        all
+    }
+
     /// Stops accepting events and abandons the waiting ones (logged); resolves once every
     /// event's task has ended.
     pub async fn stop(&self) {
@@ -293,7 +333,19 @@ impl AsyncInvoker {
     }
 }
 
+// Poisoning only means a panic elsewhere; counters stay usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Inner {
+    /// Updates the counters of `function`.
+    fn count(&self, function: &str, update: impl FnOnce(&mut AsyncStats)) {
+        if let Some(stats) = self.stats.get(function) {
+            update(&mut lock(stats));
+        }
+    }
+
     fn find(&self, name: &str) -> Option<&Arc<AsyncFunction>> {
         self.functions
             .get(name)
@@ -329,6 +381,10 @@ impl Inner {
             system_retries: 0,
             first_attempt: Some(first_tx),
         };
+        self.count(&event.function.name, |s| {
+            s.accepted += 1;
+            s.pending += 1;
+        });
         let tracker = self.activity.track();
         let inner = self.clone();
         tokio::spawn(async move { inner.run(event, accepted_at, tracker).await });

@@ -83,6 +83,24 @@ async fn harness_invoke_async_retries_a_failing_function_then_records_it_in_the_
     assert_eq!(r["responseContext"]["functionError"], "Unhandled");
     assert_eq!(r["responsePayload"]["errorMessage"], "the store is down");
     assert!(h.busy().is_empty());
+    // `nightshift status` counts them.
+    let status = h.emulator().status();
+    let failing = status
+        .async_invocations
+        .iter()
+        .find(|a| a.function == "failing")
+        .context("failing's counters")?;
+    assert_eq!(
+        (
+            failing.accepted,
+            failing.attempts,
+            failing.discarded,
+            failing.pending
+        ),
+        (1, 3, 1, 0)
+    );
+    let table = nightshift_local::cli::render_status(&status);
+    assert!(table.contains("ASYNC (Event) FUNCTION"), "{table}");
     h.shutdown().await;
     Ok(())
 }

@@ -178,6 +178,18 @@ async fn async_failing_function_runs_three_times_one_and_two_minutes_apart_then_
         r["responsePayload"],
         json!({"errorType": "ReportError", "errorMessage": "the store is down"})
     );
+    let stats = s.queues.stats();
+    assert_eq!(stats[0].function, "f");
+    assert_eq!(
+        (
+            stats[0].accepted,
+            stats[0].attempts,
+            stats[0].succeeded,
+            stats[0].discarded,
+            stats[0].pending
+        ),
+        (1, 3, 0, 1, 0)
+    );
     // Done: nothing waits on the clock any more.
     assert_eq!(s.queues.pending(), 0);
     assert_eq!(s.manual.pending_waiters(), 0);
