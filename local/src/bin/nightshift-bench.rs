@@ -934,7 +934,51 @@ async fn schedules() -> Result<Vec<Row>> {
         format!("{:.3} s ({invocations} invocations)", jumped.as_secs_f64()),
         jumped <= BUDGET_SCHEDULE_YEAR,
     ));
+
+    eprintln!("schedules: asynchronous invocations");
+    const EVENTS: usize = 100_000;
+    let (elapsed, invocations) = async_invocations(EVENTS).await?;
+    ensure!(
+        invocations == EVENTS as u64,
+        "{invocations} of {EVENTS} async events ran"
+    );
+    rows.push(Row::info(
+        "emulator",
+        "async (Event) invocations of a no-op in-process function: accepted, run, done",
+        format!(
+            "{}/s ({EVENTS} in {:.3} s)",
+            per_second(EVENTS as f64 / elapsed.as_secs_f64()),
+            elapsed.as_secs_f64()
+        ),
+    ));
     Ok(rows)
+}
+
+/// `events` Event invocations through the asynchronous queue of a counting no-op function:
+/// the wall time until every one has run, and how many ran.
+async fn async_invocations(events: usize) -> Result<(Duration, u64)> {
+    let (clock, _manual) = clock::manual("2026-01-01T00:00:00Z".parse()?);
+    let count = Arc::new(AtomicU64::new(0));
+    let counter = count.clone();
+    let invoker = InProcessInvoker::new().with_function(BENCH_FUNCTION, move |_payload, _ctx| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        async { Ok::<_, FunctionError>(Bytes::from_static(b"null")) }
+    });
+    let queues = AsyncInvoker::new(
+        [AsyncFunction::new(BENCH_FUNCTION)],
+        Arc::new(invoker),
+        None,
+        clock,
+    );
+    let started = Instant::now();
+    for _ in 0..events {
+        queues.invoke_async(BENCH_FUNCTION, Bytes::from_static(b"{}"))?;
+    }
+    tokio::time::timeout(STALL, queues.wait_idle())
+        .await
+        .context("the async queue never finished")?;
+    let elapsed = started.elapsed();
+    Ok((elapsed, count.load(Ordering::Relaxed)))
 }
 
 // ----------------------------------------------------------------------------- functions
