@@ -74,6 +74,8 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
     assert_eq!((qp.timeout_s, qp.memory_mb), (30, 256));
     assert_eq!(qp.reserved_concurrency, None);
     assert_eq!(qp.log_format.as_deref(), Some("JSON"));
+    // ApplicationLogLevel is !FindInMap [LogLevels, !Ref LogLevel, Application].
+    assert_eq!(qp.log_level.as_deref(), Some("INFO"));
     assert_eq!(
         qp.env,
         map(&[
@@ -99,6 +101,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("MAIL_URL", "file://.nightshift/outbox"),
             ("MAIL_FROM", "nightshift@example.com"),
             ("MAIL_MAX_PER_SECOND", "14"),
+            ("MAIL_INSTANCES", "2"),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
             ("EMAILS_DLQ_URL", &format!("{URL}/nightshift-emails-dlq")),
         ])
@@ -233,6 +236,7 @@ fn real_template_without_env_file_keeps_cloud_defaults_and_takes_overrides() -> 
     );
     assert_eq!(dr.env["REPORT_TIME_ZONE"], "America/New_York");
     assert_eq!(dr.env["RUST_LOG"], "debug");
+    assert_eq!(dr.log_level.as_deref(), Some("DEBUG"));
     assert_eq!(dr.env["EMAILS_QUEUE_URL"], format!("{URL}/dev-emails"));
     assert_eq!(t.functions["EmailSenderFunction"].env["MAIL_URL"], "ses");
     assert_eq!(dr.name, "dev-DailyReportFunction");
