@@ -115,8 +115,12 @@ fn too_large(limit: usize) -> LambdaError {
 /// The function name of an Invoke path: a name, `arn:...:function:NAME[:QUALIFIER]`,
 /// `ACCOUNT:function:NAME`, or `NAME:QUALIFIER`.
 fn function_name(path: &str) -> &str {
-    let name = path.rsplit_once("function:").map_or(path, |(_, rest)| rest);
-    name.split(':').next().unwrap_or(name)
+    let parts: Vec<&str> = path.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, ..] | [_, "function", name, ..] => name,
+        [name, ..] => name,
+        [] => path,
+    }
 }
 
 async fn invoke(

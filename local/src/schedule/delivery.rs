@@ -417,10 +417,9 @@ mod tests {
             p.next_retry(1, first, slow),
             Some(slow + TimeDelta::seconds(1))
         );
-        assert_eq!(
-            hour.next_retry(1, first, first + TimeDelta::seconds(3_599)),
-            None
-        );
+        let late = |s| hour.next_retry(1, first, first + TimeDelta::seconds(s));
+        assert_eq!(late(3_599), Some(first + TimeDelta::seconds(3_600)));
+        assert_eq!(late(3_600), None);
     }
 
     #[test]
