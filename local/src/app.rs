@@ -296,7 +296,8 @@ pub async fn build_functions(
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // Fault injection is a test feature of the functions: the emulator's builds carry it
     // (`up --faults`, `check`), deploy builds do not (nightshift's `faults` feature).
-    cmd.args(["build", "--features", "nightshift/faults"])
+    // `--workspace`: the workspace's default members are the deploy crates only.
+    cmd.args(["build", "--workspace", "--features", "nightshift/faults"])
         .current_dir(root);
     if release {
         cmd.arg("--release");

@@ -88,9 +88,10 @@ impl RecordError {
     /// reason (and the handler can record the outcome it would otherwise never get).
     pub fn exhausted(self, receive_count: u32, max_receive_count: Option<u32>) -> Self {
         match max_receive_count {
-            // RetryAfter waits for another invocation that holds the key: it may still finish
-            // the work, so it is left to SQS's redrive rather than failed here.
-            Some(max) if matches!(self, RecordError::Retryable(_)) && receive_count >= max => {
+            // A record waiting for a busy key is given up the same way: SQS would move it
+            // without a reason, and if the holder does finish, the redriven copy finds its
+            // work completed.
+            Some(max) if self.is_retryable() && receive_count >= max => {
                 RecordError::Permanent(format!(
                     "retries exhausted after {receive_count} attempts: {}",
                     self.reason()

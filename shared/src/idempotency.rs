@@ -12,8 +12,9 @@
 //!   that took the key over.
 //! - The in-progress record expires at the invocation's deadline, so a killed invocation never
 //!   blocks its retries past that point.
-//! - Completed records live [`DEFAULT_TTL`] by default: as long as SQS can keep a dead letter,
-//!   so redriving any dead-lettered message finds its record and is safe.
+//! - Completed records live [`DEFAULT_TTL`] by default ([`ttl_for`]): as long as a message and
+//!   then its dead letter can wait, so redriving any dead-lettered message finds its record
+//!   and is safe.
 //! - A handler error releases the claim so the retry can run.
 
 use std::sync::Arc;
@@ -25,15 +26,23 @@ use sha2::Digest;
 use crate::contracts::JobOutcome;
 use crate::ports::{Claim, ClaimRequest, Clock, Retryable, Settled, Store, StoreError};
 
-/// SQS's longest message retention, 14 days: a dead letter can be redriven at most this long
-/// after it was first sent (for standard queues the retention counts from the original
-/// enqueue time, also in the DLQ).
-/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/setting-up-dead-letter-queue-retention.html>
+/// SQS's longest message retention, 14 days.
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-basic-architecture.html>
 pub const SQS_MAX_RETENTION: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
-/// Default time a completed record is kept: [`SQS_MAX_RETENTION`], so any redrive is safe
-/// whatever the DLQ's retention.
-pub const DEFAULT_TTL: Duration = SQS_MAX_RETENTION;
+/// How long a completed record must live so that redriving any dead letter of its message is
+/// safe: the message can wait in its source queue for that queue's retention (and be retried
+/// for the retry horizon); a copy the functions dead-letter themselves is a new message, whose
+/// DLQ retention starts then (only SQS's own redrive keeps the original enqueue time:
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/setting-up-dead-letter-queue-retention.html>).
+pub fn ttl_for(source_retention: Duration, dlq_retention: Duration, horizon: Duration) -> Duration {
+    source_retention + dlq_retention + horizon
+}
+
+/// Default time a completed record is kept: [`ttl_for`] the longest retentions SQS allows and
+/// the default retry horizon, so any redrive is safe whatever the queues' settings.
+pub const DEFAULT_TTL: Duration =
+    Duration::from_secs(2 * SQS_MAX_RETENTION.as_secs() + crate::retry::DEFAULT_HORIZON.as_secs());
 
 /// The longest a claim can be held: Lambda's maximum function timeout, 900 s.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>
@@ -348,7 +357,14 @@ mod tests {
 
     #[test]
     fn default_ttl_outlives_any_dead_letter() {
-        assert_eq!(DEFAULT_TTL, Duration::from_secs(1_209_600));
+        assert_eq!(
+            DEFAULT_TTL,
+            ttl_for(
+                SQS_MAX_RETENTION,
+                SQS_MAX_RETENTION,
+                crate::retry::DEFAULT_HORIZON
+            )
+        );
         assert_eq!(fingerprint(b"").len(), 64);
     }
 }

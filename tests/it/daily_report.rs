@@ -122,7 +122,7 @@ async fn scheduler_input_builds_yesterdays_report() {
         Some("text/html")
     );
 
-    // The day before had a job and no report: this run made it too, oldest first.
+    // The day before had a job and no report: this run made it too, after its own.
     assert_eq!(
         summary.backfilled,
         ["2026-11-20".parse::<NaiveDate>().unwrap()]
@@ -130,10 +130,10 @@ async fn scheduler_input_builds_yesterdays_report() {
     let emails = world.queue.sent_to(EMAILS_URL);
     assert_eq!(emails.len(), 2);
     assert_eq!(
-        EmailRequest::parse(&emails[0].body).unwrap().id,
+        EmailRequest::parse(&emails[1].body).unwrap().id,
         "daily-report-2026-11-20"
     );
-    let email = EmailRequest::parse(&emails[1].body).unwrap();
+    let email = EmailRequest::parse(&emails[0].body).unwrap();
     assert_eq!(email.id, "daily-report-2026-11-21");
     assert_eq!(email.to, ["ops@example.com"]);
     assert_eq!(
@@ -285,11 +285,12 @@ async fn a_skipped_or_failed_night_is_backfilled_by_the_next_run() {
     );
     assert_eq!(
         report_ids(&world),
+        // The run's own date first, then the missing ones, oldest first.
         [
             "daily-report-2026-11-25",
+            "daily-report-2026-11-28",
             "daily-report-2026-11-26",
-            "daily-report-2026-11-27",
-            "daily-report-2026-11-28"
+            "daily-report-2026-11-27"
         ]
     );
     for day in ["2026-11-26", "2026-11-27", "2026-11-28"] {
@@ -368,10 +369,8 @@ async fn force_regenerates_a_report_with_a_new_email() {
     assert_eq!(forced.total, 2);
     let ids = report_ids(&world);
     assert_eq!(ids.len(), 2);
-    assert!(
-        ids[1].starts_with("daily-report-2026-11-21-forced-"),
-        "{ids:?}"
-    );
+    // Named after the invocation, so Lambda's retries of the same event mail once.
+    assert_eq!(ids[1], "daily-report-2026-11-21-forced-test-request");
     let csv = world
         .blobs
         .get("reports/2026-11-21.csv")
@@ -395,7 +394,7 @@ async fn a_report_for_a_day_not_over_is_refused_and_stores_nothing() {
         assert!(!err.is_retryable());
         assert!(
             err.to_string().starts_with(&format!(
-                "the report for {date} can only be made after that day ends"
+                "the report for {date} can only be made once that day has ended"
             )),
             "{err}"
         );

@@ -973,7 +973,7 @@ fn infra_retry_horizon_drives_receive_counts_and_visibility() {
 }
 
 /// Completed idempotency records must outlive any dead letter, so a redrive never repeats
-/// work: the TTL is the DLQs' retention.
+/// work: the TTL is `ttl_for` the mapped queues' retention, their DLQs' and the horizon.
 #[test]
 fn infra_idempotency_records_outlive_dead_letters() {
     let t = template();
@@ -982,19 +982,37 @@ fn infra_idempotency_records_outlive_dead_letters() {
             .unwrap()
             .parse()
             .unwrap();
-    for id in ids_of_type(&t, "AWS::SQS::Queue") {
-        let retention = t["Resources"][id.as_str()]["Properties"]["MessageRetentionPeriod"]
-            .as_u64()
+    let retention = |id: &str| {
+        Duration::from_secs(
+            t["Resources"][id]["Properties"]["MessageRetentionPeriod"]
+                .as_u64()
+                .unwrap(),
+        )
+    };
+    let mut checked = 0;
+    for f in functions(&t) {
+        let horizon: u64 = f
+            .env
+            .get("RETRY_HORIZON_SECONDS")
+            .and_then(scalar)
+            .map(|h| h.parse().unwrap())
+            .unwrap_or(0);
+        for queue in &f.sqs_sources {
+            let dlq = referenced_id(
+                &t["Resources"][queue.as_str()]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"],
+            )
             .unwrap();
-        assert!(
-            ttl >= retention,
-            "{id}: retention {retention} s > ttl {ttl} s"
-        );
+            let needed = nightshift::idempotency::ttl_for(
+                retention(queue),
+                retention(&dlq),
+                Duration::from_secs(horizon),
+            );
+            assert_eq!(Duration::from_secs(ttl), needed, "{queue} and {dlq}");
+            checked += 1;
+        }
     }
-    assert_eq!(
-        Duration::from_secs(ttl),
-        nightshift::idempotency::DEFAULT_TTL
-    );
+    assert_eq!(checked, 2);
+    assert!(nightshift::idempotency::DEFAULT_TTL >= Duration::from_secs(ttl));
 }
 
 /// Scheduler invokes Lambda asynchronously: its RetryPolicy and DeadLetterConfig only cover
@@ -1051,27 +1069,27 @@ fn infra_daily_schedule_avoids_dst_gaps() {
         .unwrap()
         .parse()
         .expect("a fixed hour");
-    // Zones in use move clocks between 00:00 and 03:00 local time; 04:00 exists every day.
-    for zone in [
-        "Europe/Berlin",
-        "America/New_York",
-        "Europe/London",
-        "Australia/Sydney",
-    ] {
-        let tz: chrono_tz::Tz = zone.parse().unwrap();
+    // `ReportTimeZone` is any IANA zone: the hour must exist once on every day of the year in
+    // every one of them.
+    let mut bad = Vec::new();
+    for tz in chrono_tz::TZ_VARIANTS {
+        let zone = tz.name();
         let mut day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
         for _ in 0..366 {
             let at = day.and_hms_opt(hour, 0, 0).unwrap();
-            assert!(
-                matches!(
-                    chrono::TimeZone::from_local_datetime(&tz, &at),
-                    chrono::LocalResult::Single(_)
-                ),
-                "{expression} in {zone} on {day} is skipped or repeated"
-            );
+            if !matches!(
+                chrono::TimeZone::from_local_datetime(&tz, &at),
+                chrono::LocalResult::Single(_)
+            ) {
+                bad.push(format!("{zone} on {day}"));
+            }
             day = day.succ_opt().unwrap();
         }
     }
+    assert!(
+        bad.is_empty(),
+        "{expression} is skipped or repeated in {bad:?}"
+    );
 }
 
 #[test]

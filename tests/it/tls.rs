@@ -1,5 +1,5 @@
 //! The HTTPS clients really speak TLS on ring: the AWS SDK client built on
-//! `nightshift::config::https_client` and object_store's S3 client (reqwest on the process
+//! `nightshift::adapters::aws::https_client` and object_store's S3 client (reqwest on the process
 //! provider) connect to a local TLS server whose certificate nobody trusts. Both must complete
 //! a TLS exchange up to certificate verification and refuse the server; neither may panic for
 //! want of a crypto provider. (moto is plain HTTP, so the cloud suite never reaches TLS.)
@@ -63,7 +63,7 @@ async fn the_sdk_client_speaks_tls_on_ring_and_verifies_the_server() {
             "k", "s", None, None, "test",
         ))
         .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
-        .http_client(nightshift::config::https_client())
+        .http_client(nightshift::adapters::aws::https_client())
         .build();
     let err = aws_sdk_dynamodb::Client::from_conf(config)
         .list_tables()

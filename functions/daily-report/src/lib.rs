@@ -161,14 +161,14 @@ pub enum ReportError {
     /// Another invocation is building this date.
     #[error("report for {0} is being built by another invocation")]
     InProgress(NaiveDate),
-    /// The report's day has not ended yet, so its report would miss the rest of the day.
+    /// The report's day has not ended (and settled) yet, so its report would miss the rest.
     #[error(
-        "the report for {date} can only be made after that day ends ({ends}); ask for an earlier date"
+        "the report for {date} can only be made once that day has ended and settled ({ends}); ask for an earlier date"
     )]
     DayNotOver {
         /// The date asked for.
         date: NaiveDate,
-        /// When it ends.
+        /// When its report can be made.
         ends: DateTime<Utc>,
     },
     /// A port failed.
@@ -239,41 +239,49 @@ pub async fn handler(
         deps.clock.as_ref(),
         nightshift::batch::invocation_deadline(&event.context),
     );
-    run(&deps, &event.payload, deadline).await
+    run(&deps, &event.payload, deadline, &event.context.request_id).await
 }
 
-/// Builds, stores and announces the report for the event's date, after the missing reports of
-/// the days before it.
+/// How long after a day ends its report may be made: outcomes are stamped when a job ends and
+/// written just after, by invocations that run at most Lambda's 15-minute maximum timeout.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-timeout.html>
+pub const SETTLE: chrono::Duration = chrono::Duration::minutes(15);
+
+/// Builds, stores and announces the report for the event's date, then the missing reports of
+/// the days before it. `request_id` (the invocation's, which Lambda keeps for the retries of
+/// an asynchronous event) names the email of a forced run, so a retried forced run mails once.
 pub async fn run(
     deps: &Deps,
     event: &serde_json::Value,
     deadline: DateTime<Utc>,
+    request_id: &str,
 ) -> Result<ReportSummary, ReportError> {
     let input = ReportInput::from_event(event)?;
     let now = input.scheduled_time.unwrap_or_else(|| deps.clock.now());
     let date = report_date(&input, deps.time_zone, now);
     let (_, ends) = day_bounds(date, deps.time_zone);
-    if ends > now.max(deps.clock.now()) {
-        return Err(ReportError::DayNotOver { date, ends });
+    if ends + SETTLE > now.max(deps.clock.now()) {
+        return Err(ReportError::DayNotOver {
+            date,
+            ends: ends + SETTLE,
+        });
     }
     if input.force {
-        // A forced run ignores the date's record and sends a new email (its own id: the
-        // first email's id is taken, with other numbers in it).
-        let email_id = format!(
-            "daily-report-{date}-forced-{}",
-            deps.clock.now().timestamp()
-        );
+        // A forced run ignores the date's record and sends a new email, with its own id: the
+        // first email's id is taken, by other numbers.
+        let email_id = format!("daily-report-{date}-forced-{request_id}");
         let summary = build(deps, date, &email_id).await?;
         info!(%date, "report regenerated");
         return Ok(summary);
     }
-    let backfilled = backfill(deps, date, deadline).await?;
+    // The date first, so that a broken older day never holds up today's report; a failed
+    // backfill still fails the run, so that Lambda retries it (today's is then done).
     let mut summary = match claim_report(deps, date, deadline).await? {
         Claimed::Done(summary) => summary,
         Claimed::Busy => return Err(ReportError::InProgress(date)),
         Claimed::Ours(ticket) => make(deps, date, &ticket).await?,
     };
-    summary.backfilled = backfilled;
+    summary.backfilled = backfill(deps, date, deadline).await?;
     Ok(summary)
 }
 

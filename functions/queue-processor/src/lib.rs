@@ -22,7 +22,7 @@ use nightshift::batch::{
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
 use nightshift::idempotency::{Begin, Idempotency};
-use nightshift::ports::{Clock, Queue, Store, SystemClock};
+use nightshift::ports::{Clock, Queue, Retryable, Store, SystemClock};
 use tracing::{info, warn};
 
 use crate::jobs::{JobError, Registry};
@@ -149,7 +149,7 @@ pub async fn process_record(
         // On the last receive SQS allows, a retryable failure is given up: it is recorded as
         // failed (so the daily report counts it) and dead-lettered with its reason, instead of
         // being moved to the DLQ by SQS with neither.
-        Err(e @ RecordError::Retryable(_)) => {
+        Err(e) if e.is_retryable() => {
             let e = e.exhausted(receive_count(&record), deps.max_receive_count);
             if let RecordError::Permanent(reason) = &e {
                 record_outcome(deps, &envelope, &record, started, Some(reason)).await?;
@@ -217,7 +217,14 @@ async fn claim_and_run(
             .complete_with_outcome(&ticket, &summary, &outcome)
             .await
             .map(|_| ())
-            .map_err(|e| RecordError::Retryable(format!("cannot record the job's end: {e}"))),
+            .map_err(|e| {
+                let reason = format!("cannot record the job's end: {e}");
+                if e.is_retryable() {
+                    RecordError::Retryable(reason)
+                } else {
+                    RecordError::Permanent(reason)
+                }
+            }),
         Err(e) => Err(e),
     };
     match result {

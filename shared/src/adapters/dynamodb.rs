@@ -145,7 +145,7 @@ impl DynamoStore {
 
     async fn client(&self) -> &Client {
         self.client
-            .get_or_init(|| async { Client::new(&crate::config::aws_sdk_config().await) })
+            .get_or_init(|| async { Client::new(&crate::adapters::aws::aws_sdk_config().await) })
             .await
     }
 }
@@ -343,21 +343,40 @@ where
     }
 }
 
+/// Reasons DynamoDB cancels a transaction for that a retry can get past: a conflicting
+/// concurrent write, throttling, capacity.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_TransactWriteItems.html>
+const TRANSIENT_CANCELLATIONS: &[&str] = &[
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+    "RequestLimitExceeded",
+];
+
+/// The reason codes of a cancelled transaction, one per item (`None` for items that were fine).
+fn cancellation_codes(
+    err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> Vec<&str> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err {
+        TransactWriteItemsError::TransactionCanceledException(cancelled) => cancelled
+            .cancellation_reasons()
+            .iter()
+            .map(|r| r.code().unwrap_or("None"))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// True when a cancelled transaction failed only on the claim's owner condition.
 fn lost_the_claim(
     err: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
 ) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    let TransactWriteItemsError::TransactionCanceledException(cancelled) = err else {
-        return false;
-    };
-    let reasons = cancelled.cancellation_reasons();
-    reasons
-        .iter()
-        .any(|r| r.code() == Some("ConditionalCheckFailed"))
-        && reasons
+    let codes = cancellation_codes(err);
+    codes.contains(&"ConditionalCheckFailed")
+        && codes
             .iter()
-            .all(|r| matches!(r.code(), None | Some("None" | "ConditionalCheckFailed")))
+            .all(|c| matches!(*c, "None" | "ConditionalCheckFailed"))
 }
 
 impl DynamoStore {
@@ -584,7 +603,17 @@ impl Store for DynamoStore {
                 self.record_outcome(outcome).await?;
                 Ok(Settled::NotOwner)
             }
-            Err(e) => Err(classify("transact_write_items", e)),
+            Err(e) => {
+                let transient = e.as_service_error().is_some_and(|err| {
+                    cancellation_codes(err)
+                        .iter()
+                        .any(|c| TRANSIENT_CANCELLATIONS.contains(c))
+                });
+                Err(match classify("transact_write_items", e) {
+                    StoreError::Permanent(text) if transient => StoreError::Transient(text),
+                    other => other,
+                })
+            }
         }
     }
 
@@ -628,6 +657,10 @@ impl Store for DynamoStore {
         }
         // The key range is exact; times before 1970 are clamped to 0 in keys, so filter too.
         outcomes.retain(|o| o.finished_at >= from && o.finished_at < to);
+        // A job recorded twice (a retry after its end was recorded, a lapsed claim whose late
+        // owner recorded too) has an item per finish time: its latest outcome counts, once.
+        outcomes.sort_by(|a, b| (&a.job_id, b.finished_at).cmp(&(&b.job_id, a.finished_at)));
+        outcomes.dedup_by(|later, kept| later.job_id == kept.job_id);
         outcomes.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
         Ok(outcomes)
     }
@@ -1020,6 +1053,51 @@ mod tests {
                 "outcome#2026-11-21#3"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_transaction_cancelled_by_a_conflict_is_transient_by_validation_permanent() {
+        let cancelled = |code: &str| {
+            error(
+                "TransactionCanceledException",
+                json!({"CancellationReasons": [{"Code": "None"}, {"Code": code}]}),
+            )
+        };
+        let replay = StaticReplayClient::new(vec![
+            cancelled("TransactionConflict"),
+            cancelled("ValidationError"),
+        ]);
+        let s = store(&replay);
+        let o = outcome("job-1", "2026-11-21T10:00:00Z", None);
+        let expires = t("2026-12-05T10:00:00Z");
+        let err = s
+            .complete_with_outcome("job:job-1", "o", "done", expires, &o)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Transient(_)), "{err}");
+        let err = s
+            .complete_with_outcome("job:job-1", "o", "done", expires, &o)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Permanent(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_job_recorded_twice_counts_once_with_its_latest_outcome() {
+        let first = outcome("a", "2026-11-21T08:00:00Z", Some("throttled"));
+        let again = outcome("a", "2026-11-21T09:00:00Z", None);
+        let other = outcome("b", "2026-11-21T08:30:00Z", None);
+        let mut replies = vec![reply(
+            200,
+            json!({"Items": [item(&first), item(&other), item(&again)]}),
+        )];
+        replies.extend((1..OUTCOME_SHARDS).map(|_| reply(200, json!({"Items": []}))));
+        let replay = StaticReplayClient::new(replies);
+        let got = store(&replay)
+            .outcomes_between(t("2026-11-21T00:00:00Z"), t("2026-11-22T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(got, vec![other, again]);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Adapters: the ports of [`crate::ports`] implemented for real systems.
 //!
+//! - [`aws`]: the SDK configuration and HTTPS client the cloud adapters share;
 //! - [`sqlite`]: the store on SQLite (local default);
 //! - [`mail`]: an outbox directory of `.eml` files (local default) and SMTP, both with lettre;
 //! - [`blobs`]: report files on the local filesystem through `object_store`;
@@ -9,6 +10,7 @@
 //! - [`s3`]: report files on S3 through `object_store` (cloud default);
 //! - [`memory`]: in-memory doubles for tests and in-process runs.
 
+pub mod aws;
 pub mod blobs;
 pub mod dynamodb;
 pub mod mail;

@@ -73,7 +73,7 @@ impl S3Blobs {
             retry_timeout: Duration::from_secs(20),
         };
         // The reqwest client object_store builds takes the process's TLS provider.
-        crate::config::install_tls_provider();
+        crate::adapters::aws::install_tls_provider();
         // Set key by key: `with_client_options` would replace what the builder already holds
         // (`AWS_ALLOW_HTTP`, a proxy, ...).
         let store = builder

@@ -103,7 +103,7 @@ impl SesMailer {
 
     async fn client(&self) -> &Client {
         self.client
-            .get_or_init(|| async { ses_client(&crate::config::aws_sdk_config().await) })
+            .get_or_init(|| async { ses_client(&crate::adapters::aws::aws_sdk_config().await) })
             .await
     }
 }
@@ -304,7 +304,7 @@ mod tests {
         }
     }
 
-    /// The shared SDK configuration as [`crate::config::aws_sdk_config`] builds it (three
+    /// The shared SDK configuration as [`crate::adapters::aws::aws_sdk_config`] builds it (three
     /// attempts, a 5 s attempt timeout), over `http`.
     fn shared_sdk_config(
         http: impl aws_sdk_sesv2::config::HttpClient + 'static,
@@ -355,7 +355,7 @@ mod tests {
                 Credentials::new("AKIDTEST", "secret", None, None, "test"),
             ))
             .endpoint_url("http://127.0.0.1:9")
-            .http_client(crate::config::https_client())
+            .http_client(crate::adapters::aws::https_client())
             .sleep_impl(aws_sdk_sesv2::config::SharedAsyncSleep::new(TokioSleep))
             .build();
         let err = SesMailer::new(ses_client(&sdk))

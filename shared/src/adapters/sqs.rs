@@ -40,7 +40,7 @@ impl SqsQueue {
     /// Builds a client from the environment with short timeouts: a handler must not spend its
     /// whole deadline on an unreachable queue.
     pub async fn from_env() -> Self {
-        SqsQueue::new(Client::new(&crate::config::aws_sdk_config().await))
+        SqsQueue::new(Client::new(&crate::adapters::aws::aws_sdk_config().await))
     }
 }
 
@@ -54,7 +54,7 @@ impl SqsQueue {
             .region(Region::new(region.to_string()))
             .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("local", "local", None, None, "nightshift"))
-            .http_client(crate::config::https_client())
+            .http_client(crate::adapters::aws::https_client())
             .build();
         SqsQueue::new(Client::from_conf(config))
     }
