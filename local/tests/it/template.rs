@@ -80,11 +80,12 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         qp.env,
         map(&[
             ("STORE_URL", "sqlite://.nightshift/state.db"),
-            ("IDEMPOTENCY_TTL_SECONDS", "86400"),
+            ("IDEMPOTENCY_TTL_SECONDS", "1558800"),
             ("RUST_LOG", "info"),
             ("JOBS_QUEUE_URL", &format!("{URL}/nightshift-jobs")),
             ("JOBS_DLQ_URL", &format!("{URL}/nightshift-jobs-dlq")),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
+            ("RETRY_HORIZON_SECONDS", "3600"),
         ])
     );
 
@@ -96,7 +97,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         es.env,
         map(&[
             ("STORE_URL", "sqlite://.nightshift/state.db"),
-            ("IDEMPOTENCY_TTL_SECONDS", "86400"),
+            ("IDEMPOTENCY_TTL_SECONDS", "1558800"),
             ("RUST_LOG", "info"),
             ("MAIL_URL", "file://.nightshift/outbox"),
             ("MAIL_FROM", "nightshift@example.com"),
@@ -104,6 +105,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("MAIL_INSTANCES", "2"),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
             ("EMAILS_DLQ_URL", &format!("{URL}/nightshift-emails-dlq")),
+            ("RETRY_HORIZON_SECONDS", "3600"),
         ])
     );
 
@@ -114,21 +116,23 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         dr.env,
         map(&[
             ("STORE_URL", "sqlite://.nightshift/state.db"),
-            ("IDEMPOTENCY_TTL_SECONDS", "86400"),
+            ("IDEMPOTENCY_TTL_SECONDS", "1558800"),
             ("RUST_LOG", "info"),
             ("BLOBS_URL", "file://.nightshift/reports"),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
             ("REPORT_TIME_ZONE", "Europe/Berlin"),
             ("REPORT_RECIPIENTS", "ops@example.com"),
+            ("REPORT_LOOKBACK_DAYS", "7"),
         ])
     );
 
-    assert_eq!(t.queues.len(), 5);
+    assert_eq!(t.queues.len(), 6);
     let jobs = t.queue("JobsQueue").expect("jobs queue");
     assert_eq!(jobs.name, "nightshift-jobs");
     assert_eq!(jobs.url, format!("{URL}/nightshift-jobs"));
     assert_eq!(jobs.arn, format!("{SQS_ARN}:nightshift-jobs"));
-    assert_eq!(jobs.visibility_timeout_s, 180);
+    // Derived from the 1 h retry horizon (nightshift::retry::RetryPlan).
+    assert_eq!(jobs.visibility_timeout_s, 270);
     assert_eq!(jobs.retention_s, 345_600);
     assert!(!jobs.fifo);
     let redrive = jobs.redrive.as_ref().expect("jobs redrive");
@@ -138,10 +142,10 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             redrive.dlq_name.as_str(),
             redrive.max_receive_count
         ),
-        ("JobsDLQ", "nightshift-jobs-dlq", 5)
+        ("JobsDLQ", "nightshift-jobs-dlq", 15)
     );
     let emails = t.queue("EmailsQueue").expect("emails queue");
-    assert_eq!(emails.visibility_timeout_s, 180);
+    assert_eq!(emails.visibility_timeout_s, 270);
     assert_eq!(
         emails.redrive.as_ref().map(|r| r.dlq_logical_id.as_str()),
         Some("EmailsDLQ")
@@ -161,7 +165,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         .map(|q| q.logical_id.as_str())
         .collect();
     let pos = |id: &str| order.iter().position(|q| *q == id).expect(id);
-    assert_eq!(order.len(), 5);
+    assert_eq!(order.len(), 6);
     assert!(pos("JobsDLQ") < pos("JobsQueue"));
     assert!(pos("EmailsDLQ") < pos("EmailsQueue"));
 
@@ -198,7 +202,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
     assert_eq!(s.id, "DailyReportFunctionDaily");
     assert_eq!(s.name, "nightshift-daily-report");
     assert_eq!(s.function, "DailyReportFunction");
-    assert_eq!(s.expression, "cron(0 2 * * ? *)");
+    assert_eq!(s.expression, "cron(0 4 * * ? *)");
     assert_eq!(s.timezone, "Europe/Berlin");
     assert_eq!(s.kind, ScheduleKind::ScheduleV2);
     assert_eq!(
