@@ -404,3 +404,40 @@ async fn a_report_for_a_day_not_over_is_refused_and_stores_nothing() {
     // Yesterday is over: it works, and a later run of the same date is not blocked.
     report(&world, serde_json::json!({"date": "2026-11-21"})).await;
 }
+
+#[tokio::test]
+async fn a_job_given_up_then_redriven_is_counted_on_each_day_it_ended() {
+    let world = World::new();
+    let deps = world.queue_processor();
+    let last = nightshift::retry::RetryPlan::default().max_receive_count;
+    let mut event = sqs_event("sqs-event-order.json");
+    event.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), last.to_string());
+    // Day 1 (the 21st in Berlin): the last receive fails, the job is given up: failed outcome,
+    // dead-lettered with its reason.
+    world.clock.set("2026-11-21T15:00:00Z".parse().unwrap());
+    world
+        .queue
+        .fail_next(nightshift::ports::QueueError::Transient("throttled".into()));
+    queue_processor::handler(deps.clone(), lambda_event(event))
+        .await
+        .unwrap();
+    assert_eq!(world.queue.sent_to(JOBS_DLQ_URL).len(), 1);
+    world.clock.set("2026-11-22T03:30:00Z".parse().unwrap());
+    let first = report(&world, scheduled_for("2026-11-21")).await;
+    assert_eq!((first.total, first.failed), (1, 1));
+    // Day 3: the cause is fixed and the DLQ redriven; the copy is a new receive and succeeds.
+    world.clock.set("2026-11-23T10:00:00Z".parse().unwrap());
+    let response = queue_processor::handler(deps, lambda_event(sqs_event("sqs-event-order.json")))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    world.clock.set("2026-11-24T03:30:00Z".parse().unwrap());
+    let third = report(&world, scheduled_for("2026-11-23")).await;
+    assert_eq!((third.total, third.failed), (1, 0));
+    // The report of the day it failed stays as it was mailed.
+    let again = report(&world, scheduled_for("2026-11-21")).await;
+    assert!(again.already_done);
+    assert_eq!((again.total, again.failed), (1, 1));
+}
