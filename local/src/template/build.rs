@@ -343,6 +343,7 @@ impl Builder<'_, '_> {
                 _ => {}
             }
         }
+        check_visibility_covers_timeouts(&event_sources, &queues, &functions)?;
         Ok(Template {
             functions,
             queues,
@@ -1107,6 +1108,33 @@ fn check_redrive_kinds(queues: &BTreeMap<String, QueueDef>) -> Result<(), Templa
                     dlq.logical_id
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Lambda refuses an SQS event source whose queue's visibility timeout is shorter than the
+/// function's timeout (a message would come back while its invocation still runs), with this
+/// message: <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html>.
+fn check_visibility_covers_timeouts(
+    sources: &[SqsEventSource],
+    queues: &BTreeMap<String, QueueDef>,
+    functions: &BTreeMap<String, FunctionDef>,
+) -> Result<(), TemplateError> {
+    for source in sources {
+        let (Some(queue), Some(function)) =
+            (queues.get(&source.queue), functions.get(&source.function))
+        else {
+            continue;
+        };
+        if queue.visibility_timeout_s < function.timeout_s {
+            return Err(TemplateError::Resource {
+                resource: source.id.clone(),
+                message: format!(
+                    "Invalid request provided: Queue visibility timeout: {} seconds is less than Function timeout: {} seconds",
+                    queue.visibility_timeout_s, function.timeout_s
+                ),
+            });
         }
     }
     Ok(())

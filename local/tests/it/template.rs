@@ -999,3 +999,19 @@ fn template_redrive_policy_as_json_string_is_accepted() -> anyhow::Result<()> {
     assert_eq!((r.dlq_logical_id.as_str(), r.max_receive_count), ("D", 3));
     Ok(())
 }
+
+/// Lambda refuses an SQS event source whose queue's visibility timeout is shorter than the
+/// function's timeout: https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html
+#[test]
+fn template_error_visibility_timeout_under_the_function_timeout() {
+    let yaml = |visibility: u32| {
+        format!(
+            "{FN_HEAD}  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{VisibilityTimeout: {visibility}}}\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Timeout: 60\n      Events:\n        E: {{Type: SQS, Properties: {{Queue: !GetAtt Q.Arn}}}}\n"
+        )
+    };
+    assert_eq!(
+        load_err(&yaml(30)),
+        "resource FE: Invalid request provided: Queue visibility timeout: 30 seconds is less than Function timeout: 60 seconds"
+    );
+    assert!(load(&yaml(60)).is_ok());
+}
