@@ -43,6 +43,11 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     match action {
         "echo" => Ok(payload),
         "pid" => Ok(json!({ "pid": pid })),
+        // A JSON string response of `len` bytes in all (its quotes included).
+        "bytes" => {
+            let len = payload.get("len").and_then(Value::as_u64).unwrap_or(2) as usize;
+            Ok(Value::String("x".repeat(len.saturating_sub(2))))
+        }
         "sleep" => {
             let ms = payload.get("ms").and_then(Value::as_u64).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(ms)).await;

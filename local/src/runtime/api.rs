@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::invoker::{FunctionError, MAX_PAYLOAD_BYTES};
+use crate::invoker::FunctionError;
 
 /// An event handed to an instance.
 #[derive(Debug)]
@@ -196,10 +196,15 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     (StatusCode::OK, headers, dispatch.payload).into_response()
 }
 
-/// Reads a body up to Lambda's payload limit; `None` if it is larger.
+/// The most a function may post to the Runtime API as its response or error: Lambda's
+/// "Function.ResponseSizeTooLarge" names 6,291,556 bytes, 100 more than the 6 MiB invocation
+/// payload limit. <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
+pub const MAX_RESPONSE_BYTES: usize = 6_291_556;
+
+/// Reads a body up to [`MAX_RESPONSE_BYTES`]; `None` if it is larger.
 async fn read_body(req: Request) -> Result<Option<Bytes>, Response> {
-    match axum::body::to_bytes(Body::new(req.into_body()), MAX_PAYLOAD_BYTES + 1).await {
-        Ok(body) if body.len() > MAX_PAYLOAD_BYTES => Ok(None),
+    match axum::body::to_bytes(Body::new(req.into_body()), MAX_RESPONSE_BYTES + 1).await {
+        Ok(body) if body.len() > MAX_RESPONSE_BYTES => Ok(None),
         Ok(body) => Ok(Some(body)),
         Err(_) => Err(api_error(
             StatusCode::BAD_REQUEST,
@@ -221,7 +226,7 @@ fn too_large(state: &ApiState, request_id: Arc<str>) -> Response {
     let error = FunctionError::new(
         "Function.ResponseSizeTooLarge",
         format!(
-            "Response payload size exceeded maximum allowed payload size ({MAX_PAYLOAD_BYTES} bytes)."
+            "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
         ),
     );
     let _ = state.events.send(ApiEvent::Error {

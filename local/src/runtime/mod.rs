@@ -19,6 +19,7 @@
 //! the emulator's clock says.
 
 mod api;
+pub use api::MAX_RESPONSE_BYTES;
 mod pool;
 mod process;
 

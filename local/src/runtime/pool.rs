@@ -378,12 +378,18 @@ impl FunctionPool {
             Some(&request_id),
             &format!("END RequestId: {request_id}"),
         );
+        let status = match &outcome {
+            InvokeOutcome::Timeout { .. } => Some("timeout"),
+            InvokeOutcome::Crashed(_) => Some("error\tError Type: Runtime.ExitError"),
+            _ => None,
+        };
         let report = report_line(
             &request_id,
             duration,
             init_duration,
             self.config.memory_mb,
             max_memory_kb,
+            status,
         );
         self.platform(instance, Some(&request_id), &report);
         Attempt::Done(Finished {
@@ -573,13 +579,16 @@ impl FunctionPool {
     }
 }
 
-/// Lambda's `REPORT` line. Custom runtimes are billed for init too.
+/// Lambda's `REPORT` line. Custom runtimes are billed for init too. An invocation that timed
+/// out or whose runtime exited ends with `Status: timeout` or `Status: error` (and its error
+/// type), as Lambda writes them.
 pub(crate) fn report_line(
     request_id: &str,
     duration: Duration,
     init_duration: Option<Duration>,
     memory_mb: u32,
     max_memory_kb: Option<u64>,
+    status: Option<&str>,
 ) -> String {
     let billed = (duration + init_duration.unwrap_or_default())
         .as_micros()
@@ -594,6 +603,9 @@ pub(crate) fn report_line(
     }
     if let Some(init) = init_duration {
         line.push_str(&format!("\tInit Duration: {}", ms(init)));
+    }
+    if let Some(status) = status {
+        line.push_str(&format!("\tStatus: {status}"));
     }
     line
 }
@@ -634,15 +646,28 @@ mod tests {
             Some(Duration::from_micros(8100)),
             128,
             Some(12 * 1024 + 1),
+            None,
         );
         assert_eq!(
             line,
             "REPORT RequestId: abc\tDuration: 1.23 ms\tBilled Duration: 10 ms\tMemory Size: 128 MB\tMax Memory Used: 13 MB\tInit Duration: 8.10 ms"
         );
-        let warm = report_line("abc", Duration::from_micros(10), None, 256, None);
+        let warm = report_line("abc", Duration::from_micros(10), None, 256, None, None);
         assert_eq!(
             warm,
             "REPORT RequestId: abc\tDuration: 0.01 ms\tBilled Duration: 1 ms\tMemory Size: 256 MB"
+        );
+        let timed_out = report_line(
+            "abc",
+            Duration::from_secs(3),
+            None,
+            128,
+            Some(40 * 1024),
+            Some("timeout"),
+        );
+        assert_eq!(
+            timed_out,
+            "REPORT RequestId: abc\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tStatus: timeout"
         );
     }
 

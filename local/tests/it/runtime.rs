@@ -254,6 +254,13 @@ async fn timeout_kills_the_instance_and_the_next_invoke_cold_starts() -> Result<
             && l.line.ends_with("Task timed out after 1.00 seconds")
     })
     .await?;
+    // Lambda's REPORT line of a timed-out invocation ends with its status.
+    logs.wait_for(|l| {
+        l.line
+            .starts_with(&format!("REPORT RequestId: {}\t", timed_out.request_id))
+            && l.line.ends_with("\tStatus: timeout")
+    })
+    .await?;
 
     let next = call(&invoker, "slow", json!({"action": "pid"})).await?;
     assert!(next.init_duration.is_some(), "a new instance was started");
@@ -703,6 +710,42 @@ async fn remote_invoker_speaks_the_invoke_api() -> Result<()> {
     assert!(
         matches!(unreachable, Err(InvokeError::Unreachable { .. })),
         "{unreachable:?}"
+    );
+    Ok(())
+}
+
+/// The Runtime API takes a response of up to 6,291,556 bytes and fails a larger one with
+/// `Function.ResponseSizeTooLarge`, as Lambda does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn responses_up_to_the_runtime_api_limit_pass_larger_ones_fail() -> Result<()> {
+    use nightshift_local::runtime::MAX_RESPONSE_BYTES;
+    assert_eq!(MAX_RESPONSE_BYTES, 6_291_556);
+    let (runtime, _logs) = runtime_with(vec![function("big")]);
+    let invoker = ProcessInvoker::new(runtime.clone());
+    let fits = call(
+        &invoker,
+        "big",
+        json!({"action": "bytes", "len": MAX_RESPONSE_BYTES}),
+    )
+    .await?;
+    match &fits.outcome {
+        InvokeOutcome::Success(body) => assert_eq!(body.len(), MAX_RESPONSE_BYTES),
+        other => bail!("a response at the limit failed: {other:?}"),
+    }
+    let over = call(
+        &invoker,
+        "big",
+        json!({"action": "bytes", "len": MAX_RESPONSE_BYTES + 1}),
+    )
+    .await?;
+    let error = over
+        .lambda_error()
+        .context("an oversized response is an error")?;
+    assert_eq!(error.error_type, "Function.ResponseSizeTooLarge");
+    assert!(
+        error.error_message.contains("(6291556 bytes)"),
+        "{}",
+        error.error_message
     );
     Ok(())
 }
