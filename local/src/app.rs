@@ -286,6 +286,49 @@ pub struct Emulator {
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+/// Under an accelerated clock, visibility timeouts pass `factor` times faster while function
+/// timeouts stay in real time (the functions run for real). A mapped queue whose visibility
+/// timeout would then end before its function's timeout would hand the same messages to a
+/// second invocation while the first still runs: such a factor is refused. Otherwise the note
+/// names the shortest visibility timeout in real time, to print at start-up.
+pub fn accelerated_visibility(
+    template: &crate::template::Template,
+    factor: f64,
+) -> Result<Option<String>, String> {
+    let mut shortest: Option<(f64, &str)> = None;
+    for source in &template.event_sources {
+        let (Some(queue), Some(function)) = (
+            template.queue(&source.queue),
+            template.functions.get(&source.function),
+        ) else {
+            continue;
+        };
+        let real = f64::from(queue.visibility_timeout_s) / factor;
+        if real < f64::from(function.timeout_s) {
+            let most = f64::from(queue.visibility_timeout_s) / f64::from(function.timeout_s.max(1));
+            return Err(format!(
+                "--clock x{factor} makes the {} s visibility timeout of queue {} last {real:.1} s of \
+                 real time, less than the {} s timeout of {}, which stays real: its messages would \
+                 be handed out again while their invocation still runs; use at most x{}",
+                queue.visibility_timeout_s,
+                queue.name,
+                function.timeout_s,
+                function.name,
+                most.floor()
+            ));
+        }
+        if shortest.is_none_or(|(s, _)| real < s) {
+            shortest = Some((real, &queue.name));
+        }
+    }
+    Ok(shortest.map(|(real, name)| {
+        format!(
+            "accelerated clock x{factor}: visibility timeouts pass {factor} times faster (the \
+             shortest, {name}'s, lasts {real:.1} s of real time) while function timeouts stay real"
+        )
+    }))
+}
+
 /// Builds the function binaries with cargo, with cargo's own progress display.
 pub async fn build_functions(
     root: &Path,
@@ -445,6 +488,12 @@ impl Emulator {
                 ..LoadOptions::default()
             },
         )?;
+        if let ClockSpec::Accelerated { factor } = options.clock {
+            let note = accelerated_visibility(&template, factor).map_err(AppError::Setup)?;
+            if let Some(note) = note {
+                warn!("{note}");
+            }
+        }
         let clock = options.clock.build(options.clock_start);
         let engine = SqsEngine::new(
             SqsConfig {

@@ -1015,3 +1015,22 @@ fn template_error_visibility_timeout_under_the_function_timeout() {
     );
     assert!(load(&yaml(60)).is_ok());
 }
+
+/// Under an accelerated clock visibility timeouts shrink while function timeouts stay real: a
+/// factor that makes a mapped queue's visibility timeout end before its function's timeout is
+/// refused, any other is announced with the shortest visibility timeout in real time.
+#[test]
+fn accelerated_clocks_keep_visibility_timeouts_above_function_timeouts() {
+    let t = Template::load(&infra().join("template.yaml"), &opts()).unwrap();
+    // 270 s visibility, 30 s timeouts: up to x9.
+    let note = nightshift_local::app::accelerated_visibility(&t, 9.0)
+        .unwrap()
+        .unwrap();
+    assert!(note.contains("lasts 30.0 s of real time"), "{note}");
+    let err = nightshift_local::app::accelerated_visibility(&t, 60.0).unwrap_err();
+    assert!(
+        err.starts_with("--clock x60 makes the 270 s visibility timeout of queue nightshift-"),
+        "{err}"
+    );
+    assert!(err.ends_with("use at most x9"), "{err}");
+}
