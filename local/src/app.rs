@@ -508,8 +508,12 @@ impl Emulator {
             clock.clone(),
         )?;
         for queue in template.queues_in_creation_order() {
-            let attrs = queue_attributes(queue, &template);
+            let mut attrs = queue_attributes(queue, &template);
             if engine.get_queue_url(&queue.name).is_ok() {
+                // A queue kept in the state dir follows the template, also where the template
+                // dropped something: an empty RedrivePolicy removes the journaled one, as
+                // SetQueueAttributes does in SQS.
+                attrs.entry("RedrivePolicy".into()).or_default();
                 engine.set_queue_attributes(&queue.name, &attrs)?;
             } else {
                 engine.create_queue(&queue.name, &attrs, &BTreeMap::new())?;

@@ -1034,3 +1034,52 @@ fn accelerated_clocks_keep_visibility_timeouts_above_function_timeouts() {
     );
     assert!(err.ends_with("use at most x9"), "{err}");
 }
+
+/// A restart on a state dir keeps the journaled queues but follows the template: a
+/// RedrivePolicy taken out of the template is taken off the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
+    use nightshift_local::app::{Emulator, UpOptions};
+    use nightshift_local::clock::ClockSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template.yaml");
+    let dlq = "  Dlq:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: q-dlq}\n";
+    let with = format!(
+        "Resources:\n{dlq}  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: q\n      RedrivePolicy: {{deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3}}\n"
+    );
+    let without = format!(
+        "Resources:\n{dlq}  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{QueueName: q}}\n"
+    );
+    let redrive = |emulator: &Emulator| {
+        emulator
+            .engine()
+            .get_queue_attributes("q", &["All".to_string()])
+            .unwrap()
+            .get("RedrivePolicy")
+            .cloned()
+    };
+    let options = || {
+        let mut up = UpOptions::new(dir.path());
+        up.template = template.clone();
+        up.env_file = None;
+        up.addr = ([127, 0, 0, 1], 0).into();
+        up.clock = ClockSpec::Manual;
+        up.state_dir = Some(dir.path().join("state"));
+        up
+    };
+    let invoker = || {
+        Some(
+            std::sync::Arc::new(nightshift_local::invoker::InProcessInvoker::new())
+                as std::sync::Arc<dyn nightshift_local::invoker::Invoker>,
+        )
+    };
+    std::fs::write(&template, with).unwrap();
+    let first = Emulator::start(options(), invoker()).await.unwrap();
+    assert!(redrive(&first).is_some_and(|p| p.contains("maxReceiveCount")));
+    first.shutdown(std::time::Duration::from_secs(1)).await;
+    drop(first);
+    std::fs::write(&template, without).unwrap();
+    let second = Emulator::start(options(), invoker()).await.unwrap();
+    assert_eq!(redrive(&second), None);
+    second.shutdown(std::time::Duration::from_secs(1)).await;
+}
