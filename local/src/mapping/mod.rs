@@ -12,13 +12,14 @@
 //! Files by role:
 //! - [`settle`]: the success and failure rules, pure;
 //! - [`event`]: the event JSON, record by record;
+//! - [`filter`]: `FilterCriteria`, records that match no pattern are deleted uninvoked;
 //! - `poller`: gathering, invoking, settling;
 //! - [`measure`]: latency and throughput measurements for benchmarks.
 //!
-//! Not modelled: `FilterCriteria` (records are never filtered; a warning says so) and FIFO
-//! ordering rules (the engine refuses FIFO queues for now).
+//! Not modelled: FIFO ordering rules (the engine refuses FIFO queues for now).
 
 pub mod event;
+pub mod filter;
 pub mod measure;
 mod poller;
 pub mod settle;
@@ -65,6 +66,14 @@ pub enum MappingError {
         /// The queue's logical id.
         queue: String,
     },
+    /// A `FilterCriteria` pattern Lambda would refuse.
+    #[error("event source {source_id}: FilterCriteria.Filters: {error}")]
+    Filter {
+        /// The event source's logical id.
+        source_id: String,
+        /// Which pattern, and what is wrong with it.
+        error: filter::FilterError,
+    },
     /// The poller task panicked or was cancelled.
     #[error("the poller of {function} stopped abnormally: {message}")]
     Aborted {
@@ -101,7 +110,8 @@ pub struct MappingConfig {
     pub report_batch_item_failures: bool,
     /// `Enabled`: a disabled mapping does not poll.
     pub enabled: bool,
-    /// `FilterCriteria` patterns, kept only to warn that they are not applied.
+    /// `FilterCriteria` patterns (JSON text each): records that match none are deleted
+    /// without an invocation ([`filter`]).
     pub filter_patterns: Vec<String>,
 }
 
@@ -149,6 +159,12 @@ impl MappingConfig {
                 source_id: source.id.clone(),
                 queue: source.queue.clone(),
             })?;
+        filter::FilterSet::parse(&source.filter_patterns).map_err(|error| {
+            MappingError::Filter {
+                source_id: source.id.clone(),
+                error,
+            }
+        })?;
         let scaling = source
             .maximum_concurrency
             .unwrap_or(DEFAULT_MAX_CONCURRENCY);

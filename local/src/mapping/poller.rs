@@ -59,6 +59,8 @@ pub(super) struct Poller {
     /// Received messages that did not fit the previous batch, oldest first.
     carry: VecDeque<Record>,
     empty_receives: u32,
+    /// The source's `FilterCriteria`; empty delivers everything.
+    filter: super::filter::FilterSet,
 }
 
 impl Poller {
@@ -69,7 +71,14 @@ impl Poller {
         counters: Arc<Counters>,
         shutdown: Shutdown,
     ) -> Self {
+        // The patterns were checked when the mapping was resolved from the template; one that
+        // fails here (a hand-made config) filters nothing rather than everything.
+        let filter = super::filter::FilterSet::parse(&config.filter_patterns).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, mapping = %config.id, "invalid filter criteria ignored");
+            super::filter::FilterSet::default()
+        });
         Poller {
+            filter,
             shared: Arc::new(Shared {
                 config,
                 engine,
@@ -87,12 +96,6 @@ impl Poller {
         let span = tracing::info_span!("mapping", id = %config.id, function = %config.function, queue = %config.queue);
         async move {
             let config = &self.shared.config;
-            if !config.filter_patterns.is_empty() {
-                tracing::warn!(
-                    patterns = config.filter_patterns.len(),
-                    "filter criteria are not applied by the emulator: every record is delivered"
-                );
-            }
             if !config.enabled || config.max_concurrency == 0 {
                 tracing::info!(
                     enabled = config.enabled,
@@ -263,6 +266,18 @@ impl Poller {
             let mut full = false;
             for message in received {
                 let record = Record::render(message, &config.queue_arn, &config.region);
+                if !self.filter.matches(&record.json) {
+                    // As Lambda does: a record no filter matches is deleted, never invoked.
+                    if let Err(err) = self
+                        .shared
+                        .engine
+                        .delete_message(&config.queue, &record.receipt_handle)
+                    {
+                        tracing::warn!(error = %err, "cannot delete a filtered-out record");
+                    }
+                    tracing::debug!(message_id = %record.message_id, "record filtered out");
+                    continue;
+                }
                 if full || !batch.fits(&record) {
                     full = true;
                     self.carry.push_back(record);

@@ -1156,3 +1156,58 @@ async fn measure_report() {
         throughput.messages, throughput.elapsed, throughput.batches, throughput.per_second
     );
 }
+
+/// `FilterCriteria`: records that match no pattern are deleted without an invocation; the
+/// rest are delivered. https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html
+#[tokio::test]
+async fn records_that_match_no_filter_are_deleted_without_an_invocation() {
+    let env = Env::new();
+    let calls = Calls::default();
+    env.send(r#"{"kind":"order.placed","total":42}"#);
+    env.send(r#"{"kind":"user.signup"}"#);
+    env.send("not json at all");
+    env.send(r#"{"kind":"order.cancelled","total":5}"#);
+    let mut config = env.config();
+    config.filter_patterns = vec![
+        r#"{"body": {"kind": [{"prefix": "order."}], "total": [{"numeric": [">", 10]}]}}"#.into(),
+        r#"{"body": [{"prefix": "not json"}]}"#.into(),
+    ];
+    let handle = env.spawn(config, recording(&calls, succeed));
+    until("the matching records settled", || {
+        calls
+            .all()
+            .iter()
+            .map(|c| c.event.records.len())
+            .sum::<usize>()
+            == 2
+    })
+    .await;
+    quiet().await;
+    let delivered: BTreeSet<String> = calls.all().iter().flat_map(|c| c.bodies()).collect();
+    assert_eq!(
+        delivered,
+        set(&[r#"{"kind":"order.placed","total":42}"#, "not json at all"])
+    );
+    // The two others were deleted, not left to come back or to reach the DLQ.
+    env.stop(handle).await;
+    assert!(env.remaining().is_empty(), "{:?}", env.remaining());
+    assert_eq!(env.visible(DLQ), 0);
+}
+
+/// A pattern Lambda would refuse is refused when the template's mappings are resolved, with
+/// the event source and the place in the pattern.
+#[test]
+fn an_invalid_filter_pattern_is_refused_with_its_place() {
+    let yaml = "Transform: AWS::Serverless-2016-10-31\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Events:\n        E:\n          Type: SQS\n          Properties:\n            Queue: !GetAtt Q.Arn\n            FilterCriteria:\n              Filters:\n                - Pattern: '{\"body\": {\"kind\": \"order\"}}'\n";
+    let template = nightshift_local::template::Template::from_yaml(
+        yaml,
+        std::path::Path::new("."),
+        &nightshift_local::template::LoadOptions::default(),
+    )
+    .unwrap();
+    let err = MappingConfig::all_from_template(&template, REGION).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "event source FE: FilterCriteria.Filters: filter 0: $.body.kind: expected an object or an array of matchers, got \"order\""
+    );
+}
