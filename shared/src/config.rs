@@ -138,7 +138,7 @@ impl Env {
         Ok(value)
     }
 
-    /// The idempotency TTL (default [`crate::idempotency::DEFAULT_TTL`], 14 days).
+    /// The idempotency TTL (default [`crate::idempotency::DEFAULT_TTL`], 28 days and an hour).
     pub fn idempotency_ttl(&self) -> Result<Duration, ConfigError> {
         let secs = self.parse_or::<u64>(
             IDEMPOTENCY_TTL_SECONDS,
