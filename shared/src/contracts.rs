@@ -435,6 +435,13 @@ impl OutcomeStatus {
             OutcomeStatus::Failed => "failed",
         }
     }
+
+    /// Reads a stored name back ([`OutcomeStatus::as_str`]); `None` for anything else.
+    pub fn from_stored(name: &str) -> Option<Self> {
+        [OutcomeStatus::Succeeded, OutcomeStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// What happened to one job: the data the daily report aggregates.

@@ -32,7 +32,9 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use lambda_runtime::LambdaEvent;
 use nightshift::config::{ConfigError, Env};
-use nightshift::contracts::{ContractError, EmailRequest, ReportInput, validate_address};
+use nightshift::contracts::{
+    ContractError, EmailRequest, JobOutcome, ReportInput, validate_address,
+};
 use nightshift::idempotency::{Begin, Idempotency, Ticket};
 use nightshift::ports::{Blobs, Clock, Queue, Retryable, Store, SystemClock};
 use serde::{Deserialize, Serialize};
@@ -362,7 +364,7 @@ async fn backfill(
             Claimed::Done(_) => running = true,
             Claimed::Busy => {}
             Claimed::Ours(ticket) => {
-                let wanted = running || has_outcomes(deps, day).await?;
+                let wanted = running || !day_outcomes(deps, day).await?.is_empty();
                 if wanted {
                     make(deps, day, &ticket).await?;
                     info!(date = %day, "missing report backfilled");
@@ -377,23 +379,17 @@ async fn backfill(
     Ok(made)
 }
 
-async fn has_outcomes(deps: &Deps, date: NaiveDate) -> Result<bool, ReportError> {
+/// The outcomes of the jobs that finished on `date` in the report's zone.
+async fn day_outcomes(deps: &Deps, date: NaiveDate) -> Result<Vec<JobOutcome>, ReportError> {
     let (from, to) = day_bounds(date, deps.time_zone);
-    let outcomes = deps
-        .store
+    deps.store
         .outcomes_between(from, to)
         .await
-        .map_err(port("store"))?;
-    Ok(!outcomes.is_empty())
+        .map_err(port("store"))
 }
 
 async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSummary, ReportError> {
-    let (from, to) = day_bounds(date, deps.time_zone);
-    let outcomes = deps
-        .store
-        .outcomes_between(from, to)
-        .await
-        .map_err(port("store"))?;
+    let outcomes = day_outcomes(deps, date).await?;
     let report = aggregate(date, deps.time_zone.name(), &outcomes);
     let csv_key = format!("reports/{date}.csv");
     let html_key = format!("reports/{date}.html");

@@ -275,14 +275,11 @@ fn record_of(item: &Item) -> Result<Existing, StoreError> {
 
 fn outcome_of(item: &Item) -> Result<JobOutcome, StoreError> {
     let job_id = get_s(item, "job_id")?.to_string();
-    let status = match get_s(item, "status")? {
-        "succeeded" => OutcomeStatus::Succeeded,
-        "failed" => OutcomeStatus::Failed,
-        other => {
-            return Err(StoreError::Permanent(format!(
-                "outcome {job_id} has unknown status {other:?}"
-            )));
-        }
+    let stored = get_s(item, "status")?;
+    let Some(status) = OutcomeStatus::from_stored(stored) else {
+        return Err(StoreError::Permanent(format!(
+            "outcome {job_id} has unknown status {stored:?}"
+        )));
     };
     Ok(JobOutcome {
         v: CONTRACT_VERSION,

@@ -298,14 +298,10 @@ impl Store for SqliteStore {
         rows.into_iter()
             .map(
                 |(job_id, kind, status, submitted, latency, error, finished)| {
-                    let status = match status.as_str() {
-                        "succeeded" => OutcomeStatus::Succeeded,
-                        "failed" => OutcomeStatus::Failed,
-                        other => {
-                            return Err(StoreError::Permanent(format!(
-                                "outcome {job_id} has unknown status {other:?}"
-                            )));
-                        }
+                    let Some(status) = OutcomeStatus::from_stored(&status) else {
+                        return Err(StoreError::Permanent(format!(
+                            "outcome {job_id} has unknown status {status:?}"
+                        )));
                     };
                     Ok(JobOutcome {
                         v: CONTRACT_VERSION,
