@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
-use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker};
+use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker, Slot};
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
 use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
@@ -418,10 +418,25 @@ impl Invoker for CountingInvoker {
         &self,
         req: InvokeRequest,
     ) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
+        self.invoke_in(Slot::unlimited(), req)
+    }
+
+    fn reserve<'a>(
+        &'a self,
+        function: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<Slot, crate::invoker::InvokeError>> {
+        self.inner.reserve(function)
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
         use std::sync::atomic::Ordering;
         self.in_flight.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
-            let result = self.inner.invoke(req).await;
+            let result = self.inner.invoke_in(slot, req).await;
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
             result
         })
@@ -520,6 +535,8 @@ impl Emulator {
             }
         }
 
+        let mapping_configs = MappingConfig::all_from_template(&template, &options.region)
+            .map_err(|e| AppError::Setup(e.to_string()))?;
         let mut runtime = None;
         let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
             (Some(invoker), _) => invoker,
@@ -580,10 +597,10 @@ impl Emulator {
                     let mut config = FunctionConfig::new(f.name.clone(), binary)
                         .with_timeout(Duration::from_secs(f.timeout_s.into()))
                         .with_memory_mb(f.memory_mb)
-                        .with_concurrency(
-                            f.reserved_concurrency
-                                .unwrap_or(crate::runtime::DEFAULT_CONCURRENCY),
-                        );
+                        .with_concurrency(f.reserved_concurrency.unwrap_or_else(|| {
+                            mapping::instances_needed(&mapping_configs, &f.name)
+                                .max(crate::runtime::DEFAULT_CONCURRENCY)
+                        }));
                     config.env = env;
                     rt.add_function(config)
                         .map_err(|e| AppError::Setup(e.to_string()))?;
@@ -604,9 +621,7 @@ impl Emulator {
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut mappings = Vec::new();
-        for config in MappingConfig::all_from_template(&template, &options.region)
-            .map_err(|e| AppError::Setup(e.to_string()))?
-        {
+        for config in mapping_configs {
             if !config.enabled {
                 continue;
             }

@@ -32,7 +32,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 
 use crate::app::{UpOptions, Wrap};
-use crate::invoker::{InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker};
+use crate::invoker::{InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot};
 
 /// The faults the functions inject themselves, with their default rates. They must match
 /// `nightshift::faults::Fault` (a cross-crate test holds them together).
@@ -403,13 +403,25 @@ impl FaultyInvoker {
 
 impl Invoker for FaultyInvoker {
     fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        self.invoke_in(Slot::unlimited(), req)
+    }
+
+    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        self.inner.reserve(function)
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
         Box::pin(async move {
             let function = req.function.clone();
             let key = delivery_key(&req.payload);
             if self.strikes(2, &function, &key) {
                 return Err(InvokeError::Throttled(function));
             }
-            let mut result = self.inner.invoke(req).await;
+            let mut result = self.inner.invoke_in(slot, req).await;
             if self.strikes(1, &function, &key) {
                 return Err(InvokeError::Unreachable {
                     endpoint: function,

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::{AppError, Emulator, InvokerChoice, UpOptions};
 use crate::clock::ClockSpec;
 use crate::invoker::{
-    InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker,
+    InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot,
 };
 use crate::sqs::model::MessageSnapshot;
 
@@ -126,6 +126,18 @@ impl RecordingInvoker {
 
 impl Invoker for RecordingInvoker {
     fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        self.invoke_in(Slot::unlimited(), req)
+    }
+
+    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        self.inner.reserve(function)
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
         let at = self
             .clock
             .lock()
@@ -136,7 +148,7 @@ impl Invoker for RecordingInvoker {
         let function = req.function.clone();
         let event = json_or_string(&req.payload);
         Box::pin(async move {
-            let result = self.inner.invoke(req).await;
+            let result = self.inner.invoke_in(slot, req).await;
             let (outcome, response) = describe(&result);
             let request_id = result
                 .as_ref()

@@ -38,6 +38,55 @@ pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 pub trait Invoker: Send + Sync {
     /// Invokes `req.function` synchronously with `req.payload` and waits for its outcome.
     fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>>;
+
+    /// Waits until `function` can start one more invocation and holds that place until the
+    /// returned [`Slot`] is used by [`Invoker::invoke_in`] or dropped.
+    ///
+    /// A source whose messages age while they wait (an SQS poller: their visibility timeouts
+    /// run from the receive) reserves first and receives second, so it never holds a batch
+    /// it cannot start. Invokers without a concurrency limit of their own answer at once;
+    /// wrappers pass the call on to what they wrap.
+    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        let _ = function;
+        Box::pin(std::future::ready(Ok(Slot::unlimited())))
+    }
+
+    /// Invokes as [`Invoker::invoke`] does, in the place `slot` holds.
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        // An invoker that reserves nothing has nothing to hand over.
+        drop(slot);
+        self.invoke(req)
+    }
+}
+
+/// A place reserved for one invocation by [`Invoker::reserve`]: a concurrency permit of the
+/// function's instance pool, or nothing where the invoker has no limit.
+#[derive(Debug)]
+pub struct Slot {
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Slot {
+    /// A slot that holds nothing (an invoker without a concurrency limit).
+    pub fn unlimited() -> Self {
+        Slot { permit: None }
+    }
+
+    /// A slot holding `permit`.
+    pub fn held(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Slot {
+            permit: Some(permit),
+        }
+    }
+
+    /// The permit, if this slot holds one.
+    pub fn into_permit(self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.permit
+    }
 }
 
 /// One synchronous invocation.
@@ -282,6 +331,18 @@ impl ProcessInvoker {
 impl Invoker for ProcessInvoker {
     fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
         self.runtime.invoke(req).boxed()
+    }
+
+    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        self.runtime.reserve(function).boxed()
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        self.runtime.invoke_in(slot, req).boxed()
     }
 }
 

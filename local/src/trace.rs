@@ -95,7 +95,7 @@ use crate::app::{AppError, InvokerChoice, UpOptions, Wrap, build_functions, targ
 use crate::clock::{ClockSpec, SharedClock};
 use crate::harness::{Invocation, describe};
 use crate::invoker::{
-    InvokeError, InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker,
+    InvokeError, InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker, Slot,
 };
 use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::sqs::{MessageAttributeValue, SqsConfig, SqsEngine, SqsServer};
@@ -1099,11 +1099,23 @@ impl TraceRecorder {
 
 impl Invoker for TraceRecorder {
     fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        self.invoke_in(Slot::unlimited(), req)
+    }
+
+    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        self.inner.reserve(function)
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
         let at = self.clock.get().map(|c| c.now()).unwrap_or_else(Utc::now);
         Box::pin(async move {
             let function = req.function.clone();
             let payload = req.payload.clone();
-            let result = self.inner.invoke(req).await;
+            let result = self.inner.invoke_in(slot, req).await;
             self.record(function, &payload, at, &result);
             result
         })

@@ -44,6 +44,18 @@ pub use settle::{SettleReason, Settlement, Verdict, settle};
 /// concurrency bugs without starting dozens of function processes.
 pub const DEFAULT_MAX_CONCURRENCY: u32 = 5;
 
+/// Instances `function` needs so that every enabled mapping on it can run its
+/// `MaximumConcurrency` batches at once: the sum over its mappings. The emulator sizes a
+/// function's pool to at least this (when no reserved concurrency caps it), so a poller's
+/// batches never queue behind one another for an instance.
+pub fn instances_needed(configs: &[MappingConfig], function: &str) -> u32 {
+    configs
+        .iter()
+        .filter(|c| c.enabled && c.function == function)
+        .map(|c| c.max_concurrency)
+        .fold(0u32, u32::saturating_add)
+}
+
 /// Most messages one ReceiveMessage returns.
 const RECEIVE_MAX: u32 = 10;
 
@@ -399,5 +411,28 @@ pub fn spawn(
         config,
         counters,
         task,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_needs_room_for_every_enabled_mapping_on_it() {
+        let mut disabled = MappingConfig::new("worker", "c", "eu-west-1").with_max_concurrency(7);
+        disabled.enabled = false;
+        let configs = [
+            MappingConfig::new("worker", "a", "eu-west-1").with_max_concurrency(20),
+            MappingConfig::new("worker", "b", "eu-west-1"),
+            disabled,
+            MappingConfig::new("other", "d", "eu-west-1").with_max_concurrency(3),
+        ];
+        assert_eq!(
+            instances_needed(&configs, "worker"),
+            20 + DEFAULT_MAX_CONCURRENCY
+        );
+        assert_eq!(instances_needed(&configs, "other"), 3);
+        assert_eq!(instances_needed(&configs, "none"), 0);
     }
 }

@@ -22,7 +22,7 @@ use tracing::Instrument;
 use super::event::{self, EVENT_OVERHEAD, Record};
 use super::settle::{SettleReason, Settlement, Verdict, settle};
 use super::{Counters, MappingConfig, RECEIVE_MAX, Shutdown};
-use crate::invoker::{InvokeRequest, Invoker, MAX_PAYLOAD_BYTES};
+use crate::invoker::{InvokeError, InvokeRequest, Invoker, MAX_PAYLOAD_BYTES, Slot};
 use crate::sqs::{QueueSubscription, ReceiveOptions, SqsEngine, SqsError};
 
 /// Pause after an SQS error (queue deleted, journal failure) before polling again.
@@ -43,6 +43,25 @@ enum Gathered {
     Stopped(Vec<Record>),
     /// The engine failed; the messages gathered so far are put back in the carry.
     Failed(SqsError, Vec<Record>),
+    /// The function cannot take an invocation (unknown, or no concurrency); the messages
+    /// gathered so far are put back in the carry.
+    Unavailable(InvokeError, Vec<Record>),
+}
+
+/// Why no place among the function's instances was reserved.
+enum NoSlot {
+    Shutdown,
+    Unavailable(InvokeError),
+}
+
+impl NoSlot {
+    /// How the gathering pass ends, with the records gathered so far.
+    fn with(self, records: Vec<Record>) -> Gathered {
+        match self {
+            NoSlot::Shutdown => Gathered::Stopped(records),
+            NoSlot::Unavailable(err) => Gathered::Unavailable(err, records),
+        }
+    }
 }
 
 /// What the invocation tasks share.
@@ -61,6 +80,9 @@ pub(super) struct Poller {
     empty_receives: u32,
     /// The source's `FilterCriteria`; empty delivers everything.
     filter: super::filter::FilterSet,
+    /// A place among the function's instances, reserved before the batch being gathered
+    /// was received (see [`Poller::reserve`]).
+    reserved: Option<Slot>,
 }
 
 impl Poller {
@@ -88,6 +110,7 @@ impl Poller {
             shutdown,
             carry: VecDeque::new(),
             empty_receives: 0,
+            reserved: None,
         }
     }
 
@@ -164,11 +187,27 @@ impl Poller {
                     Counters::add(&counters.records, batch.len());
                     Counters::set(&counters.buffered, self.carry.len());
                     let shared = self.shared.clone();
-                    in_flight.spawn(invoke(shared, batch, permit));
+                    let slot = self.reserved.take().unwrap_or_else(Slot::unlimited);
+                    in_flight.spawn(invoke(shared, batch, permit, slot));
                 }
                 Gathered::Stopped(partial) => {
                     self.carry.extend(partial);
                     break;
+                }
+                Gathered::Unavailable(err, partial) => {
+                    drop(permit);
+                    for record in partial.into_iter().rev() {
+                        self.carry.push_front(record);
+                    }
+                    tracing::warn!(error = %err, "the function cannot take the batch, retrying");
+                    let go_on = tokio::select! {
+                        biased;
+                        () = self.shutdown.triggered() => false,
+                        () = tokio::time::sleep(ERROR_BACKOFF) => true,
+                    };
+                    if !go_on {
+                        break;
+                    }
                 }
                 Gathered::Failed(err, partial) => {
                     drop(permit);
@@ -185,6 +224,7 @@ impl Poller {
                 }
             }
         }
+        self.reserved = None;
         self.release_carry();
         while let Some(done) = in_flight.join_next().await {
             log_join(done);
@@ -203,10 +243,16 @@ impl Poller {
 
     /// Gathers one batch: at most `batch_size` records and 6 MB of event, within the window.
     async fn gather(&mut self, sub: &QueueSubscription) -> Gathered {
-        let config = &self.shared.config;
+        let shared = self.shared.clone();
+        let config = &shared.config;
         let clock = self.shared.engine.clock().clone();
         let batch_size = config.batch_size.max(1) as usize;
         let mut batch = Batch::default();
+        if !self.carry.is_empty()
+            && let Err(stop) = self.reserve().await
+        {
+            return stop.with(batch.records);
+        }
         while let Some(record) = self.carry.pop_front() {
             if !batch.fits(&record) {
                 self.carry.push_front(record);
@@ -241,6 +287,11 @@ impl Poller {
             }
             if self.shutdown.is_triggered() {
                 return Gathered::Stopped(batch.records);
+            }
+            // Messages are visible: hold a place among the function's instances before taking
+            // them, so their visibility timeouts never run while they wait for one.
+            if let Err(stop) = self.reserve().await {
+                return stop.with(batch.records);
             }
             let want = (batch_size - batch.len()).min(RECEIVE_MAX as usize) as u32;
             let options = ReceiveOptions::all_attributes(want).wait(Duration::ZERO);
@@ -342,6 +393,26 @@ impl Poller {
         }
     }
 
+    /// Waits for a place among the function's instances unless one is already held. Lambda's
+    /// pollers never hand a batch to a function that has no room for it; the emulator's pool
+    /// is shared with asynchronous and direct invocations, so the poller reserves first and
+    /// receives second.
+    async fn reserve(&mut self) -> Result<(), NoSlot> {
+        if self.reserved.is_some() {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let function = shared.config.function.as_str();
+        tokio::select! {
+            biased;
+            () = self.shutdown.triggered() => Err(NoSlot::Shutdown),
+            slot = shared.invoker.reserve(function) => {
+                self.reserved = Some(slot.map_err(NoSlot::Unavailable)?);
+                Ok(())
+            }
+        }
+    }
+
     /// Hands the received but unsent messages back to the queue at once.
     fn release_carry(&mut self) {
         Counters::set(&self.shared.counters.buffered, 0);
@@ -436,7 +507,7 @@ fn log_join(done: Result<(), tokio::task::JoinError>) {
 }
 
 /// Invokes the function with `batch`, settles the result, frees the slot.
-async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphorePermit) {
+async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphorePermit, slot: Slot) {
     let config = &shared.config;
     let counters = &shared.counters;
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -451,7 +522,7 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
         };
         tracing::debug!("invoking");
         let ids: Vec<String> = batch.iter().map(|r| r.message_id.clone()).collect();
-        let settlement = match shared.invoker.invoke(request).await {
+        let settlement = match shared.invoker.invoke_in(slot, request).await {
             Ok(response) => settle(&ids, &response.outcome, config.report_batch_item_failures),
             Err(err) => Settlement::failed(&ids, SettleReason::InvokeFailed(err.to_string())),
         };

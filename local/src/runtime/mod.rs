@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse};
+use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Slot};
 use pool::FunctionPool;
 use process::{Registry, Signal};
 
@@ -333,10 +333,29 @@ impl Runtime {
     /// The invocation runs on its own task: dropping this future does not disturb
     /// the instance, the invocation still completes in the background.
     pub async fn invoke(&self, req: InvokeRequest) -> Result<InvokeResponse, InvokeError> {
+        self.invoke_in(Slot::unlimited(), req).await
+    }
+
+    /// Waits for a free place among `function`'s instances (its concurrency) and holds it:
+    /// see [`crate::invoker::Invoker::reserve`].
+    pub async fn reserve(&self, function: &str) -> Result<Slot, InvokeError> {
+        let pool = self
+            .pool(function)
+            .ok_or_else(|| InvokeError::UnknownFunction(function.to_owned()))?;
+        pool.reserve().await.map(Slot::held)
+    }
+
+    /// Invokes as [`Runtime::invoke`] does, in the place `slot` holds when it holds one of
+    /// this function's places (otherwise it waits for one as `invoke` does).
+    pub async fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
         let pool = self
             .pool(&req.function)
             .ok_or_else(|| InvokeError::UnknownFunction(req.function.clone()))?;
-        match tokio::spawn(pool.invoke(req)).await {
+        match tokio::spawn(pool.invoke(req, slot.into_permit())).await {
             Ok(result) => result,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
             Err(_) => Err(InvokeError::ShuttingDown),

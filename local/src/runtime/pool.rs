@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::process::Command;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -180,9 +180,24 @@ impl FunctionPool {
         }
     }
 
+    /// Waits for a free place (a concurrency permit) and holds it.
+    pub(crate) async fn reserve(&self) -> Result<OwnedSemaphorePermit, InvokeError> {
+        if self.config.concurrency == 0 {
+            return Err(InvokeError::Throttled(self.config.name.clone()));
+        }
+        self.permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| InvokeError::ShuttingDown)
+    }
+
+    /// Runs `req` on a warm or new instance, in the place `reserved` holds when it is one of
+    /// this pool's permits.
     pub(crate) async fn invoke(
         self: Arc<Self>,
         req: InvokeRequest,
+        reserved: Option<OwnedSemaphorePermit>,
     ) -> Result<InvokeResponse, InvokeError> {
         if self.config.concurrency == 0 {
             return Err(InvokeError::Throttled(self.config.name.clone()));
@@ -193,12 +208,11 @@ impl FunctionPool {
                 limit: MAX_PAYLOAD_BYTES,
             });
         }
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| InvokeError::ShuttingDown)?;
+        // A permit of another pool (a slot reserved for another function) is given back.
+        let permit = match reserved.filter(|p| Arc::ptr_eq(p.semaphore(), &self.permits)) {
+            Some(permit) => permit,
+            None => self.reserve().await?,
+        };
         let request_id: Arc<str> = Arc::from(req.request_id.as_str());
         let trace_id = trace_id();
         // A warm instance can die between the idle check and taking the event; the

@@ -15,7 +15,8 @@ use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use nightshift_local::clock::{self, ManualClock};
 use nightshift_local::invoker::{
-    ExitInfo, FunctionError, InProcessInvoker, InvokeContext, InvokeOutcome,
+    BoxFuture, ExitInfo, FunctionError, InProcessInvoker, InvokeContext, InvokeError,
+    InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot,
 };
 use nightshift_local::mapping::{
     self, MappingConfig, MappingHandle, MappingStats, SettleReason, Settlement, Shutdown, Verdict,
@@ -1210,4 +1211,80 @@ fn an_invalid_filter_pattern_is_refused_with_its_place() {
         err.to_string(),
         "event source FE: FilterCriteria.Filters: filter 0: $.body.kind: expected an object or an array of matchers, got \"order\""
     );
+}
+
+/// An invoker with room for a fixed number of invocations, as the emulator's instance pool
+/// has: `invoke` waits for room, `reserve` holds it ahead.
+struct Bounded {
+    inner: InProcessInvoker,
+    room: Arc<Semaphore>,
+}
+
+impl Invoker for Bounded {
+    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        Box::pin(async move {
+            let _room = self.room.acquire().await.unwrap();
+            self.inner.invoke(req).await
+        })
+    }
+
+    fn reserve<'a>(&'a self, _function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        Box::pin(async move { Ok(Slot::held(self.room.clone().acquire_owned().await.unwrap())) })
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        Box::pin(async move {
+            let _room = match slot.into_permit() {
+                Some(permit) => permit,
+                None => self.room.clone().acquire_owned().await.unwrap(),
+            };
+            self.inner.invoke(req).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_poller_never_receives_a_batch_the_function_has_no_room_for() {
+    // Issue 9: a batch received while the function had no free instance waited with its
+    // visibility timeout running, and came back (and reached the DLQ) without ever being
+    // invoked. The poller now holds a place among the instances before it receives.
+    let env = Env::new();
+    let calls = Calls::default();
+    let room = Arc::new(Semaphore::new(1));
+    let invoker = Bounded {
+        inner: recording(&calls, succeed),
+        room: room.clone(),
+    };
+    // Another invocation (an async event, a direct invoke) occupies the only instance.
+    let busy = room.clone().acquire_owned().await.unwrap();
+    env.send("waits");
+    let handle = mapping::spawn(
+        env.config(),
+        env.engine.clone(),
+        Arc::new(invoker),
+        env.shutdown.clone(),
+    );
+    quiet().await;
+    assert_eq!(env.in_flight(), 0, "nothing is received without room");
+    // Twice the visibility timeout: a message received and left waiting would have come back.
+    env.advance(60);
+    quiet().await;
+    assert_eq!((env.in_flight(), env.visible(QUEUE)), (0, 1));
+    assert!(calls.all().is_empty());
+    drop(busy);
+    until("the batch is invoked", || settled(&handle) == 1).await;
+    let call = &calls.all()[0];
+    assert_eq!(
+        call.event.records[0]
+            .attributes
+            .get("ApproximateReceiveCount"),
+        Some(&"1".to_owned()),
+        "received once, when it could run"
+    );
+    let stats = env.stop(handle).await;
+    assert_eq!(stats.deleted, 1);
 }

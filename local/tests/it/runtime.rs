@@ -215,6 +215,53 @@ async fn concurrency_cap_bounds_instances_and_every_invoke_succeeds() -> Result<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reserved_place_is_the_one_the_invocation_runs_in() -> Result<()> {
+    // The SQS poller reserves a place before it receives (issue 9): with one place, a
+    // reservation makes every other invocation wait, and the reserved invocation runs in it
+    // instead of waiting for a second one.
+    let (runtime, _logs) = runtime_with(vec![
+        function("single").with_concurrency(1),
+        function("other").with_concurrency(1),
+    ]);
+    let invoker = ProcessInvoker::new(runtime.clone());
+    let slot = invoker.reserve("single").await?;
+    let waiting = tokio::time::timeout(
+        Duration::from_millis(300),
+        call(&invoker, "single", json!({"action": "echo"})),
+    )
+    .await;
+    assert!(waiting.is_err(), "an invocation ran without room");
+    let response = tokio::time::timeout(
+        Duration::from_secs(20),
+        invoker.invoke_in(
+            slot,
+            InvokeRequest::new("single", json!({"action": "echo"}).to_string()),
+        ),
+    )
+    .await
+    .context("the reserved invocation waited for a place it holds")??;
+    assert!(matches!(response.outcome, InvokeOutcome::Success(_)));
+    // A place of another function is given back, not used.
+    let foreign = invoker.reserve("single").await?;
+    let other = invoker
+        .invoke_in(
+            foreign,
+            InvokeRequest::new("other", json!({"action": "echo"}).to_string()),
+        )
+        .await?;
+    assert!(matches!(other.outcome, InvokeOutcome::Success(_)));
+    tokio::time::timeout(Duration::from_secs(5), invoker.reserve("single"))
+        .await
+        .context("the foreign place was not given back")??;
+    assert!(matches!(
+        invoker.reserve("missing").await,
+        Err(InvokeError::UnknownFunction(_))
+    ));
+    runtime.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_kills_the_instance_and_the_next_invoke_cold_starts() -> Result<()> {
     let config = function("slow").with_timeout(Duration::from_secs(1));
     let (runtime, logs) = runtime_with(vec![config]);
