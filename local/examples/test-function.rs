@@ -12,8 +12,9 @@
 //! - `log` with `message`: prints the message to stdout and stderr, then returns `{}`;
 //! - `ignore_sigterm`: from now on the process ignores SIGTERM, returns `{}`.
 //!
-//! Before it starts polling, `TEST_INIT=exit` makes it exit with status 3 and
-//! `TEST_INIT=error` makes it report an init error through `/runtime/init/error`.
+//! Before it starts polling, `TEST_INIT=exit` makes it exit with status 3,
+//! `TEST_INIT=error` makes it report an init error through `/runtime/init/error`, and
+//! `TEST_INIT=sleep:MS` makes its init take MS milliseconds.
 
 use std::io::{Read, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -117,7 +118,12 @@ async fn main() -> Result<(), Error> {
             report_init_error()?;
             std::process::exit(1)
         }
-        _ => {}
+        Ok(other) => {
+            if let Some(ms) = other.strip_prefix("sleep:").and_then(|ms| ms.parse().ok()) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+        }
+        Err(_) => {}
     }
     lambda_runtime::run(service_fn(handle)).await
 }

@@ -30,6 +30,9 @@ pub(crate) struct Dispatch {
     pub request_id: Arc<str>,
     pub payload: Bytes,
     pub trace_id: String,
+    /// A deadline fixed before the pickup: an init retried in the invoke phase shares the
+    /// function timeout with the invocation. `None`: the timeout runs from the pickup.
+    pub deadline: Option<Instant>,
 }
 
 /// What an instance did, as seen on its Runtime API.
@@ -169,7 +172,8 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         );
     };
     let at = Instant::now();
-    let deadline_ms = (SystemTime::now() + state.timeout)
+    let deadline = dispatch.deadline.unwrap_or(at + state.timeout);
+    let deadline_ms = (SystemTime::now() + deadline.saturating_duration_since(at))
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
@@ -180,7 +184,7 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
     let _ = state.events.send(ApiEvent::Picked {
         request_id: dispatch.request_id.clone(),
         at,
-        deadline: at + state.timeout,
+        deadline,
     });
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| {

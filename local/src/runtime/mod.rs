@@ -42,7 +42,8 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_MEMORY_MB: u32 = 128;
 
 /// How long an instance may take from process start to its first `/next`
-/// (Lambda's init phase limit).
+/// (Lambda's init phase limit). Past it, the instance is killed and a new one runs its init
+/// again within the function timeout, as Lambda retries the init in the invoke phase.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One function as the runtime runs it.
@@ -171,7 +172,8 @@ pub struct RuntimeOptions {
     pub inherit_env: bool,
     /// The functions' working directory (the emulator's if `None`).
     pub working_dir: Option<PathBuf>,
-    /// How long a new instance may take to reach its first `/next`.
+    /// How long a new instance may take to reach its first `/next` before its init is run
+    /// again within the function timeout ([`DEFAULT_INIT_TIMEOUT`]).
     pub init_timeout: Duration,
     /// Where log lines go.
     pub log_sink: LogSink,

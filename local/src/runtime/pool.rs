@@ -77,6 +77,9 @@ pub(crate) struct FunctionPool {
 
 /// How one attempt on an instance ended.
 enum Attempt {
+    /// A cold instance did not finish its init within the init phase's limit; Lambda runs
+    /// the init again on the invocation, within the function timeout.
+    InitTimedOut,
     /// A warm instance died before taking the event: safe to retry elsewhere.
     NotDelivered,
     Done(Finished),
@@ -216,8 +219,11 @@ impl FunctionPool {
         let request_id: Arc<str> = Arc::from(req.request_id.as_str());
         let trace_id = trace_id();
         // A warm instance can die between the idle check and taking the event; the
-        // retry then starts a fresh one, which never answers `NotDelivered`.
-        for attempt in 0..2 {
+        // retry then starts a fresh one, which never answers `NotDelivered`. A cold one
+        // whose init outlasts the init phase is replaced once, by an init in the invoke
+        // phase.
+        let mut reinit = false;
+        for attempt in 0..3 {
             let warm = if attempt == 0 { self.take_idle() } else { None };
             let (mut instance, cold) = match warm {
                 Some(instance) => (instance, false),
@@ -236,8 +242,16 @@ impl FunctionPool {
                 request_id: request_id.clone(),
                 payload: req.payload.clone(),
                 trace_id: trace_id.clone(),
+                // Lambda: the retried init runs "with the configured function timeout",
+                // which the invocation then shares.
+                deadline: reinit.then(|| instance.spawned_at + self.config.timeout),
             };
-            match self.run(&mut instance, cold, dispatch).await {
+            match self.run(&mut instance, cold, reinit, dispatch).await {
+                Attempt::InitTimedOut => {
+                    drop(instance);
+                    self.release(None);
+                    reinit = true;
+                }
                 Attempt::NotDelivered => {
                     tracing::debug!(
                         function = %self.name,
@@ -283,7 +297,20 @@ impl FunctionPool {
     }
 
     /// Hands `dispatch` to `instance` and follows it to its end.
-    async fn run(&self, instance: &mut Instance, cold: bool, dispatch: Dispatch) -> Attempt {
+    ///
+    /// A cold instance has the init phase's limit to take the event; past it, Lambda kills
+    /// the environment and runs the init again when the function is invoked, within the
+    /// function timeout (`reinit`): "The Init phase is limited to 10 seconds. If all three
+    /// tasks do not complete within 10 seconds, Lambda retries the Init phase at the time of
+    /// the first function invocation with the configured function timeout."
+    /// (<https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html>)
+    async fn run(
+        &self,
+        instance: &mut Instance,
+        cold: bool,
+        reinit: bool,
+        dispatch: Dispatch,
+    ) -> Attempt {
         let request_id = dispatch.request_id.clone();
         let queued = Instant::now();
         if instance.dispatch.try_send(dispatch).is_err() {
@@ -291,7 +318,7 @@ impl FunctionPool {
             return Attempt::NotDelivered;
         }
         let timeout = self.config.timeout;
-        let pickup_limit = if cold {
+        let pickup_limit = if cold && !reinit {
             self.options.init_timeout
         } else {
             timeout
@@ -329,6 +356,13 @@ impl FunctionPool {
                 }
                 _ = tokio::time::sleep_until(pickup_deadline) => {
                     self.kill(instance).await;
+                    if cold && !reinit {
+                        self.platform(instance, Some(&request_id), &format!(
+                            "INIT_REPORT Init Duration: {} Phase: init Status: timeout",
+                            ms(pickup_limit)
+                        ));
+                        return Attempt::InitTimedOut;
+                    }
                     self.timed_out(instance, &request_id, pickup_limit);
                     return Attempt::Done(Finished {
                         outcome: InvokeOutcome::Timeout { after: pickup_limit },

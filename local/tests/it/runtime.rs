@@ -452,6 +452,67 @@ async fn deadline_is_absolute_and_within_the_timeout() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_past_the_init_limit_runs_again_within_the_function_timeout() -> Result<()> {
+    // AWS: "The Init phase is limited to 10 seconds. If all three tasks do not complete
+    // within 10 seconds, Lambda retries the Init phase at the time of the first function
+    // invocation with the configured function timeout."
+    // (https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html)
+    // The 10 s limit is shortened to 300 ms here so the test runs in about a second.
+    let capture = Capture::default();
+    let runtime = Runtime::new(RuntimeOptions {
+        log_sink: capture.sink(),
+        init_timeout: Duration::from_millis(300),
+        ..RuntimeOptions::default()
+    });
+    // An init of 600 ms: past the init phase, well within a 3 s function timeout.
+    runtime.add_function(function("slow-init").with_env("TEST_INIT", "sleep:600"))?;
+    // An init of 1.5 s against a 1 s function timeout: the retried init times out too.
+    runtime.add_function(
+        function("too-slow")
+            .with_env("TEST_INIT", "sleep:1500")
+            .with_timeout(Duration::from_secs(1)),
+    )?;
+    let invoker = ProcessInvoker::new(runtime.clone());
+
+    let slow = call(&invoker, "slow-init", json!({"action": "deadline"})).await?;
+    let body = json_of(&slow)?;
+    // The deadline counts from the retried init's start, not from the pickup.
+    let remaining = body["remaining_ms"].as_u64().context("remaining_ms")?;
+    assert!(
+        remaining <= 2_500,
+        "remaining {remaining} ms of 3 s after a 600 ms init"
+    );
+    assert!(slow.init_duration.is_some());
+    capture
+        .wait_for(|l| {
+            l.line
+                .starts_with("INIT_REPORT Init Duration: 300.00 ms Phase: init Status: timeout")
+        })
+        .await?;
+    let stats = runtime.function_stats("slow-init").context("stats")?;
+    // Two environments started: the one killed at the limit and the one that served.
+    assert_eq!(
+        (stats.cold_starts, stats.timeouts, stats.instances),
+        (2, 0, 1)
+    );
+
+    let too_slow = call(&invoker, "too-slow", json!({})).await?;
+    assert_eq!(
+        too_slow.outcome,
+        InvokeOutcome::Timeout {
+            after: Duration::from_secs(1)
+        }
+    );
+    let stats = runtime.function_stats("too-slow").context("stats")?;
+    assert_eq!(
+        (stats.cold_starts, stats.timeouts, stats.instances),
+        (2, 1, 0)
+    );
+    runtime.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_errors_fail_the_invocation() -> Result<()> {
     let (runtime, _logs) = runtime_with(vec![
         function("exits-early").with_env("TEST_INIT", "exit"),
