@@ -653,6 +653,7 @@ impl Emulator {
             .start(stop_rx.clone())
             .map_err(|e| AppError::Setup(e.to_string()))?;
 
+        crate::divergence::announce(&template, &options.clock, runtime.is_some());
         info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
               mappings = mappings.len(), schedules = template.schedules.len(), clock = %options.clock, "emulator up");
         let emulator = Arc::new(Emulator {

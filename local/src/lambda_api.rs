@@ -123,6 +123,15 @@ fn function_name(path: &str) -> &str {
     }
 }
 
+/// The qualifier (version or alias) in a function name, partial or full ARN, if any.
+fn qualifier(path: &str) -> Option<&str> {
+    let parts: Vec<&str> = path.split(':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", _, q] | [_, "function", _, q] | [_, q] => Some(q),
+        _ => None,
+    }
+}
+
 async fn invoke(
     State(emulator): State<Arc<Emulator>>,
     Path(function): Path<String>,
@@ -132,10 +141,11 @@ async fn invoke(
 ) -> Result<Response, LambdaError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let invocation_type = header("x-amz-invocation-type").unwrap_or("RequestResponse");
-    if let Some(q) = &query.qualifier
+    if let Some(q) = query.qualifier.as_deref().or(qualifier(&function))
         && q != "$LATEST"
     {
         tracing::debug!(%function, qualifier = %q, "the emulator runs one version of each function");
+        crate::divergence::announce_once("qualifiers");
     }
     let name = emulator
         .resolve_function(function_name(&function))
@@ -186,6 +196,9 @@ async fn invoke(
         _ => {
             let answer = emulator.invoke(&name, payload).await.map_err(app_error)?;
             let tail = header("x-amz-log-type") == Some("Tail");
+            if tail {
+                crate::divergence::announce_once("log-tail");
+            }
             Ok(sync_response(&answer, tail))
         }
     }
@@ -247,6 +260,21 @@ fn set(response: &mut Response, name: &'static str, value: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn qualifiers_from_every_form() {
+        assert_eq!(qualifier("my-function"), None);
+        assert_eq!(qualifier("my-function:live"), Some("live"));
+        assert_eq!(qualifier("000000000000:function:my-function:7"), Some("7"));
+        assert_eq!(
+            qualifier("arn:aws:lambda:us-east-1:000000000000:function:my-function:$LATEST"),
+            Some("$LATEST")
+        );
+        assert_eq!(
+            qualifier("arn:aws:lambda:us-east-1:000000000000:function:my-function"),
+            None
+        );
+    }
 
     #[test]
     fn function_names_from_every_form() {

@@ -11,6 +11,7 @@
 //! - [`faults`]: seeded fault injection per function (in the functions, in the invoker, kills);
 //! - [`check`]: the reliability checker: jobs through the real functions under faults, verified;
 //! - [`trace`]: record and replay: JSONL traces of events and responses, normalised, checked;
+//! - [`divergence`]: where the emulator knowingly differs from AWS, announced when it matters;
 //! - [`duration`]: `6h`, `1d30m` for `advance`;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;
 //! - [`sqs`]: queue engine, journal and the JSON 1.0 HTTP endpoint;
@@ -28,6 +29,7 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod divergence;
 pub mod duration;
 pub mod faults;
 pub mod harness;
