@@ -793,6 +793,28 @@ impl Emulator {
             .await?)
     }
 
+    /// Invokes as [`Emulator::invoke`] does and also returns the end of the invocation's log
+    /// (at most 4 KB, as `X-Amz-Log-Type: Tail` returns it) when the functions run under the
+    /// emulator's runtime; `None` when another invoker runs them and their log is elsewhere.
+    pub async fn invoke_with_log(
+        &self,
+        function: &str,
+        payload: impl Into<bytes::Bytes>,
+    ) -> Result<(InvokeResponse, Option<String>), AppError> {
+        let name = self.resolve_function(function)?;
+        let request = InvokeRequest::new(name, payload);
+        let capture = self
+            .runtime
+            .as_ref()
+            .map(|rt| rt.capture_log(&request.request_id));
+        let response = self.invoker.invoke(request).await?;
+        let log = match capture {
+            Some(capture) => Some(capture.finish().await),
+            None => None,
+        };
+        Ok((response, log))
+    }
+
     /// Invokes a function asynchronously (`Event`): the event is queued at once and run,
     /// retried and recorded as Lambda does (see [`crate::invoke_async`]).
     pub fn invoke_async(

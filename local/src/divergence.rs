@@ -143,7 +143,7 @@ pub const ALL: &[Divergence] = &[
         id: "log-tail",
         place: "Invoke API `--log-type Tail`",
         aws: "the last 4 KB of the function's log",
-        emulator: "`START`/`END`/`REPORT` only",
+        emulator: "the same under the emulator's runtime; with `--invoke-endpoint` or in-process handlers, whose output is elsewhere, `START`/`END`/`REPORT` only",
         trigger: Trigger::Request,
     },
     Divergence {

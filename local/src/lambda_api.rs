@@ -13,9 +13,11 @@
 //! `ResourceNotFoundException` (404), `RequestTooLargeException` (413),
 //! `InvalidRequestContentException` (400), `TooManyRequestsException` (429).
 //!
-//! Not modelled: `X-Amz-Log-Type: Tail` returns the platform lines of the invocation (`START`,
-//! `END`, `REPORT`), base64 in `X-Amz-Log-Result`, not the function's own output, which goes to
-//! the emulator's log; `ClientContext` is ignored; requests are not authenticated.
+//! `X-Amz-Log-Type: Tail` returns the last 4 KB of the invocation's log, base64 in
+//! `X-Amz-Log-Result`, when the functions run under the emulator's runtime; under another
+//! invoker (`cargo lambda watch`, in-process handlers) only the platform lines (`START`, `END`,
+//! `REPORT`), since their output is elsewhere. Not modelled: `ClientContext` is ignored;
+//! requests are not authenticated.
 
 use std::sync::Arc;
 
@@ -194,12 +196,19 @@ async fn invoke(
             Ok(response)
         }
         _ => {
-            let answer = emulator.invoke(&name, payload).await.map_err(app_error)?;
-            let tail = header("x-amz-log-type") == Some("Tail");
-            if tail {
-                crate::divergence::announce_once("log-tail");
+            if header("x-amz-log-type") == Some("Tail") {
+                let (answer, log) = emulator
+                    .invoke_with_log(&name, payload)
+                    .await
+                    .map_err(app_error)?;
+                if log.is_none() {
+                    crate::divergence::announce_once("log-tail");
+                }
+                let log = log.unwrap_or_else(|| platform_lines(&answer));
+                return Ok(sync_response(&answer, Some(&log)));
             }
-            Ok(sync_response(&answer, tail))
+            let answer = emulator.invoke(&name, payload).await.map_err(app_error)?;
+            Ok(sync_response(&answer, None))
         }
     }
 }
@@ -220,8 +229,8 @@ fn app_error(e: AppError) -> LambdaError {
     }
 }
 
-/// The `200` answer of a `RequestResponse` invocation.
-fn sync_response(answer: &InvokeResponse, tail: bool) -> Response {
+/// The `200` answer of a `RequestResponse` invocation, with the end of its log when asked.
+fn sync_response(answer: &InvokeResponse, log: Option<&str>) -> Response {
     let (body, error) = match answer.lambda_error() {
         None => (answer.payload().cloned().unwrap_or_default(), false),
         Some(e) => (e.to_json(), true),
@@ -233,22 +242,32 @@ fn sync_response(answer: &InvokeResponse, tail: bool) -> Response {
     if error {
         set(&mut response, "x-amz-function-error", "Unhandled");
     }
-    if tail {
-        set(&mut response, "x-amz-log-result", &log_tail(answer));
+    if let Some(log) = log {
+        // "LogResult: The last 4 KB of the execution log, which is base64-encoded."
+        // (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html)
+        let mut start = log.len().saturating_sub(MAX_LOG_TAIL_BYTES);
+        while !log.is_char_boundary(start) {
+            start += 1;
+        }
+        let tail = &log[start..];
+        set(
+            &mut response,
+            "x-amz-log-result",
+            &base64::engine::general_purpose::STANDARD.encode(tail),
+        );
     }
     response
 }
 
-/// The platform lines of an invocation, base64, at most [`MAX_LOG_TAIL_BYTES`] before encoding.
-fn log_tail(answer: &InvokeResponse) -> String {
+/// The platform lines of an invocation, for an invoker whose functions log elsewhere
+/// (`cargo lambda watch`, in-process handlers).
+fn platform_lines(answer: &InvokeResponse) -> String {
     let id = &answer.request_id;
     let ms = answer.duration.as_secs_f64() * 1000.0;
-    let log = format!(
+    format!(
         "START RequestId: {id} Version: $LATEST\nEND RequestId: {id}\nREPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\t\n",
         ms.ceil() as u64
-    );
-    let start = log.len().saturating_sub(MAX_LOG_TAIL_BYTES);
-    base64::engine::general_purpose::STANDARD.encode(&log.as_bytes()[start..])
+    )
 }
 
 fn set(response: &mut Response, name: &'static str, value: &str) {

@@ -25,7 +25,7 @@ mod process;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Slot};
@@ -37,6 +37,22 @@ pub const DEFAULT_CONCURRENCY: u32 = 10;
 
 /// Lambda's default function timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most log an invocation returns with `X-Amz-Log-Type: Tail`: "the last 4 KB of the
+/// execution log" (<https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>).
+pub const LOG_TAIL_BYTES: usize = 4 * 1024;
+
+/// Cuts `text` to its last `max` bytes or fewer, at a character boundary.
+fn keep_last(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut start = text.len() - max;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text.drain(..start);
+}
 
 /// Lambda's default memory size, MB.
 pub const DEFAULT_MEMORY_MB: u32 = 128;
@@ -259,6 +275,8 @@ pub struct Runtime {
 
 struct Inner {
     options: RuntimeOptions,
+    /// Log buffers of invocations whose log is wanted back, by request id.
+    tails: Tails,
     functions: RwLock<HashMap<String, Arc<FunctionPool>>>,
     registry: Arc<Registry>,
     next_instance: Arc<std::sync::atomic::AtomicU64>,
@@ -266,10 +284,23 @@ struct Inner {
 
 impl Runtime {
     /// A runtime with no functions yet.
-    pub fn new(options: RuntimeOptions) -> Self {
+    pub fn new(mut options: RuntimeOptions) -> Self {
+        let tails: Tails = Arc::default();
+        let sink = options.log_sink.clone();
+        let watched = tails.clone();
+        options.log_sink = Arc::new(move |line: &LogLine<'_>| {
+            if let Some(id) = line.request_id {
+                let mut tails = watched.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(tail) = tails.get_mut(id) {
+                    tail.push(line);
+                }
+            }
+            sink(line);
+        });
         Self {
             inner: Arc::new(Inner {
                 options,
+                tails,
                 functions: RwLock::new(HashMap::new()),
                 registry: Arc::new(Registry::default()),
                 next_instance: Arc::new(std::sync::atomic::AtomicU64::new(1)),
@@ -364,6 +395,22 @@ impl Runtime {
         }
     }
 
+    /// Starts keeping the log of the invocation `request_id` (its own lines and the
+    /// platform's `START`/`END`/`REPORT`), for `X-Amz-Log-Type: Tail`; the capture ends when
+    /// [`LogCapture::finish`] returns the last [`LOG_TAIL_BYTES`] or when it is dropped.
+    pub fn capture_log(&self, request_id: &str) -> LogCapture {
+        self.tails()
+            .insert(request_id.to_owned(), CapturedLog::default());
+        LogCapture {
+            tails: self.inner.tails.clone(),
+            request_id: request_id.to_owned(),
+        }
+    }
+
+    fn tails(&self) -> std::sync::MutexGuard<'_, HashMap<String, CapturedLog>> {
+        self.inner.tails.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Per-function counters and instances, sorted by name.
     pub fn stats(&self) -> Vec<FunctionStats> {
         let mut stats: Vec<_> = self.pools().iter().map(|p| p.stats()).collect();
@@ -412,6 +459,93 @@ impl Runtime {
             "runtime shut down"
         );
         report
+    }
+}
+
+/// Captured logs by request id.
+type Tails = Arc<Mutex<HashMap<String, CapturedLog>>>;
+
+/// The log of one invocation, the platform's lines apart: the function's own lines are read
+/// from its pipes and can arrive before `START` or after `END`, so the log is put back in
+/// Lambda's order when the capture ends.
+#[derive(Default)]
+struct CapturedLog {
+    /// `START`.
+    opening: String,
+    body: String,
+    /// `END` and `REPORT`.
+    closing: String,
+    /// Lines captured so far, to tell when the pipes have gone quiet.
+    lines: usize,
+}
+
+impl CapturedLog {
+    fn push(&mut self, line: &LogLine<'_>) {
+        let platform = line.stream == LogStream::Platform;
+        let to = if platform && line.line.starts_with("START ") {
+            &mut self.opening
+        } else if platform && (line.line.starts_with("END ") || line.line.starts_with("REPORT ")) {
+            &mut self.closing
+        } else {
+            &mut self.body
+        };
+        to.push_str(line.line);
+        to.push('\n');
+        keep_last(&mut self.body, LOG_TAIL_BYTES);
+        self.lines += 1;
+    }
+}
+
+/// How long the function's pipes must stay quiet before a capture ends, and the most a
+/// capture waits for that: what the function wrote before it answered is already in the
+/// pipe, the reader only has to be scheduled.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(10);
+const QUIET_WAIT_MAX: u32 = 20;
+
+/// The log of one invocation being kept (see [`Runtime::capture_log`]).
+pub struct LogCapture {
+    tails: Tails,
+    request_id: String,
+}
+
+impl LogCapture {
+    /// The end of the invocation's log, at most [`LOG_TAIL_BYTES`], once the function's
+    /// output has been read (its pipes quiet for 10 ms, 200 ms at most); the capture ends.
+    pub async fn finish(self) -> String {
+        let lines = || {
+            self.tails
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&self.request_id)
+                .map_or(0, |t| t.lines)
+        };
+        let mut seen = lines();
+        for _ in 0..QUIET_WAIT_MAX {
+            tokio::time::sleep(QUIET).await;
+            let now = lines();
+            if now == seen {
+                break;
+            }
+            seen = now;
+        }
+        let captured = self
+            .tails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.request_id)
+            .unwrap_or_default();
+        let mut log = captured.opening + &captured.body + &captured.closing;
+        keep_last(&mut log, LOG_TAIL_BYTES);
+        log
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        self.tails
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.request_id);
     }
 }
 

@@ -513,6 +513,54 @@ async fn an_init_past_the_init_limit_runs_again_within_the_function_timeout() ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_log_is_the_invocations_own_and_its_last_4_kb() -> Result<()> {
+    // `X-Amz-Log-Type: Tail`: "The last 4 KB of the execution log"
+    // (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html).
+    let (runtime, _logs) = runtime_with(vec![function("talker")]);
+    let invoker = ProcessInvoker::new(runtime.clone());
+    // An invocation nobody captures, on the same instance, must not show up below.
+    call(
+        &invoker,
+        "talker",
+        json!({"action": "log", "message": "before"}),
+    )
+    .await?;
+
+    let req = InvokeRequest::new(
+        "talker",
+        json!({"action": "log", "message": "héllo from the handler"}).to_string(),
+    );
+    let capture = runtime.capture_log(&req.request_id);
+    let id = req.request_id.clone();
+    invoker.invoke(req).await?;
+    let log = capture.finish().await;
+    assert!(log.starts_with(&format!("START RequestId: {id}")), "{log}");
+    assert!(log.contains("héllo from the handler\n"), "{log}");
+    assert!(log.contains(&format!("END RequestId: {id}")), "{log}");
+    assert!(log.contains(&format!("REPORT RequestId: {id}")), "{log}");
+    assert!(!log.contains("before"), "{log}");
+
+    // A long log keeps its end, cut at a character boundary.
+    let long = "é".repeat(3_000);
+    let req = InvokeRequest::new(
+        "talker",
+        json!({"action": "log", "message": long}).to_string(),
+    );
+    let capture = runtime.capture_log(&req.request_id);
+    invoker.invoke(req).await?;
+    let log = capture.finish().await;
+    assert!(
+        log.len() <= nightshift_local::runtime::LOG_TAIL_BYTES,
+        "{}",
+        log.len()
+    );
+    assert!(log.len() > 4_000, "{}", log.len());
+    assert!(log.contains("REPORT RequestId: "), "the end is kept");
+    runtime.shutdown(Duration::from_secs(2)).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_errors_fail_the_invocation() -> Result<()> {
     let (runtime, _logs) = runtime_with(vec![
         function("exits-early").with_env("TEST_INIT", "exit"),
