@@ -35,14 +35,10 @@ use tracing::{Instrument, error, info, info_span, warn};
 use crate::faults::Faults;
 use crate::ports::{Attribute, Queue, Retryable};
 
-/// Message attribute holding the reason a record was dead-lettered.
-pub const ERROR_ATTRIBUTE: &str = "nightshift-error";
-/// Message attribute holding the ARN of the queue the record came from.
-pub const SOURCE_ATTRIBUTE: &str = "nightshift-source";
-/// Message attribute holding the original message id.
-pub const ORIGINAL_ID_ATTRIBUTE: &str = "nightshift-original-message-id";
-/// Message attribute holding how many times the record had been received.
-pub const RECEIVE_COUNT_ATTRIBUTE: &str = "nightshift-receive-count";
+pub use crate::record::{
+    ERROR_ATTRIBUTE, ORIGINAL_ID_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE, SOURCE_ATTRIBUTE,
+    receive_count,
+};
 
 /// SQS allows at most 10 message attributes.
 const MAX_ATTRIBUTES: usize = 10;
@@ -132,7 +128,7 @@ pub struct BatchConfig {
     /// Seed for the jitter, for reproducible tests; random when `None`.
     pub jitter_seed: Option<u64>,
     /// Injected faults (see `crate::faults`; only in builds with the `faults` feature, set
-    /// from `NIGHTSHIFT_FAULTS` by [`crate::config::apply_faults`]).
+    /// from `NIGHTSHIFT_FAULTS` by [`crate::wiring::apply_faults`]).
     #[cfg(feature = "faults")]
     pub faults: Option<Arc<Faults>>,
 }
@@ -203,16 +199,6 @@ pub fn deadline_instant(deadline: SystemTime) -> Instant {
         + deadline
             .duration_since(SystemTime::now())
             .unwrap_or_default()
-}
-
-/// `ApproximateReceiveCount` of a record (1 when absent or unreadable).
-pub fn receive_count(record: &SqsMessage) -> u32 {
-    record
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1)
 }
 
 enum Outcome {

@@ -4,7 +4,7 @@
 //! It is compiled only with the crate's `faults` feature, which the emulator's builds turn on
 //! and deploy builds (`sam build`, `cargo lambda build --release`) leave off: a deployed
 //! function cannot be made to crash or duplicate emails by editing its environment, and one
-//! that finds `NIGHTSHIFT_FAULTS` set refuses to start ([`crate::config::apply_faults`]).
+//! that finds `NIGHTSHIFT_FAULTS` set refuses to start ([`crate::wiring::apply_faults`]).
 //!
 //! Nothing here does anything unless [`FAULTS_VAR`] (`NIGHTSHIFT_FAULTS`) is set in the
 //! function's environment. Its value is a comma-separated list of `[function:]fault[=rate]`:
@@ -52,12 +52,12 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use tokio::time::Instant;
 
-use crate::batch::receive_count;
 use crate::config::{ConfigError, Env};
 use crate::contracts::JobOutcome;
 use crate::ports::{
     Claim, ClaimRequest, MailError, Mailer, OutgoingEmail, Settled, Store, StoreError,
 };
+use crate::record::receive_count;
 
 pub use crate::config::FAULTS_VAR;
 /// Variable holding the seed of the fault decisions (an unsigned integer, default 0).

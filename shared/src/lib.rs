@@ -6,10 +6,13 @@
 //! - [`idempotency`]: begin / complete / abandon over a store, Powertools-style;
 //! - [`retry`]: the retry horizon and the backoff, `maxReceiveCount` and visibility timeout
 //!   derived from it;
+//! - [`record`]: the receive count of an SQS record and the attributes of a dead letter;
 //! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
 //! - [`adapters`]: SQLite and DynamoDB stores, outbox, SMTP and SES mail, filesystem and S3
 //!   blobs, SQS, and in-memory doubles;
-//! - [`config`]: ports chosen by URL from environment variables;
+//! - [`config`]: environment variables parsed into typed values (ports by URL, queue URLs,
+//!   limits), importing no adapter;
+//! - [`wiring`]: each port's adapter opened from the config, with its decorators;
 //! - `faults` (feature `faults`, test builds only): seeded fault injection (crash, timeout,
 //!   error, mail throttling) when `NIGHTSHIFT_FAULTS` is set, for the emulator's reliability
 //!   checker;
@@ -23,5 +26,7 @@ pub mod contracts;
 pub mod faults;
 pub mod idempotency;
 pub mod ports;
+pub mod record;
 pub mod retry;
 pub mod telemetry;
+pub mod wiring;

@@ -81,7 +81,7 @@ impl Deps {
             reason: "not an IANA time zone like Europe/Berlin".into(),
         })?;
         let recipients = parse_recipients(&env.required("REPORT_RECIPIENTS")?)?;
-        let store = nightshift::config::store(env)?;
+        let store = nightshift::wiring::store(env)?;
         let lookback_days = env.parse_or("REPORT_LOOKBACK_DAYS", DEFAULT_LOOKBACK_DAYS)?;
         if lookback_days > MAX_LOOKBACK_DAYS {
             return Err(ConfigError::Invalid {
@@ -98,7 +98,7 @@ impl Deps {
         Ok(Deps {
             idempotency: Idempotency::new(store.clone(), clock.clone(), ttl),
             store,
-            blobs: nightshift::config::blobs(env)?,
+            blobs: nightshift::wiring::blobs(env)?,
             queue,
             clock,
             time_zone,

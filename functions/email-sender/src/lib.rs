@@ -123,10 +123,10 @@ impl Deps {
             max_receive_count: Some(plan.max_receive_count),
             ..BatchConfig::default()
         };
-        nightshift::config::apply_faults(env, &mut config)?;
+        nightshift::wiring::apply_faults(env, &mut config)?;
         Ok(Deps::new(
-            nightshift::config::mailer(env)?,
-            nightshift::config::store(env)?,
+            nightshift::wiring::mailer(env)?,
+            nightshift::wiring::store(env)?,
             Arc::new(SystemClock),
             queue,
             config,

@@ -53,7 +53,7 @@ impl Deps {
     /// `RETRY_HORIZON_SECONDS` and
     /// `IDEMPOTENCY_TTL_SECONDS`; `queue` is the SQS client built by `main`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
-        let store = nightshift::config::store(env)?;
+        let store = nightshift::wiring::store(env)?;
         let plan = env.retry_plan()?;
         let mut config = BatchConfig {
             source_queue_url: Some(env.queue_url("JOBS_QUEUE_URL")?),
@@ -62,7 +62,7 @@ impl Deps {
             max_receive_count: Some(plan.max_receive_count),
             ..BatchConfig::default()
         };
-        nightshift::config::apply_faults(env, &mut config)?;
+        nightshift::wiring::apply_faults(env, &mut config)?;
         Ok(Deps::new(
             queue,
             store,

@@ -1,0 +1,48 @@
+//! record: what nightshift reads from an SQS record and writes onto the copy it dead-letters.
+//!
+//! A leaf module: the batch processor, fault injection and the emulator's tools agree on these
+//! names through it, without importing one another.
+
+use aws_lambda_events::event::sqs::SqsMessage;
+
+/// Message attribute holding the reason a record was dead-lettered.
+pub const ERROR_ATTRIBUTE: &str = "nightshift-error";
+/// Message attribute holding the ARN of the queue the record came from.
+pub const SOURCE_ATTRIBUTE: &str = "nightshift-source";
+/// Message attribute holding the original message id.
+pub const ORIGINAL_ID_ATTRIBUTE: &str = "nightshift-original-message-id";
+/// Message attribute holding how many times the record had been received.
+pub const RECEIVE_COUNT_ATTRIBUTE: &str = "nightshift-receive-count";
+
+/// `ApproximateReceiveCount` of a record (1 when absent or unreadable).
+pub fn receive_count(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receive_counts_default_to_one() {
+        let mut record = SqsMessage::default();
+        assert_eq!(receive_count(&record), 1);
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "4".into());
+        assert_eq!(receive_count(&record), 4);
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "0".into());
+        assert_eq!(receive_count(&record), 1);
+        record
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "many".into());
+        assert_eq!(receive_count(&record), 1);
+    }
+}
