@@ -630,6 +630,7 @@ impl Emulator {
             clock.clone(),
             RunnerConfig {
                 region: options.region.clone(),
+                state_dir: options.state_dir.clone(),
                 ..RunnerConfig::default()
             },
         )

@@ -31,7 +31,9 @@
 //! (and every event of the asynchronous queues) is waiting on a future instant, and [`ScheduleRunner::advance_to`] steps a manual clock
 //! through each due instant so that functions observe `now == scheduled time`.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +43,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::anchors::{Anchor, AnchorStore};
 use super::delivery::format_scheduled_time;
 use super::{
     ContextAttributes, ExpressionError, FlexibleWindow, PolicyError, RetryPolicy, Schedule,
@@ -141,16 +144,20 @@ pub struct RunnerConfig {
     pub schedule_group: String,
     /// Seed of flexible-window offsets, execution ids and event ids; `None` draws one.
     pub seed: Option<u64>,
+    /// Directory of the rate anchors ([`super::anchors`]): with it, a restart continues each
+    /// Scheduler rate on its grid instead of firing it at once again; `None` keeps nothing.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for RunnerConfig {
-    /// `us-east-1`, account [`template::ACCOUNT_ID`], group `default`, random seed.
+    /// `us-east-1`, account [`template::ACCOUNT_ID`], group `default`, random seed, no state.
     fn default() -> Self {
         RunnerConfig {
             region: "us-east-1".to_owned(),
             account_id: template::ACCOUNT_ID.to_owned(),
             schedule_group: "default".to_owned(),
             seed: None,
+            state_dir: None,
         }
     }
 }
@@ -406,8 +413,11 @@ impl ScheduleRunner {
         })
     }
 
-    /// Starts one task per enabled schedule. Rates without a `StartDate` are anchored at the
-    /// clock's now. The runner stops when `shutdown` turns true (or its sender is dropped) or
+    /// Starts one task per enabled schedule. Scheduler rates without a `StartDate` are
+    /// anchored at the clock's now and fire at once ([`Schedule::first_fire`]), unless
+    /// [`RunnerConfig::state_dir`] holds their anchor from an earlier start: then they continue
+    /// on that grid from the next point after now. Legacy rules' rates start one period after
+    /// now. The runner stops when `shutdown` turns true (or its sender is dropped) or
     /// on [`Self::stop`]; the returned task ends once every schedule task and pending retry has
     /// ended. Retries still waiting at that point are abandoned (logged). Must be called
     /// within a Tokio runtime.
@@ -418,12 +428,24 @@ impl ScheduleRunner {
         if self.inner.started.swap(true, Ordering::SeqCst) {
             return Err(RunnerError::AlreadyStarted);
         }
-        let created_at = self.inner.clock.now();
+        let now = self.inner.clock.now();
+        let store = self.inner.config.state_dir.as_deref().map(AnchorStore::new);
+        let stored = store.as_ref().map(AnchorStore::load).unwrap_or_default();
+        let mut anchors = BTreeMap::new();
         for (idx, entry) in self.inner.entries.iter().enumerate() {
             if !entry.def.enabled {
                 continue;
             }
-            let first = entry.schedule.next_fire_after(created_at, created_at);
+            let (created_at, first) = entry.first_fire(now, stored.get(&entry.def.id));
+            if entry.immediate_rate() {
+                anchors.insert(
+                    entry.def.id.clone(),
+                    Anchor {
+                        expression: entry.def.expression.clone(),
+                        anchor: created_at,
+                    },
+                );
+            }
             lock(&entry.counters).next_fire = first;
             let tracker = self.inner.track();
             let rng = lock(&self.inner.rng).fork();
@@ -433,6 +455,11 @@ impl ScheduleRunner {
                     .run_schedule(idx, first, created_at, rng, tracker)
                     .await;
             });
+        }
+        if let Some(store) = store
+            && anchors != stored
+        {
+            store.save(&anchors);
         }
         tracing::info!(
             schedules = self.inner.entries.iter().filter(|e| e.def.enabled).count(),
@@ -586,6 +613,35 @@ impl ScheduleRunner {
 }
 
 impl Entry {
+    /// Whether this is a Scheduler rate without `StartDate`, which fires when it is created.
+    fn immediate_rate(&self) -> bool {
+        self.def.kind == ScheduleKind::ScheduleV2
+            && self.schedule.start_date.is_none()
+            && matches!(self.schedule.expression, ScheduleExpression::Rate(_))
+    }
+
+    /// The anchor ("created at") and first fire of this schedule when the runner starts at
+    /// `now`, continuing `stored` (the anchor of an earlier start) when it is for the same
+    /// expression.
+    fn first_fire(
+        &self,
+        now: DateTime<Utc>,
+        stored: Option<&Anchor>,
+    ) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+        if self.def.kind == ScheduleKind::LegacyRule {
+            // EventBridge rules: "A rate expression starts when you create the scheduled event
+            // rule" (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html);
+            // AWS does not say it fires at creation, so the first fire is one period later.
+            return (now, self.schedule.next_fire_after(now, now));
+        }
+        match stored {
+            Some(a) if self.immediate_rate() && a.expression == self.def.expression => {
+                (a.anchor, self.schedule.next_fire_after(now, a.anchor))
+            }
+            _ => (now, self.schedule.first_fire(now)),
+        }
+    }
+
     fn resolve(
         def: &ScheduleDef,
         template: &Template,
