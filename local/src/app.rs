@@ -213,7 +213,7 @@ pub struct Status {
 pub struct ScheduleStatus {
     /// Schedule or rule name.
     pub name: String,
-    /// The function it invokes.
+    /// What it delivers to: the function it invokes, or `sqs:` and the queue's name.
     pub function: String,
     /// The expression.
     pub expression: String,
@@ -1045,7 +1045,7 @@ impl Emulator {
                 .into_iter()
                 .map(|s| ScheduleStatus {
                     name: s.name,
-                    function: s.function,
+                    function: s.target,
                     expression: s.expression,
                     timezone: s.timezone,
                     enabled: s.enabled,

@@ -37,7 +37,9 @@ use nightshift_local::mapping::{self, MappingConfig, Shutdown};
 use nightshift_local::runtime::{FunctionConfig, LogLine, LogSink, Runtime, RuntimeOptions};
 use nightshift_local::schedule::runner::{RunnerConfig, ScheduleRunner};
 use nightshift_local::sqs::{self, OutgoingMessage, ReceiveOptions, SqsEngine};
-use nightshift_local::template::{RetryPolicy, ScheduleDef, ScheduleKind, Template};
+use nightshift_local::template::{
+    RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget, Template,
+};
 use nightshift_local::trace::{ReplayOptions, TraceEntry, read_trace, replay};
 
 const REGION: &str = "us-east-1";
@@ -775,7 +777,7 @@ fn schedule_def(id: &str, expression: &str, timezone: &str, input: Option<&str>)
     ScheduleDef {
         id: id.to_owned(),
         name: id.to_owned(),
-        function: BENCH_FUNCTION.to_owned(),
+        target: ScheduleTarget::Function(BENCH_FUNCTION.to_owned()),
         expression: expression.to_owned(),
         timezone: timezone.to_owned(),
         kind: ScheduleKind::ScheduleV2,

@@ -1,11 +1,17 @@
-//! runner: fires the template's schedules on the emulator's clock and delivers them to functions.
+//! runner: fires the template's schedules on the emulator's clock and delivers them to functions
+//! and queues.
 //!
 //! [`ScheduleRunner`] runs one task per enabled schedule (`ScheduleV2` /
 //! `AWS::Scheduler::Schedule` and legacy `Schedule` rules). Each task computes the next fire
 //! time in the schedule's zone ([`Schedule::next_fire_after`]), waits for it on the shared
 //! [`Clock`](crate::clock::Clock), applies the flexible window, builds the payload and invokes
 //! the function asynchronously through the [`AsyncInvoker`], as EventBridge Scheduler invokes
-//! Lambda with the `Event` invocation type.
+//! Lambda with the `Event` invocation type. A Scheduler schedule whose target is an SQS queue
+//! sends the payload (its Input, context attributes substituted) as the message body instead,
+//! with `SqsParameters.MessageGroupId` as the message's group id, as the templated
+//! `SendMessage` target does
+//! (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based>
+//! shows a queue target whose `Input` is the message).
 //!
 //! Catching up: when the clock jumps over many fire times at once (the manual clock's
 //! `advance 24h`), the task walks every due occurrence in order, each exactly once, with its own
@@ -19,8 +25,9 @@
 //! retried by the [`AsyncInvoker`] per the function's `EventInvokeConfig` and ends in its
 //! on-failure destination or dead-letter queue, never in the schedule's.
 //!
-//! Failures to *invoke* (the function does not exist, the queue refuses the event) are retried
-//! per the schedule's [`RetryPolicy`]: retry `n` is due `backoff(n)` after the failure on the
+//! Failures to *invoke* (the function does not exist, the queue refuses the event) and to
+//! *send* (the target queue was deleted, SQS refuses the message) are retried per the
+//! schedule's [`RetryPolicy`]: retry `n` is due `backoff(n)` after the failure on the
 //! clock, with the attempt number and a fresh execution id in the payload, as long as it stays
 //! within `MaximumEventAgeInSeconds` of the first attempt. When the attempts or the event age
 //! run out (or the error cannot clear, such as an unknown function) the event goes to the
@@ -54,8 +61,9 @@ use crate::activity::{Activity, Tracker, stopped};
 use crate::clock::{ClockError, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
 use crate::invoker::{InvokeError, InvokeResponse};
+use crate::sqs::error::SqsError;
 use crate::sqs::{MessageAttributeValue, OutgoingMessage, SqsEngine};
-use crate::template::{self, ScheduleDef, ScheduleKind, Template};
+use crate::template::{self, ScheduleDef, ScheduleKind, ScheduleTarget, Template};
 
 /// Most attempts one occurrence can make: the first plus `MaximumRetryAttempts` (at most 185).
 const MAX_ATTEMPTS: u32 = 186;
@@ -165,12 +173,14 @@ impl Default for RunnerConfig {
 /// Why a delivery attempt failed, as put on dead-letter messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `ERROR_CODE`: the function's `errorType`, `Sandbox.Timedout`, `Runtime.ExitError`, or
-    /// a Lambda API error code when the invocation did not reach the function.
+    /// `ERROR_CODE`: a Lambda API error code when the invocation did not reach the function,
+    /// or SQS's error code (`AWS.SimpleQueueService.NonExistentQueue`) when the message could
+    /// not be sent to a queue target.
     pub code: String,
     /// `ERROR_MESSAGE`.
     pub message: String,
-    /// False when retrying cannot help (unknown function, payload too large).
+    /// False when retrying cannot help (unknown function, payload too large, a message SQS
+    /// refuses).
     pub retryable: bool,
 }
 
@@ -242,8 +252,8 @@ pub struct ScheduleStats {
     pub id: String,
     /// Schedule or rule name.
     pub name: String,
-    /// Name of the function it invokes.
-    pub function: String,
+    /// What it delivers to: the function's name, or `sqs:` and the queue's name.
+    pub target: String,
     /// Scheduler or legacy rule.
     pub kind: ScheduleKind,
     /// The expression, as written.
@@ -282,7 +292,9 @@ pub struct FireOutcome {
     /// The payload sent.
     pub payload: Bytes,
     /// The result of the function's first attempt at the event, or why the event could not
-    /// be handed to the function's asynchronous queue.
+    /// be handed to the function's asynchronous queue. For a queue target: a success whose
+    /// payload is SendMessage's answer (`{"MessageId":..}`, the message id also being the
+    /// request id), or [`InvokeError::Unreachable`] naming the queue when the send failed.
     pub result: Result<InvokeResponse, InvokeError>,
     /// When the event will be tried again in the background, if it will: Lambda's retry after
     /// a function error, or the Scheduler's after a failed invoke.
@@ -324,11 +336,31 @@ struct Inner {
     rng: Mutex<fastrand::Rng>,
 }
 
+/// Where an entry delivers, by physical name.
+enum Deliver {
+    /// Invoke this function asynchronously.
+    Function(String),
+    /// Send a message to this engine queue.
+    Queue {
+        name: String,
+        message_group_id: Option<String>,
+    },
+}
+
+impl fmt::Display for Deliver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deliver::Function(name) => f.write_str(name),
+            Deliver::Queue { name, .. } => write!(f, "sqs:{name}"),
+        }
+    }
+}
+
 /// One schedule, resolved against the template.
 struct Entry {
     def: ScheduleDef,
     schedule: Schedule,
-    function_name: String,
+    target: Deliver,
     target_arn: String,
     /// Schedule ARN, or rule ARN for legacy rules.
     arn: String,
@@ -363,11 +395,36 @@ struct Occurrence {
     event_id: uuid::Uuid,
 }
 
+/// What a successful attempt handed over.
+enum Sent {
+    /// The function's asynchronous queue accepted the event.
+    Accepted(Accepted),
+    /// The message went to the target queue.
+    Message { message_id: String },
+}
+
+/// Why an attempt failed.
+enum AttemptError {
+    /// The function's asynchronous queue did not take the event.
+    Invoke(InvokeError),
+    /// The target queue did not take the message (or there is no SQS engine).
+    Send { queue: String, error: SqsError },
+}
+
+impl AttemptError {
+    fn failure(&self) -> Failure {
+        match self {
+            AttemptError::Invoke(error) => invoke_failure(error),
+            AttemptError::Send { error, .. } => send_failure(error),
+        }
+    }
+}
+
 /// What one attempt did.
 struct Attempted {
     execution_id: String,
     payload: Bytes,
-    result: Result<Accepted, InvokeError>,
+    result: Result<Sent, AttemptError>,
     /// When the next attempt is due, if one is.
     next_attempt_at: Option<DateTime<Utc>>,
 }
@@ -514,11 +571,19 @@ impl ScheduleRunner {
         }
         drop(tracker);
         let (result, next_attempt_at) = match attempted.result {
-            Ok(accepted) => match accepted.first_attempt().await {
+            Ok(Sent::Accepted(accepted)) => match accepted.first_attempt().await {
                 Some(first) => (first.result, first.next_attempt_at),
                 None => (Err(InvokeError::ShuttingDown), None),
             },
-            Err(error) => (Err(error), attempted.next_attempt_at),
+            Ok(Sent::Message { message_id }) => (Ok(sent_response(message_id)), None),
+            Err(AttemptError::Invoke(error)) => (Err(error), attempted.next_attempt_at),
+            Err(AttemptError::Send { queue, error }) => (
+                Err(InvokeError::Unreachable {
+                    endpoint: format!("queue {queue}"),
+                    message: error.to_string(),
+                }),
+                attempted.next_attempt_at,
+            ),
         };
         Ok(FireOutcome {
             schedule: entry.def.id.clone(),
@@ -671,15 +736,37 @@ impl Entry {
             )
             .map_err(policy_err)?,
         };
-        let (function_name, target_arn) = match template.function(&def.function) {
-            Some(f) => (f.name.clone(), f.arn.clone()),
-            None => (
-                def.function.clone(),
-                format!(
-                    "arn:aws:lambda:{}:{}:function:{}",
-                    config.region, config.account_id, def.function
+        let (target, target_arn) = match &def.target {
+            ScheduleTarget::Function(id) => match template.function(id) {
+                Some(f) => (Deliver::Function(f.name.clone()), f.arn.clone()),
+                None => (
+                    Deliver::Function(id.clone()),
+                    format!(
+                        "arn:aws:lambda:{}:{}:function:{id}",
+                        config.region, config.account_id
+                    ),
                 ),
-            ),
+            },
+            ScheduleTarget::Queue {
+                queue,
+                message_group_id,
+            } => {
+                let (name, arn) = match template.queue(queue) {
+                    Some(q) => (q.name.clone(), q.arn.clone()),
+                    None => (
+                        queue.clone(),
+                        format!(
+                            "arn:aws:sqs:{}:{}:{queue}",
+                            config.region, config.account_id
+                        ),
+                    ),
+                };
+                let target = Deliver::Queue {
+                    name,
+                    message_group_id: message_group_id.clone(),
+                };
+                (target, arn)
+            }
         };
         let arn = match def.kind {
             ScheduleKind::ScheduleV2 => schedule_arn(
@@ -698,7 +785,7 @@ impl Entry {
         Ok(Entry {
             def: def.clone(),
             schedule,
-            function_name,
+            target,
             target_arn,
             arn,
             dlq,
@@ -711,7 +798,7 @@ impl Entry {
         ScheduleStats {
             id: self.def.id.clone(),
             name: self.def.name.clone(),
-            function: self.function_name.clone(),
+            target: self.target.to_string(),
             kind: self.def.kind,
             expression: self.def.expression.clone(),
             timezone: self.def.timezone.clone(),
@@ -758,7 +845,10 @@ impl Entry {
                 };
                 Bytes::from(substitute_context(input, &ctx))
             }
-            // The Scheduler sends `{}` to a function target without Input.
+            // Without Input "EventBridge Scheduler delivers a default notification to the
+            // target" (https://docs.aws.amazon.com/scheduler/latest/APIReference/API_Target.html),
+            // whose shape AWS does not document: the emulator sends `{}`, to functions and
+            // queues alike.
             (ScheduleKind::ScheduleV2, None) => Bytes::from_static(b"{}"),
             // Rules send a constant Input as is: context attributes are a Scheduler feature.
             (ScheduleKind::LegacyRule, Some(input)) => Bytes::from(input.clone()),
@@ -947,11 +1037,9 @@ impl Inner {
         let entry = &self.entries[occ.entry];
         let execution_id = new_execution_id(rng);
         let payload = entry.payload(&self.config, occ, &execution_id);
-        let result = self
-            .queues
-            .invoke_async(&entry.function_name, payload.clone());
+        let result = self.deliver_payload(&entry.target, &payload);
         let now = self.clock.now();
-        let failure = result.as_ref().err().map(invoke_failure);
+        let failure = result.as_ref().err().map(AttemptError::failure);
         let Some(failure) = failure else {
             tracing::debug!(
                 schedule = %entry.def.id,
@@ -967,7 +1055,8 @@ impl Inner {
                 next_attempt_at: None,
             };
         };
-        if *stop.borrow() && matches!(result, Err(InvokeError::ShuttingDown)) {
+        if *stop.borrow() && matches!(result, Err(AttemptError::Invoke(InvokeError::ShuttingDown)))
+        {
             tracing::warn!(
                 schedule = %entry.def.id,
                 scheduled_time = %occ.scheduled,
@@ -1026,6 +1115,41 @@ impl Inner {
             payload,
             result,
             next_attempt_at: None,
+        }
+    }
+
+    /// Hands `payload` to the target: the function's asynchronous queue, or a message on the
+    /// target queue.
+    fn deliver_payload(&self, target: &Deliver, payload: &Bytes) -> Result<Sent, AttemptError> {
+        match target {
+            Deliver::Function(name) => self
+                .queues
+                .invoke_async(name, payload.clone())
+                .map(Sent::Accepted)
+                .map_err(AttemptError::Invoke),
+            Deliver::Queue {
+                name,
+                message_group_id,
+            } => {
+                let send_error = |error| AttemptError::Send {
+                    queue: name.clone(),
+                    error,
+                };
+                // No engine at all: as if the queue did not exist.
+                let sqs = self
+                    .sqs
+                    .as_ref()
+                    .ok_or_else(|| send_error(SqsError::QueueDoesNotExist))?;
+                // The payload is the Input as given (a String), so it is valid UTF-8; characters
+                // SQS refuses make the send fail as they would on AWS.
+                let mut message = OutgoingMessage::new(String::from_utf8_lossy(payload));
+                message.message_group_id = message_group_id.clone();
+                sqs.send_message(name, message)
+                    .map(|receipt| Sent::Message {
+                        message_id: receipt.message_id,
+                    })
+                    .map_err(send_error)
+            }
         }
     }
 
@@ -1151,6 +1275,30 @@ fn invoke_failure(error: &InvokeError) -> Failure {
         code: code.to_owned(),
         message: error.to_string(),
         retryable,
+    }
+}
+
+/// The failure of a message the target queue did not take. A queue that does not exist
+/// (deleted, or not created yet) may come back, so it is retried like a service error; other
+/// refusals of the caller's message (too large, characters SQS refuses) cannot clear.
+fn send_failure(error: &SqsError) -> Failure {
+    let wire = error.wire();
+    Failure {
+        code: wire.query_code.to_owned(),
+        message: error.aws_message(),
+        retryable: matches!(error, SqsError::QueueDoesNotExist) || !wire.sender_fault,
+    }
+}
+
+/// What [`ScheduleRunner::fire`] reports for a message sent to a queue target: SendMessage's
+/// answer as a successful response.
+fn sent_response(message_id: String) -> InvokeResponse {
+    let body = serde_json::json!({ "MessageId": message_id }).to_string();
+    InvokeResponse {
+        request_id: message_id,
+        outcome: crate::invoker::InvokeOutcome::Success(Bytes::from(body)),
+        duration: Duration::ZERO,
+        init_duration: None,
     }
 }
 

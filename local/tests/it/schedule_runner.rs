@@ -22,7 +22,9 @@ use nightshift_local::schedule::{
     AttemptStatus, RunnerConfig, RunnerError, ScheduleRunner, ScheduleStats,
 };
 use nightshift_local::sqs::SqsEngine;
-use nightshift_local::template::{RetryPolicy, ScheduleDef, ScheduleKind, Template};
+use nightshift_local::template::{
+    RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget, Template,
+};
 use serde_json::Value;
 
 use crate::invoke_async::assert_record;
@@ -40,7 +42,7 @@ fn def(id: &str, expression: &str) -> ScheduleDef {
     ScheduleDef {
         id: id.to_owned(),
         name: id.to_owned(),
-        function: "Fn".to_owned(),
+        target: ScheduleTarget::Function("Fn".to_owned()),
         expression: expression.to_owned(),
         timezone: "UTC".to_owned(),
         kind: ScheduleKind::ScheduleV2,
@@ -482,13 +484,13 @@ async fn schedule_runner_legacy_rule_sends_the_scheduled_event_envelope() -> Res
         vec![
             ScheduleDef {
                 kind: ScheduleKind::LegacyRule,
-                function: "Hourly".to_owned(),
+                target: ScheduleTarget::Function("Hourly".to_owned()),
                 name: "nightshift-HourlyRule".to_owned(),
                 ..def("HourlyRule", "rate(1 hour)")
             },
             ScheduleDef {
                 kind: ScheduleKind::LegacyRule,
-                function: "Constant".to_owned(),
+                target: ScheduleTarget::Function("Constant".to_owned()),
                 // Rules send Input as is: context attributes are a Scheduler feature.
                 input: Some(r#"{"at":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
                 ..def("ConstantRule", "cron(30 0 * * ? *)")
@@ -581,7 +583,7 @@ async fn schedule_runner_substitutes_context_attributes_and_sends_empty_object_w
                 ..def("Ctx", "rate(1 hour)")
             },
             ScheduleDef {
-                function: "Bare".to_owned(),
+                target: ScheduleTarget::Function("Bare".to_owned()),
                 ..def("Bare", "rate(1 hour)")
             },
         ],
@@ -824,7 +826,7 @@ async fn schedule_runner_unknown_function_goes_to_the_dlq_without_retries() -> R
     let h = Harness::start(
         "2026-01-01T00:00:00Z",
         vec![ScheduleDef {
-            function: "Missing".to_owned(),
+            target: ScheduleTarget::Function("Missing".to_owned()),
             dead_letter_queue: Some("schedule-dlq".to_owned()),
             ..def("Orphan", "rate(1 hour)")
         }],
@@ -942,11 +944,11 @@ async fn schedule_runner_disabled_schedules_do_not_fire() -> Result<()> {
         "2026-01-01T00:00:00Z",
         vec![
             ScheduleDef {
-                function: "On".to_owned(),
+                target: ScheduleTarget::Function("On".to_owned()),
                 ..def("On", "rate(1 minute)")
             },
             ScheduleDef {
-                function: "Off".to_owned(),
+                target: ScheduleTarget::Function("Off".to_owned()),
                 enabled: false,
                 ..def("Off", "rate(1 minute)")
             },
@@ -1080,7 +1082,7 @@ async fn schedule_runner_stops_cleanly_on_shutdown() -> Result<()> {
                     max_event_age_s: 3600,
                     max_retry_attempts: 5,
                 },
-                function: "Failing".to_owned(),
+                target: ScheduleTarget::Function("Failing".to_owned()),
                 ..def("B", "rate(1 hour)")
             },
         ],
@@ -1211,4 +1213,159 @@ async fn schedule_runner_replays_a_year_of_schedules() -> Result<()> {
          stepped advance_to {stepped:?} ({steps} clock moves)"
     );
     Ok(())
+}
+
+/// A Scheduler schedule delivering to engine queue `work` (a template without the queue, so
+/// its engine name is the logical id).
+fn queue_schedule(id: &str, expression: &str, group: Option<&str>) -> ScheduleDef {
+    ScheduleDef {
+        target: ScheduleTarget::Queue {
+            queue: "work".to_owned(),
+            message_group_id: group.map(str::to_owned),
+        },
+        ..def(id, expression)
+    }
+}
+
+#[tokio::test]
+async fn schedule_runner_queue_target_sends_the_input_as_the_message_body() -> Result<()> {
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(
+                "tick <aws.scheduler.scheduled-time> #<aws.scheduler.attempt-number> <aws.scheduler.schedule-arn>"
+                    .to_owned(),
+            ),
+            ..queue_schedule("Tick", "cron(0 * * * ? *)", Some("ticks"))
+        }],
+        |_| InProcessInvoker::new(),
+    )
+    .await?;
+    h.sqs
+        .create_queue("work", &BTreeMap::new(), &BTreeMap::new())?;
+
+    h.runner.advance(Duration::from_secs(2 * 3600)).await?;
+
+    let bodies: Vec<String> = h
+        .sqs
+        .peek_messages("work", 10)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    let arn = "arn:aws:scheduler:us-east-1:000000000000:schedule/default/Tick";
+    assert_eq!(
+        bodies,
+        [
+            format!("tick 2026-01-01T01:00:00Z #1 {arn}"),
+            format!("tick 2026-01-01T02:00:00Z #1 {arn}"),
+        ]
+    );
+    // SqsParameters.MessageGroupId is the message's group id.
+    let received = h
+        .sqs
+        .receive_message(
+            "work",
+            &nightshift_local::sqs::ReceiveOptions {
+                max_messages: 10,
+                system_attribute_names: vec!["MessageGroupId".to_owned()],
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(received.len(), 2);
+    assert!(
+        received
+            .iter()
+            .all(|m| m.attributes.get("MessageGroupId").map(String::as_str) == Some("ticks"))
+    );
+    let stats = h.runner.schedule_stats("Tick")?;
+    assert_eq!(stats.target, "sqs:work");
+    assert_eq!(counts(&stats), (2, 2, 0, 0, 0));
+
+    // Fired by hand: SendMessage's answer comes back.
+    let fired = h.runner.fire("Tick").await?;
+    let response = fired.result?;
+    assert!(response.is_success());
+    let answer: Value = serde_json::from_slice(response.payload().context("a payload")?)?;
+    assert_eq!(answer["MessageId"], response.request_id.as_str());
+    assert_eq!(h.sqs.peek_messages("work", 10)?.len(), 3);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_queue_target_deleted_is_retried_then_dead_lettered() -> Result<()> {
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(r#"{"at":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+            retry_policy: RetryPolicy {
+                max_event_age_s: 60,
+                max_retry_attempts: 185,
+            },
+            dead_letter_queue: Some("schedule-dlq".to_owned()),
+            ..queue_schedule("Tick", "cron(0 * * * ? *)", None)
+        }],
+        |_| InProcessInvoker::new(),
+    )
+    .await?;
+    let no_attrs = BTreeMap::new();
+    h.sqs.create_queue("work", &no_attrs, &no_attrs)?;
+    h.runner.advance(Duration::from_secs(3600)).await?;
+    assert_eq!(h.sqs.peek_messages("work", 10)?.len(), 1);
+
+    // The queue is deleted before the 02:00 fire: each send fails, and is retried on the
+    // clock (+1, +3, +7, +15, +31 s) until the next (+63 s) would pass the 60 s event age.
+    h.sqs.delete_queue("work")?;
+    h.runner.advance(Duration::from_secs(3600 + 120)).await?;
+
+    let stats = h.runner.schedule_stats("Tick")?;
+    assert_eq!(counts(&stats), (2, 7, 6, 1, 0));
+    let last = stats.last_result.context("a last result")?;
+    assert_eq!(
+        (last.scheduled_time, last.attempt, last.at),
+        (t("2026-01-01T02:00:00Z"), 6, t("2026-01-01T02:00:31Z"))
+    );
+    let dlq = h.sqs.peek_messages("schedule-dlq", 10)?;
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].body, r#"{"at":"2026-01-01T02:00:00Z"}"#);
+    let attr = |k: &str| {
+        dlq[0]
+            .message_attributes
+            .get(k)
+            .and_then(|v| v.string_value.clone())
+    };
+    assert_eq!(
+        attr("ERROR_CODE").as_deref(),
+        Some("AWS.SimpleQueueService.NonExistentQueue")
+    );
+    assert_eq!(
+        attr("EXHAUSTED_RETRY_CONDITION").as_deref(),
+        Some("MaximumEventAgeInSeconds")
+    );
+    assert_eq!(attr("RETRY_ATTEMPTS").as_deref(), Some("5"));
+    assert_eq!(
+        attr("TARGET_ARN").as_deref(),
+        Some("arn:aws:sqs:us-east-1:000000000000:work")
+    );
+
+    // A queue that comes back during the retries gets the message on the next attempt.
+    h.runner.advance(Duration::from_secs(3600 - 120)).await?;
+    h.runner.advance(Duration::from_secs(2)).await?;
+    h.sqs.create_queue("work", &no_attrs, &no_attrs)?;
+    h.runner.advance(Duration::from_secs(5)).await?;
+    let bodies: Vec<String> = h
+        .sqs
+        .peek_messages("work", 10)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, [r#"{"at":"2026-01-01T03:00:00Z"}"#]);
+    let last = h
+        .runner
+        .schedule_stats("Tick")?
+        .last_result
+        .context("a last result")?;
+    assert_eq!((last.attempt, last.at), (3, t("2026-01-01T03:00:03Z")));
+    assert_eq!(last.status, AttemptStatus::Succeeded);
+    h.stop().await
 }
