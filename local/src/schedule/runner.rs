@@ -437,8 +437,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ScheduleRunner {
     /// A runner for every schedule of `template` (disabled ones are kept for `fire` and
     /// `status`). Functions are invoked asynchronously through `queues`, by their name in the
-    /// template, and dead-letter queues are the engine queues the template names; `sqs` may be
-    /// `None` when no schedule has one.
+    /// template; target queues and dead-letter queues are the engine queues the template names,
+    /// in `sqs`, which may be `None` when no schedule has either (a queue target then fails
+    /// every send as if its queue did not exist).
     pub fn new(
         template: &Template,
         queues: AsyncInvoker,
