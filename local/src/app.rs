@@ -213,7 +213,7 @@ pub struct Status {
 pub struct ScheduleStatus {
     /// Schedule or rule name.
     pub name: String,
-    /// The function it invokes.
+    /// What it delivers to: the function it invokes, or `sqs:` and the queue's name.
     pub function: String,
     /// The expression.
     pub expression: String,
@@ -645,6 +645,7 @@ impl Emulator {
             clock.clone(),
             RunnerConfig {
                 region: options.region.clone(),
+                state_dir: options.state_dir.clone(),
                 ..RunnerConfig::default()
             },
         )
@@ -1082,7 +1083,7 @@ impl Emulator {
                 .into_iter()
                 .map(|s| ScheduleStatus {
                     name: s.name,
-                    function: s.function,
+                    function: s.target,
                     expression: s.expression,
                     timezone: s.timezone,
                     enabled: s.enabled,

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use crate::clock::ClockSpec;
-use crate::template::{Destination, Template};
+use crate::template::{Destination, ScheduleKind, Template};
 
 /// What decides whether a row concerns this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +26,10 @@ pub enum Trigger {
     UnmodelledDestination,
     /// Any schedule.
     Schedules,
+    /// A Scheduler `rate()` schedule (their start is remembered across restarts).
+    SchedulerRates,
+    /// A schedule without `Input`.
+    ScheduleWithoutInput,
     /// Any SQS event source.
     EventSources,
     /// A function without `ReservedConcurrentExecutions`.
@@ -49,6 +53,8 @@ impl Trigger {
                 "at start-up when a destination is SNS, EventBridge or S3"
             }
             Trigger::Schedules => "at start-up when the template has schedules",
+            Trigger::SchedulerRates => "at start-up when the template has a Scheduler `rate()`",
+            Trigger::ScheduleWithoutInput => "at start-up when a schedule has no `Input`",
             Trigger::EventSources => "at start-up when the template has SQS event sources",
             Trigger::UnreservedFunction => {
                 "at start-up when a function has no reserved concurrency"
@@ -126,18 +132,25 @@ pub const ALL: &[Divergence] = &[
         trigger: Trigger::UnreservedFunction,
     },
     Divergence {
-        id: "rate-start",
-        place: "`rate()` schedule without `StartDate`",
-        aws: "first invocation at once, then every period",
-        emulator: "first invocation one period after start",
-        trigger: Trigger::Schedules,
+        id: "schedule-restart",
+        place: "restarting with a state dir",
+        aws: "a schedule exists from its deploy on",
+        emulator: "the emulator remembers where each Scheduler `rate()` started (`schedules.json` in the state dir): a restart does not fire it at once again but continues its grid, and occurrences while it was down are not made up",
+        trigger: Trigger::SchedulerRates,
     },
     Divergence {
         id: "schedule-targets",
-        place: "schedule targets other than Lambda",
-        aws: "SQS, SNS, and more",
-        emulator: "Lambda only",
-        trigger: Trigger::Schedules,
+        place: "Scheduler schedule targets",
+        aws: "Lambda, SQS, SNS, Step Functions, universal `aws-sdk` targets and more",
+        emulator: "Lambda functions and SQS queues of the template; any other target fails the template load, naming the schedule and the ARN (EventBridge rules still ignore non-Lambda targets)",
+        trigger: Trigger::Refused,
+    },
+    Divergence {
+        id: "schedule-default-input",
+        place: "Scheduler target without `Input`",
+        aws: "a \"default notification\", shape undocumented",
+        emulator: "`{}`, to functions and queues alike",
+        trigger: Trigger::ScheduleWithoutInput,
     },
     Divergence {
         id: "log-tail",
@@ -182,6 +195,10 @@ impl Divergence {
                     .any(|d| matches!(d, Destination::Unmodelled { .. }))
             }),
             Trigger::Schedules => !template.schedules.is_empty(),
+            Trigger::SchedulerRates => template.schedules.iter().any(|s| {
+                s.kind == ScheduleKind::ScheduleV2 && s.expression.trim_start().starts_with("rate(")
+            }),
+            Trigger::ScheduleWithoutInput => template.schedules.iter().any(|s| s.input.is_none()),
             Trigger::EventSources => !template.event_sources.is_empty(),
             Trigger::UnreservedFunction => template
                 .functions

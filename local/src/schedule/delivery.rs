@@ -195,7 +195,11 @@ impl RetryPolicy {
     }
 }
 
-/// The values EventBridge Scheduler substitutes into a target's Input.
+/// The values EventBridge Scheduler substitutes into a target's Input, for every templated
+/// target (the emulator's Lambda and SQS targets alike): "EventBridge Scheduler replaces each
+/// keyword with its respective value when your schedule invokes the target"
+/// (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html>,
+/// which gives the four keywords and the example values quoted on the fields).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ContextAttributes<'a> {
     /// `<aws.scheduler.schedule-arn>`.
@@ -216,7 +220,9 @@ pub fn format_scheduled_time(t: DateTime<Utc>) -> String {
 }
 
 /// Replaces the four `<aws.scheduler.*>` keywords in `input` in one pass; anything else,
-/// including unknown `<aws.scheduler.*>` keywords, is left as is.
+/// including unknown `<aws.scheduler.*>` keywords, is left as is. The Input is text, not
+/// necessarily JSON (an SQS message body can be anything), so values are inserted as they are,
+/// without JSON quoting: the keyword is written inside quotes where a JSON string is wanted.
 pub fn substitute_context(input: &str, ctx: &ContextAttributes<'_>) -> String {
     const PREFIX: &str = "<aws.scheduler.";
     let values = [
@@ -439,6 +445,36 @@ mod tests {
         assert_eq!(
             substitute_context("<aws.scheduler.", &ctx),
             "<aws.scheduler."
+        );
+    }
+
+    #[test]
+    fn context_attributes_in_plain_text_and_back_to_back() {
+        let ctx = ContextAttributes {
+            schedule_arn: "arn:aws:scheduler:eu-central-1:123456789012:schedule/ops/tick",
+            scheduled_time: t("2026-03-29T01:00:00Z"),
+            execution_id: "0123456789abcdef",
+            attempt_number: 185,
+        };
+        // A plain-text SQS body, keywords adjacent to each other and to other text.
+        assert_eq!(
+            substitute_context(
+                "run@<aws.scheduler.scheduled-time><aws.scheduler.attempt-number>/<aws.scheduler.execution-id>:<aws.scheduler.schedule-arn>",
+                &ctx
+            ),
+            "run@2026-03-29T01:00:00Z185/0123456789abcdef:arn:aws:scheduler:eu-central-1:123456789012:schedule/ops/tick"
+        );
+        // Keywords are case-sensitive and must be complete.
+        assert_eq!(
+            substitute_context(
+                "<AWS.SCHEDULER.SCHEDULED-TIME> <aws.scheduler.attempt-number <aws.scheduler.attempt-number>",
+                &ctx
+            ),
+            "<AWS.SCHEDULER.SCHEDULED-TIME> <aws.scheduler.attempt-number 185"
+        );
+        assert_eq!(
+            format_scheduled_time(t("2026-03-29T01:00:59.999Z")),
+            "2026-03-29T01:00:59Z"
         );
     }
 

@@ -15,8 +15,9 @@
 //! Layout: [`cron`] parses and walks six-field cron expressions, [`rate`] the fixed intervals,
 //! [`delivery`] holds flexible windows, retries, context attributes and the rule envelope,
 //! [`runner`] fires a template's schedules on the clock and delivers them (the one part with
-//! timers and I/O).
+//! timers and I/O), [`anchors`] keeps where each rate started across restarts.
 
+pub mod anchors;
 pub mod cron;
 pub mod delivery;
 pub mod rate;
@@ -311,9 +312,29 @@ impl Schedule {
         }
     }
 
+    /// The first scheduled time of an EventBridge Scheduler schedule created at `created_at`.
+    ///
+    /// A rate without `StartDate` fires at `created_at` itself and then every period: "If you
+    /// don't provide a `StartDate` for a rate-based schedule, your schedule starts invoking
+    /// the target immediately"
+    /// (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based>).
+    /// With a `StartDate`, "you can use the `StartDate` property to set the first occurrence":
+    /// fires are `StartDate + k * period`, the first one not before `created_at`. Crons and `at`
+    /// give their first time strictly after `created_at`, as [`Self::next_fire_after`] does.
+    /// (Legacy EventBridge rules do not use this: their rates start one period after creation.)
+    pub fn first_fire(&self, created_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match (&self.expression, self.start_date) {
+            (ScheduleExpression::Rate(_), None) => match self.end_date {
+                Some(end) if created_at > end => None,
+                _ => Some(created_at),
+            },
+            _ => self.next_fire_after(created_at, created_at),
+        }
+    }
+
     /// The next scheduled time strictly after `after`. `created_at` anchors a rate that has
-    /// no `StartDate` (AWS starts those "immediately"). `at` schedules ignore start and end
-    /// dates, as AWS does.
+    /// no `StartDate` (`created_at + k * period`; see [`Self::first_fire`] for the first one).
+    /// `at` schedules ignore start and end dates, as AWS does.
     pub fn next_fire_after(
         &self,
         after: DateTime<Utc>,
@@ -500,6 +521,8 @@ mod tests {
             Some(t("2026-01-02T01:00:00Z"))
         );
         assert_eq!(s.next_fire_after(t("2026-01-02T01:00:00Z"), created), None);
+        // A StartDate's grid: the first fire is the StartDate (the creation time is before it).
+        assert_eq!(s.first_fire(created), Some(t("2026-01-02T00:00:00Z")));
         let mut once = Schedule::new(parse("at(2026-06-01T00:00:00)"));
         once.start_date = Some(t("2027-01-01T00:00:00Z"));
         once.end_date = Some(t("2026-01-01T00:00:00Z"));
@@ -507,6 +530,27 @@ mod tests {
             once.next_fire_after(created, created),
             Some(t("2026-06-01T00:00:00Z"))
         );
+    }
+
+    #[test]
+    fn rate_without_start_date_fires_at_creation_then_every_period() {
+        let mut s = Schedule::new(parse("rate(1 hour)"));
+        let created = t("2026-01-01T00:10:00Z");
+        assert_eq!(s.first_fire(created), Some(created));
+        assert_eq!(
+            s.next_fire_after(created, created),
+            Some(t("2026-01-01T01:10:00Z"))
+        );
+        // A StartDate in the past keeps its grid; the first fire is the next grid point.
+        s.start_date = Some(t("2026-01-01T00:00:00Z"));
+        assert_eq!(s.first_fire(created), Some(t("2026-01-01T01:00:00Z")));
+        // An EndDate before the creation time: nothing to fire.
+        s.start_date = None;
+        s.end_date = Some(t("2026-01-01T00:00:00Z"));
+        assert_eq!(s.first_fire(created), None);
+        // Crons keep their first time strictly after creation.
+        let cron = Schedule::new(parse("cron(10 0 * * ? *)"));
+        assert_eq!(cron.first_fire(created), Some(t("2026-01-02T00:10:00Z")));
     }
 
     #[test]

@@ -1,11 +1,17 @@
-//! runner: fires the template's schedules on the emulator's clock and delivers them to functions.
+//! runner: fires the template's schedules on the emulator's clock and delivers them to functions
+//! and queues.
 //!
 //! [`ScheduleRunner`] runs one task per enabled schedule (`ScheduleV2` /
 //! `AWS::Scheduler::Schedule` and legacy `Schedule` rules). Each task computes the next fire
 //! time in the schedule's zone ([`Schedule::next_fire_after`]), waits for it on the shared
 //! [`Clock`](crate::clock::Clock), applies the flexible window, builds the payload and invokes
 //! the function asynchronously through the [`AsyncInvoker`], as EventBridge Scheduler invokes
-//! Lambda with the `Event` invocation type.
+//! Lambda with the `Event` invocation type. A Scheduler schedule whose target is an SQS queue
+//! sends the payload (its Input, context attributes substituted) as the message body instead,
+//! with `SqsParameters.MessageGroupId` as the message's group id, as the templated
+//! `SendMessage` target does
+//! (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based>
+//! shows a queue target whose `Input` is the message).
 //!
 //! Catching up: when the clock jumps over many fire times at once (the manual clock's
 //! `advance 24h`), the task walks every due occurrence in order, each exactly once, with its own
@@ -19,8 +25,9 @@
 //! retried by the [`AsyncInvoker`] per the function's `EventInvokeConfig` and ends in its
 //! on-failure destination or dead-letter queue, never in the schedule's.
 //!
-//! Failures to *invoke* (the function does not exist, the queue refuses the event) are retried
-//! per the schedule's [`RetryPolicy`]: retry `n` is due `backoff(n)` after the failure on the
+//! Failures to *invoke* (the function does not exist, the queue refuses the event) and to
+//! *send* (the target queue was deleted, SQS refuses the message) are retried per the
+//! schedule's [`RetryPolicy`]: retry `n` is due `backoff(n)` after the failure on the
 //! clock, with the attempt number and a fresh execution id in the payload, as long as it stays
 //! within `MaximumEventAgeInSeconds` of the first attempt. When the attempts or the event age
 //! run out (or the error cannot clear, such as an unknown function) the event goes to the
@@ -31,7 +38,9 @@
 //! (and every event of the asynchronous queues) is waiting on a future instant, and [`ScheduleRunner::advance_to`] steps a manual clock
 //! through each due instant so that functions observe `now == scheduled time`.
 
+use std::collections::BTreeMap;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -41,6 +50,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::anchors::{Anchor, AnchorStore};
 use super::delivery::format_scheduled_time;
 use super::{
     ContextAttributes, ExpressionError, FlexibleWindow, PolicyError, RetryPolicy, Schedule,
@@ -51,8 +61,9 @@ use crate::activity::{Activity, Tracker, stopped};
 use crate::clock::{ClockError, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
 use crate::invoker::{InvokeError, InvokeResponse};
+use crate::sqs::error::SqsError;
 use crate::sqs::{MessageAttributeValue, OutgoingMessage, SqsEngine};
-use crate::template::{self, ScheduleDef, ScheduleKind, Template};
+use crate::template::{self, ScheduleDef, ScheduleKind, ScheduleTarget, Template};
 
 /// Most attempts one occurrence can make: the first plus `MaximumRetryAttempts` (at most 185).
 const MAX_ATTEMPTS: u32 = 186;
@@ -141,16 +152,20 @@ pub struct RunnerConfig {
     pub schedule_group: String,
     /// Seed of flexible-window offsets, execution ids and event ids; `None` draws one.
     pub seed: Option<u64>,
+    /// Directory of the rate anchors ([`super::anchors`]): with it, a restart continues each
+    /// Scheduler rate on its grid instead of firing it at once again; `None` keeps nothing.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for RunnerConfig {
-    /// `us-east-1`, account [`template::ACCOUNT_ID`], group `default`, random seed.
+    /// `us-east-1`, account [`template::ACCOUNT_ID`], group `default`, random seed, no state.
     fn default() -> Self {
         RunnerConfig {
             region: "us-east-1".to_owned(),
             account_id: template::ACCOUNT_ID.to_owned(),
             schedule_group: "default".to_owned(),
             seed: None,
+            state_dir: None,
         }
     }
 }
@@ -158,12 +173,14 @@ impl Default for RunnerConfig {
 /// Why a delivery attempt failed, as put on dead-letter messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// `ERROR_CODE`: the function's `errorType`, `Sandbox.Timedout`, `Runtime.ExitError`, or
-    /// a Lambda API error code when the invocation did not reach the function.
+    /// `ERROR_CODE`: a Lambda API error code when the invocation did not reach the function,
+    /// or SQS's error code (`AWS.SimpleQueueService.NonExistentQueue`) when the message could
+    /// not be sent to a queue target.
     pub code: String,
     /// `ERROR_MESSAGE`.
     pub message: String,
-    /// False when retrying cannot help (unknown function, payload too large).
+    /// False when retrying cannot help (unknown function, payload too large, a message SQS
+    /// refuses).
     pub retryable: bool,
 }
 
@@ -235,8 +252,8 @@ pub struct ScheduleStats {
     pub id: String,
     /// Schedule or rule name.
     pub name: String,
-    /// Name of the function it invokes.
-    pub function: String,
+    /// What it delivers to: the function's name, or `sqs:` and the queue's name.
+    pub target: String,
     /// Scheduler or legacy rule.
     pub kind: ScheduleKind,
     /// The expression, as written.
@@ -275,7 +292,9 @@ pub struct FireOutcome {
     /// The payload sent.
     pub payload: Bytes,
     /// The result of the function's first attempt at the event, or why the event could not
-    /// be handed to the function's asynchronous queue.
+    /// be handed to the function's asynchronous queue. For a queue target: a success whose
+    /// payload is SendMessage's answer (`{"MessageId":..}`, the message id also being the
+    /// request id), or [`InvokeError::Unreachable`] naming the queue when the send failed.
     pub result: Result<InvokeResponse, InvokeError>,
     /// When the event will be tried again in the background, if it will: Lambda's retry after
     /// a function error, or the Scheduler's after a failed invoke.
@@ -317,11 +336,31 @@ struct Inner {
     rng: Mutex<fastrand::Rng>,
 }
 
+/// Where an entry delivers, by physical name.
+enum Deliver {
+    /// Invoke this function asynchronously.
+    Function(String),
+    /// Send a message to this engine queue.
+    Queue {
+        name: String,
+        message_group_id: Option<String>,
+    },
+}
+
+impl fmt::Display for Deliver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deliver::Function(name) => f.write_str(name),
+            Deliver::Queue { name, .. } => write!(f, "sqs:{name}"),
+        }
+    }
+}
+
 /// One schedule, resolved against the template.
 struct Entry {
     def: ScheduleDef,
     schedule: Schedule,
-    function_name: String,
+    target: Deliver,
     target_arn: String,
     /// Schedule ARN, or rule ARN for legacy rules.
     arn: String,
@@ -356,11 +395,36 @@ struct Occurrence {
     event_id: uuid::Uuid,
 }
 
+/// What a successful attempt handed over.
+enum Sent {
+    /// The function's asynchronous queue accepted the event.
+    Accepted(Accepted),
+    /// The message went to the target queue.
+    Message { message_id: String },
+}
+
+/// Why an attempt failed.
+enum AttemptError {
+    /// The function's asynchronous queue did not take the event.
+    Invoke(InvokeError),
+    /// The target queue did not take the message (or there is no SQS engine).
+    Send { queue: String, error: SqsError },
+}
+
+impl AttemptError {
+    fn failure(&self) -> Failure {
+        match self {
+            AttemptError::Invoke(error) => invoke_failure(error),
+            AttemptError::Send { error, .. } => send_failure(error),
+        }
+    }
+}
+
 /// What one attempt did.
 struct Attempted {
     execution_id: String,
     payload: Bytes,
-    result: Result<Accepted, InvokeError>,
+    result: Result<Sent, AttemptError>,
     /// When the next attempt is due, if one is.
     next_attempt_at: Option<DateTime<Utc>>,
 }
@@ -373,8 +437,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl ScheduleRunner {
     /// A runner for every schedule of `template` (disabled ones are kept for `fire` and
     /// `status`). Functions are invoked asynchronously through `queues`, by their name in the
-    /// template, and dead-letter queues are the engine queues the template names; `sqs` may be
-    /// `None` when no schedule has one.
+    /// template; target queues and dead-letter queues are the engine queues the template names,
+    /// in `sqs`, which may be `None` when no schedule has either (a queue target then fails
+    /// every send as if its queue did not exist).
     pub fn new(
         template: &Template,
         queues: AsyncInvoker,
@@ -406,8 +471,11 @@ impl ScheduleRunner {
         })
     }
 
-    /// Starts one task per enabled schedule. Rates without a `StartDate` are anchored at the
-    /// clock's now. The runner stops when `shutdown` turns true (or its sender is dropped) or
+    /// Starts one task per enabled schedule. Scheduler rates without a `StartDate` are
+    /// anchored at the clock's now and fire at once ([`Schedule::first_fire`]), unless
+    /// [`RunnerConfig::state_dir`] holds their anchor from an earlier start: then they continue
+    /// on that grid from the next point after now. Legacy rules' rates start one period after
+    /// now. The runner stops when `shutdown` turns true (or its sender is dropped) or
     /// on [`Self::stop`]; the returned task ends once every schedule task and pending retry has
     /// ended. Retries still waiting at that point are abandoned (logged). Must be called
     /// within a Tokio runtime.
@@ -418,12 +486,24 @@ impl ScheduleRunner {
         if self.inner.started.swap(true, Ordering::SeqCst) {
             return Err(RunnerError::AlreadyStarted);
         }
-        let created_at = self.inner.clock.now();
+        let now = self.inner.clock.now();
+        let store = self.inner.config.state_dir.as_deref().map(AnchorStore::new);
+        let stored = store.as_ref().map(AnchorStore::load).unwrap_or_default();
+        let mut anchors = BTreeMap::new();
         for (idx, entry) in self.inner.entries.iter().enumerate() {
             if !entry.def.enabled {
                 continue;
             }
-            let first = entry.schedule.next_fire_after(created_at, created_at);
+            let (created_at, first) = entry.first_fire(now, stored.get(&entry.def.id));
+            if entry.immediate_rate() {
+                anchors.insert(
+                    entry.def.id.clone(),
+                    Anchor {
+                        expression: entry.def.expression.clone(),
+                        anchor: created_at,
+                    },
+                );
+            }
             lock(&entry.counters).next_fire = first;
             let tracker = self.inner.track();
             let rng = lock(&self.inner.rng).fork();
@@ -433,6 +513,11 @@ impl ScheduleRunner {
                     .run_schedule(idx, first, created_at, rng, tracker)
                     .await;
             });
+        }
+        if let Some(store) = store
+            && anchors != stored
+        {
+            store.save(&anchors);
         }
         tracing::info!(
             schedules = self.inner.entries.iter().filter(|e| e.def.enabled).count(),
@@ -487,11 +572,19 @@ impl ScheduleRunner {
         }
         drop(tracker);
         let (result, next_attempt_at) = match attempted.result {
-            Ok(accepted) => match accepted.first_attempt().await {
+            Ok(Sent::Accepted(accepted)) => match accepted.first_attempt().await {
                 Some(first) => (first.result, first.next_attempt_at),
                 None => (Err(InvokeError::ShuttingDown), None),
             },
-            Err(error) => (Err(error), attempted.next_attempt_at),
+            Ok(Sent::Message { message_id }) => (Ok(sent_response(message_id)), None),
+            Err(AttemptError::Invoke(error)) => (Err(error), attempted.next_attempt_at),
+            Err(AttemptError::Send { queue, error }) => (
+                Err(InvokeError::Unreachable {
+                    endpoint: format!("queue {queue}"),
+                    message: error.to_string(),
+                }),
+                attempted.next_attempt_at,
+            ),
         };
         Ok(FireOutcome {
             schedule: entry.def.id.clone(),
@@ -586,6 +679,35 @@ impl ScheduleRunner {
 }
 
 impl Entry {
+    /// Whether this is a Scheduler rate without `StartDate`, which fires when it is created.
+    fn immediate_rate(&self) -> bool {
+        self.def.kind == ScheduleKind::ScheduleV2
+            && self.schedule.start_date.is_none()
+            && matches!(self.schedule.expression, ScheduleExpression::Rate(_))
+    }
+
+    /// The anchor ("created at") and first fire of this schedule when the runner starts at
+    /// `now`, continuing `stored` (the anchor of an earlier start) when it is for the same
+    /// expression.
+    fn first_fire(
+        &self,
+        now: DateTime<Utc>,
+        stored: Option<&Anchor>,
+    ) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+        if self.def.kind == ScheduleKind::LegacyRule {
+            // EventBridge rules: "A rate expression starts when you create the scheduled event
+            // rule" (https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rate-expressions.html);
+            // AWS does not say it fires at creation, so the first fire is one period later.
+            return (now, self.schedule.next_fire_after(now, now));
+        }
+        match stored {
+            Some(a) if self.immediate_rate() && a.expression == self.def.expression => {
+                (a.anchor, self.schedule.next_fire_after(now, a.anchor))
+            }
+            _ => (now, self.schedule.first_fire(now)),
+        }
+    }
+
     fn resolve(
         def: &ScheduleDef,
         template: &Template,
@@ -615,15 +737,37 @@ impl Entry {
             )
             .map_err(policy_err)?,
         };
-        let (function_name, target_arn) = match template.function(&def.function) {
-            Some(f) => (f.name.clone(), f.arn.clone()),
-            None => (
-                def.function.clone(),
-                format!(
-                    "arn:aws:lambda:{}:{}:function:{}",
-                    config.region, config.account_id, def.function
+        let (target, target_arn) = match &def.target {
+            ScheduleTarget::Function(id) => match template.function(id) {
+                Some(f) => (Deliver::Function(f.name.clone()), f.arn.clone()),
+                None => (
+                    Deliver::Function(id.clone()),
+                    format!(
+                        "arn:aws:lambda:{}:{}:function:{id}",
+                        config.region, config.account_id
+                    ),
                 ),
-            ),
+            },
+            ScheduleTarget::Queue {
+                queue,
+                message_group_id,
+            } => {
+                let (name, arn) = match template.queue(queue) {
+                    Some(q) => (q.name.clone(), q.arn.clone()),
+                    None => (
+                        queue.clone(),
+                        format!(
+                            "arn:aws:sqs:{}:{}:{queue}",
+                            config.region, config.account_id
+                        ),
+                    ),
+                };
+                let target = Deliver::Queue {
+                    name,
+                    message_group_id: message_group_id.clone(),
+                };
+                (target, arn)
+            }
         };
         let arn = match def.kind {
             ScheduleKind::ScheduleV2 => schedule_arn(
@@ -642,7 +786,7 @@ impl Entry {
         Ok(Entry {
             def: def.clone(),
             schedule,
-            function_name,
+            target,
             target_arn,
             arn,
             dlq,
@@ -655,7 +799,7 @@ impl Entry {
         ScheduleStats {
             id: self.def.id.clone(),
             name: self.def.name.clone(),
-            function: self.function_name.clone(),
+            target: self.target.to_string(),
             kind: self.def.kind,
             expression: self.def.expression.clone(),
             timezone: self.def.timezone.clone(),
@@ -702,7 +846,10 @@ impl Entry {
                 };
                 Bytes::from(substitute_context(input, &ctx))
             }
-            // The Scheduler sends `{}` to a function target without Input.
+            // Without Input "EventBridge Scheduler delivers a default notification to the
+            // target" (https://docs.aws.amazon.com/scheduler/latest/APIReference/API_Target.html),
+            // whose shape AWS does not document: the emulator sends `{}`, to functions and
+            // queues alike.
             (ScheduleKind::ScheduleV2, None) => Bytes::from_static(b"{}"),
             // Rules send a constant Input as is: context attributes are a Scheduler feature.
             (ScheduleKind::LegacyRule, Some(input)) => Bytes::from(input.clone()),
@@ -891,11 +1038,9 @@ impl Inner {
         let entry = &self.entries[occ.entry];
         let execution_id = new_execution_id(rng);
         let payload = entry.payload(&self.config, occ, &execution_id);
-        let result = self
-            .queues
-            .invoke_async(&entry.function_name, payload.clone());
+        let result = self.deliver_payload(&entry.target, &payload);
         let now = self.clock.now();
-        let failure = result.as_ref().err().map(invoke_failure);
+        let failure = result.as_ref().err().map(AttemptError::failure);
         let Some(failure) = failure else {
             tracing::debug!(
                 schedule = %entry.def.id,
@@ -911,7 +1056,8 @@ impl Inner {
                 next_attempt_at: None,
             };
         };
-        if *stop.borrow() && matches!(result, Err(InvokeError::ShuttingDown)) {
+        if *stop.borrow() && matches!(result, Err(AttemptError::Invoke(InvokeError::ShuttingDown)))
+        {
             tracing::warn!(
                 schedule = %entry.def.id,
                 scheduled_time = %occ.scheduled,
@@ -970,6 +1116,41 @@ impl Inner {
             payload,
             result,
             next_attempt_at: None,
+        }
+    }
+
+    /// Hands `payload` to the target: the function's asynchronous queue, or a message on the
+    /// target queue.
+    fn deliver_payload(&self, target: &Deliver, payload: &Bytes) -> Result<Sent, AttemptError> {
+        match target {
+            Deliver::Function(name) => self
+                .queues
+                .invoke_async(name, payload.clone())
+                .map(Sent::Accepted)
+                .map_err(AttemptError::Invoke),
+            Deliver::Queue {
+                name,
+                message_group_id,
+            } => {
+                let send_error = |error| AttemptError::Send {
+                    queue: name.clone(),
+                    error,
+                };
+                // No engine at all: as if the queue did not exist.
+                let sqs = self
+                    .sqs
+                    .as_ref()
+                    .ok_or_else(|| send_error(SqsError::QueueDoesNotExist))?;
+                // The payload is the Input as given (a String), so it is valid UTF-8; characters
+                // SQS refuses make the send fail as they would on AWS.
+                let mut message = OutgoingMessage::new(String::from_utf8_lossy(payload));
+                message.message_group_id = message_group_id.clone();
+                sqs.send_message(name, message)
+                    .map(|receipt| Sent::Message {
+                        message_id: receipt.message_id,
+                    })
+                    .map_err(send_error)
+            }
         }
     }
 
@@ -1095,6 +1276,30 @@ fn invoke_failure(error: &InvokeError) -> Failure {
         code: code.to_owned(),
         message: error.to_string(),
         retryable,
+    }
+}
+
+/// The failure of a message the target queue did not take. A queue that does not exist
+/// (deleted, or not created yet) may come back, so it is retried like a service error; other
+/// refusals of the caller's message (too large, characters SQS refuses) cannot clear.
+fn send_failure(error: &SqsError) -> Failure {
+    let wire = error.wire();
+    Failure {
+        code: wire.query_code.to_owned(),
+        message: error.aws_message(),
+        retryable: matches!(error, SqsError::QueueDoesNotExist) || !wire.sender_fault,
+    }
+}
+
+/// What [`ScheduleRunner::fire`] reports for a message sent to a queue target: SendMessage's
+/// answer as a successful response.
+fn sent_response(message_id: String) -> InvokeResponse {
+    let body = serde_json::json!({ "MessageId": message_id }).to_string();
+    InvokeResponse {
+        request_id: message_id,
+        outcome: crate::invoker::InvokeOutcome::Success(Bytes::from(body)),
+        duration: Duration::ZERO,
+        init_duration: None,
     }
 }
 

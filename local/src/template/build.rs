@@ -20,7 +20,7 @@ use super::resolve::{
 };
 use super::{
     FunctionDef, LoadOptions, QueueDef, Redrive, RetryPolicy, ScheduleDef, ScheduleKind,
-    SqsEventSource, Template,
+    ScheduleTarget, SqsEventSource, Template,
 };
 
 const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
@@ -334,11 +334,7 @@ impl Builder<'_, '_> {
                         event_sources.push(source);
                     }
                 }
-                SCHEDULE => {
-                    if let Some(s) = self.scheduler_schedule(id, res)? {
-                        schedules.push(s);
-                    }
-                }
+                SCHEDULE => schedules.push(self.scheduler_schedule(id, res)?),
                 RULE => schedules.extend(self.events_rule(id, res)?),
                 _ => {}
             }
@@ -799,7 +795,7 @@ impl Builder<'_, '_> {
         };
         Ok(ScheduleDef {
             name,
-            function: function.to_owned(),
+            target: ScheduleTarget::Function(function.to_owned()),
             expression,
             timezone: if v2 {
                 self.timezone(p, at)?
@@ -834,11 +830,7 @@ impl Builder<'_, '_> {
         })
     }
 
-    fn scheduler_schedule(
-        &self,
-        id: &str,
-        res: &Resource,
-    ) -> Result<Option<ScheduleDef>, TemplateError> {
+    fn scheduler_schedule(&self, id: &str, res: &Resource) -> Result<ScheduleDef, TemplateError> {
         let r = self.r;
         let at = At::new(id);
         let p = &res.properties;
@@ -850,18 +842,15 @@ impl Builder<'_, '_> {
         let arn = target
             .get("Arn")
             .ok_or_else(|| target_at.key("Arn").err("is required but missing"))?;
-        let Some(function) = self.target_function(arn, &target_at.key("Arn"))? else {
-            tracing::debug!(resource = %id, "schedule target is not a function, ignored");
-            return Ok(None);
-        };
+        let target_def = self.scheduler_target(target, arn, &target_at)?;
         let enabled = match r.opt_string(p, "State", &at)? {
             Some(state) => parse_state(&state, &at.key("State"))?,
             None => true,
         };
-        Ok(Some(ScheduleDef {
+        Ok(ScheduleDef {
             id: id.to_owned(),
             name: r.physical_name(id, &at)?,
-            function,
+            target: target_def,
             expression: r.req_string(p, "ScheduleExpression", &at)?,
             timezone: self.timezone(p, &at)?,
             kind: ScheduleKind::ScheduleV2,
@@ -875,7 +864,74 @@ impl Builder<'_, '_> {
             enabled,
             start_date: self.date(p, "StartDate", &at)?,
             end_date: self.date(p, "EndDate", &at)?,
-        }))
+        })
+    }
+
+    /// The function or queue a Scheduler schedule's `Target.Arn` designates.
+    ///
+    /// A target that is neither fails the load rather than being skipped: the template module
+    /// refuses a modelled resource that depends on one the emulator does not run (and names
+    /// both ends), and a schedule that silently never fires locally is worse than an error one
+    /// can act on (remove the schedule, or point it at a function or queue for local runs).
+    fn scheduler_target(
+        &self,
+        target: &Expr,
+        arn: &Expr,
+        target_at: &At,
+    ) -> Result<ScheduleTarget, TemplateError> {
+        let arn_at = target_at.key("Arn");
+        let only = "the emulator delivers schedules to Lambda functions and SQS queues only";
+        if let Some((resource, kind)) = self.referenced(arn)
+            && !is_function(kind)
+            && kind != QUEUE
+        {
+            return Err(arn_at.err(format!(
+                "targets resource {resource} of type {kind}; {only}"
+            )));
+        }
+        let resolved = match self.r.resolve(arn, &arn_at)? {
+            Some(v) => json_string(&v, &arn_at)?,
+            None => return Err(arn_at.err("is required but missing")),
+        };
+        let group_at = target_at.key("SqsParameters");
+        let message_group_id = match target.get("SqsParameters") {
+            None => None,
+            Some(sp) => {
+                entries(sp, &group_at)?;
+                self.r.opt_string(sp, "MessageGroupId", &group_at)?
+            }
+        };
+        if let Some(function) = self.function_by_arn.get(&resolved) {
+            if message_group_id.is_some() {
+                return Err(group_at.err(format!(
+                    "applies to an SQS queue target, but {resolved} is a function"
+                )));
+            }
+            return Ok(ScheduleTarget::Function(function.clone()));
+        }
+        if let Some(queue) = self.queue_by_arn.get(&resolved) {
+            // 1-128 characters: https://docs.aws.amazon.com/scheduler/latest/APIReference/API_SqsParameters.html
+            if let Some(group) = &message_group_id
+                && !(1..=128).contains(&group.chars().count())
+            {
+                return Err(group_at.key("MessageGroupId").err(format!(
+                    "must be 1 to 128 characters long, got {}",
+                    group.chars().count()
+                )));
+            }
+            return Ok(ScheduleTarget::Queue {
+                queue: queue.clone(),
+                message_group_id,
+            });
+        }
+        let what = if resolved.starts_with("arn:aws:lambda:") {
+            "is not a function of this template".to_owned()
+        } else if resolved.starts_with("arn:aws:sqs:") {
+            "is not a queue of this template".to_owned()
+        } else {
+            format!("is neither a function nor a queue of this template; {only}")
+        };
+        Err(arn_at.err(format!("{resolved} {what}")))
     }
 
     fn events_rule(&self, id: &str, res: &Resource) -> Result<Vec<ScheduleDef>, TemplateError> {
@@ -926,7 +982,7 @@ impl Builder<'_, '_> {
                     format!("{id}.{target_id}")
                 },
                 name: name.clone(),
-                function,
+                target: ScheduleTarget::Function(function),
                 expression: expression.clone(),
                 timezone: "UTC".to_owned(),
                 kind: ScheduleKind::LegacyRule,

@@ -22,7 +22,9 @@ use nightshift_local::schedule::{
     AttemptStatus, RunnerConfig, RunnerError, ScheduleRunner, ScheduleStats,
 };
 use nightshift_local::sqs::SqsEngine;
-use nightshift_local::template::{RetryPolicy, ScheduleDef, ScheduleKind, Template};
+use nightshift_local::template::{
+    RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget, Template,
+};
 use serde_json::Value;
 
 use crate::invoke_async::assert_record;
@@ -40,7 +42,7 @@ fn def(id: &str, expression: &str) -> ScheduleDef {
     ScheduleDef {
         id: id.to_owned(),
         name: id.to_owned(),
-        function: "Fn".to_owned(),
+        target: ScheduleTarget::Function("Fn".to_owned()),
         expression: expression.to_owned(),
         timezone: "UTC".to_owned(),
         kind: ScheduleKind::ScheduleV2,
@@ -152,6 +154,17 @@ impl Harness {
         functions: impl FnOnce(&SharedClock) -> InProcessInvoker,
         refusing: bool,
     ) -> Result<Harness> {
+        Self::start_full(start, schedules, functions, refusing, None).await
+    }
+
+    /// [`Self::start_with`], keeping the runner's state (rate anchors) in `state_dir`.
+    async fn start_full(
+        start: &str,
+        schedules: Vec<ScheduleDef>,
+        functions: impl FnOnce(&SharedClock) -> InProcessInvoker,
+        refusing: bool,
+        state_dir: Option<std::path::PathBuf>,
+    ) -> Result<Harness> {
         let (clock, manual) = clock::manual(t(start));
         let sqs = SqsEngine::in_memory(clock.clone());
         let no_attrs = BTreeMap::new();
@@ -182,6 +195,7 @@ impl Harness {
             clock.clone(),
             RunnerConfig {
                 seed: Some(7),
+                state_dir,
                 ..RunnerConfig::default()
             },
         )?;
@@ -337,9 +351,11 @@ async fn schedule_runner_stepped_advance_invokes_at_each_scheduled_instant() -> 
     assert_eq!(h.clock.now(), t("2026-10-30T12:00:00Z"));
 
     let calls = calls.lock().unwrap().clone();
-    // 10 daily reports and 40 six-hourly runs, each seeing the clock at its scheduled time,
-    // the two schedules interleaved in time order.
-    assert_eq!(calls.len(), 50);
+    // 10 daily reports and 41 six-hourly runs (the rate has no StartDate, so it fires when it
+    // starts, at 12:00, then every 6 hours: 40 more), each seeing the clock at its scheduled
+    // time, the two schedules interleaved in time order.
+    assert_eq!(calls.len(), 51);
+    assert_eq!(calls[0].field("scheduled_time"), "2026-10-20T12:00:00Z");
     for call in &calls {
         assert_eq!(
             call.field("scheduled_time"),
@@ -355,7 +371,7 @@ async fn schedule_runner_stepped_advance_invokes_at_each_scheduled_instant() -> 
 }
 
 #[tokio::test]
-async fn schedule_runner_rate_five_minutes_fires_288_times_a_day() -> Result<()> {
+async fn schedule_runner_rate_five_minutes_fires_at_start_then_288_times_a_day() -> Result<()> {
     let mut calls = None;
     let h = Harness::start(
         "2026-03-01T00:00:00Z",
@@ -372,6 +388,11 @@ async fn schedule_runner_rate_five_minutes_fires_288_times_a_day() -> Result<()>
     .await?;
     let calls = calls.unwrap();
 
+    // Without StartDate, a rate fires as soon as it is created (the runner's start), before
+    // any time passes.
+    h.idle().await?;
+    assert_eq!(calls.lock().unwrap().len(), 1);
+
     h.jump(DAY).await?;
 
     let times: Vec<DateTime<Utc>> = calls
@@ -380,22 +401,78 @@ async fn schedule_runner_rate_five_minutes_fires_288_times_a_day() -> Result<()>
         .iter()
         .map(|c| t(&c.field("t")))
         .collect();
-    assert_eq!(times.len(), 288);
-    assert_eq!(times[0], t("2026-03-01T00:05:00Z"));
-    assert_eq!(times[287], t("2026-03-02T00:00:00Z"));
+    // The start, then 288 periods.
+    assert_eq!(times.len(), 289);
+    assert_eq!(times[0], t("2026-03-01T00:00:00Z"));
+    assert_eq!(times[1], t("2026-03-01T00:05:00Z"));
+    assert_eq!(times[288], t("2026-03-02T00:00:00Z"));
     assert!(
         times
             .windows(2)
             .all(|w| w[1] - w[0] == TimeDelta::minutes(5))
     );
-    assert_eq!(h.runner.schedule_stats("Poll")?.fires, 288);
+    assert_eq!(h.runner.schedule_stats("Poll")?.fires, 289);
 
     // The next advance continues on the same grid, without repeating the last one.
     h.jump(Duration::from_secs(600)).await?;
     let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls.len(), 290);
-    assert_eq!(calls[288].field("t"), "2026-03-02T00:05:00Z");
+    assert_eq!(calls.len(), 291);
+    assert_eq!(calls[289].field("t"), "2026-03-02T00:05:00Z");
     h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_restart_with_a_state_dir_continues_the_rate_without_firing_again()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let schedule = || ScheduleDef {
+        input: Some(r#"{"t":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+        ..def("Hourly", "rate(1 hour)")
+    };
+    let run = |start: &'static str, advance: Duration| {
+        let dir = dir.path().to_owned();
+        async move {
+            let mut calls = None;
+            let h = Harness::start_full(
+                start,
+                vec![schedule()],
+                |clock| {
+                    let (invoker, c) = recording(InProcessInvoker::new(), "Fn", clock, false);
+                    calls = Some(c);
+                    invoker
+                },
+                false,
+                Some(dir),
+            )
+            .await?;
+            h.jump(advance).await?;
+            h.stop().await?;
+            let times: Vec<String> = calls
+                .context("the functions were built")?
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|c| c.field("t"))
+                .collect();
+            anyhow::Ok(times)
+        }
+    };
+
+    // First start: the immediate fire, then one an hour later.
+    let first = run("2026-01-01T00:00:00Z", Duration::from_secs(3600)).await?;
+    assert_eq!(first, ["2026-01-01T00:00:00Z", "2026-01-01T01:00:00Z"]);
+    // A restart at 01:30 does not fire at once again: the schedule continues on its grid.
+    let second = run("2026-01-01T01:30:00Z", Duration::from_secs(3600)).await?;
+    assert_eq!(second, ["2026-01-01T02:00:00Z"]);
+
+    // Without the state dir (or with a changed expression) it is a new schedule.
+    let fresh = Harness::start("2026-01-01T01:30:00Z", vec![schedule()], |clock| {
+        recording(InProcessInvoker::new(), "Fn", clock, false).0
+    })
+    .await?;
+    fresh.idle().await?;
+    assert_eq!(fresh.runner.schedule_stats("Hourly")?.fires, 1);
+    fresh.stop().await
 }
 
 #[tokio::test]
@@ -407,13 +484,13 @@ async fn schedule_runner_legacy_rule_sends_the_scheduled_event_envelope() -> Res
         vec![
             ScheduleDef {
                 kind: ScheduleKind::LegacyRule,
-                function: "Hourly".to_owned(),
+                target: ScheduleTarget::Function("Hourly".to_owned()),
                 name: "nightshift-HourlyRule".to_owned(),
                 ..def("HourlyRule", "rate(1 hour)")
             },
             ScheduleDef {
                 kind: ScheduleKind::LegacyRule,
-                function: "Constant".to_owned(),
+                target: ScheduleTarget::Function("Constant".to_owned()),
                 // Rules send Input as is: context attributes are a Scheduler feature.
                 input: Some(r#"{"at":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
                 ..def("ConstantRule", "cron(30 0 * * ? *)")
@@ -431,6 +508,8 @@ async fn schedule_runner_legacy_rule_sends_the_scheduled_event_envelope() -> Res
 
     h.jump(Duration::from_secs(2 * 3600)).await?;
 
+    // A rule's rate starts one period after the rule (unlike a Scheduler rate, no fire at
+    // start): 01:00 and 02:00.
     let calls = rule_calls.unwrap().lock().unwrap().clone();
     assert_eq!(calls.len(), 2);
     let event = calls[1].json();
@@ -504,7 +583,7 @@ async fn schedule_runner_substitutes_context_attributes_and_sends_empty_object_w
                 ..def("Ctx", "rate(1 hour)")
             },
             ScheduleDef {
-                function: "Bare".to_owned(),
+                target: ScheduleTarget::Function("Bare".to_owned()),
                 ..def("Bare", "rate(1 hour)")
             },
         ],
@@ -520,10 +599,12 @@ async fn schedule_runner_substitutes_context_attributes_and_sends_empty_object_w
 
     h.jump(Duration::from_secs(2 * 3600)).await?;
 
+    // At start (no StartDate: the rate fires at once), 01:00 and 02:00.
     let calls = with_input.unwrap().lock().unwrap().clone();
-    assert_eq!(calls.len(), 2);
+    assert_eq!(calls.len(), 3);
     let first = calls[0].json();
-    assert_eq!(first["time"], "2026-01-01T01:00:00Z");
+    assert_eq!(first["time"], "2026-01-01T00:00:00Z");
+    assert_eq!(calls[1].json()["time"], "2026-01-01T01:00:00Z");
     assert_eq!(first["attempt"], 1);
     assert_eq!(
         first["arn"],
@@ -539,7 +620,7 @@ async fn schedule_runner_substitutes_context_attributes_and_sends_empty_object_w
     assert_ne!(calls[1].field("id"), id, "one execution id per invocation");
 
     let bare = without_input.unwrap().lock().unwrap().clone();
-    assert_eq!(bare.len(), 2);
+    assert_eq!(bare.len(), 3);
     assert!(bare.iter().all(|c| c.payload == "{}"));
     h.stop().await
 }
@@ -714,7 +795,8 @@ async fn schedule_runner_event_age_ends_retries_which_never_block_the_next_occur
     )
     .await?;
 
-    // Up to 00:03:40: three occurrences, the last one's retries over by 00:03:31.
+    // Up to 00:03:40: four occurrences (00:00, at start, as the rate has no StartDate, then
+    // every minute), the last one's retries over by 00:03:31.
     h.runner.advance(Duration::from_secs(220)).await?;
 
     // Each occurrence: attempts at +0, +1, +3, +7, +15, +31 s; the next (+63 s) would pass the
@@ -734,7 +816,7 @@ async fn schedule_runner_event_age_ends_retries_which_never_block_the_next_occur
             stats.dead_lettered,
             stats.dropped
         ),
-        (3, 18, 0, 3)
+        (4, 24, 0, 4)
     );
     h.stop().await
 }
@@ -744,7 +826,7 @@ async fn schedule_runner_unknown_function_goes_to_the_dlq_without_retries() -> R
     let h = Harness::start(
         "2026-01-01T00:00:00Z",
         vec![ScheduleDef {
-            function: "Missing".to_owned(),
+            target: ScheduleTarget::Function("Missing".to_owned()),
             dead_letter_queue: Some("schedule-dlq".to_owned()),
             ..def("Orphan", "rate(1 hour)")
         }],
@@ -754,8 +836,9 @@ async fn schedule_runner_unknown_function_goes_to_the_dlq_without_retries() -> R
 
     h.jump(Duration::from_secs(3600)).await?;
 
+    // Two occurrences, at start (no StartDate) and at 01:00, each dead-lettered at once.
     let dlq = h.sqs.peek_messages("schedule-dlq", 10)?;
-    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq.len(), 2);
     assert_eq!(dlq[0].body, "{}");
     let attr = |k: &str| {
         dlq[0]
@@ -770,7 +853,7 @@ async fn schedule_runner_unknown_function_goes_to_the_dlq_without_retries() -> R
     assert_eq!(attr("RETRY_ATTEMPTS").as_deref(), Some("0"));
     assert_eq!(attr("EXHAUSTED_RETRY_CONDITION"), None, "it never retried");
     let stats = h.runner.schedule_stats("Orphan")?;
-    assert_eq!((stats.invocations, stats.dead_lettered), (1, 1));
+    assert_eq!((stats.invocations, stats.dead_lettered), (2, 2));
     h.stop().await
 }
 
@@ -861,11 +944,11 @@ async fn schedule_runner_disabled_schedules_do_not_fire() -> Result<()> {
         "2026-01-01T00:00:00Z",
         vec![
             ScheduleDef {
-                function: "On".to_owned(),
+                target: ScheduleTarget::Function("On".to_owned()),
                 ..def("On", "rate(1 minute)")
             },
             ScheduleDef {
-                function: "Off".to_owned(),
+                target: ScheduleTarget::Function("Off".to_owned()),
                 enabled: false,
                 ..def("Off", "rate(1 minute)")
             },
@@ -882,7 +965,8 @@ async fn schedule_runner_disabled_schedules_do_not_fire() -> Result<()> {
 
     h.jump(Duration::from_secs(600)).await?;
 
-    assert_eq!(on.unwrap().lock().unwrap().len(), 10);
+    // At start (no StartDate) and then every minute for 10 minutes.
+    assert_eq!(on.unwrap().lock().unwrap().len(), 11);
     assert_eq!(off.unwrap().lock().unwrap().len(), 0);
     let stats = h.runner.stats();
     assert_eq!(stats.len(), 2);
@@ -965,7 +1049,8 @@ async fn schedule_runner_flexible_window_delays_within_the_window_deterministica
         Ok(calls)
     }
     let calls = run().await?;
-    assert_eq!(calls.len(), 6);
+    // At start (no StartDate, within the window after it) and every hour up to 06:00.
+    assert_eq!(calls.len(), 7);
     for call in &calls {
         let scheduled = t(&call.field("t"));
         let delay = call.at - scheduled;
@@ -997,7 +1082,7 @@ async fn schedule_runner_stops_cleanly_on_shutdown() -> Result<()> {
                     max_event_age_s: 3600,
                     max_retry_attempts: 5,
                 },
-                function: "Failing".to_owned(),
+                target: ScheduleTarget::Function("Failing".to_owned()),
                 ..def("B", "rate(1 hour)")
             },
         ],
@@ -1010,8 +1095,9 @@ async fn schedule_runner_stops_cleanly_on_shutdown() -> Result<()> {
     )
     .await?;
     let calls = calls.unwrap();
-    // B fails at 01:00 and leaves a retry waiting on the clock.
-    h.jump(Duration::from_secs(3600)).await?;
+    // B fails at start (stepping the clock, Lambda's retries of that event end at 00:03) and
+    // again at 01:00, which leaves a retry waiting on the clock.
+    h.runner.advance(Duration::from_secs(3600)).await?;
     assert_eq!(h.manual.pending_waiters(), 3);
     let runner = h.runner.clone();
     let manual = h.manual.clone();
@@ -1094,9 +1180,10 @@ async fn schedule_runner_replays_a_year_of_schedules() -> Result<()> {
         ]
     };
     let year = 365 * DAY;
-    // 365 days of 288 five-minute runs, and 364 reports: 02:00 does not exist in Berlin on
-    // 29 March 2026 (the clocks jump from 02:00 to 03:00), so that day's run is skipped.
-    const INVOCATIONS: u64 = 365 * 288 + 364;
+    // The five-minute rate's run at start (it has no StartDate), 365 days of 288 more, and
+    // 364 reports: 02:00 does not exist in Berlin on 29 March 2026 (the clocks jump from 02:00
+    // to 03:00), so that day's run is skipped.
+    const INVOCATIONS: u64 = 1 + 365 * 288 + 364;
     assert_eq!(
         t("2026-01-01T00:00:00Z") + TimeDelta::from_std(year)?,
         t("2027-01-01T00:00:00Z")
@@ -1126,4 +1213,159 @@ async fn schedule_runner_replays_a_year_of_schedules() -> Result<()> {
          stepped advance_to {stepped:?} ({steps} clock moves)"
     );
     Ok(())
+}
+
+/// A Scheduler schedule delivering to engine queue `work` (a template without the queue, so
+/// its engine name is the logical id).
+fn queue_schedule(id: &str, expression: &str, group: Option<&str>) -> ScheduleDef {
+    ScheduleDef {
+        target: ScheduleTarget::Queue {
+            queue: "work".to_owned(),
+            message_group_id: group.map(str::to_owned),
+        },
+        ..def(id, expression)
+    }
+}
+
+#[tokio::test]
+async fn schedule_runner_queue_target_sends_the_input_as_the_message_body() -> Result<()> {
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(
+                "tick <aws.scheduler.scheduled-time> #<aws.scheduler.attempt-number> <aws.scheduler.schedule-arn>"
+                    .to_owned(),
+            ),
+            ..queue_schedule("Tick", "cron(0 * * * ? *)", Some("ticks"))
+        }],
+        |_| InProcessInvoker::new(),
+    )
+    .await?;
+    h.sqs
+        .create_queue("work", &BTreeMap::new(), &BTreeMap::new())?;
+
+    h.runner.advance(Duration::from_secs(2 * 3600)).await?;
+
+    let bodies: Vec<String> = h
+        .sqs
+        .peek_messages("work", 10)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    let arn = "arn:aws:scheduler:us-east-1:000000000000:schedule/default/Tick";
+    assert_eq!(
+        bodies,
+        [
+            format!("tick 2026-01-01T01:00:00Z #1 {arn}"),
+            format!("tick 2026-01-01T02:00:00Z #1 {arn}"),
+        ]
+    );
+    // SqsParameters.MessageGroupId is the message's group id.
+    let received = h
+        .sqs
+        .receive_message(
+            "work",
+            &nightshift_local::sqs::ReceiveOptions {
+                max_messages: 10,
+                system_attribute_names: vec!["MessageGroupId".to_owned()],
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(received.len(), 2);
+    assert!(
+        received
+            .iter()
+            .all(|m| m.attributes.get("MessageGroupId").map(String::as_str) == Some("ticks"))
+    );
+    let stats = h.runner.schedule_stats("Tick")?;
+    assert_eq!(stats.target, "sqs:work");
+    assert_eq!(counts(&stats), (2, 2, 0, 0, 0));
+
+    // Fired by hand: SendMessage's answer comes back.
+    let fired = h.runner.fire("Tick").await?;
+    let response = fired.result?;
+    assert!(response.is_success());
+    let answer: Value = serde_json::from_slice(response.payload().context("a payload")?)?;
+    assert_eq!(answer["MessageId"], response.request_id.as_str());
+    assert_eq!(h.sqs.peek_messages("work", 10)?.len(), 3);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn schedule_runner_queue_target_deleted_is_retried_then_dead_lettered() -> Result<()> {
+    let h = Harness::start(
+        "2026-01-01T00:00:00Z",
+        vec![ScheduleDef {
+            input: Some(r#"{"at":"<aws.scheduler.scheduled-time>"}"#.to_owned()),
+            retry_policy: RetryPolicy {
+                max_event_age_s: 60,
+                max_retry_attempts: 185,
+            },
+            dead_letter_queue: Some("schedule-dlq".to_owned()),
+            ..queue_schedule("Tick", "cron(0 * * * ? *)", None)
+        }],
+        |_| InProcessInvoker::new(),
+    )
+    .await?;
+    let no_attrs = BTreeMap::new();
+    h.sqs.create_queue("work", &no_attrs, &no_attrs)?;
+    h.runner.advance(Duration::from_secs(3600)).await?;
+    assert_eq!(h.sqs.peek_messages("work", 10)?.len(), 1);
+
+    // The queue is deleted before the 02:00 fire: each send fails, and is retried on the
+    // clock (+1, +3, +7, +15, +31 s) until the next (+63 s) would pass the 60 s event age.
+    h.sqs.delete_queue("work")?;
+    h.runner.advance(Duration::from_secs(3600 + 120)).await?;
+
+    let stats = h.runner.schedule_stats("Tick")?;
+    assert_eq!(counts(&stats), (2, 7, 6, 1, 0));
+    let last = stats.last_result.context("a last result")?;
+    assert_eq!(
+        (last.scheduled_time, last.attempt, last.at),
+        (t("2026-01-01T02:00:00Z"), 6, t("2026-01-01T02:00:31Z"))
+    );
+    let dlq = h.sqs.peek_messages("schedule-dlq", 10)?;
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].body, r#"{"at":"2026-01-01T02:00:00Z"}"#);
+    let attr = |k: &str| {
+        dlq[0]
+            .message_attributes
+            .get(k)
+            .and_then(|v| v.string_value.clone())
+    };
+    assert_eq!(
+        attr("ERROR_CODE").as_deref(),
+        Some("AWS.SimpleQueueService.NonExistentQueue")
+    );
+    assert_eq!(
+        attr("EXHAUSTED_RETRY_CONDITION").as_deref(),
+        Some("MaximumEventAgeInSeconds")
+    );
+    assert_eq!(attr("RETRY_ATTEMPTS").as_deref(), Some("5"));
+    assert_eq!(
+        attr("TARGET_ARN").as_deref(),
+        Some("arn:aws:sqs:us-east-1:000000000000:work")
+    );
+
+    // A queue that comes back during the retries gets the message on the next attempt.
+    h.runner.advance(Duration::from_secs(3600 - 120)).await?;
+    h.runner.advance(Duration::from_secs(2)).await?;
+    h.sqs.create_queue("work", &no_attrs, &no_attrs)?;
+    h.runner.advance(Duration::from_secs(5)).await?;
+    let bodies: Vec<String> = h
+        .sqs
+        .peek_messages("work", 10)?
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(bodies, [r#"{"at":"2026-01-01T03:00:00Z"}"#]);
+    let last = h
+        .runner
+        .schedule_stats("Tick")?
+        .last_result
+        .context("a last result")?;
+    assert_eq!((last.attempt, last.at), (3, t("2026-01-01T03:00:03Z")));
+    assert_eq!(last.status, AttemptStatus::Succeeded);
+    h.stop().await
 }

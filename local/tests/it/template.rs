@@ -201,7 +201,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
     let s = &t.schedules[0];
     assert_eq!(s.id, "DailyReportFunctionDaily");
     assert_eq!(s.name, "nightshift-daily-report");
-    assert_eq!(s.function, "DailyReportFunction");
+    assert_eq!(s.target.function(), Some("DailyReportFunction"));
     assert_eq!(s.expression, "cron(0 4 * * ? *)");
     assert_eq!(s.timezone, "Europe/Berlin");
     assert_eq!(s.kind, ScheduleKind::ScheduleV2);
@@ -609,7 +609,7 @@ Resources:
 
     let sched = by_id("Sched");
     assert_eq!(sched.name, "nightshift-Sched");
-    assert_eq!(sched.function, "Fn");
+    assert_eq!(sched.target.function(), Some("Fn"));
     assert_eq!(sched.timezone, "Asia/Tokyo");
     assert_eq!(sched.flexible_window_minutes, None);
     assert_eq!(
@@ -1082,4 +1082,94 @@ async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
     let second = Emulator::start(options(), invoker()).await.unwrap();
     assert_eq!(redrive(&second), None);
     second.shutdown(std::time::Duration::from_secs(1)).await;
+}
+
+// ------------------------------------------------------------------ schedule targets
+
+/// A function `F`, queues `Q` and `DLQ`, and a Scheduler schedule `S` whose `Target` is the
+/// given YAML flow mapping.
+fn scheduler_target_yaml(target: &str) -> String {
+    format!(
+        "{FN_HEAD}  F:\n    Type: AWS::Serverless::Function\n    Properties: {{CodeUri: f}}\n  Q: {{Type: 'AWS::SQS::Queue', Properties: {{QueueName: work}}}}\n  DLQ: {{Type: 'AWS::SQS::Queue'}}\n  Topic: {{Type: 'AWS::SNS::Topic'}}\n  S:\n    Type: AWS::Scheduler::Schedule\n    Properties:\n      ScheduleExpression: rate(1 hour)\n      FlexibleTimeWindow: {{Mode: 'OFF'}}\n      Target: {target}\n"
+    )
+}
+
+#[test]
+fn scheduler_schedule_targets_a_queue_by_get_att_or_literal_arn() -> anyhow::Result<()> {
+    use nightshift_local::template::ScheduleTarget;
+    let t = load(&scheduler_target_yaml(
+        "{Arn: !GetAtt Q.Arn, Input: 'hello <aws.scheduler.scheduled-time>', SqsParameters: {MessageGroupId: g1}, RetryPolicy: {MaximumRetryAttempts: 2, MaximumEventAgeInSeconds: 120}, DeadLetterConfig: {Arn: !GetAtt DLQ.Arn}}",
+    ))?;
+    let s = &t.schedules[0];
+    assert_eq!(
+        s.target,
+        ScheduleTarget::Queue {
+            queue: "Q".into(),
+            message_group_id: Some("g1".into()),
+        }
+    );
+    assert_eq!(s.target.function(), None);
+    assert_eq!(
+        s.input.as_deref(),
+        Some("hello <aws.scheduler.scheduled-time>")
+    );
+    assert_eq!(
+        s.retry_policy,
+        RetryPolicy {
+            max_event_age_s: 120,
+            max_retry_attempts: 2
+        }
+    );
+    assert_eq!(s.dead_letter_queue.as_deref(), Some("DLQ"));
+
+    let literal = load(&scheduler_target_yaml(&format!(
+        "{{Arn: '{SQS_ARN}:work'}}"
+    )))?;
+    assert_eq!(
+        literal.schedules[0].target,
+        ScheduleTarget::Queue {
+            queue: "Q".into(),
+            message_group_id: None,
+        }
+    );
+    Ok(())
+}
+
+#[test]
+fn scheduler_schedule_target_neither_function_nor_queue_fails_the_load() {
+    assert_eq!(
+        load_err(&scheduler_target_yaml("{Arn: !Ref Topic}")),
+        "resource S: property Target.Arn: targets resource Topic of type AWS::SNS::Topic; \
+         the emulator delivers schedules to Lambda functions and SQS queues only"
+    );
+    assert_eq!(
+        load_err(&scheduler_target_yaml(
+            "{Arn: 'arn:aws:scheduler:::aws-sdk:sqs:sendMessage'}"
+        )),
+        "resource S: property Target.Arn: arn:aws:scheduler:::aws-sdk:sqs:sendMessage is \
+         neither a function nor a queue of this template; the emulator delivers schedules to \
+         Lambda functions and SQS queues only"
+    );
+    assert_eq!(
+        load_err(&scheduler_target_yaml(&format!(
+            "{{Arn: '{SQS_ARN}:elsewhere'}}"
+        ))),
+        format!(
+            "resource S: property Target.Arn: {SQS_ARN}:elsewhere is not a queue of this template"
+        )
+    );
+    assert_eq!(
+        load_err(&scheduler_target_yaml(
+            "{Arn: !GetAtt F.Arn, SqsParameters: {MessageGroupId: g}}"
+        )),
+        "resource S: property Target.SqsParameters: applies to an SQS queue target, but \
+         arn:aws:lambda:eu-central-1:000000000000:function:nightshift-F is a function"
+    );
+    assert_eq!(
+        load_err(&scheduler_target_yaml(
+            "{Arn: !GetAtt Q.Arn, SqsParameters: {MessageGroupId: ''}}"
+        )),
+        "resource S: property Target.SqsParameters.MessageGroupId: must be 1 to 128 characters \
+         long, got 0"
+    );
 }
