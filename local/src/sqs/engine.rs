@@ -820,7 +820,7 @@ impl SqsEngine {
             self.lookup_arn(&p.dead_letter_target_arn)
                 .map(|h| (h, p.max_receive_count))
         });
-        let attempt = self.op(|| {
+        let (attempt, visibility) = self.op(|| {
             let now = self.now_ms();
             let mut state = lock(&handle.state);
             state.refresh(now);
@@ -873,10 +873,13 @@ impl SqsEngine {
                 self.run_dead_letter_hook();
                 self.insert_dead_lettered(handle, target, dead, now);
             }
-            Ok(attempt)
+            Ok((attempt, visibility))
         })?;
-        if options.visibility_timeout == Some(0) && !attempt.messages.is_empty() {
-            // Received with no visibility timeout: visible again at once for other waiters.
+        if visibility == 0 && !attempt.messages.is_empty() {
+            // Received with no visibility timeout, the request's or the queue's default: visible
+            // again at once, so waiting receivers should look. (A waiter that already looked
+            // finds it anyway, as the message is visible at the instant it was received; the
+            // signal keeps that from depending on who looked when.)
             handle.notify.notify_waiters();
         }
         Ok(attempt)

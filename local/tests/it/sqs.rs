@@ -860,6 +860,84 @@ async fn sqs_long_poll_wakes_when_a_message_becomes_visible_on_advance() {
     );
 }
 
+/// A long poll on `url` with `ApproximateReceiveCount`, spawned.
+fn long_poll(
+    emu: &Emulator,
+    url: &str,
+) -> tokio::task::JoinHandle<Vec<aws_sdk_sqs::types::Message>> {
+    let client = emu.client.clone();
+    let url = url.to_string();
+    tokio::spawn(async move {
+        client
+            .receive_message()
+            .queue_url(url)
+            .wait_time_seconds(20)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    })
+}
+
+#[tokio::test]
+async fn sqs_long_polls_share_a_message_of_a_queue_whose_visibility_timeout_is_zero() {
+    let emu = Emulator::start().await;
+    let url = emu
+        .create("jobs", &[(QueueAttributeName::VisibilityTimeout, "0")])
+        .await;
+    let first = long_poll(&emu, &url);
+    tokio::time::timeout(GUARD, emu.clock.wait_for_waiters(1))
+        .await
+        .unwrap();
+    let second = long_poll(&emu, &url);
+    tokio::time::timeout(GUARD, emu.clock.wait_for_waiters(2))
+        .await
+        .unwrap();
+    let id = emu.send(&url, "for both").await;
+    let mut counts = Vec::new();
+    for poller in [first, second] {
+        let got = tokio::time::timeout(GUARD, poller).await.unwrap().unwrap();
+        assert_eq!(got.len(), 1, "each waiting long poll gets the message");
+        assert_eq!(got[0].message_id(), Some(id.as_str()));
+        counts.push(
+            got[0].attributes().unwrap()[&MessageSystemAttributeName::ApproximateReceiveCount]
+                .clone(),
+        );
+    }
+    counts.sort();
+    assert_eq!(counts, ["1", "2"]);
+    // Woken by the send and the receive, not by time.
+    assert_eq!(emu.clock.now(), t0());
+}
+
+#[tokio::test]
+async fn sqs_change_visibility_to_zero_wakes_a_long_poll() {
+    let emu = Emulator::start().await;
+    let url = emu
+        .create("jobs", &[(QueueAttributeName::VisibilityTimeout, "30")])
+        .await;
+    emu.send(&url, "give back").await;
+    let received = emu.receive(&url, 1).await;
+    let poller = long_poll(&emu, &url);
+    tokio::time::timeout(GUARD, emu.clock.wait_for_waiters(1))
+        .await
+        .unwrap();
+    emu.client
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(received[0].receipt_handle().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(GUARD, poller).await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message_id(), received[0].message_id());
+    assert_eq!(emu.clock.now(), t0());
+}
+
 #[tokio::test]
 async fn sqs_redrive_to_dlq_at_max_receive_count_and_move_back() {
     let emu = Emulator::start().await;
