@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 
 use super::attributes::{
     MAX_MESSAGE_SIZE, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_SECONDS, QueueConfig, READABLE_ATTRIBUTES,
-    RedrivePolicy, validate_queue_name,
+    RedriveAllowPolicy, RedrivePolicy, validate_queue_name,
 };
 use super::error::SqsError;
 /// Re-exported so the engine's settings can be imported from one place.
@@ -379,20 +379,46 @@ impl SqsEngine {
         })
     }
 
+    /// Checks that queue `source` may send its dead letters where `policy` says: the target
+    /// exists, is another queue, and its RedriveAllowPolicy admits `source`.
+    ///
+    /// The permission is checked when the RedrivePolicy is set, as the attribute describes it
+    /// ("which source queues can specify this queue as the dead-letter queue",
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>);
+    /// tightening a DLQ's RedriveAllowPolicy later does not detach existing sources. AWS's
+    /// error for a refused source was not found in its documentation: this answers with the
+    /// same InvalidParameterValue as the other RedrivePolicy refusals, naming both queues.
     fn check_redrive_target(&self, policy: &RedrivePolicy, source: &str) -> Result<(), SqsError> {
-        let exists = self.lookup_arn(&policy.dead_letter_target_arn).is_some();
-        if !exists {
+        let Some(target) = self.lookup_arn(&policy.dead_letter_target_arn) else {
             return Err(SqsError::invalid_value(
                 "RedrivePolicy",
                 policy.to_json(),
                 "Dead letter target does not exist.",
             ));
-        }
-        if queue_name_of(&policy.dead_letter_target_arn) == source {
+        };
+        if target.name == source {
             return Err(SqsError::invalid_value(
                 "RedrivePolicy",
                 policy.to_json(),
                 "A queue cannot be its own dead letter queue.",
+            ));
+        }
+        let source_arn = self.arn_for(source);
+        let allow = lock(&target.state).config.redrive_allow_policy.clone();
+        if let Some(allow) = allow
+            && !allow.allows(&source_arn)
+        {
+            let why = match allow {
+                RedriveAllowPolicy::DenyAll => "denyAll".to_string(),
+                _ => "byQueue without this queue".to_string(),
+            };
+            return Err(SqsError::invalid_value(
+                "RedrivePolicy",
+                policy.to_json(),
+                &format!(
+                    "Dead letter target {} does not allow {source_arn} as a source queue: its RedriveAllowPolicy is {why}.",
+                    target.arn
+                ),
             ));
         }
         Ok(())
@@ -1477,10 +1503,7 @@ impl SqsEngine {
                 created_ms,
             } => {
                 bump(id);
-                let mut config = QueueConfig::default();
-                if let Err(err) = config.apply(&attributes, true) {
-                    tracing::warn!(queue = %name, error = %err, "journaled queue attributes no longer valid");
-                }
+                let config = replayed_config(&name, &attributes, true);
                 let mut state = QueueState::new(config, created_ms);
                 state.tags = tags;
                 let handle = self.handle(&name, id, state);
@@ -1493,10 +1516,7 @@ impl SqsEngine {
             } => {
                 if let Some(h) = get(&name) {
                     let mut state = lock(&h.state);
-                    let mut config = QueueConfig::default();
-                    if config.apply(&attributes, false).is_ok() {
-                        state.config = config;
-                    }
+                    state.config = replayed_config(&name, &attributes, false);
                     state.modified_ms = modified_ms;
                 }
             }
@@ -1576,6 +1596,27 @@ impl SqsEngine {
             }
         }
     }
+}
+
+/// The configuration journaled attributes describe. One that no longer passes validation (a
+/// journal written before a check existed, such as RedriveAllowPolicy's) is skipped with a
+/// warning rather than resetting every other attribute of the queue.
+fn replayed_config(
+    queue: &str,
+    attributes: &BTreeMap<String, String>,
+    creating: bool,
+) -> QueueConfig {
+    let mut config = QueueConfig::default();
+    if config.apply(attributes, creating).is_ok() {
+        return config;
+    }
+    for (name, value) in attributes {
+        let one = BTreeMap::from([(name.clone(), value.clone())]);
+        if let Err(err) = config.apply(&one, creating) {
+            tracing::warn!(queue, attribute = %name, error = %err, "journaled queue attribute no longer valid; skipped");
+        }
+    }
+    config
 }
 
 /// A message arriving in a dead-letter queue: visible at once, same id, body, attributes,

@@ -1764,3 +1764,137 @@ async fn sqs_in_process_api_for_pollers() {
     assert_eq!(ended, Err(sqs::SqsError::QueueDoesNotExist));
     assert!(engine.stats().is_empty());
 }
+
+#[tokio::test]
+async fn sqs_redrive_allow_policy_is_validated_enforced_and_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, manual) = clock::manual(t0());
+    let config = SqsConfig {
+        journal: Some(JournalConfig::new(dir.path())),
+        ..SqsConfig::default()
+    };
+    let emu = Emulator::start_with(
+        SqsEngine::new(config.clone(), shared.clone()).unwrap(),
+        manual,
+    )
+    .await;
+    let arn = |name: &str| format!("arn:aws:sqs:us-east-1:000000000000:{name}");
+    let allow = format!(
+        r#"{{"redrivePermission":"byQueue","sourceQueueArns":["{}"]}}"#,
+        arn("allowed")
+    );
+    let dlq = emu
+        .create("dlq", &[(QueueAttributeName::RedriveAllowPolicy, &allow)])
+        .await;
+    assert_eq!(
+        emu.attribute(&dlq, QueueAttributeName::RedriveAllowPolicy)
+            .await,
+        allow
+    );
+    let redrive = format!(
+        r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":3}}"#,
+        arn("dlq")
+    );
+    emu.create("allowed", &[(QueueAttributeName::RedrivePolicy, &redrive)])
+        .await;
+
+    // A source the DLQ does not list is refused, at creation and when set later.
+    let err = emu
+        .client
+        .create_queue()
+        .queue_name("other")
+        .attributes(QueueAttributeName::RedrivePolicy, &redrive)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(err.code(), Some("InvalidParameterValue"), "{err:?}");
+    let message = err.message().unwrap();
+    assert!(
+        message.contains(&arn("dlq"))
+            && message.contains(&arn("other"))
+            && message.contains("byQueue without this queue"),
+        "{message}"
+    );
+    assert!(
+        emu.client
+            .get_queue_url()
+            .queue_name("other")
+            .send()
+            .await
+            .is_err(),
+        "a refused CreateQueue creates nothing"
+    );
+    let plain = emu.create("plain", &[]).await;
+    let refused = |result: Result<_, aws_sdk_sqs::error::SdkError<_>>| {
+        let err: aws_sdk_sqs::operation::set_queue_attributes::SetQueueAttributesError =
+            result.unwrap_err().into_service_error();
+        (
+            err.code().unwrap().to_string(),
+            err.message().unwrap().to_string(),
+        )
+    };
+    let (code, message) = refused(
+        emu.client
+            .set_queue_attributes()
+            .queue_url(&plain)
+            .attributes(QueueAttributeName::RedrivePolicy, &redrive)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidParameterValue");
+    assert!(message.contains(&arn("plain")), "{message}");
+
+    // Malformed policies are InvalidAttributeValue and change nothing.
+    for bad in [
+        "{",
+        r#"{"redrivePermission":"sometimes"}"#,
+        r#"{"redrivePermission":"denyAll","sourceQueueArns":["arn:aws:sqs:us-east-1:000000000000:x"]}"#,
+    ] {
+        let (code, message) = refused(
+            emu.client
+                .set_queue_attributes()
+                .queue_url(&dlq)
+                .attributes(QueueAttributeName::RedriveAllowPolicy, bad)
+                .send()
+                .await,
+        );
+        assert_eq!(code, "InvalidAttributeValue", "{bad}");
+        assert!(message.contains("RedriveAllowPolicy"), "{message}");
+    }
+    assert_eq!(
+        emu.attribute(&dlq, QueueAttributeName::RedriveAllowPolicy)
+            .await,
+        allow
+    );
+
+    // denyAll refuses even the listed queue; the policy survives a restart.
+    emu.client
+        .set_queue_attributes()
+        .queue_url(&dlq)
+        .attributes(
+            QueueAttributeName::RedriveAllowPolicy,
+            r#"{"redrivePermission":"denyAll"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let Emulator { engine, server, .. } = emu;
+    server.shutdown().await;
+    drop(engine);
+    let engine = SqsEngine::new(config, shared).unwrap();
+    let attributes = engine
+        .get_queue_attributes("dlq", &["RedriveAllowPolicy".to_string()])
+        .unwrap();
+    assert_eq!(
+        attributes["RedriveAllowPolicy"],
+        r#"{"redrivePermission":"denyAll"}"#
+    );
+    let err = engine
+        .set_queue_attributes(
+            "allowed",
+            &BTreeMap::from([("RedrivePolicy".to_string(), redrive.clone())]),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("denyAll"), "{err}");
+}
