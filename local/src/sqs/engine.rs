@@ -12,7 +12,8 @@
 //! compaction in between would snapshot the messages in neither queue.
 //!
 //! Waiting: one [`tokio::sync::Notify`] per queue, signalled on every change that can make a
-//! message visible sooner (send, visibility change, dead-lettering, redrive). A waiting
+//! message visible sooner (send, visibility change, a receive with a visibility timeout of 0
+//! whether asked for or the queue's default, dead-lettering, redrive). A waiting
 //! receiver also sleeps on the clock until the next delayed or in-flight message becomes
 //! visible, so it wakes on a manual clock's advance without any timer per message.
 
