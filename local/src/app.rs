@@ -404,6 +404,9 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
         });
         attrs.insert("RedrivePolicy".into(), policy.to_string());
     }
+    if let Some(allow) = &queue.redrive_allow_policy {
+        attrs.insert("RedriveAllowPolicy".into(), allow.to_json());
+    }
     attrs
 }
 
@@ -529,6 +532,7 @@ impl Emulator {
                 // dropped something: an empty RedrivePolicy removes the journaled one, as
                 // SetQueueAttributes does in SQS.
                 attrs.entry("RedrivePolicy".into()).or_default();
+                attrs.entry("RedriveAllowPolicy".into()).or_default();
                 engine.set_queue_attributes(&queue.name, &attrs)?;
             } else {
                 engine.create_queue(&queue.name, &attrs, &BTreeMap::new())?;

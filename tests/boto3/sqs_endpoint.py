@@ -126,6 +126,24 @@ try:
 except ClientError as e:
     check("FIFO" in e.response["Error"]["Message"], e.response["Error"])
 
+# The DLQ's RedriveAllowPolicy from the template admits only the work queue.
+allow = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["RedriveAllowPolicy"])["Attributes"]
+check('"byQueue"' in allow["RedriveAllowPolicy"], f"redrive allow policy: {allow}")
+try:
+    sqs.create_queue(
+        QueueName="intruder",
+        Attributes={"RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}'},
+    )
+    check(False, "a source the DLQ does not allow must be refused")
+except ClientError as e:
+    check(e.response["Error"]["Code"] == "InvalidParameterValue", e.response["Error"])
+    check("work-dlq" in e.response["Error"]["Message"], e.response["Error"])
+try:
+    sqs.set_queue_attributes(QueueUrl=dlq, Attributes={"RedriveAllowPolicy": '{"redrivePermission":"some"}'})
+    check(False, "a malformed RedriveAllowPolicy must be refused")
+except ClientError as e:
+    check(e.response["Error"]["Code"] == "InvalidAttributeValue", e.response["Error"])
+
 # Queue lifecycle.
 url = sqs.create_queue(QueueName="scratch", Attributes={"DelaySeconds": "0"})["QueueUrl"]
 sqs.send_message(QueueUrl=url, MessageBody="x")

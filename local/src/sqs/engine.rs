@@ -6,10 +6,14 @@
 //! part of an operation (never across an await) and never together with another queue's or
 //! with the registry lock. Journal appends happen under the queue's lock, so the journal's
 //! order is the order in which each queue changed. A read-write "gate" is held shared by every
-//! operation and exclusively by compaction, which therefore sees a quiescent state.
+//! operation and exclusively by compaction, which therefore sees a quiescent state. An
+//! operation that moves messages between queues (dead-lettering, redrive) journals the move and
+//! changes both queues inside one gated operation, one queue lock at a time: otherwise a
+//! compaction in between would snapshot the messages in neither queue.
 //!
 //! Waiting: one [`tokio::sync::Notify`] per queue, signalled on every change that can make a
-//! message visible sooner (send, visibility change, dead-lettering, redrive). A waiting
+//! message visible sooner (send, visibility change, a receive with a visibility timeout of 0
+//! whether asked for or the queue's default, dead-lettering, redrive). A waiting
 //! receiver also sleeps on the clock until the next delayed or in-flight message becomes
 //! visible, so it wakes on a manual clock's advance without any timer per message.
 
@@ -25,7 +29,7 @@ use tokio::sync::Notify;
 
 use super::attributes::{
     MAX_MESSAGE_SIZE, MAX_VISIBILITY_TIMEOUT, MAX_WAIT_SECONDS, QueueConfig, READABLE_ATTRIBUTES,
-    RedrivePolicy, validate_queue_name,
+    RedriveAllowPolicy, RedrivePolicy, validate_queue_name,
 };
 use super::error::SqsError;
 /// Re-exported so the engine's settings can be imported from one place.
@@ -89,7 +93,14 @@ struct Inner {
     journal: Option<Mutex<Journal>>,
     next_seq: AtomicU64,
     tasks: Mutex<Vec<MoveTask>>,
+    /// Runs once at the point where dead-lettered messages are journaled but not yet in the
+    /// dead-letter queue, so a test can race a compaction against exactly that instant.
+    #[cfg(test)]
+    dead_letter_hook: Mutex<Option<TestHook>>,
 }
+
+#[cfg(test)]
+type TestHook = Box<dyn FnOnce(&SqsEngine) + Send>;
 
 pub(crate) struct QueueHandle {
     name: String,
@@ -167,6 +178,8 @@ impl SqsEngine {
                 journal,
                 next_seq: AtomicU64::new(1),
                 tasks: Mutex::new(Vec::new()),
+                #[cfg(test)]
+                dead_letter_hook: Mutex::new(None),
             }),
         };
         let count = records.len();
@@ -299,6 +312,14 @@ impl SqsEngine {
         result
     }
 
+    #[cfg(test)]
+    fn run_dead_letter_hook(&self) {
+        let hook = lock(&self.inner.dead_letter_hook).take();
+        if let Some(hook) = hook {
+            hook(self);
+        }
+    }
+
     // ---------------------------------------------------------------- queues
 
     /// CreateQueue: returns the URL. Idempotent when the given attributes match the existing
@@ -359,20 +380,46 @@ impl SqsEngine {
         })
     }
 
+    /// Checks that queue `source` may send its dead letters where `policy` says: the target
+    /// exists, is another queue, and its RedriveAllowPolicy admits `source`.
+    ///
+    /// The permission is checked when the RedrivePolicy is set, as the attribute describes it
+    /// ("which source queues can specify this queue as the dead-letter queue",
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>);
+    /// tightening a DLQ's RedriveAllowPolicy later does not detach existing sources. AWS's
+    /// error for a refused source was not found in its documentation: this answers with the
+    /// same InvalidParameterValue as the other RedrivePolicy refusals, naming both queues.
     fn check_redrive_target(&self, policy: &RedrivePolicy, source: &str) -> Result<(), SqsError> {
-        let exists = self.lookup_arn(&policy.dead_letter_target_arn).is_some();
-        if !exists {
+        let Some(target) = self.lookup_arn(&policy.dead_letter_target_arn) else {
             return Err(SqsError::invalid_value(
                 "RedrivePolicy",
                 policy.to_json(),
                 "Dead letter target does not exist.",
             ));
-        }
-        if queue_name_of(&policy.dead_letter_target_arn) == source {
+        };
+        if target.name == source {
             return Err(SqsError::invalid_value(
                 "RedrivePolicy",
                 policy.to_json(),
                 "A queue cannot be its own dead letter queue.",
+            ));
+        }
+        let source_arn = self.arn_for(source);
+        let allow = lock(&target.state).config.redrive_allow_policy.clone();
+        if let Some(allow) = allow
+            && !allow.allows(&source_arn)
+        {
+            let why = match allow {
+                RedriveAllowPolicy::DenyAll => "denyAll".to_string(),
+                _ => "byQueue without this queue".to_string(),
+            };
+            return Err(SqsError::invalid_value(
+                "RedrivePolicy",
+                policy.to_json(),
+                &format!(
+                    "Dead letter target {} does not allow {source_arn} as a source queue: its RedriveAllowPolicy is {why}.",
+                    target.arn
+                ),
             ));
         }
         Ok(())
@@ -800,7 +847,7 @@ impl SqsEngine {
             self.lookup_arn(&p.dead_letter_target_arn)
                 .map(|h| (h, p.max_receive_count))
         });
-        let (attempt, dead) = self.op(|| {
+        let (attempt, visibility) = self.op(|| {
             let now = self.now_ms();
             let mut state = lock(&handle.state);
             state.refresh(now);
@@ -837,36 +884,56 @@ impl SqsEngine {
                 .iter()
                 .map(|t| self.render(handle, t, options))
                 .collect();
-            Ok((
-                Attempt {
-                    messages,
-                    next_visible_at: state.next_visible_at(),
-                },
-                (dead, now),
-            ))
-        })?;
-        let (dead, now) = dead;
-        if let Some((target, _)) = dlq
-            && !dead.is_empty()
-        {
-            let count = dead.len();
+            let attempt = Attempt {
+                messages,
+                next_visible_at: state.next_visible_at(),
+            };
+            // The source's lock goes before the DLQ's is taken (one queue lock at a time, so a
+            // DLQ whose own redrive points back cannot deadlock), but the gate stays held: a
+            // compaction in between would snapshot the messages in neither queue while the
+            // journal's MoveToDlq records are already rewritten away.
+            drop(state);
+            if let Some((target, _)) = &dlq
+                && !dead.is_empty()
             {
-                let mut state = lock(&target.state);
-                for t in dead {
-                    state.insert(t.seq, dead_lettered(t.message, &handle.arn, now));
-                }
+                #[cfg(test)]
+                self.run_dead_letter_hook();
+                self.insert_dead_lettered(handle, target, dead, now);
             }
-            if target.deleted.load(Ordering::SeqCst) {
-                tracing::warn!(queue = %handle.name, dlq = %target.name, count, "dead-letter queue deleted while moving messages");
-            }
-            tracing::debug!(queue = %handle.name, dlq = %target.name, count, "messages moved to the dead-letter queue");
-            target.notify.notify_waiters();
-        }
-        if options.visibility_timeout == Some(0) && !attempt.messages.is_empty() {
-            // Received with no visibility timeout: visible again at once for other waiters.
+            Ok((attempt, visibility))
+        })?;
+        if visibility == 0 && !attempt.messages.is_empty() {
+            // Received with no visibility timeout, the request's or the queue's default: visible
+            // again at once, so waiting receivers should look. (A waiter that already looked
+            // finds it anyway, as the message is visible at the instant it was received; the
+            // signal keeps that from depending on who looked when.)
             handle.notify.notify_waiters();
         }
         Ok(attempt)
+    }
+
+    /// Puts messages taken from `source` into its dead-letter queue `target` and wakes the
+    /// DLQ's waiters. Called inside the gated operation that journaled the move, with no
+    /// queue lock held.
+    fn insert_dead_lettered(
+        &self,
+        source: &QueueHandle,
+        target: &QueueHandle,
+        dead: Vec<Taken>,
+        now: i64,
+    ) {
+        let count = dead.len();
+        {
+            let mut state = lock(&target.state);
+            for t in dead {
+                state.insert(t.seq, dead_lettered(t.message, &source.arn, now));
+            }
+        }
+        if target.deleted.load(Ordering::SeqCst) {
+            tracing::warn!(queue = %source.name, dlq = %target.name, count, "dead-letter queue deleted while moving messages");
+        }
+        tracing::debug!(queue = %source.name, dlq = %target.name, count, "messages moved to the dead-letter queue");
+        target.notify.notify_waiters();
     }
 
     fn render(
@@ -1437,10 +1504,7 @@ impl SqsEngine {
                 created_ms,
             } => {
                 bump(id);
-                let mut config = QueueConfig::default();
-                if let Err(err) = config.apply(&attributes, true) {
-                    tracing::warn!(queue = %name, error = %err, "journaled queue attributes no longer valid");
-                }
+                let config = replayed_config(&name, &attributes, true);
                 let mut state = QueueState::new(config, created_ms);
                 state.tags = tags;
                 let handle = self.handle(&name, id, state);
@@ -1453,10 +1517,7 @@ impl SqsEngine {
             } => {
                 if let Some(h) = get(&name) {
                     let mut state = lock(&h.state);
-                    let mut config = QueueConfig::default();
-                    if config.apply(&attributes, false).is_ok() {
-                        state.config = config;
-                    }
+                    state.config = replayed_config(&name, &attributes, false);
                     state.modified_ms = modified_ms;
                 }
             }
@@ -1536,6 +1597,27 @@ impl SqsEngine {
             }
         }
     }
+}
+
+/// The configuration journaled attributes describe. One that no longer passes validation (a
+/// journal written before a check existed, such as RedriveAllowPolicy's) is skipped with a
+/// warning rather than resetting every other attribute of the queue.
+fn replayed_config(
+    queue: &str,
+    attributes: &BTreeMap<String, String>,
+    creating: bool,
+) -> QueueConfig {
+    let mut config = QueueConfig::default();
+    if config.apply(attributes, creating).is_ok() {
+        return config;
+    }
+    for (name, value) in attributes {
+        let one = BTreeMap::from([(name.clone(), value.clone())]);
+        if let Err(err) = config.apply(&one, creating) {
+            tracing::warn!(queue, attribute = %name, error = %err, "journaled queue attribute no longer valid; skipped");
+        }
+    }
+    config
 }
 
 /// A message arriving in a dead-letter queue: visible at once, same id, body, attributes,
@@ -1656,5 +1738,75 @@ mod tests {
         assert!(!wants_message_attribute(&names(&["trace.*"]), "tracer"));
         assert!(wants_message_attribute(&names(&["a", "b"]), "b"));
         assert!(!wants_message_attribute(&names(&[]), "b"));
+    }
+
+    /// A compaction racing a receive that dead-letters a message must not write a snapshot
+    /// where the message is in neither queue: the hook starts one at the worst instant, just
+    /// after the move is journaled, and a restart from the journal must find the message.
+    #[tokio::test]
+    async fn compaction_during_a_dead_letter_move_keeps_the_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let (shared, _manual) = crate::clock::manual("2026-03-01T08:00:00Z".parse().unwrap());
+        let config = SqsConfig {
+            journal: Some(JournalConfig::new(dir.path())),
+            ..SqsConfig::default()
+        };
+        let engine = SqsEngine::new(config.clone(), shared.clone()).unwrap();
+        let none = BTreeMap::new();
+        engine.create_queue("dlq", &none, &none).unwrap();
+        let policy = BTreeMap::from([(
+            "RedrivePolicy".to_string(),
+            r#"{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dlq","maxReceiveCount":1}"#
+                .to_string(),
+        )]);
+        engine.create_queue("source", &policy, &none).unwrap();
+        engine
+            .send_message("source", OutgoingMessage::new("poison"))
+            .unwrap();
+        let options = ReceiveOptions::default().visibility_timeout(0);
+        assert_eq!(
+            engine
+                .receive_message("source", &options)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let compaction = Arc::new(Mutex::new(None));
+        let slot = compaction.clone();
+        *lock(&engine.inner.dead_letter_hook) = Some(Box::new(move |engine: &SqsEngine| {
+            let engine = engine.clone();
+            *lock(&slot) = Some(std::thread::spawn(move || {
+                let result = engine.compact();
+                let _ = done_tx.send(());
+                result
+            }));
+            // Gives the compaction every chance to run now; if the move is (rightly) still
+            // behind the gate, it waits for the receive to finish instead.
+            let _ = done_rx.recv_timeout(Duration::from_millis(300));
+        }));
+        assert!(
+            engine
+                .receive_message("source", &options)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let compaction = lock(&compaction).take().expect("the hook ran");
+        compaction.join().unwrap().unwrap();
+        assert_eq!(engine.queue_stats("dlq").unwrap().visible, 1);
+        drop(engine);
+
+        let engine = SqsEngine::new(config, shared).unwrap();
+        let dlq = engine.peek_messages("dlq", 10).unwrap();
+        assert_eq!(
+            dlq.len(),
+            1,
+            "the dead-lettered message survives the restart"
+        );
+        assert_eq!(dlq[0].body, "poison");
+        assert!(engine.peek_messages("source", 10).unwrap().is_empty());
     }
 }

@@ -22,6 +22,7 @@ use super::{
     FunctionDef, LoadOptions, QueueDef, Redrive, RetryPolicy, ScheduleDef, ScheduleKind,
     ScheduleTarget, SqsEventSource, Template,
 };
+use crate::sqs::attributes::RedriveAllowPolicy;
 
 const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
 
@@ -339,6 +340,7 @@ impl Builder<'_, '_> {
                 _ => {}
             }
         }
+        check_redrive_allowed(&queues)?;
         check_visibility_covers_timeouts(&event_sources, &queues, &functions)?;
         Ok(Template {
             functions,
@@ -368,9 +370,10 @@ impl Builder<'_, '_> {
             None => None,
             Some(policy) => Some(self.redrive(policy, &at.key("RedrivePolicy"))?),
         };
-        if p.get("RedriveAllowPolicy").is_some() {
-            tracing::debug!(queue = %id, "redrive allow policy not enforced by the emulator");
-        }
+        let redrive_allow_policy = match r.opt(p, "RedriveAllowPolicy", &at)? {
+            None => None,
+            Some(policy) => Some(redrive_allow_policy(policy, &at.key("RedriveAllowPolicy"))?),
+        };
         Ok(QueueDef {
             logical_id: id.to_owned(),
             url: r.queue_url(&name),
@@ -392,6 +395,7 @@ impl Builder<'_, '_> {
                 .opt_u32(p, "ReceiveMessageWaitTimeSeconds", &at, 0..=20)?
                 .unwrap_or(0),
             redrive,
+            redrive_allow_policy,
         })
     }
 
@@ -1172,6 +1176,48 @@ fn check_redrive_kinds(queues: &BTreeMap<String, QueueDef>) -> Result<(), Templa
 /// Lambda refuses an SQS event source whose queue's visibility timeout is shorter than the
 /// function's timeout (a message would come back while its invocation still runs), with this
 /// message: <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html>.
+/// Reads a RedriveAllowPolicy property (a mapping, or a string holding JSON, as CloudFormation
+/// takes both) with the rules SQS applies to the attribute.
+fn redrive_allow_policy(policy: Json, at: &At) -> Result<RedriveAllowPolicy, TemplateError> {
+    let text = match policy {
+        Json::String(text) => text,
+        other => other.to_string(),
+    };
+    RedriveAllowPolicy::parse(&text).map_err(|e| at.err(e.to_string()))
+}
+
+/// A queue's RedrivePolicy must name a dead-letter queue whose RedriveAllowPolicy admits it, as
+/// SQS checks when the source queue is created: refused at load, naming both queues, rather
+/// than when the emulator creates them.
+fn check_redrive_allowed(queues: &BTreeMap<String, QueueDef>) -> Result<(), TemplateError> {
+    for queue in queues.values() {
+        let Some(redrive) = &queue.redrive else {
+            continue;
+        };
+        let Some(dlq) = queues.get(&redrive.dlq_logical_id) else {
+            continue;
+        };
+        let Some(allow) = &dlq.redrive_allow_policy else {
+            continue;
+        };
+        if !allow.allows(&queue.arn) {
+            let why = match allow {
+                RedriveAllowPolicy::DenyAll => "denyAll",
+                _ => "byQueue without this queue",
+            };
+            return Err(TemplateError::property(
+                &queue.logical_id,
+                "RedrivePolicy",
+                format!(
+                    "dead-letter queue {} ({}) does not allow {} ({}) as a source: its RedriveAllowPolicy is {why}",
+                    dlq.logical_id, dlq.name, queue.logical_id, queue.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn check_visibility_covers_timeouts(
     sources: &[SqsEventSource],
     queues: &BTreeMap<String, QueueDef>,

@@ -173,6 +173,8 @@ pub struct QueueDef {
     pub receive_wait_s: u32,
     /// `RedrivePolicy`, if set.
     pub redrive: Option<Redrive>,
+    /// `RedriveAllowPolicy`, if set: which queues may name this one as their dead-letter queue.
+    pub redrive_allow_policy: Option<crate::sqs::attributes::RedriveAllowPolicy>,
 }
 
 /// Where a queue moves messages received too often.

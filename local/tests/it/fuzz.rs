@@ -280,6 +280,7 @@ fn queue_attributes() -> BoxedStrategy<Value> {
             json!({"deadLetterTargetArn": target, "maxReceiveCount": max}).to_string()
         }),
         1 => Just(json!({"redrivePermission": "allowAll"}).to_string()),
+        1 => Just(json!({"redrivePermission": "denyAll"}).to_string()),
         1 => prop::sample::select(vec!["true", "false", "{", ""]).prop_map(str::to_string),
         1 => ".{0,8}",
     ];

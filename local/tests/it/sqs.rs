@@ -860,6 +860,84 @@ async fn sqs_long_poll_wakes_when_a_message_becomes_visible_on_advance() {
     );
 }
 
+/// A long poll on `url` with `ApproximateReceiveCount`, spawned.
+fn long_poll(
+    emu: &Emulator,
+    url: &str,
+) -> tokio::task::JoinHandle<Vec<aws_sdk_sqs::types::Message>> {
+    let client = emu.client.clone();
+    let url = url.to_string();
+    tokio::spawn(async move {
+        client
+            .receive_message()
+            .queue_url(url)
+            .wait_time_seconds(20)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default()
+    })
+}
+
+#[tokio::test]
+async fn sqs_long_polls_share_a_message_of_a_queue_whose_visibility_timeout_is_zero() {
+    let emu = Emulator::start().await;
+    let url = emu
+        .create("jobs", &[(QueueAttributeName::VisibilityTimeout, "0")])
+        .await;
+    let first = long_poll(&emu, &url);
+    tokio::time::timeout(GUARD, emu.clock.wait_for_waiters(1))
+        .await
+        .unwrap();
+    let second = long_poll(&emu, &url);
+    tokio::time::timeout(GUARD, emu.clock.wait_for_waiters(2))
+        .await
+        .unwrap();
+    let id = emu.send(&url, "for both").await;
+    let mut counts = Vec::new();
+    for poller in [first, second] {
+        let got = tokio::time::timeout(GUARD, poller).await.unwrap().unwrap();
+        assert_eq!(got.len(), 1, "each waiting long poll gets the message");
+        assert_eq!(got[0].message_id(), Some(id.as_str()));
+        counts.push(
+            got[0].attributes().unwrap()[&MessageSystemAttributeName::ApproximateReceiveCount]
+                .clone(),
+        );
+    }
+    counts.sort();
+    assert_eq!(counts, ["1", "2"]);
+    // Woken by the send and the receive, not by time.
+    assert_eq!(emu.clock.now(), t0());
+}
+
+#[tokio::test]
+async fn sqs_change_visibility_to_zero_wakes_a_long_poll() {
+    let emu = Emulator::start().await;
+    let url = emu
+        .create("jobs", &[(QueueAttributeName::VisibilityTimeout, "30")])
+        .await;
+    emu.send(&url, "give back").await;
+    let received = emu.receive(&url, 1).await;
+    let poller = long_poll(&emu, &url);
+    tokio::time::timeout(GUARD, emu.clock.wait_for_waiters(1))
+        .await
+        .unwrap();
+    emu.client
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(received[0].receipt_handle().unwrap())
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(GUARD, poller).await.unwrap().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].message_id(), received[0].message_id());
+    assert_eq!(emu.clock.now(), t0());
+}
+
 #[tokio::test]
 async fn sqs_redrive_to_dlq_at_max_receive_count_and_move_back() {
     let emu = Emulator::start().await;
@@ -1685,4 +1763,138 @@ async fn sqs_in_process_api_for_pollers() {
     let ended = tokio::time::timeout(GUARD, waiter).await.unwrap().unwrap();
     assert_eq!(ended, Err(sqs::SqsError::QueueDoesNotExist));
     assert!(engine.stats().is_empty());
+}
+
+#[tokio::test]
+async fn sqs_redrive_allow_policy_is_validated_enforced_and_journaled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (shared, manual) = clock::manual(t0());
+    let config = SqsConfig {
+        journal: Some(JournalConfig::new(dir.path())),
+        ..SqsConfig::default()
+    };
+    let emu = Emulator::start_with(
+        SqsEngine::new(config.clone(), shared.clone()).unwrap(),
+        manual,
+    )
+    .await;
+    let arn = |name: &str| format!("arn:aws:sqs:us-east-1:000000000000:{name}");
+    let allow = format!(
+        r#"{{"redrivePermission":"byQueue","sourceQueueArns":["{}"]}}"#,
+        arn("allowed")
+    );
+    let dlq = emu
+        .create("dlq", &[(QueueAttributeName::RedriveAllowPolicy, &allow)])
+        .await;
+    assert_eq!(
+        emu.attribute(&dlq, QueueAttributeName::RedriveAllowPolicy)
+            .await,
+        allow
+    );
+    let redrive = format!(
+        r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":3}}"#,
+        arn("dlq")
+    );
+    emu.create("allowed", &[(QueueAttributeName::RedrivePolicy, &redrive)])
+        .await;
+
+    // A source the DLQ does not list is refused, at creation and when set later.
+    let err = emu
+        .client
+        .create_queue()
+        .queue_name("other")
+        .attributes(QueueAttributeName::RedrivePolicy, &redrive)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert_eq!(err.code(), Some("InvalidParameterValue"), "{err:?}");
+    let message = err.message().unwrap();
+    assert!(
+        message.contains(&arn("dlq"))
+            && message.contains(&arn("other"))
+            && message.contains("byQueue without this queue"),
+        "{message}"
+    );
+    assert!(
+        emu.client
+            .get_queue_url()
+            .queue_name("other")
+            .send()
+            .await
+            .is_err(),
+        "a refused CreateQueue creates nothing"
+    );
+    let plain = emu.create("plain", &[]).await;
+    let refused = |result: Result<_, aws_sdk_sqs::error::SdkError<_>>| {
+        let err: aws_sdk_sqs::operation::set_queue_attributes::SetQueueAttributesError =
+            result.unwrap_err().into_service_error();
+        (
+            err.code().unwrap().to_string(),
+            err.message().unwrap().to_string(),
+        )
+    };
+    let (code, message) = refused(
+        emu.client
+            .set_queue_attributes()
+            .queue_url(&plain)
+            .attributes(QueueAttributeName::RedrivePolicy, &redrive)
+            .send()
+            .await,
+    );
+    assert_eq!(code, "InvalidParameterValue");
+    assert!(message.contains(&arn("plain")), "{message}");
+
+    // Malformed policies are InvalidAttributeValue and change nothing.
+    for bad in [
+        "{",
+        r#"{"redrivePermission":"sometimes"}"#,
+        r#"{"redrivePermission":"denyAll","sourceQueueArns":["arn:aws:sqs:us-east-1:000000000000:x"]}"#,
+    ] {
+        let (code, message) = refused(
+            emu.client
+                .set_queue_attributes()
+                .queue_url(&dlq)
+                .attributes(QueueAttributeName::RedriveAllowPolicy, bad)
+                .send()
+                .await,
+        );
+        assert_eq!(code, "InvalidAttributeValue", "{bad}");
+        assert!(message.contains("RedriveAllowPolicy"), "{message}");
+    }
+    assert_eq!(
+        emu.attribute(&dlq, QueueAttributeName::RedriveAllowPolicy)
+            .await,
+        allow
+    );
+
+    // denyAll refuses even the listed queue; the policy survives a restart.
+    emu.client
+        .set_queue_attributes()
+        .queue_url(&dlq)
+        .attributes(
+            QueueAttributeName::RedriveAllowPolicy,
+            r#"{"redrivePermission":"denyAll"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let Emulator { engine, server, .. } = emu;
+    server.shutdown().await;
+    drop(engine);
+    let engine = SqsEngine::new(config, shared).unwrap();
+    let attributes = engine
+        .get_queue_attributes("dlq", &["RedriveAllowPolicy".to_string()])
+        .unwrap();
+    assert_eq!(
+        attributes["RedriveAllowPolicy"],
+        r#"{"redrivePermission":"denyAll"}"#
+    );
+    let err = engine
+        .set_queue_attributes(
+            "allowed",
+            &BTreeMap::from([("RedrivePolicy".to_string(), redrive.clone())]),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("denyAll"), "{err}");
 }

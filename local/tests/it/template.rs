@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use nightshift_local::sqs::attributes::RedriveAllowPolicy;
 use nightshift_local::template::{
     LoadOptions, RetryPolicy, ScheduleKind, SqsEventSource, Template, TemplateError,
 };
@@ -1172,4 +1173,51 @@ fn scheduler_schedule_target_neither_function_nor_queue_fails_the_load() {
         "resource S: property Target.SqsParameters.MessageGroupId: must be 1 to 128 characters \
          long, got 0"
     );
+}
+
+#[test]
+fn template_redrive_allow_policy_is_read_and_enforced_at_load() -> anyhow::Result<()> {
+    let queues = |allow: &str| {
+        format!(
+            "Resources:\n  DLQ:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: jobs-dlq\n      RedriveAllowPolicy: {allow}\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: jobs\n      RedrivePolicy: {{deadLetterTargetArn: !GetAtt DLQ.Arn, maxReceiveCount: 3}}\n  Other:\n    Type: AWS::SQS::Queue\n    Properties: {{QueueName: other}}\n"
+        )
+    };
+    // A mapping with an intrinsic, as CloudFormation takes it.
+    let template = load(&queues(
+        "{redrivePermission: byQueue, sourceQueueArns: [!GetAtt Q.Arn]}",
+    ))?;
+    assert_eq!(
+        template.queue("DLQ").unwrap().redrive_allow_policy,
+        Some(RedriveAllowPolicy::ByQueue(vec![format!("{SQS_ARN}:jobs")]))
+    );
+
+    // A JSON string too; a source the DLQ does not admit is refused, naming both queues.
+    assert_eq!(
+        load_err(&queues(r#"'{"redrivePermission":"denyAll"}'"#)),
+        "resource Q: property RedrivePolicy: dead-letter queue DLQ (jobs-dlq) does not allow \
+         Q (jobs) as a source: its RedriveAllowPolicy is denyAll"
+    );
+    assert_eq!(
+        load_err(&queues(
+            "{redrivePermission: byQueue, sourceQueueArns: [!GetAtt Other.Arn]}"
+        )),
+        "resource Q: property RedrivePolicy: dead-letter queue DLQ (jobs-dlq) does not allow \
+         Q (jobs) as a source: its RedriveAllowPolicy is byQueue without this queue"
+    );
+
+    // Malformed policies are refused where they are written.
+    let err = load_err(&queues("{redrivePermission: sometimes}"));
+    assert!(
+        err.starts_with("resource DLQ: property RedriveAllowPolicy: ")
+            && err.contains("got sometimes"),
+        "{err}"
+    );
+    let err = load_err(&queues(
+        "{redrivePermission: allowAll, sourceQueueArns: [!GetAtt Q.Arn]}",
+    ));
+    assert!(
+        err.contains("only when redrivePermission is byQueue"),
+        "{err}"
+    );
+    Ok(())
 }
