@@ -1,5 +1,6 @@
 //! nightshift-bench: measures the emulator and the functions against the budgets of
-//! DESIGN.md ("Budgets") and prints one table of budget against measured.
+//! `docs/ARCHITECTURE.md` (section 6, "Budgets") and prints one table of budget against
+//! measured.
 //!
 //! Run it with `cargo run --release -p nightshift-local --bin nightshift-bench`. It first builds
 //! the three functions and the `test-function` example in release (`--no-build` skips that),
@@ -92,7 +93,7 @@ const NOTES: [&str; 7] = [
     "sizes: target/release/<name> as built by the workspace's [profile.release]",
 ];
 
-/// Budgets of DESIGN.md.
+/// Budgets of `docs/ARCHITECTURE.md` (section 6, "Budgets").
 const BUDGET_LATENCY_P99: Duration = Duration::from_millis(10);
 const BUDGET_E2E_PER_SECOND: f64 = 20_000.0;
 const BUDGET_REPLAY_PER_SECOND: f64 = 100_000.0;
@@ -101,7 +102,7 @@ const BUDGET_BINARY_BYTES: u64 = 8_000_000;
 const BUDGET_INIT: Duration = Duration::from_millis(20);
 const BUDGET_WARM_BATCH: Duration = Duration::from_millis(2);
 
-/// Measures the DESIGN.md budgets and prints budget against measured.
+/// Measures the `docs/ARCHITECTURE.md` budgets and prints budget against measured.
 #[derive(Debug, Parser)]
 #[command(name = "nightshift-bench", version)]
 struct Args {

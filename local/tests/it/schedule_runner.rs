@@ -1156,7 +1156,8 @@ async fn schedule_runner_rejects_bad_definitions_and_double_start() -> Result<()
 
 /// Replays one year of `rate(5 minutes)` plus a daily cron through the runner with a no-op
 /// in-process function, and prints how long it took (a measurement, not an assertion; the
-/// budget in DESIGN.md is 2 s). Run with `--nocapture` to see the numbers.
+/// budget in `docs/ARCHITECTURE.md`, section 6 "Budgets", is 2 s). Run with `--nocapture` to
+/// see the numbers.
 #[tokio::test]
 async fn schedule_runner_replays_a_year_of_schedules() -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
