@@ -251,7 +251,7 @@ pub struct DlqMessage {
 impl From<MessageSnapshot> for DlqMessage {
     fn from(m: MessageSnapshot) -> Self {
         let reason = [
-            "nightshift-error",
+            nightshift_contract::record::ERROR_ATTRIBUTE,
             "X-Amz-Scheduler-Error-Message",
             "ERROR_MESSAGE",
         ]

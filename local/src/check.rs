@@ -45,6 +45,8 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
+use nightshift_contract::record::ERROR_ATTRIBUTE;
+
 use crate::app::{AppError, Status, build_functions, target_dir};
 use crate::control::{ControlClient, ControlError};
 use crate::faults::{FaultError, FaultPlan};
@@ -990,9 +992,6 @@ fn free_port() -> Result<u16, CheckError> {
         .map_err(io("cannot find a free port"))?
         .port())
 }
-
-/// The attribute `nightshift::batch` puts a dead-letter reason in.
-const ERROR_ATTRIBUTE: &str = "nightshift-error";
 
 fn human(d: Duration) -> String {
     format!("{}s", d.as_secs().max(1))

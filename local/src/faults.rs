@@ -34,16 +34,9 @@ use futures::future::BoxFuture;
 use crate::app::{UpOptions, Wrap};
 use crate::invoker::{InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot};
 
-/// The faults the functions inject themselves, with their default rates. They must match
-/// `nightshift::faults::Fault` (a cross-crate test holds them together).
-pub const FUNCTION_FAULTS: [(&str, f64); 6] = [
-    ("crash", 0.02),
-    ("timeout", 0.005),
-    ("error", 0.05),
-    ("mail-throttle", 0.05),
-    ("crash-after-send", 0.02),
-    ("crash-before-complete", 0.02),
-];
+pub use nightshift_contract::faults::{
+    FAULT_SEED_VAR, FAULTS_VAR, Fault, FaultError, FaultItem, selects, unit,
+};
 
 /// The faults of the invoker wrapper, with their default rates.
 pub const INVOKER_FAULTS: [(&str, f64); 3] = [
@@ -55,50 +48,19 @@ pub const INVOKER_FAULTS: [(&str, f64); 3] = [
 /// The fault that kills the emulator during a check; its value is a count (default 1).
 pub const SIGKILL: &str = "sigkill";
 
-/// A fault list that cannot be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FaultError {
-    /// The item names no known fault.
-    #[error("fault item {item:?}: unknown fault {name:?}; known: {known}")]
-    Unknown {
-        /// The item as written.
-        item: String,
-        /// The name in it.
-        name: String,
-        /// The known names.
-        known: String,
-    },
-    /// A rate outside 0..=1, or a count that is not a small integer.
-    #[error("fault item {item:?}: {reason}")]
-    Value {
-        /// The item as written.
-        item: String,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An empty prefix or name.
-    #[error("fault item {item:?} is malformed; expected [function:]fault[=rate]")]
-    Malformed {
-        /// The item as written.
-        item: String,
-    },
-}
-
 /// The default rate of a function or invoker fault, `None` for unknown names.
 pub fn default_rate(name: &str) -> Option<f64> {
-    FUNCTION_FAULTS
-        .iter()
-        .chain(INVOKER_FAULTS.iter())
-        .find(|(n, _)| *n == name)
-        .map(|(_, r)| *r)
+    Fault::from_name(name).map(Fault::default_rate).or_else(|| {
+        INVOKER_FAULTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, r)| *r)
+    })
 }
 
 fn known_names() -> String {
-    let mut names: Vec<&str> = FUNCTION_FAULTS
-        .iter()
-        .chain(INVOKER_FAULTS.iter())
-        .map(|(n, _)| *n)
-        .collect();
+    let mut names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+    names.extend(INVOKER_FAULTS.iter().map(|(n, _)| *n));
     names.push(SIGKILL);
     names.join(", ")
 }
@@ -129,19 +91,6 @@ impl FaultRule {
     }
 }
 
-/// True when a `function:` prefix selects the function called `name` (same rule as the
-/// functions apply): the name contains it, ignoring case and all but letters and digits.
-pub fn selects(prefix: &str, name: &str) -> bool {
-    let squash = |s: &str| -> String {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    let prefix = squash(prefix);
-    !prefix.is_empty() && squash(name).contains(&prefix)
-}
-
 /// A parsed fault list: what goes to the functions, what the invoker wrapper does, how often
 /// a check kills the emulator.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -163,61 +112,28 @@ impl FaultPlan {
             seed,
             ..FaultPlan::default()
         };
-        for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let malformed = || FaultError::Malformed {
-                item: raw.to_string(),
-            };
-            let (function, rest) = match raw.split_once(':') {
-                Some((f, rest)) if !f.trim().is_empty() => (Some(f.trim().to_string()), rest),
-                Some(_) => return Err(malformed()),
-                None => (None, raw),
-            };
-            let (name, value) = match rest.split_once('=') {
-                Some((n, v)) => (n.trim().to_ascii_lowercase(), Some(v.trim())),
-                None => (rest.trim().to_ascii_lowercase(), None),
-            };
-            if name.is_empty() {
-                return Err(malformed());
-            }
-            let invalid = |reason: &str| FaultError::Value {
-                item: raw.to_string(),
-                reason: reason.to_string(),
-            };
-            if name == SIGKILL {
-                if function.is_some() {
-                    return Err(invalid("sigkill kills the emulator, not a function"));
+        for item in nightshift_contract::faults::parse_items(spec)? {
+            if item.name == SIGKILL {
+                if item.function.is_some() {
+                    return Err(item.invalid("sigkill kills the emulator, not a function"));
                 }
-                plan.sigkills = match value {
+                plan.sigkills = match &item.value {
                     None => 1,
-                    Some(v) => v
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|n| *n <= 100)
-                        .ok_or_else(|| invalid("the count must be an integer from 0 to 100"))?,
+                    Some(v) => v.parse::<u32>().ok().filter(|n| *n <= 100).ok_or_else(|| {
+                        item.invalid("the count must be an integer from 0 to 100")
+                    })?,
                 };
                 continue;
             }
-            let Some(default) = default_rate(&name) else {
-                return Err(FaultError::Unknown {
-                    item: raw.to_string(),
-                    name,
-                    known: known_names(),
-                });
-            };
-            let rate = match value {
-                None => default,
-                Some(v) => v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|r| (0.0..=1.0).contains(r))
-                    .ok_or_else(|| invalid("the rate must be a number from 0 to 1"))?,
+            let Some(default) = default_rate(&item.name) else {
+                return Err(item.unknown(&known_names()));
             };
             let rule = FaultRule {
-                function,
-                fault: name.clone(),
-                rate,
+                rate: item.rate_or(default)?,
+                function: item.function,
+                fault: item.name,
             };
-            if INVOKER_FAULTS.iter().any(|(n, _)| *n == name) {
+            if INVOKER_FAULTS.iter().any(|(n, _)| *n == rule.fault) {
                 plan.invoker_rules.push(rule);
             } else {
                 plan.function_rules.push(rule);
@@ -248,8 +164,8 @@ impl FaultPlan {
         }
         let spec: Vec<String> = self.function_rules.iter().map(FaultRule::render).collect();
         BTreeMap::from([
-            ("NIGHTSHIFT_FAULTS".to_string(), spec.join(",")),
-            ("NIGHTSHIFT_FAULT_SEED".to_string(), self.seed.to_string()),
+            (FAULTS_VAR.to_string(), spec.join(",")),
+            (FAULT_SEED_VAR.to_string(), self.seed.to_string()),
         ])
     }
 
@@ -303,29 +219,6 @@ impl FaultPlan {
         }
         format!("{} seed={}", items.join(","), self.seed)
     }
-}
-
-/// A deterministic number in `[0, 1)` from a seed and parts (FNV-1a, then the SplitMix64
-/// finalizer; the functions use the same construction).
-pub fn unit(seed: u64, parts: &[&[u8]]) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    eat(&seed.to_le_bytes());
-    for part in parts {
-        eat(part);
-    }
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// What identifies a delivery: the records' bodies and receive counts for an SQS event (not

@@ -91,6 +91,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::{info, warn};
 
+use nightshift_contract::record::ORIGINAL_ID_ATTRIBUTE;
+
 use crate::app::{AppError, InvokerChoice, UpOptions, Wrap, build_functions, target_dir};
 use crate::clock::{ClockSpec, SharedClock};
 use crate::harness::{Invocation, describe};
@@ -109,9 +111,6 @@ pub const MASKED_TIMESTAMP: &str = "0";
 
 /// The SQS record attributes that hold receive-time clock readings.
 const CLOCK_ATTRIBUTES: [&str; 2] = ["SentTimestamp", "ApproximateFirstReceiveTimestamp"];
-
-/// The message attribute carrying the id of the message a dead letter came from.
-const ORIGINAL_ID_ATTRIBUTE: &str = "nightshift-original-message-id";
 
 /// Marks an entry read without a `seq`, until the reader numbers it.
 const NO_SEQ: u64 = u64::MAX;

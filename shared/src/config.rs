@@ -20,7 +20,7 @@ pub const BLOBS_URL: &str = "BLOBS_URL";
 pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
 /// Variable holding the fault list of the emulator's fault injection (test builds only);
 /// unset or blank means no fault injection.
-pub const FAULTS_VAR: &str = "NIGHTSHIFT_FAULTS";
+pub use nightshift_contract::faults::FAULTS_VAR;
 
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

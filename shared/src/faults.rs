@@ -59,187 +59,15 @@ use crate::ports::{
 };
 use crate::record::receive_count;
 
-pub use crate::config::FAULTS_VAR;
-/// Variable holding the seed of the fault decisions (an unsigned integer, default 0).
-pub const FAULT_SEED_VAR: &str = "NIGHTSHIFT_FAULT_SEED";
-/// Variable naming the function, which `function:` prefixes are matched against.
-pub const FUNCTION_NAME_VAR: &str = "AWS_LAMBDA_FUNCTION_NAME";
+pub use nightshift_contract::faults::{
+    FAULT_SEED_VAR, FAULTS_VAR, FUNCTION_NAME_VAR, Fault, FaultError, FaultItem, parse_items,
+    selects, unit,
+};
 
-/// A fault the functions can inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Fault {
-    /// Abort the process mid-batch.
-    Crash,
-    /// Sleep past the invocation's deadline mid-batch.
-    Timeout,
-    /// Fail a record with a retryable error.
-    Error,
-    /// The mailer answers with a retryable throttling error.
-    MailThrottle,
-    /// Abort right after the mailer sent, before the idempotency record is completed.
-    CrashAfterSend,
-    /// Abort when an idempotency record is about to be completed.
-    CrashBeforeComplete,
-}
-
-impl Fault {
-    /// Every fault, in the order of their names in docs and errors.
-    pub const ALL: [Fault; 6] = [
-        Fault::Crash,
-        Fault::Timeout,
-        Fault::Error,
-        Fault::MailThrottle,
-        Fault::CrashAfterSend,
-        Fault::CrashBeforeComplete,
-    ];
-
-    /// The name used in [`FAULTS_VAR`].
-    pub fn name(self) -> &'static str {
-        match self {
-            Fault::Crash => "crash",
-            Fault::Timeout => "timeout",
-            Fault::Error => "error",
-            Fault::MailThrottle => "mail-throttle",
-            Fault::CrashAfterSend => "crash-after-send",
-            Fault::CrashBeforeComplete => "crash-before-complete",
-        }
-    }
-
-    /// The fault named `name`.
-    pub fn from_name(name: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|f| f.name() == name)
-    }
-
-    /// The rate of a fault named without one. Low enough that a run of a few hundred jobs
-    /// meets every fault several times without exhausting many messages; a timeout costs the
-    /// function's whole timeout in real time, hence its lower rate.
-    pub fn default_rate(self) -> f64 {
-        match self {
-            Fault::Crash => 0.02,
-            Fault::Timeout => 0.005,
-            Fault::Error => 0.05,
-            Fault::MailThrottle => 0.05,
-            Fault::CrashAfterSend => 0.02,
-            Fault::CrashBeforeComplete => 0.02,
-        }
-    }
-}
-
-/// A fault list or seed that cannot be used.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum FaultError {
-    /// The item names no fault the functions know.
-    #[error(
-        "fault item {item:?}: unknown fault {name:?}; the functions know crash, timeout, error, mail-throttle, crash-after-send and crash-before-complete"
-    )]
-    Unknown {
-        /// The item as written.
-        item: String,
-        /// The name in it.
-        name: String,
-    },
-    /// The rate is not a number from 0 to 1.
-    #[error("fault item {item:?}: the rate must be a number from 0 to 1")]
-    Rate {
-        /// The item as written.
-        item: String,
-    },
-    /// The item has an empty function prefix or fault name.
-    #[error("fault item {item:?} is malformed; expected [function:]fault[=rate]")]
-    Malformed {
-        /// The item as written.
-        item: String,
-    },
-    /// The seed is not an unsigned integer.
-    #[error("{FAULT_SEED_VAR}={0:?} is not an unsigned integer")]
-    Seed(String),
-}
-
-/// One item of a fault list.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FaultItem {
-    /// The `function:` prefix, if any.
-    pub function: Option<String>,
-    /// The fault's name as written (validated by whoever applies the list).
-    pub name: String,
-    /// The rate, if written.
-    pub rate: Option<f64>,
-}
-
-/// Splits a fault list into items, checking their shape and rates (`0..=1`) but not their
-/// names, so that the emulator can share the syntax for faults of its own.
-pub fn parse_items(spec: &str) -> Result<Vec<FaultItem>, FaultError> {
-    let mut items = Vec::new();
-    for raw in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let malformed = || FaultError::Malformed {
-            item: raw.to_string(),
-        };
-        let (function, rest) = match raw.split_once(':') {
-            Some((f, rest)) if !f.trim().is_empty() => (Some(f.trim().to_string()), rest),
-            Some(_) => return Err(malformed()),
-            None => (None, raw),
-        };
-        let (name, rate) = match rest.split_once('=') {
-            Some((name, rate)) => {
-                let rate: f64 = rate.trim().parse().map_err(|_| FaultError::Rate {
-                    item: raw.to_string(),
-                })?;
-                if !(0.0..=1.0).contains(&rate) {
-                    return Err(FaultError::Rate {
-                        item: raw.to_string(),
-                    });
-                }
-                (name.trim(), Some(rate))
-            }
-            None => (rest.trim(), None),
-        };
-        if name.is_empty() {
-            return Err(malformed());
-        }
-        items.push(FaultItem {
-            function,
-            name: name.to_ascii_lowercase(),
-            rate,
-        });
-    }
-    Ok(items)
-}
-
-/// True when a `function:` prefix selects the function called `name`: the name contains it,
-/// ignoring case and everything but letters and digits.
-pub fn selects(prefix: &str, name: &str) -> bool {
-    let squash = |s: &str| -> String {
-        s.chars()
-            .filter(char::is_ascii_alphanumeric)
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    let prefix = squash(prefix);
-    !prefix.is_empty() && squash(name).contains(&prefix)
-}
-
-/// A deterministic number in `[0, 1)` from a seed and any parts: FNV-1a over the parts, then
-/// the SplitMix64 finalizer, so that nearby inputs land far apart.
-pub fn unit(seed: u64, parts: &[&[u8]]) -> f64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        // A separator, so that ("ab", "c") and ("a", "bc") differ.
-        h ^= 0xff;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    };
-    eat(&seed.to_le_bytes());
-    for part in parts {
-        eat(part);
-    }
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^= z >> 31;
-    (z >> 11) as f64 / (1u64 << 53) as f64
+/// The names of the faults the functions know, for errors.
+fn known() -> String {
+    let names: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+    names.join(", ")
 }
 
 /// The faults one function injects, with their rates and the seed.
@@ -255,20 +83,16 @@ impl Faults {
     pub fn parse(spec: &str, seed: u64, function: Option<&str>) -> Result<Faults, FaultError> {
         let mut rates = BTreeMap::new();
         for item in parse_items(spec)? {
-            let fault = Fault::from_name(&item.name).ok_or_else(|| FaultError::Unknown {
-                item: match &item.function {
-                    Some(f) => format!("{f}:{}", item.name),
-                    None => item.name.clone(),
-                },
-                name: item.name.clone(),
-            })?;
+            // Every item is checked, also those meant for another function.
+            let fault = Fault::from_name(&item.name).ok_or_else(|| item.unknown(&known()))?;
+            let rate = item.rate_or(fault.default_rate())?;
             let applies = match (&item.function, function) {
                 (None, _) => true,
                 (Some(prefix), Some(name)) => selects(prefix, name),
                 (Some(_), None) => false,
             };
             if applies {
-                rates.insert(fault, item.rate.unwrap_or_else(|| fault.default_rate()));
+                rates.insert(fault, rate);
             }
         }
         Ok(Faults { seed, rates })
@@ -547,11 +371,11 @@ mod tests {
     fn rejects_bad_lists() {
         assert!(matches!(
             Faults::parse("crash=2", 0, None),
-            Err(FaultError::Rate { .. })
+            Err(FaultError::Value { .. })
         ));
         assert!(matches!(
             Faults::parse("crash=lots", 0, None),
-            Err(FaultError::Rate { .. })
+            Err(FaultError::Value { .. })
         ));
         assert!(matches!(
             Faults::parse(":crash", 0, None),
@@ -571,17 +395,6 @@ mod tests {
             Faults::from_env(&Env::from_map([("X", "1")])).unwrap(),
             None
         );
-    }
-
-    #[test]
-    fn prefixes_match_names_loosely() {
-        assert!(selects("email-sender", "nightshift-EmailSenderFunction"));
-        assert!(selects("QueueProcessor", "nightshift-queue-processor"));
-        assert!(!selects(
-            "email-sender",
-            "nightshift-QueueProcessorFunction"
-        ));
-        assert!(!selects("--", "anything"));
     }
 
     #[test]

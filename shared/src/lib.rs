@@ -6,7 +6,8 @@
 //! - [`idempotency`]: begin / complete / abandon over a store, Powertools-style;
 //! - [`retry`]: the retry horizon and the backoff, `maxReceiveCount` and visibility timeout
 //!   derived from it;
-//! - [`record`]: the receive count of an SQS record and the attributes of a dead letter;
+//! - [`record`] (from `nightshift-contract`, shared with the emulator): the receive count of
+//!   an SQS record and the attributes of a dead letter;
 //! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
 //! - [`adapters`]: SQLite and DynamoDB stores, outbox, SMTP and SES mail, filesystem and S3
 //!   blobs, SQS, and in-memory doubles;
@@ -26,7 +27,8 @@ pub mod contracts;
 pub mod faults;
 pub mod idempotency;
 pub mod ports;
-pub mod record;
 pub mod retry;
 pub mod telemetry;
+
+pub use nightshift_contract::record;
 pub mod wiring;

@@ -7,20 +7,9 @@
 //! invocation's 30 s deadline, and the checker waits for it, in real time, before the
 //! redelivery (as AWS's 180 s visibility timeout does), about 30 s per such crash wave.
 
-use nightshift::faults::Fault;
 use nightshift_local::check::{CheckOptions, run};
-use nightshift_local::faults::FUNCTION_FAULTS;
 
 use crate::emulator::workspace_root;
-
-#[test]
-fn the_emulator_and_the_functions_agree_on_fault_names_and_rates() {
-    let functions: Vec<(&str, f64)> = Fault::ALL
-        .iter()
-        .map(|f| (f.name(), f.default_rate()))
-        .collect();
-    assert_eq!(functions, FUNCTION_FAULTS.to_vec());
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_lost_or_duplicated_under_crashes_errors_malformed_responses_and_kills() {

@@ -1,7 +1,7 @@
 //! record: what nightshift reads from an SQS record and writes onto the copy it dead-letters.
 //!
-//! A leaf module: the batch processor, fault injection and the emulator's tools agree on these
-//! names through it, without importing one another.
+//! The batch processor and fault injection of the functions, and the emulator's tools (the
+//! reliability check, record and replay, the DLQ views) agree on these names through it.
 
 use aws_lambda_events::event::sqs::SqsMessage;
 
