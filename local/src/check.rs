@@ -19,13 +19,13 @@
 //!   and starts it again on the same journal and port: that is what a crash of the emulator
 //!   is, journal, in-flight batches, orphaned function processes and all.
 //! - **The manual clock**, moved in steps of [`CheckOptions::step`]. The template's visibility
-//!   timeout is 180 s and `maxReceiveCount` 5: on a real clock an exhausted message takes
-//!   15 minutes, and an accelerated clock would also shrink the 1 s batching window and the
+//!   timeout is 270 s and `maxReceiveCount` 15 (a one-hour retry horizon): on a real clock an
+//!   exhausted message takes over an hour, and an accelerated clock would also shrink the 1 s batching window and the
 //!   functions' real-time deadlines relative to everything else. The manual clock jumps
 //!   straight through every visibility timeout and backoff, in order.
 //! - **Real time where the functions need it.** Function timeouts and idempotency claims live
 //!   in real time (a claim expires at its invocation's wall-clock deadline). In AWS a
-//!   redelivery after a batch failure comes 180 s after the receive, always after the dead
+//!   redelivery after a batch failure comes 270 s after the receive, always after the dead
 //!   invocation's 30 s deadline, so it never meets a live claim. A manual clock could get there
 //!   first; so before every step the checker waits, in real time, until the store holds no
 //!   live in-progress claim (which only dead or orphaned invocations leave once the emulator

@@ -5,7 +5,7 @@
 //! These tests run real processes against real deadlines: the claim of a function killed
 //! between sending an email and completing its idempotency record lives until the
 //! invocation's 30 s deadline, and the checker waits for it, in real time, before the
-//! redelivery (as AWS's 180 s visibility timeout does), about 30 s per such crash wave.
+//! redelivery (as the jobs queue's 270 s visibility timeout does in AWS), about 30 s per such crash wave.
 
 use nightshift_local::check::{CheckOptions, run};
 
