@@ -14,13 +14,11 @@
 //! - [`event`]: the event JSON, record by record;
 //! - [`filter`]: `FilterCriteria`, records that match no pattern are deleted uninvoked;
 //! - `poller`: gathering, invoking, settling;
-//! - [`measure`]: latency and throughput measurements for benchmarks.
 //!
 //! Not modelled: FIFO ordering rules (the engine refuses FIFO queues for now).
 
 pub mod event;
 pub mod filter;
-pub mod measure;
 mod poller;
 pub mod settle;
 

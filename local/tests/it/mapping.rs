@@ -1137,27 +1137,6 @@ async fn an_unknown_function_fails_the_batch_and_keeps_polling() {
     env.stop(handle).await;
 }
 
-// ------------------------------------------------------------------ measurements
-
-/// Not a test: prints the mapping's latency and throughput on the real clock.
-/// `cargo test -p nightshift-local --test it mapping::measure_report -- --ignored --nocapture`
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement on the real clock, run by hand"]
-async fn measure_report() {
-    let latency = mapping::measure::measure_latency(2_000).await.unwrap();
-    println!(
-        "send -> invocation start, window 0, {} messages: p50 {:?}, p99 {:?}, max {:?}",
-        latency.samples, latency.p50, latency.p99, latency.max
-    );
-    let throughput = mapping::measure::measure_throughput(100_000, 10, 5)
-        .await
-        .unwrap();
-    println!(
-        "end to end, batch 10: {} messages in {:?} ({} batches): {:.0} msg/s",
-        throughput.messages, throughput.elapsed, throughput.batches, throughput.per_second
-    );
-}
-
 /// `FilterCriteria`: records that match no pattern are deleted without an invocation; the
 /// rest are delivered. https://docs.aws.amazon.com/lambda/latest/dg/invocation-eventfiltering.html
 #[tokio::test]

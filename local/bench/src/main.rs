@@ -2,14 +2,15 @@
 //! `docs/ARCHITECTURE.md` (section 6, "Budgets") and prints one table of budget against
 //! measured.
 //!
-//! Run it with `cargo run --release -p nightshift-local --bin nightshift-bench`. It first builds
+//! Run it with `cargo run --release -p nightshift-bench`. It first builds
 //! the three functions and the `test-function` example in release (`--no-build` skips that),
 //! then runs a fixed number of iterations of each measurement, so it ends in a few minutes.
 //! Everything binds 127.0.0.1 only; scratch files go to a temporary directory that is removed
 //! at the end.
 //!
 //! What each row includes is printed under the table; the README's "Performance" section
-//! says it at more length.
+//! says it at more length. A crate of its own (`publish = false`) so that measurement code
+//! stays out of the emulator: [`measure`] holds the mapping's latency and throughput runs.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -33,7 +34,6 @@ use nightshift_local::invoker::{
     ProcessInvoker,
 };
 use nightshift_local::mapping::event::{Record, assemble};
-use nightshift_local::mapping::measure::{measure_latency, measure_throughput};
 use nightshift_local::mapping::{self, MappingConfig, Shutdown};
 use nightshift_local::runtime::{FunctionConfig, LogLine, LogSink, Runtime, RuntimeOptions};
 use nightshift_local::schedule::runner::{RunnerConfig, ScheduleRunner};
@@ -42,6 +42,10 @@ use nightshift_local::template::{
     RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget, Template,
 };
 use nightshift_local::trace::{ReplayOptions, TraceEntry, read_trace, replay};
+
+mod measure;
+
+use measure::{measure_latency, measure_throughput};
 
 const REGION: &str = "us-east-1";
 const BENCH_FUNCTION: &str = "bench-function";
@@ -147,8 +151,10 @@ enum Group {
 
 fn default_root() -> PathBuf {
     // The bench is built from the workspace it measures.
+    // local/bench -> the workspace root.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
@@ -214,7 +220,7 @@ struct Dist {
 }
 
 impl Dist {
-    /// Nearest-rank percentiles, as `mapping::measure` computes them.
+    /// Nearest-rank percentiles, as `measure` computes them.
     fn of(mut samples: Vec<Duration>) -> Dist {
         samples.sort_unstable();
         let at = |q: f64| {

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::{MappingConfig, Shutdown, spawn};
-use crate::clock;
-use crate::invoker::{FunctionError, InProcessInvoker};
-use crate::sqs::{OutgoingMessage, SqsEngine, SqsError};
+use nightshift_local::clock;
+use nightshift_local::invoker::{FunctionError, InProcessInvoker};
+use nightshift_local::mapping::{MappingConfig, Shutdown, spawn};
+use nightshift_local::sqs::{OutgoingMessage, SqsEngine, SqsError};
 
 const FUNCTION: &str = "bench-function";
 const QUEUE: &str = "bench-queue";
