@@ -19,13 +19,13 @@
 //!
 //! This file holds the engine's state, its construction and the plumbing every operation
 //! shares (lookups, the gate, journal appends). The operations, by role:
-//! - [`queues`]: queue administration (create, delete, purge, attributes, tags);
-//! - [`messages`]: send, receive, delete and change visibility of one message;
-//! - [`batches`]: the batch forms of those, entry by entry;
-//! - [`redrive`]: message move tasks out of dead-letter queues;
-//! - [`observation`]: counts and stored messages, read without changing anything;
-//! - [`subscription`]: waiting for visible messages without receiving them;
-//! - [`durability`]: compaction, shutdown sync and replay of the journal.
+//! - `queues`: queue administration (create, delete, purge, attributes, tags);
+//! - `messages`: send, receive, delete and change visibility of one message;
+//! - `batches`: the batch forms of those, entry by entry;
+//! - `redrive`: message move tasks out of dead-letter queues;
+//! - `observation`: counts and stored messages, read without changing anything;
+//! - `subscription`: waiting for visible messages without receiving them;
+//! - `durability`: compaction, shutdown sync and replay of the journal.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
