@@ -1,0 +1,462 @@
+//! runner: fires the template's schedules on the emulator's clock and delivers them to functions
+//! and queues.
+//!
+//! [`ScheduleRunner`] runs one task per enabled schedule (`ScheduleV2` /
+//! `AWS::Scheduler::Schedule` and legacy `Schedule` rules). Each task computes the next fire
+//! time in the schedule's zone ([`Schedule::next_fire_after`]), waits for it on the shared
+//! [`Clock`](crate::clock::Clock), applies the flexible window, builds the payload and invokes
+//! the function asynchronously through the [`AsyncInvoker`], as EventBridge Scheduler invokes
+//! Lambda with the `Event` invocation type. A Scheduler schedule whose target is an SQS queue
+//! sends the payload (its Input, context attributes substituted) as the message body instead,
+//! with `SqsParameters.MessageGroupId` as the message's group id, as the templated
+//! `SendMessage` target does
+//! (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based>
+//! shows a queue target whose `Input` is the message).
+//!
+//! Catching up: when the clock jumps over many fire times at once (the manual clock's
+//! `advance 24h`), the task walks every due occurrence in order, each exactly once, with its own
+//! scheduled time. Attempts that are already due run inline, so the invocations of a catch-up
+//! happen in order; anything that must wait (a flexible-window offset, a retry backoff, or simply
+//! the last occurrence, which is on time) runs in a task of its own, so a slow invocation or a
+//! retry never delays the next occurrence.
+//!
+//! A delivery succeeds when the function's asynchronous queue accepts the event. What the
+//! function then does is Lambda's business, not the Scheduler's: a function error or timeout is
+//! retried by the [`AsyncInvoker`] per the function's `EventInvokeConfig` and ends in its
+//! on-failure destination or dead-letter queue, never in the schedule's.
+//!
+//! Failures to *invoke* (the function does not exist, the queue refuses the event) and to *send*
+//! (the target queue was deleted, SQS refuses the message) are retried per the schedule's
+//! [`RetryPolicy`](super::RetryPolicy): retry `n` is due `backoff(n)` after the failure on the
+//! clock, with the attempt number and a fresh execution id in the payload, as long as it stays
+//! within `MaximumEventAgeInSeconds` of the first attempt. When the attempts or the event age run
+//! out (or the error cannot clear, such as an unknown function) the event goes to the schedule's
+//! dead-letter queue with the message attributes EventBridge puts on dead-letter events
+//! ([`DLQ_ATTRIBUTES`]), or is dropped with an error log when it has none.
+//!
+//! For tests and `nightshift advance`, [`ScheduleRunner::wait_idle`] resolves once every task
+//! (and every event of the asynchronous queues) is waiting on a future instant, and [`ScheduleRunner::advance_to`] steps a manual clock
+//! through each due instant so that functions observe `now == scheduled time`.
+//!
+//! This file holds the runner's state and its public operations (start, stop, fire, stats,
+//! `wait_idle`, `advance_to`); the rest, by role:
+//! - `model`: the public values (settings, errors, outcomes, statistics);
+//! - `entry`: one schedule resolved against the template, with its counters and payloads;
+//! - `tasks`: the task per schedule and the task per waiting delivery;
+//! - `attempt`: one delivery attempt and what follows it (retry or finish);
+//! - `dead_letter`: the dead-letter message, or the drop.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::Schedule;
+use super::anchors::{Anchor, AnchorStore};
+use crate::activity::{Activity, stopped};
+use crate::clock::{ClockError, SharedClock};
+use crate::invoke_async::AsyncInvoker;
+use crate::invoker::{InvokeError, InvokeResponse};
+use crate::sqs::SqsEngine;
+use crate::template::{ScheduleDef, Template};
+
+mod attempt;
+mod dead_letter;
+mod entry;
+mod model;
+mod tasks;
+
+use attempt::{AttemptError, Sent};
+pub use dead_letter::DLQ_ATTRIBUTES;
+pub use model::{
+    AttemptStatus, Failure, FireOutcome, LastResult, RunnerConfig, RunnerError, ScheduleStats,
+};
+
+/// Bound on the steps of one [`ScheduleRunner::advance_to`]; far above a year of per-minute
+/// schedules, it only stops a runaway.
+const MAX_ADVANCE_STEPS: u64 = 50_000_000;
+
+/// Fires the template's schedules; cheap to clone (one shared state).
+#[derive(Clone)]
+pub struct ScheduleRunner {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for ScheduleRunner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduleRunner")
+            .field(
+                "schedules",
+                &self
+                    .inner
+                    .entries
+                    .iter()
+                    .map(|e| &e.def.id)
+                    .collect::<Vec<_>>(),
+            )
+            .field("started", &self.inner.started.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+struct Inner {
+    entries: Vec<Entry>,
+    queues: AsyncInvoker,
+    sqs: Option<SqsEngine>,
+    clock: SharedClock,
+    config: RunnerConfig,
+    activity: Activity,
+    stop: watch::Sender<bool>,
+    started: AtomicBool,
+    rng: Mutex<fastrand::Rng>,
+}
+
+/// Where an entry delivers, by physical name.
+enum Deliver {
+    /// Invoke this function asynchronously.
+    Function(String),
+    /// Send a message to this engine queue.
+    Queue {
+        name: String,
+        message_group_id: Option<String>,
+    },
+}
+
+impl fmt::Display for Deliver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Deliver::Function(name) => f.write_str(name),
+            Deliver::Queue { name, .. } => write!(f, "sqs:{name}"),
+        }
+    }
+}
+
+/// One schedule, resolved against the template.
+struct Entry {
+    def: ScheduleDef,
+    schedule: Schedule,
+    target: Deliver,
+    target_arn: String,
+    /// Schedule ARN, or rule ARN for legacy rules.
+    arn: String,
+    /// Engine queue name of the dead-letter queue.
+    dlq: Option<String>,
+    counters: Mutex<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    next_fire: Option<DateTime<Utc>>,
+    last_fire: Option<DateTime<Utc>>,
+    last_result: Option<LastResult>,
+    fires: u64,
+    invocations: u64,
+    failures: u64,
+    dead_lettered: u64,
+    dropped: u64,
+}
+
+/// One occurrence being delivered.
+struct Occurrence {
+    entry: usize,
+    scheduled: DateTime<Utc>,
+    /// When the first attempt was due (after the flexible window): backoff counts from here.
+    first_attempt_at: DateTime<Utc>,
+    /// Number of the next attempt, 1-based.
+    attempt: u32,
+    /// When the next attempt is due.
+    due: DateTime<Utc>,
+    /// `id` of the legacy envelope: the same event is retried.
+    event_id: uuid::Uuid,
+}
+
+// Poisoning only means a panic elsewhere; counters stay usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ScheduleRunner {
+    /// A runner for every schedule of `template` (disabled ones are kept for `fire` and
+    /// `status`). Functions are invoked asynchronously through `queues`, by their name in the
+    /// template; target queues and dead-letter queues are the engine queues the template names,
+    /// in `sqs`, which may be `None` when no schedule has either (a queue target then fails
+    /// every send as if its queue did not exist).
+    pub fn new(
+        template: &Template,
+        queues: AsyncInvoker,
+        sqs: Option<SqsEngine>,
+        clock: SharedClock,
+        config: RunnerConfig,
+    ) -> Result<Self, RunnerError> {
+        let entries = template
+            .schedules
+            .iter()
+            .map(|def| Entry::resolve(def, template, &config))
+            .collect::<Result<Vec<_>, _>>()?;
+        let rng = match config.seed {
+            Some(seed) => fastrand::Rng::with_seed(seed),
+            None => fastrand::Rng::new(),
+        };
+        Ok(ScheduleRunner {
+            inner: Arc::new(Inner {
+                entries,
+                queues,
+                sqs,
+                clock,
+                config,
+                activity: Activity::default(),
+                stop: watch::Sender::new(false),
+                started: AtomicBool::new(false),
+                rng: Mutex::new(rng),
+            }),
+        })
+    }
+
+    /// Starts one task per enabled schedule. Scheduler rates without a `StartDate` are
+    /// anchored at the clock's now and fire at once ([`Schedule::first_fire`]), unless
+    /// [`RunnerConfig::state_dir`] holds their anchor from an earlier start: then they continue
+    /// on that grid from the next point after now. Legacy rules' rates start one period after
+    /// now. The runner stops when `shutdown` turns true (or its sender is dropped) or
+    /// on [`Self::stop`]; the returned task ends once every schedule task and pending retry has
+    /// ended. Retries still waiting at that point are abandoned (logged). Must be called
+    /// within a Tokio runtime.
+    pub fn start(&self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, RunnerError> {
+        if *self.inner.stop.borrow() {
+            return Err(RunnerError::Stopped);
+        }
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return Err(RunnerError::AlreadyStarted);
+        }
+        let now = self.inner.clock.now();
+        let store = self.inner.config.state_dir.as_deref().map(AnchorStore::new);
+        let stored = store.as_ref().map(AnchorStore::load).unwrap_or_default();
+        let mut anchors = BTreeMap::new();
+        for (idx, entry) in self.inner.entries.iter().enumerate() {
+            if !entry.def.enabled {
+                continue;
+            }
+            let (created_at, first) = entry.first_fire(now, stored.get(&entry.def.id));
+            if entry.immediate_rate() {
+                anchors.insert(
+                    entry.def.id.clone(),
+                    Anchor {
+                        expression: entry.def.expression.clone(),
+                        anchor: created_at,
+                    },
+                );
+            }
+            lock(&entry.counters).next_fire = first;
+            let tracker = self.inner.track();
+            let rng = lock(&self.inner.rng).fork();
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                inner
+                    .run_schedule(idx, first, created_at, rng, tracker)
+                    .await;
+            });
+        }
+        if let Some(store) = store
+            && anchors != stored
+        {
+            store.save(&anchors);
+        }
+        tracing::info!(
+            schedules = self.inner.entries.iter().filter(|e| e.def.enabled).count(),
+            "schedule runner started"
+        );
+        let inner = self.inner.clone();
+        Ok(tokio::spawn(async move {
+            let mut shutdown = shutdown;
+            let mut stop = inner.stop.subscribe();
+            tokio::select! {
+                () = stopped(&mut shutdown) => {}
+                () = stopped(&mut stop) => {}
+            }
+            inner.stop.send_replace(true);
+            // Every task ends promptly once stop is set; their trackers empty the registry.
+            inner.activity.wait_empty().await;
+            tracing::info!("schedule runner stopped");
+        }))
+    }
+
+    /// Stops the runner, like the shutdown signal; idempotent.
+    pub fn stop(&self) {
+        self.inner.stop.send_replace(true);
+    }
+
+    /// Fires schedule `name` (logical id, or name when unambiguous) now, as `nightshift fire`
+    /// does: the scheduled time is the clock's now, there is no flexible window, and the event
+    /// is handed to the function's asynchronous queue as for a scheduled occurrence. `fire`
+    /// then waits for the function's first attempt and returns its result, so that the CLI and
+    /// tests can show it; Lambda's retries of a failed attempt (and the Scheduler's of a failed
+    /// invoke) happen in the background on the clock. Disabled schedules can be fired.
+    pub async fn fire(&self, name: &str) -> Result<FireOutcome, RunnerError> {
+        let idx = self.inner.find(name)?;
+        if *self.inner.stop.borrow() {
+            return Err(RunnerError::Stopped);
+        }
+        let entry = &self.inner.entries[idx];
+        let now = self.inner.clock.now();
+        let mut rng = lock(&self.inner.rng).fork();
+        let mut occ = Occurrence::new(idx, now, now, uuid_from(&mut rng));
+        {
+            let mut c = lock(&entry.counters);
+            c.fires += 1;
+            c.last_fire = Some(now);
+        }
+        tracing::info!(schedule = %entry.def.id, scheduled_time = %now, "schedule fired by hand");
+        let tracker = self.inner.track();
+        let mut stop = self.inner.stop.subscribe();
+        let attempted = self.inner.attempt(&mut occ, &mut rng, &mut stop).await;
+        if attempted.next_attempt_at.is_some() {
+            self.inner.spawn_delivery(occ, rng);
+        }
+        drop(tracker);
+        let (result, next_attempt_at) = match attempted.result {
+            Ok(Sent::Accepted(accepted)) => match accepted.first_attempt().await {
+                Some(first) => (first.result, first.next_attempt_at),
+                None => (Err(InvokeError::ShuttingDown), None),
+            },
+            Ok(Sent::Message { message_id }) => (Ok(sent_response(message_id)), None),
+            Err(AttemptError::Invoke(error)) => (Err(error), attempted.next_attempt_at),
+            Err(AttemptError::Send { queue, error }) => (
+                Err(InvokeError::Unreachable {
+                    endpoint: format!("queue {queue}"),
+                    message: error.to_string(),
+                }),
+                attempted.next_attempt_at,
+            ),
+        };
+        Ok(FireOutcome {
+            schedule: entry.def.id.clone(),
+            scheduled_time: now,
+            execution_id: attempted.execution_id,
+            payload: attempted.payload,
+            result,
+            next_attempt_at,
+        })
+    }
+
+    /// Per-schedule statistics, in template order.
+    pub fn stats(&self) -> Vec<ScheduleStats> {
+        self.inner.entries.iter().map(Entry::stats).collect()
+    }
+
+    /// Statistics of one schedule (logical id, or name when unambiguous).
+    pub fn schedule_stats(&self, name: &str) -> Result<ScheduleStats, RunnerError> {
+        let idx = self.inner.find(name)?;
+        Ok(self.inner.entries[idx].stats())
+    }
+
+    /// Resolves once every schedule task and pending delivery is waiting on an instant after
+    /// the clock's now: everything due has been delivered. With a manual clock, call it after
+    /// `advance`/`set` to know the runner has caught up. Waits forever if a function never
+    /// returns (in-process handlers without a timeout), so tests bound it with a timeout.
+    pub async fn wait_idle(&self) {
+        let inner = &self.inner;
+        // A schedule task may hand the queues an event, and an event may not touch the
+        // runner: both idle at once is the end.
+        loop {
+            inner.activity.wait_idle(&inner.clock).await;
+            inner.queues.wait_idle().await;
+            if inner.activity.is_idle(inner.clock.now()) && inner.queues.is_idle() {
+                return;
+            }
+        }
+    }
+
+    /// Moves the manual clock to `to` one due instant at a time (the earliest waiter of the
+    /// clock, this runner's or another component's), waiting for the runner to be idle after
+    /// each, so every invocation sees the clock at its own scheduled (or retry) time and
+    /// occurrences of different schedules interleave in time order. Returns the number of
+    /// clock moves. A single `ManualClock::advance` is much faster when invocations need not
+    /// see `now == scheduled time`: each schedule then catches up in order with the clock at
+    /// the end of the jump.
+    pub async fn advance_to(&self, to: DateTime<Utc>) -> Result<u64, RunnerError> {
+        let manual = self.inner.clock.as_manual().ok_or(RunnerError::NotManual)?;
+        if to < self.inner.clock.now() {
+            return Err(ClockError::Backwards {
+                now: self.inner.clock.now(),
+                to,
+            }
+            .into());
+        }
+        let mut steps = 0;
+        while steps < MAX_ADVANCE_STEPS {
+            self.wait_idle().await;
+            let next = [
+                manual.next_wakeup(),
+                self.inner.next_parked(),
+                self.inner.queues.next_retry(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match next {
+                Some(at) if at < to => {
+                    manual.set(at)?;
+                    steps += 1;
+                }
+                _ => break,
+            }
+        }
+        manual.set(to)?;
+        self.wait_idle().await;
+        Ok(steps + 1)
+    }
+
+    /// [`Self::advance_to`] `now + by`; returns the new time.
+    pub async fn advance(&self, by: Duration) -> Result<DateTime<Utc>, RunnerError> {
+        let delta = TimeDelta::from_std(by).map_err(|_| ClockError::OutOfRange)?;
+        let to = self
+            .inner
+            .clock
+            .now()
+            .checked_add_signed(delta)
+            .ok_or(ClockError::OutOfRange)?;
+        self.advance_to(to).await?;
+        Ok(to)
+    }
+}
+
+impl Occurrence {
+    fn new(
+        entry: usize,
+        scheduled: DateTime<Utc>,
+        first_attempt_at: DateTime<Utc>,
+        event_id: uuid::Uuid,
+    ) -> Self {
+        Occurrence {
+            entry,
+            scheduled,
+            first_attempt_at,
+            attempt: 1,
+            due: first_attempt_at,
+            event_id,
+        }
+    }
+}
+
+/// What [`ScheduleRunner::fire`] reports for a message sent to a queue target: SendMessage's
+/// answer as a successful response.
+fn sent_response(message_id: String) -> InvokeResponse {
+    let body = serde_json::json!({ "MessageId": message_id }).to_string();
+    InvokeResponse {
+        request_id: message_id,
+        outcome: crate::invoker::InvokeOutcome::Success(Bytes::from(body)),
+        duration: Duration::ZERO,
+        init_duration: None,
+    }
+}
+
+fn uuid_from(rng: &mut fastrand::Rng) -> uuid::Uuid {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
+}

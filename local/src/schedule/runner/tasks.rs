@@ -1,0 +1,159 @@
+//! The runner's tasks: one per enabled schedule, waiting on the clock for each fire time,
+//! and one per occurrence whose delivery must wait (flexible window, retry backoff).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use super::{Inner, Occurrence, RunnerError, lock, uuid_from};
+use crate::activity::{Tracker, stopped};
+
+/// Most attempts one occurrence can make: the first plus `MaximumRetryAttempts` (at most 185).
+const MAX_ATTEMPTS: u32 = 186;
+
+impl Inner {
+    pub(super) fn find(&self, name: &str) -> Result<usize, RunnerError> {
+        if let Some(idx) = self.entries.iter().position(|e| e.def.id == name) {
+            return Ok(idx);
+        }
+        let named: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| self.entries[i].def.name == name)
+            .collect();
+        match named.as_slice() {
+            [] => Err(RunnerError::UnknownSchedule(name.to_owned())),
+            [idx] => Ok(*idx),
+            many => Err(RunnerError::Ambiguous {
+                name: name.to_owned(),
+                ids: many
+                    .iter()
+                    .map(|&i| self.entries[i].def.id.clone())
+                    .collect(),
+            }),
+        }
+    }
+
+    pub(super) fn track(&self) -> Tracker {
+        self.activity.track()
+    }
+
+    pub(super) fn next_parked(&self) -> Option<DateTime<Utc>> {
+        self.activity.next_parked(self.clock.now())
+    }
+
+    /// One schedule's task: waits for each fire time and delivers its occurrence.
+    pub(super) async fn run_schedule(
+        self: Arc<Self>,
+        idx: usize,
+        first: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+        mut rng: fastrand::Rng,
+        tracker: Tracker,
+    ) {
+        let entry = &self.entries[idx];
+        let mut stop = self.stop.subscribe();
+        let mut next = first;
+        // Ends with the expression (an `at`, an EndDate, the cron's years) or on stop.
+        while let Some(scheduled) = next {
+            if scheduled > self.clock.now() {
+                // Registered before marking parked, so `advance_to` always sees the waiter.
+                let sleep = self.clock.sleep_until(scheduled);
+                tracker.park(scheduled);
+                tokio::select! {
+                    biased;
+                    () = stopped(&mut stop) => break,
+                    () = sleep => {}
+                }
+                tracker.run();
+            } else if *stop.borrow() {
+                break;
+            }
+            let following = entry.schedule.next_fire_after(scheduled, created_at);
+            let invoke_at = entry
+                .schedule
+                .flexible_window
+                .invocation_time(scheduled, &mut rng);
+            let mut occ = Occurrence::new(idx, scheduled, invoke_at, uuid_from(&mut rng));
+            {
+                let mut c = lock(&entry.counters);
+                c.fires += 1;
+                c.last_fire = Some(scheduled);
+                c.next_fire = following;
+            }
+            tracing::debug!(schedule = %entry.def.id, scheduled_time = %scheduled, "schedule due");
+            let behind = following.is_some_and(|f| f <= self.clock.now());
+            let done = behind && self.attempt_due(&mut occ, &mut rng, &mut stop).await;
+            if !done && !*stop.borrow() {
+                self.spawn_delivery(occ, rng.fork());
+            }
+            next = following;
+        }
+        lock(&entry.counters).next_fire = None;
+        if next.is_none() {
+            tracing::debug!(schedule = %entry.def.id, "schedule has no further fire time");
+        }
+    }
+
+    /// Makes the attempts of `occ` that are due now, in line; false when one is left for later.
+    async fn attempt_due(
+        &self,
+        occ: &mut Occurrence,
+        rng: &mut fastrand::Rng,
+        stop: &mut watch::Receiver<bool>,
+    ) -> bool {
+        for _ in 0..MAX_ATTEMPTS {
+            if occ.due > self.clock.now() || *stop.borrow() {
+                return false;
+            }
+            if self.attempt(occ, rng, stop).await.next_attempt_at.is_none() {
+                return true;
+            }
+        }
+        true
+    }
+
+    /// Delivers `occ` (waits for its due time, attempts, retries) in a task of its own.
+    pub(super) fn spawn_delivery(self: &Arc<Self>, occ: Occurrence, rng: fastrand::Rng) {
+        let tracker = self.track();
+        let inner = self.clone();
+        tokio::spawn(async move { inner.deliver(occ, rng, tracker).await });
+    }
+
+    async fn deliver(
+        self: Arc<Self>,
+        mut occ: Occurrence,
+        mut rng: fastrand::Rng,
+        tracker: Tracker,
+    ) {
+        let mut stop = self.stop.subscribe();
+        for _ in 0..MAX_ATTEMPTS {
+            if occ.due > self.clock.now() {
+                let sleep = self.clock.sleep_until(occ.due);
+                tracker.park(occ.due);
+                tokio::select! {
+                    biased;
+                    () = stopped(&mut stop) => {}
+                    () = sleep => {}
+                }
+                tracker.run();
+            }
+            if *stop.borrow() {
+                tracing::warn!(
+                    schedule = %self.entries[occ.entry].def.id,
+                    scheduled_time = %occ.scheduled,
+                    attempt = occ.attempt,
+                    "schedule delivery abandoned at shutdown"
+                );
+                return;
+            }
+            if self
+                .attempt(&mut occ, &mut rng, &mut stop)
+                .await
+                .next_attempt_at
+                .is_none()
+            {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! Functions: `AWS::Serverless::Function` and `AWS::Lambda::Function`, their binary, settings
+//! and environment (with the env file's overrides).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::Builder;
+use crate::template::FunctionDef;
+use crate::template::error::TemplateError;
+use crate::template::expr::Expr;
+use crate::template::resolve::{At, Resource, SAM_FUNCTION, entries, json_string};
+
+impl Builder<'_, '_> {
+    pub(super) fn function(&self, id: &str, res: &Resource) -> Result<FunctionDef, TemplateError> {
+        let r = self.r;
+        let at = At::new(id);
+        let p = &res.properties;
+        if r.opt_string(p, "PackageType", &at)?.as_deref() == Some("Image") {
+            return Err(at
+                .key("PackageType")
+                .err("container image functions are not modelled by the emulator"));
+        }
+        let name = r.physical_name(id, &at)?;
+        let (binary, code_uri) = self.binary(id, res)?;
+        let (log_format, log_level) = match p.get("LoggingConfig") {
+            None => (None, None),
+            Some(lc) => {
+                let lc_at = at.key("LoggingConfig");
+                entries(lc, &lc_at)?;
+                (
+                    r.opt_string(lc, "LogFormat", &lc_at)?,
+                    r.opt_string(lc, "ApplicationLogLevel", &lc_at)?,
+                )
+            }
+        };
+        Ok(FunctionDef {
+            logical_id: id.to_owned(),
+            arn: r.function_arn(&name),
+            env: self.environment(id, &name, p, &at)?,
+            name,
+            binary,
+            code_uri,
+            timeout_s: r.opt_u32(p, "Timeout", &at, 1..=900)?.unwrap_or(3),
+            memory_mb: r
+                .opt_u32(p, "MemorySize", &at, 128..=10_240)?
+                .unwrap_or(128),
+            reserved_concurrency: r.opt_u32(
+                p,
+                "ReservedConcurrentExecutions",
+                &at,
+                0..=u32::MAX,
+            )?,
+            log_format,
+            log_level,
+            event_invoke: self.sam_event_invoke(p, &at)?,
+            dead_letter_queue: self.function_dead_letter_queue(res, &at)?,
+        })
+    }
+
+    /// The binary and code directory of a function.
+    fn binary(
+        &self,
+        id: &str,
+        res: &Resource,
+    ) -> Result<(String, Option<std::path::PathBuf>), TemplateError> {
+        let r = self.r;
+        let meta_at = At::new(id).key("Metadata");
+        let from_metadata = match res.metadata.get("BuildProperties") {
+            None => None,
+            Some(bp) => {
+                let bp_at = meta_at.key("BuildProperties");
+                entries(bp, &bp_at)?;
+                r.opt_string(bp, "Binary", &bp_at)?
+            }
+        };
+        let code_key = if res.kind == SAM_FUNCTION {
+            "CodeUri"
+        } else {
+            "Code"
+        };
+        let code_at = At::new(id).key(code_key);
+        // An S3 location or inline code is not a local crate; only a path string is.
+        let code_path = match res.properties.get(code_key) {
+            None | Some(Expr::Map(_)) => None,
+            Some(e) => self
+                .r
+                .resolve(e, &code_at)?
+                .map(|v| json_string(&v, &code_at))
+                .transpose()?,
+        };
+        let code_uri = code_path.as_deref().map(|p| self.base_dir.join(p));
+        let binary = from_metadata
+            .or_else(|| {
+                code_path
+                    .as_deref()
+                    .and_then(|p| last_segment(self.base_dir, p))
+            })
+            .ok_or_else(|| {
+                code_at.err(
+                    "cannot tell which binary runs this function: set a local path here \
+                     or Metadata.BuildProperties.Binary",
+                )
+            })?;
+        Ok((binary, code_uri))
+    }
+
+    fn environment(
+        &self,
+        id: &str,
+        name: &str,
+        p: &Expr,
+        at: &At,
+    ) -> Result<BTreeMap<String, String>, TemplateError> {
+        let mut env = BTreeMap::new();
+        let overrides = self.env.map(|e| e.for_function(id, name));
+        let vars = match p.get("Environment") {
+            None => None,
+            Some(e) => {
+                let env_at = at.key("Environment");
+                entries(e, &env_at)?;
+                e.get("Variables").map(|v| (v, env_at.key("Variables")))
+            }
+        };
+        let declared: &[(String, Expr)] = match &vars {
+            None => &[],
+            Some((v, vars_at)) => entries(v, vars_at)?,
+        };
+        for (key, value) in declared {
+            // An overridden variable is never resolved, so env.local.json can stand in for
+            // values the emulator cannot produce (a table name, a secret's ARN, ...).
+            if let Some(v) = overrides.as_ref().and_then(|o| o.get(key)) {
+                env.insert(key.clone(), v.to_owned());
+                continue;
+            }
+            let var_at = at.key("Environment").key("Variables").key(key);
+            if let Some(v) = self.r.resolve(value, &var_at)? {
+                env.insert(key.clone(), json_string(&v, &var_at)?);
+            }
+        }
+        if let Some(o) = &overrides {
+            for key in o.own_keys().filter(|k| !env.contains_key(*k)) {
+                // The SAM CLI only overrides variables the template declares; so does this.
+                tracing::warn!(function = %id, variable = key, "env file variable not declared in the template, ignored");
+            }
+        }
+        Ok(env)
+    }
+}
+
+/// The binary name a code path implies: its last segment (the crate directory).
+fn last_segment(base_dir: &Path, code: &str) -> Option<String> {
+    let path = Path::new(code.trim_end_matches(['/', '\\']));
+    match path.file_name() {
+        Some(name) => Some(name.to_string_lossy().into_owned()),
+        // `.` or `..`: the name of the directory they stand for.
+        None => base_dir
+            .join(path)
+            .canonicalize()
+            .ok()?
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned()),
+    }
+}
