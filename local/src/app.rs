@@ -471,6 +471,21 @@ pub type Wrap = Box<dyn FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send>;
 impl Emulator {
     /// Starts everything `options` describes, using `invoker` when given instead of the one
     /// `options.invoker` names (tests pass an in-process invoker here).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use nightshift_local::app::{Emulator, UpOptions};
+    ///
+    /// // The template, env file and functions of the project in the current directory, built
+    /// // and run under the emulator's Lambda runtime, on 127.0.0.1:9324.
+    /// let emulator = Emulator::start(UpOptions::new("."), None).await?;
+    /// let answer = emulator
+    ///     .invoke("DailyReportFunction", r#"{"date":"2026-01-01"}"#)
+    ///     .await?;
+    /// println!("{:?}", answer.outcome);
+    /// emulator.shutdown(std::time::Duration::from_secs(5)).await;
+    /// # Ok(()) }
+    /// ```
     pub async fn start(
         options: UpOptions,
         invoker: Option<Arc<dyn Invoker>>,

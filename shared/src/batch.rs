@@ -230,6 +230,36 @@ impl BatchProcessor {
     }
 
     /// Processes `records` with `handler`, stopping to start new ones near `deadline`.
+    ///
+    /// A record's handler answers `Ok(())` (the record is done), a retryable
+    /// [`RecordError`] (the record comes back after a backoff, and is dead-lettered by the
+    /// processor on its last receive) or a permanent one (dead-lettered at once, with the
+    /// reason in `nightshift-error`). The report's `response` is what the function returns
+    /// to Lambda (`ReportBatchItemFailures`).
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use aws_lambda_events::event::sqs::SqsEvent;
+    /// use nightshift::adapters::sqs::SqsQueue;
+    /// use nightshift::batch::{BatchConfig, BatchProcessor, RecordError};
+    ///
+    /// # async fn handle(event: SqsEvent) {
+    /// let queue = Arc::new(SqsQueue::from_env().await);
+    /// let processor = BatchProcessor::new(queue, BatchConfig::default());
+    /// let deadline = tokio::time::Instant::now() + Duration::from_secs(25);
+    /// let report = processor
+    ///     .process(event.records, deadline, |record| async move {
+    ///         match record.body.as_deref() {
+    ///             Some(body) if !body.is_empty() => Ok(()),
+    ///             _ => Err(RecordError::Permanent("empty body".into())),
+    ///         }
+    ///     })
+    ///     .await;
+    /// println!("{} failed", report.response.batch_item_failures.len());
+    /// # }
+    /// ```
     pub async fn process<H, Fut>(
         &self,
         records: Vec<SqsMessage>,

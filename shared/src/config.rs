@@ -71,6 +71,17 @@ impl Env {
     }
 
     /// A fixed set of variables.
+    ///
+    /// ```
+    /// use nightshift::config::{Env, StoreUrl};
+    ///
+    /// let env = Env::from_map([("STORE_URL", "sqlite://.nightshift/state.db")]);
+    /// assert_eq!(
+    ///     env.store_url().unwrap(),
+    ///     StoreUrl::Sqlite(".nightshift/state.db".into())
+    /// );
+    /// assert!(env.required("MAIL_URL").is_err());
+    /// ```
     pub fn from_map<K: Into<String>, V: Into<String>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
