@@ -17,9 +17,9 @@ use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
-use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker, Slot};
+use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, RemoteInvoker, Slot};
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
-use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
+use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
 use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
 use crate::sqs::model::{MessageSnapshot, OutgoingMessage};

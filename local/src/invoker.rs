@@ -2,7 +2,8 @@
 //!
 //! [`Invoker`] is object safe, so the event source mappings and schedules hold an
 //! `Arc<dyn Invoker>` and never know what is behind it:
-//! - [`ProcessInvoker`]: the real function binaries run by the [`crate::runtime`] pool;
+//! - `runtime::ProcessInvoker`: the real function binaries run by the runtime's pool (in
+//!   `runtime`, so that this module is a leaf: it imports nothing of the crate);
 //! - [`RemoteInvoker`]: a Lambda Invoke API (`cargo lambda watch`, or anything that
 //!   serves `POST /2015-03-31/functions/{name}/invocations`);
 //! - [`InProcessInvoker`]: async closures registered by name, for tests.
@@ -28,8 +29,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
-
-use crate::runtime::Runtime;
 
 /// Largest synchronous invocation payload Lambda accepts, request or response (6 MB).
 pub const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -308,42 +307,6 @@ pub enum InvokeError {
         /// The response body, as text.
         body: String,
     },
-}
-
-/// The real function binaries, run by a [`Runtime`] pool.
-#[derive(Clone)]
-pub struct ProcessInvoker {
-    runtime: Runtime,
-}
-
-impl ProcessInvoker {
-    /// Invokes through `runtime`.
-    pub fn new(runtime: Runtime) -> Self {
-        Self { runtime }
-    }
-
-    /// The runtime behind this invoker.
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-}
-
-impl Invoker for ProcessInvoker {
-    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
-        self.runtime.invoke(req).boxed()
-    }
-
-    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
-        self.runtime.reserve(function).boxed()
-    }
-
-    fn invoke_in(
-        &self,
-        slot: Slot,
-        req: InvokeRequest,
-    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
-        self.runtime.invoke_in(slot, req).boxed()
-    }
 }
 
 /// A Lambda Invoke API over HTTP: `cargo lambda watch`'s port, or anything that

@@ -96,10 +96,8 @@ use nightshift_contract::record::ORIGINAL_ID_ATTRIBUTE;
 use crate::app::{AppError, InvokerChoice, UpOptions, Wrap, build_functions, target_dir};
 use crate::clock::{ClockSpec, SharedClock};
 use crate::harness::{Invocation, describe};
-use crate::invoker::{
-    InvokeError, InvokeRequest, InvokeResponse, Invoker, ProcessInvoker, RemoteInvoker, Slot,
-};
-use crate::runtime::{FunctionConfig, Runtime, RuntimeOptions, tracing_log_sink};
+use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker, RemoteInvoker, Slot};
+use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::sqs::{MessageAttributeValue, SqsConfig, SqsEngine, SqsServer};
 use crate::template::{LoadOptions, Template};
 

@@ -31,11 +31,12 @@ use nightshift_local::clock::{self, ManualClock};
 use nightshift_local::invoke_async::{AsyncFunction, AsyncInvoker};
 use nightshift_local::invoker::{
     FunctionError, InProcessInvoker, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker,
-    ProcessInvoker,
 };
 use nightshift_local::mapping::event::{Record, assemble};
 use nightshift_local::mapping::{self, MappingConfig, Shutdown};
-use nightshift_local::runtime::{FunctionConfig, LogLine, LogSink, Runtime, RuntimeOptions};
+use nightshift_local::runtime::{
+    FunctionConfig, LogLine, LogSink, ProcessInvoker, Runtime, RuntimeOptions,
+};
 use nightshift_local::schedule::runner::{RunnerConfig, ScheduleRunner};
 use nightshift_local::sqs::{self, OutgoingMessage, ReceiveOptions, SqsEngine};
 use nightshift_local::template::{

@@ -20,6 +20,8 @@
 
 mod api;
 pub use api::MAX_RESPONSE_BYTES;
+mod invoker;
+pub use invoker::ProcessInvoker;
 mod pool;
 mod process;
 

@@ -19,10 +19,10 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use nightshift_local::invoker::{
     ExitInfo, FunctionError, InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest,
-    InvokeResponse, Invoker, PANIC_ERROR_TYPE, ProcessInvoker, RemoteInvoker,
+    InvokeResponse, Invoker, PANIC_ERROR_TYPE, RemoteInvoker,
 };
 use nightshift_local::runtime::{
-    FunctionConfig, LogLine, LogStream, Runtime, RuntimeOptions, ShutdownReport,
+    FunctionConfig, LogLine, LogStream, ProcessInvoker, Runtime, RuntimeOptions, ShutdownReport,
 };
 use serde_json::{Value, json};
 use tokio::sync::Notify;
