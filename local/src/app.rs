@@ -1,7 +1,8 @@
-//! The emulator assembled from a template: queues, the SQS endpoint, the runtime with the real
-//! function binaries (or another invoker), one poller per SQS event source and the schedules,
-//! all on one clock. [`Emulator`] is both what `nightshift up` runs and the library API the
-//! tests and the control endpoint use (`send`, `fire`, `advance`, `status`, `dlq`).
+//! The emulator assembled from a template: queues, the runtime with the real function
+//! binaries (or another invoker), one poller per SQS event source and the schedules, all on one
+//! clock, and the endpoint's listener (served by `crate::server`, where `Emulator::start` is).
+//! [`Emulator`] is both what `nightshift up` runs and the library API the tests and the control
+//! endpoint use (`send`, `fire`, `advance`, `status`, `dlq`).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -468,37 +469,25 @@ impl Invoker for RenamingInvoker {
 /// Wraps the emulator's invoker (to record or inject faults) before anything uses it.
 pub type Wrap = Box<dyn FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send>;
 
-impl Emulator {
-    /// Starts everything `options` describes, using `invoker` when given instead of the one
-    /// `options.invoker` names (tests pass an in-process invoker here).
-    ///
-    /// ```no_run
-    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use nightshift_local::app::{Emulator, UpOptions};
-    ///
-    /// // The template, env file and functions of the project in the current directory, built
-    /// // and run under the emulator's Lambda runtime, on 127.0.0.1:9324.
-    /// let emulator = Emulator::start(UpOptions::new("."), None).await?;
-    /// let answer = emulator
-    ///     .invoke("DailyReportFunction", r#"{"date":"2026-01-01"}"#)
-    ///     .await?;
-    /// println!("{:?}", answer.outcome);
-    /// emulator.shutdown(std::time::Duration::from_secs(5)).await;
-    /// # Ok(()) }
-    /// ```
-    pub async fn start(
-        options: UpOptions,
-        invoker: Option<Arc<dyn Invoker>>,
-    ) -> Result<Arc<Self>, AppError> {
-        Emulator::start_wrapped(options, invoker, None).await
-    }
+/// An emulator built and its listener bound, not served yet.
+pub(crate) struct Assembled {
+    /// The emulator.
+    pub(crate) emulator: Arc<Emulator>,
+    /// The endpoint's listener.
+    pub(crate) listener: TcpListener,
+    /// Turns true when the emulator stops.
+    pub(crate) stopped: watch::Receiver<bool>,
+}
 
-    /// [`Emulator::start`], with `wrap` applied to the invoker every event goes through.
-    pub async fn start_wrapped(
+impl Emulator {
+    /// Builds everything `options` describes (queues, functions, mappings, schedules, on one
+    /// clock) and binds the endpoint's listener, without serving it yet:
+    /// [`crate::server`] serves it (`Emulator::start`).
+    pub(crate) async fn assemble(
         options: UpOptions,
         invoker: Option<Arc<dyn Invoker>>,
         wrap: Option<Wrap>,
-    ) -> Result<Arc<Self>, AppError> {
+    ) -> Result<Assembled, AppError> {
         let listener =
             TcpListener::bind(options.addr)
                 .await
@@ -692,20 +681,16 @@ impl Emulator {
             stop,
             server: std::sync::Mutex::new(None),
         });
-        let router = crate::sqs::server::router(engine)
-            .merge(crate::control::router(emulator.clone()))
-            .merge(crate::lambda_api::router(emulator.clone()));
-        let mut shutdown_rx = stop_rx;
-        let server = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = shutdown_rx.wait_for(|s| *s).await;
-            });
-            if let Err(e) = serve.await {
-                warn!(error = %e, "endpoint stopped");
-            }
-        });
-        *emulator.server.lock().unwrap() = Some(server);
-        Ok(emulator)
+        Ok(Assembled {
+            emulator,
+            listener,
+            stopped: stop_rx,
+        })
+    }
+
+    /// Keeps the task that serves the endpoint, so shutdown can wait for it.
+    pub(crate) fn set_server(&self, server: tokio::task::JoinHandle<()>) {
+        *self.server.lock().unwrap() = Some(server);
     }
 
     /// The bound address of the SQS and control endpoint.

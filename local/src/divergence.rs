@@ -247,7 +247,7 @@ pub fn announce_once(id: &str) {
 fn log(d: &Divergence) {
     tracing::warn!(
         divergence = d.id,
-        aws = d.aws,
+        aws = %d.aws.replace('`', ""),
         "emulator differs from aws: {}: {}",
         d.place.replace('`', ""),
         d.emulator.replace('`', "")

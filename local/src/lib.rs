@@ -7,6 +7,7 @@
 //! Layout, one module per role:
 //! - [`app`]: the emulator assembled from a template, and its library API;
 //! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
+//! - `server`: the one HTTP endpoint (SQS, control, Invoke API) and `Emulator::start`;
 //! - [`harness`]: the emulator as a test harness (manual clock, recorded invocations);
 //! - [`faults`]: seeded fault injection per function (in the functions, in the invoker, kills);
 //! - [`check`]: the reliability checker: jobs through the real functions under faults, verified;
@@ -39,6 +40,7 @@ pub mod lambda_api;
 pub mod mapping;
 pub mod runtime;
 pub mod schedule;
+mod server;
 pub mod sqs;
 pub mod template;
 pub mod trace;
