@@ -372,6 +372,29 @@ pub fn target_dir(root: &Path, release: bool) -> PathBuf {
     base.join(if release { "release" } else { "debug" })
 }
 
+/// Creates the template's queues in `engine` (DLQs first), with their attributes; a queue
+/// already there (kept in the state dir) is set to what the template says. The emulator and
+/// the replay sandbox both build their queues here, so they cannot drift apart.
+pub(crate) fn create_queues(
+    engine: &SqsEngine,
+    template: &Template,
+) -> Result<(), crate::sqs::SqsError> {
+    for queue in template.queues_in_creation_order() {
+        let mut attrs = queue_attributes(queue, template);
+        if engine.get_queue_url(&queue.name).is_ok() {
+            // A queue kept in the state dir follows the template, also where the template
+            // dropped something: an empty RedrivePolicy removes the journaled one, as
+            // SetQueueAttributes does in SQS.
+            attrs.entry("RedrivePolicy".into()).or_default();
+            attrs.entry("RedriveAllowPolicy".into()).or_default();
+            engine.set_queue_attributes(&queue.name, &attrs)?;
+        } else {
+            engine.create_queue(&queue.name, &attrs, &BTreeMap::new())?;
+        }
+    }
+    Ok(())
+}
+
 /// The SQS attributes of a modelled queue.
 fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, String> {
     let mut attrs = BTreeMap::from([
@@ -529,19 +552,7 @@ impl Emulator {
             },
             clock.clone(),
         )?;
-        for queue in template.queues_in_creation_order() {
-            let mut attrs = queue_attributes(queue, &template);
-            if engine.get_queue_url(&queue.name).is_ok() {
-                // A queue kept in the state dir follows the template, also where the template
-                // dropped something: an empty RedrivePolicy removes the journaled one, as
-                // SetQueueAttributes does in SQS.
-                attrs.entry("RedrivePolicy".into()).or_default();
-                attrs.entry("RedriveAllowPolicy".into()).or_default();
-                engine.set_queue_attributes(&queue.name, &attrs)?;
-            } else {
-                engine.create_queue(&queue.name, &attrs, &BTreeMap::new())?;
-            }
-        }
+        create_queues(&engine, &template)?;
 
         let mapping_configs = MappingConfig::all_from_template(&template, &options.region)
             .map_err(|e| AppError::Setup(e.to_string()))?;

@@ -1198,29 +1198,7 @@ impl Sandbox {
             },
         )
         .map_err(AppError::from)?;
-        for queue in template.queues_in_creation_order() {
-            let mut attributes = BTreeMap::from([
-                (
-                    "VisibilityTimeout".to_string(),
-                    queue.visibility_timeout_s.to_string(),
-                ),
-                ("DelaySeconds".to_string(), queue.delay_s.to_string()),
-                (
-                    "MessageRetentionPeriod".to_string(),
-                    queue.retention_s.to_string(),
-                ),
-                (
-                    "MaximumMessageSize".to_string(),
-                    queue.max_message_size.to_string(),
-                ),
-            ]);
-            if queue.fifo {
-                attributes.insert("FifoQueue".into(), "true".into());
-            }
-            engine
-                .create_queue(&queue.name, &attributes, &BTreeMap::new())
-                .map_err(AppError::from)?;
-        }
+        crate::app::create_queues(&engine, &template).map_err(AppError::from)?;
         let mut runtime = None;
         let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
             (Some(invoker), _) => invoker,
