@@ -434,6 +434,89 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
     attrs
 }
 
+/// The Invoke API at `url` (`cargo lambda watch`), reached by binary name: it knows the
+/// functions by their crate's binary, the template by their function name.
+pub(crate) fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoker> {
+    Arc::new(RenamingInvoker {
+        inner: RemoteInvoker::new(url),
+        names: template
+            .functions
+            .values()
+            .map(|f| (f.name.clone(), f.binary.clone()))
+            .collect(),
+    })
+}
+
+/// The template's functions under the emulator's Lambda runtime: built first when `build`
+/// (`(release, build)` as `InvokerChoice::Process` says), configured from the template (timeout,
+/// memory, reserved concurrency or room for `mappings`, environment, log format and level) and
+/// `options.extra_env`. The emulator and the replay sandbox both run their functions so.
+pub(crate) async fn process_runtime(
+    options: &UpOptions,
+    template: &Template,
+    endpoint: &str,
+    (release, build): (bool, bool),
+    mappings: &[MappingConfig],
+) -> Result<Runtime, AppError> {
+    let binaries: Vec<String> = template
+        .functions
+        .values()
+        .map(|f| f.binary.clone())
+        .collect();
+    if build && !binaries.is_empty() {
+        build_functions(&options.project_root, &binaries, release).await?;
+    }
+    let dir = target_dir(&options.project_root, release);
+    let rt = Runtime::new(RuntimeOptions {
+        region: options.region.clone(),
+        env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.to_string())]),
+        working_dir: Some(
+            options
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| options.project_root.clone()),
+        ),
+        log_sink: tracing_log_sink(),
+        ..RuntimeOptions::default()
+    });
+    for f in template.functions.values() {
+        let binary = dir.join(&f.binary);
+        if !binary.exists() {
+            return Err(AppError::Build(format!(
+                "function {} needs {}, which does not exist (build it or drop --no-build)",
+                f.name,
+                binary.display()
+            )));
+        }
+        let mut env = f.env.clone();
+        // UpOptions::extra_env: `*` first, so a function's own entry wins.
+        env.extend(
+            ["*", f.name.as_str()]
+                .iter()
+                .filter_map(|k| options.extra_env.get(*k))
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        if let Some(format) = &f.log_format {
+            env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
+        }
+        if let Some(level) = &f.log_level {
+            env.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.clone());
+        }
+        let mut config = FunctionConfig::new(f.name.clone(), binary)
+            .with_timeout(Duration::from_secs(f.timeout_s.into()))
+            .with_memory_mb(f.memory_mb)
+            .with_concurrency(f.reserved_concurrency.unwrap_or_else(|| {
+                mapping::instances_needed(mappings, &f.name)
+                    .max(crate::runtime::DEFAULT_CONCURRENCY)
+            }));
+        config.env = env;
+        rt.add_function(config)
+            .map_err(|e| AppError::Setup(e.to_string()))?;
+    }
+    Ok(rt)
+}
+
 /// Counts invocations in flight, so the emulator knows when it is idle.
 struct CountingInvoker {
     inner: Arc<dyn Invoker>,
@@ -559,71 +642,16 @@ impl Emulator {
         let mut runtime = None;
         let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
             (Some(invoker), _) => invoker,
-            (None, InvokerChoice::Remote(url)) => Arc::new(RenamingInvoker {
-                inner: RemoteInvoker::new(url.clone()),
-                names: template
-                    .functions
-                    .values()
-                    .map(|f| (f.name.clone(), f.binary.clone()))
-                    .collect(),
-            }),
+            (None, InvokerChoice::Remote(url)) => remote_by_binary(url, &template),
             (None, InvokerChoice::Process { release, build }) => {
-                let binaries: Vec<String> = template
-                    .functions
-                    .values()
-                    .map(|f| f.binary.clone())
-                    .collect();
-                if *build && !binaries.is_empty() {
-                    build_functions(&options.project_root, &binaries, *release).await?;
-                }
-                let dir = target_dir(&options.project_root, *release);
-                let rt = Runtime::new(RuntimeOptions {
-                    region: options.region.clone(),
-                    env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.clone())]),
-                    working_dir: Some(
-                        options
-                            .work_dir
-                            .clone()
-                            .unwrap_or_else(|| options.project_root.clone()),
-                    ),
-                    log_sink: tracing_log_sink(),
-                    ..RuntimeOptions::default()
-                });
-                for f in template.functions.values() {
-                    let binary = dir.join(&f.binary);
-                    if !binary.exists() {
-                        return Err(AppError::Build(format!(
-                            "function {} needs {}, which does not exist (build it or drop --no-build)",
-                            f.name,
-                            binary.display()
-                        )));
-                    }
-                    let mut env = f.env.clone();
-                    // UpOptions::extra_env: `*` first, so a function's own entry wins.
-                    env.extend(
-                        ["*", f.name.as_str()]
-                            .iter()
-                            .filter_map(|k| options.extra_env.get(*k))
-                            .flatten()
-                            .map(|(k, v)| (k.clone(), v.clone())),
-                    );
-                    if let Some(format) = &f.log_format {
-                        env.insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
-                    }
-                    if let Some(level) = &f.log_level {
-                        env.insert("AWS_LAMBDA_LOG_LEVEL".into(), level.clone());
-                    }
-                    let mut config = FunctionConfig::new(f.name.clone(), binary)
-                        .with_timeout(Duration::from_secs(f.timeout_s.into()))
-                        .with_memory_mb(f.memory_mb)
-                        .with_concurrency(f.reserved_concurrency.unwrap_or_else(|| {
-                            mapping::instances_needed(&mapping_configs, &f.name)
-                                .max(crate::runtime::DEFAULT_CONCURRENCY)
-                        }));
-                    config.env = env;
-                    rt.add_function(config)
-                        .map_err(|e| AppError::Setup(e.to_string()))?;
-                }
+                let rt = process_runtime(
+                    &options,
+                    &template,
+                    &endpoint,
+                    (*release, *build),
+                    &mapping_configs,
+                )
+                .await?;
                 runtime = Some(rt.clone());
                 Arc::new(ProcessInvoker::new(rt))
             }

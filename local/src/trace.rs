@@ -93,11 +93,11 @@ use tracing::{info, warn};
 
 use nightshift_contract::record::ORIGINAL_ID_ATTRIBUTE;
 
-use crate::app::{AppError, InvokerChoice, UpOptions, Wrap, build_functions, target_dir};
+use crate::app::{AppError, InvokerChoice, UpOptions, Wrap};
 use crate::clock::{ClockSpec, SharedClock};
 use crate::harness::{Invocation, describe};
-use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker, RemoteInvoker, Slot};
-use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
+use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker, Slot};
+use crate::runtime::{ProcessInvoker, Runtime};
 use crate::sqs::{MessageAttributeValue, SqsConfig, SqsEngine, SqsServer};
 use crate::template::{LoadOptions, Template};
 
@@ -1138,22 +1138,6 @@ pub fn recording_wrap(
     (wrap, slot)
 }
 
-/// Routes invocations to a Lambda Invoke API by binary name, as `cargo lambda watch` knows
-/// the functions.
-struct ByBinaryName {
-    inner: RemoteInvoker,
-    names: BTreeMap<String, String>,
-}
-
-impl Invoker for ByBinaryName {
-    fn invoke(&self, mut req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
-        if let Some(binary) = self.names.get(&req.function) {
-            req.function = binary.clone();
-        }
-        self.inner.invoke(req)
-    }
-}
-
 /// Where a replay runs: the template's queues on an SQS endpoint of their own (no pollers, no
 /// schedules: what the functions send lands there and triggers nothing) and the functions,
 /// reached like `nightshift up` reaches them.
@@ -1202,16 +1186,16 @@ impl Sandbox {
         let mut runtime = None;
         let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
             (Some(invoker), _) => invoker,
-            (None, InvokerChoice::Remote(url)) => Arc::new(ByBinaryName {
-                inner: RemoteInvoker::new(url.clone()),
-                names: template
-                    .functions
-                    .values()
-                    .map(|f| (f.name.clone(), f.binary.clone()))
-                    .collect(),
-            }),
+            (None, InvokerChoice::Remote(url)) => crate::app::remote_by_binary(url, &template),
             (None, InvokerChoice::Process { release, build }) => {
-                let rt = process_runtime(options, &template, &endpoint, *release, *build).await?;
+                let rt = crate::app::process_runtime(
+                    options,
+                    &template,
+                    &endpoint,
+                    (*release, *build),
+                    &[],
+                )
+                .await?;
                 runtime = Some(rt.clone());
                 Arc::new(ProcessInvoker::new(rt))
             }
@@ -1261,69 +1245,6 @@ impl Sandbox {
             server.shutdown().await;
         }
     }
-}
-
-/// The template's functions under the Lambda runtime, configured as `nightshift up` does.
-async fn process_runtime(
-    options: &UpOptions,
-    template: &Template,
-    endpoint: &str,
-    release: bool,
-    build: bool,
-) -> Result<Runtime, TraceError> {
-    let binaries: Vec<String> = template
-        .functions
-        .values()
-        .map(|f| f.binary.clone())
-        .collect();
-    if build && !binaries.is_empty() {
-        build_functions(&options.project_root, &binaries, release).await?;
-    }
-    let dir = target_dir(&options.project_root, release);
-    let rt = Runtime::new(RuntimeOptions {
-        region: options.region.clone(),
-        env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.to_string())]),
-        working_dir: Some(
-            options
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| options.project_root.clone()),
-        ),
-        log_sink: tracing_log_sink(),
-        ..RuntimeOptions::default()
-    });
-    for f in template.functions.values() {
-        let binary = dir.join(&f.binary);
-        if !binary.exists() {
-            return Err(AppError::Build(format!(
-                "function {} needs {}, which does not exist (build it or drop --no-build)",
-                f.name,
-                binary.display()
-            ))
-            .into());
-        }
-        let mut config = FunctionConfig::new(f.name.clone(), binary)
-            .with_timeout(Duration::from_secs(f.timeout_s.into()))
-            .with_memory_mb(f.memory_mb)
-            .with_concurrency(
-                f.reserved_concurrency
-                    .unwrap_or(crate::runtime::DEFAULT_CONCURRENCY),
-            );
-        config.env = f.env.clone();
-        if let Some(format) = &f.log_format {
-            config
-                .env
-                .insert("AWS_LAMBDA_LOG_FORMAT".into(), format.clone());
-        }
-        if let Some(level) = &f.log_level {
-            config
-                .env
-                .insert("AWS_LAMBDA_LOG_LEVEL".into(), level.clone());
-        }
-        rt.add_function(config)
-            .map_err(|e| AppError::Setup(e.to_string()))?;
-    }
-    Ok(rt)
 }
 
 impl fmt::Debug for Sandbox {
