@@ -47,8 +47,8 @@ use tracing::{info, warn};
 
 use nightshift_contract::record::ERROR_ATTRIBUTE;
 
-use crate::app::{AppError, Status, build_functions, target_dir};
 use crate::control::{ControlClient, ControlError};
+use crate::emulator::{EmulatorError, Status, build_functions, target_dir};
 use crate::faults::{FaultError, FaultPlan};
 use crate::sqs::{SqsEngine, SqsError};
 use crate::template::{LoadOptions, Template, TemplateError};
@@ -67,7 +67,7 @@ pub enum CheckError {
     Template(String),
     /// Building the binaries failed.
     #[error(transparent)]
-    Build(#[from] AppError),
+    Build(#[from] EmulatorError),
     /// A file operation failed.
     #[error("{context}: {source}")]
     Io {

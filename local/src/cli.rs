@@ -10,9 +10,9 @@ use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use crate::app::{Emulator, InvokerChoice, Status, UpOptions};
 use crate::clock::ClockSpec;
 use crate::control::ControlClient;
+use crate::emulator::{Emulator, EmulatorOptions, InvokerChoice, Status};
 
 /// Docker-free emulator for nightshift: SQS, event source mappings, schedules and a Lambda
 /// runtime, driven by infra/template.yaml.
@@ -312,7 +312,7 @@ async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
         .clock
         .parse()
         .with_context(|| format!("--clock {}", args.clock))?;
-    let mut options = UpOptions::new(&root);
+    let mut options = EmulatorOptions::new(&root);
     options.template = root.join(&args.template);
     options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
     options.addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -493,13 +493,13 @@ pub struct ReplayArgs {
 }
 
 /// The emulator options `up` would build from `args`.
-fn up_options_from(port: u16, args: &UpArgs) -> anyhow::Result<UpOptions> {
+fn up_options_from(port: u16, args: &UpArgs) -> anyhow::Result<EmulatorOptions> {
     let root = std::env::current_dir().context("no current directory")?;
     let clock: ClockSpec = args
         .clock
         .parse()
         .with_context(|| format!("--clock {}", args.clock))?;
-    let mut options = UpOptions::new(&root);
+    let mut options = EmulatorOptions::new(&root);
     options.template = root.join(&args.template);
     options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
     options.addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -566,7 +566,7 @@ async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
     let (record_wrap, slot) = crate::trace::recording_wrap(writer, NormalizeOptions { times });
     // The recorder sits next to the functions: it records what they got and answered, and
     // faults the emulator injects around them (dropped or malformed responses) stay outside.
-    let wrap: crate::app::Wrap =
+    let wrap: crate::emulator::Wrap =
         match apply_faults(&mut options, args.up.faults.as_deref(), args.up.fault_seed)? {
             Some(faults) => Box::new(move |inner| faults(record_wrap(inner))),
             None => record_wrap,
@@ -610,7 +610,7 @@ async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
         );
     }
     let root = std::env::current_dir().context("no current directory")?;
-    let mut options = UpOptions::new(&root);
+    let mut options = EmulatorOptions::new(&root);
     options.template = root.join(&args.template);
     options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
     options.addr = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -688,10 +688,10 @@ pub fn render_replay(report: &crate::trace::ReplayReport, check: bool) -> String
 
 /// Sets up the faults of `up --faults`: the functions' variables and the invoker wrapper.
 fn apply_faults(
-    options: &mut UpOptions,
+    options: &mut EmulatorOptions,
     spec: Option<&str>,
     seed: u64,
-) -> anyhow::Result<Option<crate::app::Wrap>> {
+) -> anyhow::Result<Option<crate::emulator::Wrap>> {
     let Some(spec) = spec else {
         return Ok(None);
     };

@@ -21,8 +21,8 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{AppError, DlqMessage, Emulator, Status};
 use crate::duration::parse_duration;
+use crate::emulator::{DlqMessage, Emulator, EmulatorError, Status};
 use crate::invoker::InvokeOutcome;
 
 /// Prefix of every control route.
@@ -126,18 +126,18 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<AppError> for ApiError {
-    fn from(e: AppError) -> Self {
+impl From<EmulatorError> for ApiError {
+    fn from(e: EmulatorError) -> Self {
         let status = match e {
-            AppError::NotFound { .. } => StatusCode::NOT_FOUND,
-            AppError::Invoke(crate::invoker::InvokeError::UnknownFunction(_)) => {
+            EmulatorError::NotFound { .. } => StatusCode::NOT_FOUND,
+            EmulatorError::Invoke(crate::invoker::InvokeError::UnknownFunction(_)) => {
                 StatusCode::NOT_FOUND
             }
-            AppError::Invoke(crate::invoker::InvokeError::PayloadTooLarge { .. }) => {
+            EmulatorError::Invoke(crate::invoker::InvokeError::PayloadTooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
-            AppError::Clock(_) => StatusCode::CONFLICT,
-            AppError::Sqs(_) => StatusCode::BAD_REQUEST,
+            EmulatorError::Clock(_) => StatusCode::CONFLICT,
+            EmulatorError::Sqs(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

@@ -5,7 +5,7 @@
 //!
 //! - **in the functions** (`crash`, `timeout`, `error`, `mail-throttle`, `crash-after-send`,
 //!   `crash-before-complete`): handed to every function as `NIGHTSHIFT_FAULTS` /
-//!   `NIGHTSHIFT_FAULT_SEED` through [`UpOptions::extra_env`]; the shared crate's
+//!   `NIGHTSHIFT_FAULT_SEED` through [`EmulatorOptions::extra_env`]; the shared crate's
 //!   `nightshift::faults` injects them (abort mid-batch, sleep past the deadline, a retryable
 //!   record error, a throttling mailer, an abort right after a send, an abort just before an
 //!   idempotency record is completed);
@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::app::{UpOptions, Wrap};
+use crate::emulator::{EmulatorOptions, Wrap};
 use crate::invoker::{InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot};
 
 pub use nightshift_contract::faults::{
@@ -170,14 +170,14 @@ impl FaultPlan {
     }
 
     /// Adds [`FaultPlan::function_env`] to every function of `options` (under `*`).
-    pub fn apply_env(&self, options: &mut UpOptions) {
+    pub fn apply_env(&self, options: &mut EmulatorOptions) {
         let env = self.function_env();
         if !env.is_empty() {
             options.extra_env.entry("*".into()).or_default().extend(env);
         }
     }
 
-    /// The invoker wrapper for [`crate::app::Emulator::start_wrapped`], `None` without
+    /// The invoker wrapper for [`crate::emulator::Emulator::start_wrapped`], `None` without
     /// invoker faults.
     pub fn wrapper(&self) -> Option<Wrap> {
         if self.invoker_rules.is_empty() {
@@ -379,7 +379,7 @@ mod tests {
             },
             "spec() parses back to the same plan"
         );
-        let mut up = UpOptions::new("/p");
+        let mut up = EmulatorOptions::new("/p");
         plan.apply_env(&mut up);
         assert_eq!(up.extra_env["*"], env);
         assert!(FaultPlan::parse("", 0).unwrap().is_empty());

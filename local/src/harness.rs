@@ -32,8 +32,8 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{AppError, Emulator, InvokerChoice, UpOptions};
 use crate::clock::ClockSpec;
+use crate::emulator::{Emulator, EmulatorError, EmulatorOptions, InvokerChoice};
 use crate::invoker::{
     InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot,
 };
@@ -44,7 +44,7 @@ use crate::sqs::model::MessageSnapshot;
 pub enum HarnessError {
     /// The emulator failed.
     #[error(transparent)]
-    App(#[from] AppError),
+    App(#[from] EmulatorError),
 }
 
 /// One recorded invocation.
@@ -195,7 +195,7 @@ impl From<InProcessInvoker> for HarnessInvoker {
 #[derive(Debug, Clone)]
 pub struct HarnessOptions {
     /// The emulator options; the clock defaults to manual and the port to a free one.
-    pub up: UpOptions,
+    pub up: EmulatorOptions,
     /// How long `run_until_idle` waits, in real time, before failing.
     pub idle_timeout: Duration,
 }
@@ -204,7 +204,7 @@ impl HarnessOptions {
     /// The project at `root` (its `infra/template.yaml` and `infra/env.local.json`), a manual
     /// clock starting at 2026-01-01T00:00:00Z, a free port, queues in memory.
     pub fn new(root: impl AsRef<Path>) -> Self {
-        let mut up = UpOptions::new(root.as_ref().to_path_buf());
+        let mut up = EmulatorOptions::new(root.as_ref().to_path_buf());
         up.addr = ([127, 0, 0, 1], 0).into();
         up.clock = ClockSpec::Manual;
         up.clock_start = "2026-01-01T00:00:00Z".parse().expect("valid time");
@@ -255,11 +255,12 @@ impl Harness {
         };
         let slot: Arc<Mutex<Option<Arc<RecordingInvoker>>>> = Arc::default();
         let filled = slot.clone();
-        let wrap: crate::app::Wrap = Box::new(move |inner: Arc<dyn Invoker>| -> Arc<dyn Invoker> {
-            let recorder = Arc::new(RecordingInvoker::new(inner));
-            *filled.lock().unwrap() = Some(recorder.clone());
-            recorder
-        });
+        let wrap: crate::emulator::Wrap =
+            Box::new(move |inner: Arc<dyn Invoker>| -> Arc<dyn Invoker> {
+                let recorder = Arc::new(RecordingInvoker::new(inner));
+                *filled.lock().unwrap() = Some(recorder.clone());
+                recorder
+            });
         let emulator = Emulator::start_wrapped(up, inner, Some(wrap)).await?;
         let recorder = slot
             .lock()
@@ -360,7 +361,7 @@ impl Harness {
             .emulator
             .engine()
             .peek_messages(&name, usize::MAX)
-            .map_err(AppError::from)?)
+            .map_err(EmulatorError::from)?)
     }
 
     /// Stops everything.

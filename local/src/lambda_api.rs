@@ -30,7 +30,7 @@ use axum::routing::post;
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::app::{AppError, Emulator};
+use crate::emulator::{Emulator, EmulatorError};
 use crate::invoke_async::MAX_ASYNC_PAYLOAD_BYTES;
 use crate::invoker::{InvokeError, InvokeResponse, MAX_PAYLOAD_BYTES};
 
@@ -213,10 +213,10 @@ async fn invoke(
     }
 }
 
-fn app_error(e: AppError) -> LambdaError {
+fn app_error(e: EmulatorError) -> LambdaError {
     match e {
-        AppError::Invoke(e) => e.into(),
-        AppError::NotFound { name, .. } => LambdaError::new(
+        EmulatorError::Invoke(e) => e.into(),
+        EmulatorError::NotFound { name, .. } => LambdaError::new(
             StatusCode::NOT_FOUND,
             "ResourceNotFoundException",
             format!("Function not found: {name}"),

@@ -5,7 +5,8 @@
 //! mappings, schedules and a Lambda Runtime API, all driven by one [`clock`].
 //!
 //! Layout, one module per role:
-//! - [`app`]: the emulator assembled from a template, and its library API;
+//! - [`emulator`]: the emulator assembled from a template, and its library API; [`status`]:
+//!   what `status` and `dlq list` show;
 //! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
 //! - `server`: the one HTTP endpoint (SQS, control, Invoke API) and `Emulator::start`;
 //! - [`harness`]: the emulator as a test harness (manual clock, recorded invocations);
@@ -25,13 +26,13 @@
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes.
 
 mod activity;
-pub mod app;
 pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod divergence;
 pub mod duration;
+pub mod emulator;
 pub mod faults;
 pub mod harness;
 pub mod invoke_async;
@@ -42,5 +43,6 @@ pub mod runtime;
 pub mod schedule;
 mod server;
 pub mod sqs;
+pub mod status;
 pub mod template;
 pub mod trace;

@@ -2,9 +2,9 @@
 //! ([`crate::sqs::server`]), the control API of the CLI ([`crate::control`]) and Lambda's Invoke
 //! API ([`crate::lambda_api`]) on one listener, and serves it until the emulator stops.
 //!
-//! Starting the emulator lives here, above [`crate::app`]: `app` assembles the parts and knows
-//! none of the routers, and the routers know `app`'s [`Emulator`], so no module imports one that
-//! imports it back.
+//! Starting the emulator lives here, above [`crate::emulator`]: that module assembles the parts
+//! and knows none of the routers, and the routers know its [`Emulator`], so no module imports
+//! one that imports it back.
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::app::{AppError, Assembled, Emulator, UpOptions, Wrap};
+use crate::emulator::{Assembled, Emulator, EmulatorError, EmulatorOptions, Wrap};
 use crate::invoker::Invoker;
 
 impl Emulator {
@@ -22,11 +22,11 @@ impl Emulator {
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-    /// use nightshift_local::app::{Emulator, UpOptions};
+    /// use nightshift_local::emulator::{Emulator, EmulatorOptions};
     ///
     /// // The template, env file and functions of the project in the current directory, built
     /// // and run under the emulator's Lambda runtime, on 127.0.0.1:9324.
-    /// let emulator = Emulator::start(UpOptions::new("."), None).await?;
+    /// let emulator = Emulator::start(EmulatorOptions::new("."), None).await?;
     /// let answer = emulator
     ///     .invoke("DailyReportFunction", r#"{"date":"2026-01-01"}"#)
     ///     .await?;
@@ -35,18 +35,18 @@ impl Emulator {
     /// # Ok(()) }
     /// ```
     pub async fn start(
-        options: UpOptions,
+        options: EmulatorOptions,
         invoker: Option<Arc<dyn Invoker>>,
-    ) -> Result<Arc<Self>, AppError> {
+    ) -> Result<Arc<Self>, EmulatorError> {
         Emulator::start_wrapped(options, invoker, None).await
     }
 
     /// [`Emulator::start`], with `wrap` applied to the invoker every event goes through.
     pub async fn start_wrapped(
-        options: UpOptions,
+        options: EmulatorOptions,
         invoker: Option<Arc<dyn Invoker>>,
         wrap: Option<Wrap>,
-    ) -> Result<Arc<Self>, AppError> {
+    ) -> Result<Arc<Self>, EmulatorError> {
         let Assembled {
             emulator,
             listener,

@@ -93,8 +93,8 @@ use tracing::{info, warn};
 
 use nightshift_contract::record::ORIGINAL_ID_ATTRIBUTE;
 
-use crate::app::{AppError, InvokerChoice, UpOptions, Wrap};
 use crate::clock::{ClockSpec, SharedClock};
+use crate::emulator::{EmulatorError, EmulatorOptions, InvokerChoice, Wrap};
 use crate::harness::{Invocation, describe};
 use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker, Slot};
 use crate::runtime::{ProcessInvoker, Runtime};
@@ -129,7 +129,7 @@ pub enum TraceError {
     },
     /// Setting up the functions for a replay failed.
     #[error(transparent)]
-    App(#[from] AppError),
+    App(#[from] EmulatorError),
 }
 
 /// Whether clock readings stay in a trace.
@@ -1122,7 +1122,7 @@ impl Invoker for TraceRecorder {
 /// Where [`recording_wrap`] leaves the recorder once the emulator has built it.
 pub type RecorderSlot = Arc<OnceLock<Arc<TraceRecorder>>>;
 
-/// A [`Wrap`] for [`crate::app::Emulator::start_wrapped`] that records every invocation to
+/// A [`Wrap`] for [`crate::emulator::Emulator::start_wrapped`] that records every invocation to
 /// `writer`; the recorder appears in the slot when the emulator wraps its invoker.
 pub fn recording_wrap(
     writer: TraceWriter<Box<dyn Write + Send>>,
@@ -1155,7 +1155,7 @@ impl Sandbox {
     /// `invoker`, for in-process functions), running in `options.work_dir`. Queues live in
     /// memory (`state_dir` is ignored) on a manual clock at `options.clock_start`.
     pub async fn start(
-        options: &UpOptions,
+        options: &EmulatorOptions,
         invoker: Option<Arc<dyn Invoker>>,
     ) -> Result<Sandbox, TraceError> {
         let clock = ClockSpec::Manual.build(options.clock_start);
@@ -1166,10 +1166,10 @@ impl Sandbox {
             },
             clock.clone(),
         )
-        .map_err(AppError::from)?;
+        .map_err(EmulatorError::from)?;
         let server = crate::sqs::serve(engine.clone(), options.addr)
             .await
-            .map_err(|e| AppError::Setup(format!("cannot serve sqs: {e}")))?;
+            .map_err(|e| EmulatorError::Setup(format!("cannot serve sqs: {e}")))?;
         let endpoint = server.endpoint_url();
         let template = Template::load(
             &options.template,
@@ -1181,14 +1181,14 @@ impl Sandbox {
                 ..LoadOptions::default()
             },
         )
-        .map_err(AppError::from)?;
-        crate::app::create_queues(&engine, &template).map_err(AppError::from)?;
+        .map_err(EmulatorError::from)?;
+        crate::emulator::create_queues(&engine, &template).map_err(EmulatorError::from)?;
         let mut runtime = None;
         let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
             (Some(invoker), _) => invoker,
-            (None, InvokerChoice::Remote(url)) => crate::app::remote_by_binary(url, &template),
+            (None, InvokerChoice::Remote(url)) => crate::emulator::remote_by_binary(url, &template),
             (None, InvokerChoice::Process { release, build }) => {
-                let rt = crate::app::process_runtime(
+                let rt = crate::emulator::process_runtime(
                     options,
                     &template,
                     &endpoint,

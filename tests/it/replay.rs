@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use nightshift_local::app::UpOptions;
+use nightshift_local::emulator::EmulatorOptions;
 use nightshift_local::harness::{Harness, HarnessInvoker, HarnessOptions};
 use nightshift_local::invoker::Invoker;
 use nightshift_local::trace::{
@@ -127,7 +127,7 @@ async fn sandbox_for(dirs: &Dirs, start: DateTime<Utc>) -> Sandbox {
     let clock = Arc::new(EmulatorClockImpl(OnceLock::new()));
     let functions: Arc<dyn Invoker> =
         Arc::new(in_process_functions(dirs, endpoint.clone(), clock.clone()));
-    let mut options = UpOptions::new(workspace_root());
+    let mut options = EmulatorOptions::new(workspace_root());
     options.addr = ([127, 0, 0, 1], 0).into();
     options.clock_start = start;
     let sandbox = Sandbox::start(&options, Some(functions)).await.unwrap();

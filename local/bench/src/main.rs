@@ -26,8 +26,8 @@ use clap::{Parser, ValueEnum};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
 
-use nightshift_local::app::target_dir;
 use nightshift_local::clock::{self, ManualClock};
+use nightshift_local::emulator::target_dir;
 use nightshift_local::invoke_async::{AsyncFunction, AsyncInvoker};
 use nightshift_local::invoker::{
     FunctionError, InProcessInvoker, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker,

@@ -1024,11 +1024,11 @@ fn template_error_visibility_timeout_under_the_function_timeout() {
 fn accelerated_clocks_keep_visibility_timeouts_above_function_timeouts() {
     let t = Template::load(&infra().join("template.yaml"), &opts()).unwrap();
     // 270 s visibility, 30 s timeouts: up to x9.
-    let note = nightshift_local::app::accelerated_visibility(&t, 9.0)
+    let note = nightshift_local::emulator::accelerated_visibility(&t, 9.0)
         .unwrap()
         .unwrap();
     assert!(note.contains("lasts 30.0 s of real time"), "{note}");
-    let err = nightshift_local::app::accelerated_visibility(&t, 60.0).unwrap_err();
+    let err = nightshift_local::emulator::accelerated_visibility(&t, 60.0).unwrap_err();
     assert!(
         err.starts_with("--clock x60 makes the 270 s visibility timeout of queue nightshift-"),
         "{err}"
@@ -1040,8 +1040,8 @@ fn accelerated_clocks_keep_visibility_timeouts_above_function_timeouts() {
 /// RedrivePolicy taken out of the template is taken off the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
-    use nightshift_local::app::{Emulator, UpOptions};
     use nightshift_local::clock::ClockSpec;
+    use nightshift_local::emulator::{Emulator, EmulatorOptions};
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("template.yaml");
     let dlq = "  Dlq:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: q-dlq}\n";
@@ -1060,7 +1060,7 @@ async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
             .cloned()
     };
     let options = || {
-        let mut up = UpOptions::new(dir.path());
+        let mut up = EmulatorOptions::new(dir.path());
         up.template = template.clone();
         up.env_file = None;
         up.addr = ([127, 0, 0, 1], 0).into();

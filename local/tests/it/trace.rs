@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use nightshift_local::app::{Emulator, UpOptions};
 use nightshift_local::cli::{Cli, Command, render_replay};
 use nightshift_local::clock::{self, ClockSpec};
+use nightshift_local::emulator::{Emulator, EmulatorOptions};
 use nightshift_local::invoker::{FunctionError, InProcessInvoker, InvokeRequest, Invoker};
 use nightshift_local::sqs::MessageAttributeValue;
 use nightshift_local::sqs::md5::md5_of_attributes;
@@ -685,8 +685,8 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn emulator_options(at: &str) -> UpOptions {
-    let mut up = UpOptions::new(workspace_root());
+fn emulator_options(at: &str) -> EmulatorOptions {
+    let mut up = EmulatorOptions::new(workspace_root());
     up.addr = ([127, 0, 0, 1], 0).into();
     up.clock = ClockSpec::Manual;
     up.clock_start = at.parse().unwrap();

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -23,12 +22,12 @@ use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown}
 use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
 use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
-use crate::sqs::model::{MessageSnapshot, OutgoingMessage};
+use crate::sqs::model::OutgoingMessage;
 use crate::template::{LoadOptions, QueueDef, Template};
 
 /// Why the emulator could not start or an operation failed.
 #[derive(Debug, thiserror::Error)]
-pub enum AppError {
+pub enum EmulatorError {
     /// The template could not be loaded or modelled.
     #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
@@ -62,6 +61,15 @@ pub enum AppError {
     /// The operation needs another clock (advance needs `--clock manual`).
     #[error("{0}")]
     Clock(String),
+    /// A function could not be added to the runtime.
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    /// An SQS event source of the template cannot be mapped.
+    #[error(transparent)]
+    Mapping(#[from] crate::mapping::MappingError),
+    /// A schedule could not be set up, started or fired.
+    #[error(transparent)]
+    Schedule(#[from] crate::schedule::runner::RunnerError),
     /// Setting up a component failed.
     #[error("{0}")]
     Setup(String),
@@ -83,7 +91,7 @@ pub enum InvokerChoice {
 
 /// Everything `nightshift up` needs.
 #[derive(Debug, Clone)]
-pub struct UpOptions {
+pub struct EmulatorOptions {
     /// The workspace root: where `cargo build` runs.
     pub project_root: PathBuf,
     /// The functions' working directory, where their relative paths (`.nightshift/outbox`)
@@ -113,12 +121,12 @@ pub struct UpOptions {
     pub extra_env: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-impl UpOptions {
+impl EmulatorOptions {
     /// Defaults for a project at `root`: `infra/template.yaml`, `infra/env.local.json`,
     /// `127.0.0.1:9324`, state in `.nightshift/`, the real clock, process invoker with build.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
-        UpOptions {
+        EmulatorOptions {
             template: root.join("infra/template.yaml"),
             env_file: Some(root.join("infra/env.local.json")),
             addr: SocketAddr::from(([127, 0, 0, 1], 9324)),
@@ -138,136 +146,9 @@ impl UpOptions {
     }
 }
 
-/// One queue's counts, for `status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct QueueStatus {
-    /// Queue name.
-    pub name: String,
-    /// Queue URL.
-    pub url: String,
-    /// Messages available.
-    pub visible: usize,
-    /// Messages received and not yet deleted.
-    pub in_flight: usize,
-    /// Messages waiting out their delay.
-    pub delayed: usize,
-    /// Its dead-letter queue, when it has one.
-    pub dead_letter_queue: Option<String>,
-}
-
-/// One function's counters, for `status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FunctionStatus {
-    /// Function name.
-    pub name: String,
-    /// Instances alive.
-    pub instances: usize,
-    /// Instances busy now.
-    pub busy: usize,
-    /// Invocations so far.
-    pub invocations: u64,
-    /// Function errors.
-    pub errors: u64,
-    /// Timeouts.
-    pub timeouts: u64,
-    /// Crashes.
-    pub crashes: u64,
-    /// Cold starts.
-    pub cold_starts: u64,
-}
-
-/// One event source mapping, for `status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MappingStatus {
-    /// The function it invokes.
-    pub function: String,
-    /// The queue it polls.
-    pub queue: String,
-    /// Its counters.
-    pub stats: serde_json::Value,
-}
-
-/// Everything `nightshift status` shows.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Status {
-    /// Now, on the emulator's clock.
-    pub now: DateTime<Utc>,
-    /// The clock kind (`real`, `x60`, `manual`).
-    pub clock: String,
-    /// The SQS endpoint.
-    pub endpoint: String,
-    /// Queues.
-    pub queues: Vec<QueueStatus>,
-    /// Functions.
-    pub functions: Vec<FunctionStatus>,
-    /// Event source mappings.
-    pub mappings: Vec<MappingStatus>,
-    /// Schedules.
-    pub schedules: Vec<ScheduleStatus>,
-    /// Asynchronous invocations of each function.
-    #[serde(default)]
-    pub async_invocations: Vec<crate::invoke_async::AsyncStats>,
-}
-
-/// One schedule, for `status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ScheduleStatus {
-    /// Schedule or rule name.
-    pub name: String,
-    /// What it delivers to: the function it invokes, or `sqs:` and the queue's name.
-    pub function: String,
-    /// The expression.
-    pub expression: String,
-    /// Its time zone.
-    pub timezone: String,
-    /// Whether it fires on its own.
-    pub enabled: bool,
-    /// The next fire time.
-    pub next_fire: Option<DateTime<Utc>>,
-    /// The latest scheduled time.
-    pub last_fire: Option<DateTime<Utc>>,
-    /// Occurrences started.
-    pub fires: u64,
-    /// Invocations that failed.
-    pub failures: u64,
-    /// Occurrences sent to the dead-letter queue.
-    pub dead_lettered: u64,
-}
-
-/// A message in a dead-letter queue, for `dlq list`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct DlqMessage {
-    /// Message id.
-    pub message_id: String,
-    /// When it was first sent.
-    pub sent_at: DateTime<Utc>,
-    /// How often it was received.
-    pub receive_count: u32,
-    /// The reason recorded by the function (`nightshift-error`) or by the scheduler.
-    pub reason: Option<String>,
-    /// The body.
-    pub body: String,
-}
-
-impl From<MessageSnapshot> for DlqMessage {
-    fn from(m: MessageSnapshot) -> Self {
-        let reason = [
-            nightshift_contract::record::ERROR_ATTRIBUTE,
-            "X-Amz-Scheduler-Error-Message",
-            "ERROR_MESSAGE",
-        ]
-        .iter()
-        .find_map(|k| m.message_attributes.get(*k))
-        .and_then(|v| v.string_value.clone());
-        DlqMessage {
-            message_id: m.message_id,
-            sent_at: m.sent_at,
-            receive_count: m.receive_count,
-            reason,
-            body: m.body,
-        }
-    }
-}
+pub use crate::status::{
+    DlqMessage, FunctionStatus, MappingStatus, QueueStatus, ScheduleStatus, Status,
+};
 
 /// A running emulator.
 pub struct Emulator {
@@ -335,7 +216,7 @@ pub async fn build_functions(
     root: &Path,
     binaries: &[String],
     release: bool,
-) -> Result<(), AppError> {
+) -> Result<(), EmulatorError> {
     let mut cmd =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     // Fault injection is a test feature of the functions: the emulator's builds carry it
@@ -356,9 +237,11 @@ pub async fn build_functions(
     let status = cmd
         .status()
         .await
-        .map_err(|e| AppError::Build(format!("cannot run cargo: {e}")))?;
+        .map_err(|e| EmulatorError::Build(format!("cannot run cargo: {e}")))?;
     if !status.success() {
-        return Err(AppError::Build(format!("cargo build exited with {status}")));
+        return Err(EmulatorError::Build(format!(
+            "cargo build exited with {status}"
+        )));
     }
     Ok(())
 }
@@ -452,12 +335,12 @@ pub(crate) fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoke
 /// memory, reserved concurrency or room for `mappings`, environment, log format and level) and
 /// `options.extra_env`. The emulator and the replay sandbox both run their functions so.
 pub(crate) async fn process_runtime(
-    options: &UpOptions,
+    options: &EmulatorOptions,
     template: &Template,
     endpoint: &str,
     (release, build): (bool, bool),
     mappings: &[MappingConfig],
-) -> Result<Runtime, AppError> {
+) -> Result<Runtime, EmulatorError> {
     let binaries: Vec<String> = template
         .functions
         .values()
@@ -482,14 +365,14 @@ pub(crate) async fn process_runtime(
     for f in template.functions.values() {
         let binary = dir.join(&f.binary);
         if !binary.exists() {
-            return Err(AppError::Build(format!(
+            return Err(EmulatorError::Build(format!(
                 "function {} needs {}, which does not exist (build it or drop --no-build)",
                 f.name,
                 binary.display()
             )));
         }
         let mut env = f.env.clone();
-        // UpOptions::extra_env: `*` first, so a function's own entry wins.
+        // EmulatorOptions::extra_env: `*` first, so a function's own entry wins.
         env.extend(
             ["*", f.name.as_str()]
                 .iter()
@@ -511,8 +394,7 @@ pub(crate) async fn process_runtime(
                     .max(crate::runtime::DEFAULT_CONCURRENCY)
             }));
         config.env = env;
-        rt.add_function(config)
-            .map_err(|e| AppError::Setup(e.to_string()))?;
+        rt.add_function(config)?;
     }
     Ok(rt)
 }
@@ -590,21 +472,23 @@ impl Emulator {
     /// clock) and binds the endpoint's listener, without serving it yet:
     /// [`crate::server`] serves it (`Emulator::start`).
     pub(crate) async fn assemble(
-        options: UpOptions,
+        options: EmulatorOptions,
         invoker: Option<Arc<dyn Invoker>>,
         wrap: Option<Wrap>,
-    ) -> Result<Assembled, AppError> {
+    ) -> Result<Assembled, EmulatorError> {
         let listener =
             TcpListener::bind(options.addr)
                 .await
-                .map_err(|source| AppError::Listen {
+                .map_err(|source| EmulatorError::Listen {
                     addr: options.addr,
                     source,
                 })?;
-        let addr = listener.local_addr().map_err(|source| AppError::Listen {
-            addr: options.addr,
-            source,
-        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Listen {
+                addr: options.addr,
+                source,
+            })?;
         let endpoint = format!("http://{addr}");
         let template = Template::load(
             &options.template,
@@ -617,7 +501,7 @@ impl Emulator {
             },
         )?;
         if let ClockSpec::Accelerated { factor } = options.clock {
-            let note = accelerated_visibility(&template, factor).map_err(AppError::Setup)?;
+            let note = accelerated_visibility(&template, factor).map_err(EmulatorError::Setup)?;
             if let Some(note) = note {
                 warn!("{note}");
             }
@@ -637,8 +521,7 @@ impl Emulator {
         )?;
         create_queues(&engine, &template)?;
 
-        let mapping_configs = MappingConfig::all_from_template(&template, &options.region)
-            .map_err(|e| AppError::Setup(e.to_string()))?;
+        let mapping_configs = MappingConfig::all_from_template(&template, &options.region)?;
         let mut runtime = None;
         let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
             (Some(invoker), _) => invoker,
@@ -695,11 +578,8 @@ impl Emulator {
                 state_dir: options.state_dir.clone(),
                 ..RunnerConfig::default()
             },
-        )
-        .map_err(|e| AppError::Setup(e.to_string()))?;
-        let schedules_task = schedules
-            .start(stop_rx.clone())
-            .map_err(|e| AppError::Setup(e.to_string()))?;
+        )?;
+        let schedules_task = schedules.start(stop_rx.clone())?;
 
         crate::divergence::announce(&template, &options.clock, runtime.is_some());
         info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
@@ -768,7 +648,7 @@ impl Emulator {
     }
 
     /// Finds a queue by logical id (`JobsQueue`), name (`nightshift-jobs`) or short name (`jobs`).
-    pub fn resolve_queue(&self, name: &str) -> Result<String, AppError> {
+    pub fn resolve_queue(&self, name: &str) -> Result<String, EmulatorError> {
         let t = &self.template;
         let found = t
             .queue(name)
@@ -782,7 +662,7 @@ impl Emulator {
         match found {
             Some(n) => Ok(n),
             None if self.engine.get_queue_url(name).is_ok() => Ok(name.to_string()),
-            None => Err(AppError::NotFound {
+            None => Err(EmulatorError::NotFound {
                 kind: "queue",
                 name: name.to_string(),
                 known: self.engine.queue_names(None).join(", "),
@@ -791,7 +671,7 @@ impl Emulator {
     }
 
     /// Sends `body` to a queue; returns the message id.
-    pub fn send(&self, queue: &str, body: impl Into<String>) -> Result<String, AppError> {
+    pub fn send(&self, queue: &str, body: impl Into<String>) -> Result<String, EmulatorError> {
         let name = self.resolve_queue(queue)?;
         let receipt = self
             .engine
@@ -801,7 +681,7 @@ impl Emulator {
 
     /// Finds a function by logical id (`DailyReportFunction`), name
     /// (`nightshift-DailyReportFunction`), ARN, or a name's suffix after `-`; returns its name.
-    pub fn resolve_function(&self, function: &str) -> Result<String, AppError> {
+    pub fn resolve_function(&self, function: &str) -> Result<String, EmulatorError> {
         let t = &self.template;
         let suffix = format!("-{function}");
         t.function(function)
@@ -812,7 +692,7 @@ impl Emulator {
             })
             .or_else(|| t.functions.values().find(|f| f.name.ends_with(&suffix)))
             .map(|f| f.name.clone())
-            .ok_or_else(|| AppError::NotFound {
+            .ok_or_else(|| EmulatorError::NotFound {
                 kind: "function",
                 name: function.to_owned(),
                 known: t
@@ -829,7 +709,7 @@ impl Emulator {
         &self,
         function: &str,
         payload: impl Into<bytes::Bytes>,
-    ) -> Result<InvokeResponse, AppError> {
+    ) -> Result<InvokeResponse, EmulatorError> {
         let name = self.resolve_function(function)?;
         Ok(self
             .invoker
@@ -844,7 +724,7 @@ impl Emulator {
         &self,
         function: &str,
         payload: impl Into<bytes::Bytes>,
-    ) -> Result<(InvokeResponse, Option<String>), AppError> {
+    ) -> Result<(InvokeResponse, Option<String>), EmulatorError> {
         let name = self.resolve_function(function)?;
         let request = InvokeRequest::new(name, payload);
         let capture = self
@@ -865,7 +745,7 @@ impl Emulator {
         &self,
         function: &str,
         payload: impl Into<bytes::Bytes>,
-    ) -> Result<Accepted, AppError> {
+    ) -> Result<Accepted, EmulatorError> {
         let name = self.resolve_function(function)?;
         Ok(self.queues.invoke_async(&name, payload)?)
     }
@@ -878,7 +758,7 @@ impl Emulator {
     /// Fires a schedule now (scheduled time = the clock's now) and returns the first attempt of
     /// the asynchronous invocation it makes; Lambda's retries of a failed attempt follow on the
     /// clock, and the schedule's retries of a failed invoke too.
-    pub async fn fire(&self, schedule: &str) -> Result<InvokeResponse, AppError> {
+    pub async fn fire(&self, schedule: &str) -> Result<InvokeResponse, EmulatorError> {
         let known = || {
             self.schedules
                 .stats()
@@ -893,19 +773,15 @@ impl Emulator {
             .into_iter()
             .find(|s| s.name == schedule || s.id == schedule)
             .map(|s| s.name)
-            .ok_or_else(|| AppError::NotFound {
+            .ok_or_else(|| EmulatorError::NotFound {
                 kind: "schedule",
                 name: schedule.to_string(),
                 known: known(),
             })?;
-        let outcome = self
-            .schedules
-            .fire(&name)
-            .await
-            .map_err(|e| AppError::Setup(e.to_string()))?;
+        let outcome = self.schedules.fire(&name).await?;
         outcome
             .result
-            .map_err(|e| AppError::Setup(format!("cannot invoke the schedule's target: {e}")))
+            .map_err(|e| EmulatorError::Setup(format!("cannot invoke the schedule's target: {e}")))
     }
 
     /// What keeps the emulator from being idle: invocations running, asynchronous events due,
@@ -968,7 +844,7 @@ impl Emulator {
     /// window moves the clock to the window's end (what Lambda would wait), and nothing else
     /// moves it: messages waiting for a visibility timeout stay where they are until you
     /// `advance`. Bounded by `timeout` of real time.
-    pub async fn run_until_idle(&self, timeout: Duration) -> Result<(), AppError> {
+    pub async fn run_until_idle(&self, timeout: Duration) -> Result<(), EmulatorError> {
         let started = std::time::Instant::now();
         let mut quiet = 0;
         loop {
@@ -1002,7 +878,7 @@ impl Emulator {
                 let _ = manual.set(next.max(self.clock.now()));
             }
             if started.elapsed() > timeout {
-                return Err(AppError::Clock(format!(
+                return Err(EmulatorError::Clock(format!(
                     "not idle after {timeout:?}: {}",
                     busy.join("; ")
                 )));
@@ -1014,34 +890,34 @@ impl Emulator {
     /// Moves the manual clock forward by `by`, one due instant at a time, running until idle
     /// after each, so every schedule occurrence, visibility timeout and delay in between
     /// happens at its own time, in order; fails on other clocks.
-    pub async fn advance(&self, by: Duration) -> Result<DateTime<Utc>, AppError> {
+    pub async fn advance(&self, by: Duration) -> Result<DateTime<Utc>, EmulatorError> {
         let Some(manual) = self.clock.as_manual() else {
-            return Err(AppError::Clock(format!(
+            return Err(EmulatorError::Clock(format!(
                 "advance needs --clock manual; this emulator runs the {} clock",
                 self.clock_spec
             )));
         };
         let delta = chrono::TimeDelta::from_std(by)
-            .map_err(|_| AppError::Clock("duration too large".into()))?;
+            .map_err(|_| EmulatorError::Clock("duration too large".into()))?;
         let target = self.clock.now() + delta;
         let idle = Duration::from_secs(120);
         self.run_until_idle(idle).await?;
         while let Some(next) = manual.next_wakeup().filter(|n| *n <= target) {
             manual
                 .set(next.max(self.clock.now()))
-                .map_err(|e| AppError::Clock(e.to_string()))?;
+                .map_err(|e| EmulatorError::Clock(e.to_string()))?;
             self.run_until_idle(idle).await?;
         }
         manual
             // Waiting out a batching window may already have carried the clock past the target.
             .set(target.max(self.clock.now()))
-            .map_err(|e| AppError::Clock(e.to_string()))?;
+            .map_err(|e| EmulatorError::Clock(e.to_string()))?;
         self.run_until_idle(idle).await?;
         Ok(self.clock.now())
     }
 
     /// The messages of a dead-letter queue (at most `limit`).
-    pub fn dlq_list(&self, queue: &str, limit: usize) -> Result<Vec<DlqMessage>, AppError> {
+    pub fn dlq_list(&self, queue: &str, limit: usize) -> Result<Vec<DlqMessage>, EmulatorError> {
         let name = self.resolve_queue(queue)?;
         Ok(self
             .engine
@@ -1052,7 +928,7 @@ impl Emulator {
     }
 
     /// Moves a DLQ's messages back to their source queues (StartMessageMoveTask).
-    pub fn redrive(&self, dlq: &str) -> Result<String, AppError> {
+    pub fn redrive(&self, dlq: &str) -> Result<String, EmulatorError> {
         let name = self.resolve_queue(dlq)?;
         let arn = self.engine.queue_arn(&name)?;
         // Messages the functions dead-lettered themselves were sent, not redriven by SQS, so

@@ -1,0 +1,140 @@
+//! status: what `nightshift status` and `nightshift dlq list` show, as the control endpoint
+//! serves it: queues, functions, mappings, schedules, asynchronous invocations, dead letters.
+//! Plain data, serialisable, built by [`crate::emulator::Emulator`].
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::invoke_async::AsyncStats;
+use crate::sqs::model::MessageSnapshot;
+
+/// One queue's counts, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// Queue name.
+    pub name: String,
+    /// Queue URL.
+    pub url: String,
+    /// Messages available.
+    pub visible: usize,
+    /// Messages received and not yet deleted.
+    pub in_flight: usize,
+    /// Messages waiting out their delay.
+    pub delayed: usize,
+    /// Its dead-letter queue, when it has one.
+    pub dead_letter_queue: Option<String>,
+}
+
+/// One function's counters, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FunctionStatus {
+    /// Function name.
+    pub name: String,
+    /// Instances alive.
+    pub instances: usize,
+    /// Instances busy now.
+    pub busy: usize,
+    /// Invocations so far.
+    pub invocations: u64,
+    /// Function errors.
+    pub errors: u64,
+    /// Timeouts.
+    pub timeouts: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Cold starts.
+    pub cold_starts: u64,
+}
+
+/// One event source mapping, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MappingStatus {
+    /// The function it invokes.
+    pub function: String,
+    /// The queue it polls.
+    pub queue: String,
+    /// Its counters.
+    pub stats: serde_json::Value,
+}
+
+/// Everything `nightshift status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    /// Now, on the emulator's clock.
+    pub now: DateTime<Utc>,
+    /// The clock kind (`real`, `x60`, `manual`).
+    pub clock: String,
+    /// The SQS endpoint.
+    pub endpoint: String,
+    /// Queues.
+    pub queues: Vec<QueueStatus>,
+    /// Functions.
+    pub functions: Vec<FunctionStatus>,
+    /// Event source mappings.
+    pub mappings: Vec<MappingStatus>,
+    /// Schedules.
+    pub schedules: Vec<ScheduleStatus>,
+    /// Asynchronous invocations of each function.
+    #[serde(default)]
+    pub async_invocations: Vec<AsyncStats>,
+}
+
+/// One schedule, for `status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScheduleStatus {
+    /// Schedule or rule name.
+    pub name: String,
+    /// What it delivers to: the function it invokes, or `sqs:` and the queue's name.
+    pub function: String,
+    /// The expression.
+    pub expression: String,
+    /// Its time zone.
+    pub timezone: String,
+    /// Whether it fires on its own.
+    pub enabled: bool,
+    /// The next fire time.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// The latest scheduled time.
+    pub last_fire: Option<DateTime<Utc>>,
+    /// Occurrences started.
+    pub fires: u64,
+    /// Invocations that failed.
+    pub failures: u64,
+    /// Occurrences sent to the dead-letter queue.
+    pub dead_lettered: u64,
+}
+
+/// A message in a dead-letter queue, for `dlq list`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DlqMessage {
+    /// Message id.
+    pub message_id: String,
+    /// When it was first sent.
+    pub sent_at: DateTime<Utc>,
+    /// How often it was received.
+    pub receive_count: u32,
+    /// The reason recorded by the function (`nightshift-error`) or by the scheduler.
+    pub reason: Option<String>,
+    /// The body.
+    pub body: String,
+}
+
+impl From<MessageSnapshot> for DlqMessage {
+    fn from(m: MessageSnapshot) -> Self {
+        let reason = [
+            nightshift_contract::record::ERROR_ATTRIBUTE,
+            "X-Amz-Scheduler-Error-Message",
+            "ERROR_MESSAGE",
+        ]
+        .iter()
+        .find_map(|k| m.message_attributes.get(*k))
+        .and_then(|v| v.string_value.clone());
+        DlqMessage {
+            message_id: m.message_id,
+            sent_at: m.sent_at,
+            receive_count: m.receive_count,
+            reason,
+            body: m.body,
+        }
+    }
+}
