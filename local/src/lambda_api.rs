@@ -114,24 +114,32 @@ fn too_large(limit: usize) -> LambdaError {
     )
 }
 
-/// The function name of an Invoke path: a name, `arn:...:function:NAME[:QUALIFIER]`,
-/// `ACCOUNT:function:NAME`, or `NAME:QUALIFIER`.
-fn function_name(path: &str) -> &str {
+/// The function name and the qualifier (version or alias) of an Invoke path: a name,
+/// `arn:...:function:NAME[:QUALIFIER]`, `ACCOUNT:function:NAME[:QUALIFIER]`, or
+/// `NAME[:QUALIFIER]`.
+fn split_function(path: &str) -> (&str, Option<&str>) {
     let parts: Vec<&str> = path.split(':').collect();
-    match parts.as_slice() {
-        ["arn", _, "lambda", _, _, "function", name, ..] | [_, "function", name, ..] => name,
-        [name, ..] => name,
-        [] => path,
-    }
+    let (name, rest) = match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", name, rest @ ..]
+        | [_, "function", name, rest @ ..]
+        | [name, rest @ ..] => (*name, rest),
+        [] => (path, &[][..]),
+    };
+    let qualifier = match rest {
+        [q] => Some(*q),
+        _ => None,
+    };
+    (name, qualifier)
 }
 
-/// The qualifier (version or alias) in a function name, partial or full ARN, if any.
+/// The function name of an Invoke path (see [`split_function`]).
+fn function_name(path: &str) -> &str {
+    split_function(path).0
+}
+
+/// The qualifier of an Invoke path, if any (see [`split_function`]).
 fn qualifier(path: &str) -> Option<&str> {
-    let parts: Vec<&str> = path.split(':').collect();
-    match parts.as_slice() {
-        ["arn", _, "lambda", _, _, "function", _, q] | [_, "function", _, q] | [_, q] => Some(q),
-        _ => None,
-    }
+    split_function(path).1
 }
 
 async fn invoke(

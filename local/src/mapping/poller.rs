@@ -32,6 +32,9 @@ const ERROR_BACKOFF: Duration = Duration::from_secs(1);
 /// disagreement between the two never becomes a busy loop.
 const EMPTY_RECEIVE_BACKOFF: Duration = Duration::from_millis(20);
 
+/// What the poller logs when the engine fails it.
+const POLL_FAILED: &str = "cannot poll the queue, retrying";
+
 /// Empty receives in a row, with messages said to be visible, before backing off.
 const EMPTY_RECEIVES_BEFORE_BACKOFF: u32 = 3;
 
@@ -167,7 +170,7 @@ impl Poller {
                     Ok(sub) => subscription = Some(sub),
                     Err(err) => {
                         drop(permit);
-                        if !self.back_off(&err).await {
+                        if !self.back_off(&err, POLL_FAILED).await {
                             break;
                         }
                         continue;
@@ -196,29 +199,22 @@ impl Poller {
                 }
                 Gathered::Unavailable(err, partial) => {
                     drop(permit);
-                    for record in partial.into_iter().rev() {
-                        self.carry.push_front(record);
-                    }
-                    tracing::warn!(error = %err, "the function cannot take the batch, retrying");
-                    let go_on = tokio::select! {
-                        biased;
-                        () = self.shutdown.triggered() => false,
-                        () = tokio::time::sleep(ERROR_BACKOFF) => true,
-                    };
-                    if !go_on {
+                    self.put_back(partial);
+                    if !self
+                        .back_off(&err, "the function cannot take the batch, retrying")
+                        .await
+                    {
                         break;
                     }
                 }
                 Gathered::Failed(err, partial) => {
                     drop(permit);
-                    for record in partial.into_iter().rev() {
-                        self.carry.push_front(record);
-                    }
+                    self.put_back(partial);
                     if matches!(err, SqsError::QueueDoesNotExist) {
                         // A queue created again under the same name is a new queue.
                         subscription = None;
                     }
-                    if !self.back_off(&err).await {
+                    if !self.back_off(&err, POLL_FAILED).await {
                         break;
                     }
                 }
@@ -231,9 +227,16 @@ impl Poller {
         }
     }
 
-    /// Logs `err` and waits a little; false if shutdown came meanwhile.
-    async fn back_off(&mut self, err: &SqsError) -> bool {
-        tracing::warn!(error = %err, "cannot poll the queue, retrying");
+    /// Puts gathered but unsent records back at the front of the carry, in their order.
+    fn put_back(&mut self, records: Vec<Record>) {
+        for record in records.into_iter().rev() {
+            self.carry.push_front(record);
+        }
+    }
+
+    /// Logs `err` with `message` and waits a little; false if shutdown came meanwhile.
+    async fn back_off(&mut self, err: &(dyn std::fmt::Display + Sync), message: &str) -> bool {
+        tracing::warn!(error = %err, "{message}");
         tokio::select! {
             biased;
             () = self.shutdown.triggered() => false,
