@@ -166,13 +166,6 @@ pub const ALL: &[Divergence] = &[
         emulator: "every qualifier is `$LATEST`",
         trigger: Trigger::Request,
     },
-    Divergence {
-        id: "fifo",
-        place: "FIFO queues",
-        aws: "supported",
-        emulator: "refused with a clear error (`FifoQueue: true`)",
-        trigger: Trigger::Refused,
-    },
 ];
 
 impl Divergence {

@@ -301,6 +301,10 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
     ]);
     if queue.fifo {
         attrs.insert("FifoQueue".into(), "true".into());
+        attrs.insert(
+            "ContentBasedDeduplication".into(),
+            queue.content_based_deduplication.to_string(),
+        );
     }
     if let Some(redrive) = &queue.redrive
         && let Some(dlq) = template.queue(&redrive.dlq_logical_id)

@@ -47,6 +47,8 @@ pub struct Record {
     pub receipt_handle: String,
     /// The record's JSON.
     pub json: Vec<u8>,
+    /// The message group (`attributes.MessageGroupId`), if it has one.
+    pub group_id: Option<String>,
 }
 
 impl Record {
@@ -71,6 +73,7 @@ impl Record {
         // Plain strings and maps of strings: serialising cannot fail.
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         Record {
+            group_id: message.attributes.get("MessageGroupId").cloned(),
             message_id: message.message_id,
             receipt_handle: message.receipt_handle,
             json,

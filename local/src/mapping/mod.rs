@@ -15,7 +15,10 @@
 //! - [`filter`]: `FilterCriteria`, records that match no pattern are deleted uninvoked;
 //! - `poller`: gathering, invoking, settling;
 //!
-//! Not modelled: FIFO ordering rules (the engine refuses FIFO queues for now).
+//! FIFO queues: the engine hands out each message group in order and never while a message of
+//! the group is in flight, so batches of one group are sequential and batches of different
+//! groups run in parallel, as Lambda's pollers do; [`settle()`] warns when a function's partial
+//! batch response on a FIFO queue acknowledges a record after a failed one of its group.
 
 pub mod event;
 pub mod filter;

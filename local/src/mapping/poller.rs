@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::event::{self, EVENT_OVERHEAD, Record};
-use super::settle::{SettleReason, Settlement, Verdict, settle};
+use super::settle::{self, SettleReason, Settlement, Verdict, settle};
 use super::{Counters, MappingConfig, RECEIVE_MAX, Shutdown};
 use crate::invoker::{InvokeError, InvokeRequest, Invoker, MAX_PAYLOAD_BYTES, Slot};
 use crate::sqs::{QueueSubscription, ReceiveOptions, SqsEngine, SqsError};
@@ -509,6 +509,23 @@ fn log_join(done: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// Warns of each record a FIFO batch's response acknowledged after a failed one of its group:
+/// Lambda deletes it all the same, which breaks the group's order in AWS as it does here.
+fn warn_order_breaks(batch: &[Record], keep: &[String]) {
+    let records: Vec<(&str, Option<&str>)> = batch
+        .iter()
+        .map(|r| (r.message_id.as_str(), r.group_id.as_deref()))
+        .collect();
+    for broken in settle::fifo_order_breaks(&records, keep) {
+        tracing::warn!(
+            group = %broken.group,
+            failed = %broken.failed,
+            acknowledged = %broken.acknowledged,
+            "fifo order broken: the response acknowledged a record after a failed one of its group, so lambda deletes it and the failed one runs after it; report every record after the first failure"
+        );
+    }
+}
+
 /// Invokes the function with `batch`, settles the result, frees the slot.
 async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphorePermit, slot: Slot) {
     let config = &shared.config;
@@ -537,6 +554,9 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
             }
             Verdict::PartialFailure => {
                 Counters::add(&counters.partial_failures, 1);
+                if config.queue.ends_with(".fifo") {
+                    warn_order_breaks(&batch, &settlement.keep);
+                }
                 tracing::info!(
                     failed = settlement.keep.len(),
                     "batch partially failed: failed records return after their visibility timeout"

@@ -13,7 +13,7 @@
 //! function deletes nothing either. Kept messages are left alone: they come back when their
 //! visibility timeout (or what the function set with ChangeMessageVisibility) expires.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde_json::Value;
@@ -176,6 +176,46 @@ pub fn settle(
     }
 }
 
+/// A record acknowledged after a failed record of its message group, in a batch of a FIFO queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderBreak {
+    /// The message group.
+    pub group: String,
+    /// The failed record, which comes back later.
+    pub failed: String,
+    /// The record after it that the response acknowledged (and Lambda deletes).
+    pub acknowledged: String,
+}
+
+/// On a FIFO queue, the records a partial batch response acknowledges after a failed record of
+/// the same message group. Lambda deletes them as it deletes any record the response does not
+/// list, so the failed record runs again after them and the group's order is broken; the
+/// Lambda guide puts the duty on the function: "your function should stop processing messages
+/// after the first failure and return all failed and unprocessed messages in
+/// batchItemFailures" (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>).
+/// `records` are (message id, group id) in batch order.
+pub fn fifo_order_breaks(records: &[(&str, Option<&str>)], keep: &[String]) -> Vec<OrderBreak> {
+    let mut failed_in: HashMap<&str, &str> = HashMap::new();
+    let mut breaks = Vec::new();
+    for (id, group) in records {
+        let Some(group) = group else { continue };
+        let failed = keep.iter().any(|k| k == id);
+        match failed_in.get(group) {
+            Some(first) if !failed => breaks.push(OrderBreak {
+                group: (*group).to_string(),
+                failed: (*first).to_string(),
+                acknowledged: (*id).to_string(),
+            }),
+            Some(_) => {}
+            None if failed => {
+                failed_in.insert(group, id);
+            }
+            None => {}
+        }
+    }
+    breaks
+}
+
 /// The distinct ids a partial batch response lists, or why the response fails the batch.
 fn failed_ids<'a>(
     payload: &[u8],
@@ -282,6 +322,31 @@ mod tests {
         let s = settle(&ids(), &ok(body), true);
         assert!(matches!(s.reason, SettleReason::MalformedResponse(_)));
         assert!(s.delete.is_empty());
+    }
+
+    #[test]
+    fn fifo_acknowledgements_after_a_failure_in_the_group_are_found() {
+        let records = [
+            ("a1", Some("a")),
+            ("b1", Some("b")),
+            ("a2", Some("a")),
+            ("b2", Some("b")),
+            ("a3", Some("a")),
+        ];
+        // a1 failed, a2 failed too (right), a3 acknowledged (wrong); b untouched.
+        let keep = vec!["a1".to_string(), "a2".to_string()];
+        assert_eq!(
+            fifo_order_breaks(&records, &keep),
+            [OrderBreak {
+                group: "a".into(),
+                failed: "a1".into(),
+                acknowledged: "a3".into(),
+            }]
+        );
+        // Every record after the first failure reported: nothing broken.
+        let keep: Vec<String> = ["b1", "b2"].map(String::from).to_vec();
+        assert!(fifo_order_breaks(&records, &keep).is_empty());
+        assert!(fifo_order_breaks(&records, &[]).is_empty());
     }
 
     #[test]

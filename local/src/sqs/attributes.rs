@@ -234,9 +234,45 @@ impl RedriveAllowPolicy {
     }
 }
 
-/// The settable attributes of a standard queue.
+/// The scope of a FIFO queue's deduplication (`DeduplicationScope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeduplicationScope {
+    /// One deduplication id space for the whole queue (`queue`, the default).
+    #[default]
+    Queue,
+    /// One per message group (`messageGroup`).
+    MessageGroup,
+}
+
+/// A FIFO queue's throughput quota (`FifoThroughputLimit`); stored and shown, not enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FifoThroughputLimit {
+    /// The quota applies to the queue (`perQueue`, the default).
+    #[default]
+    PerQueue,
+    /// The quota applies to each message group (`perMessageGroupId`, high throughput).
+    PerMessageGroupId,
+}
+
+/// The attributes only FIFO queues have, from the SetQueueAttributes reference,
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html>.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FifoConfig {
+    /// ContentBasedDeduplication: a send without a MessageDeduplicationId is deduplicated on
+    /// the SHA-256 of its body.
+    pub content_based_deduplication: bool,
+    /// DeduplicationScope.
+    pub deduplication_scope: DeduplicationScope,
+    /// FifoThroughputLimit.
+    pub throughput_limit: FifoThroughputLimit,
+}
+
+/// The settable attributes of a queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueConfig {
+    /// FIFO settings; `None` for a standard queue. Set only when the queue is created
+    /// (`FifoQueue=true`, name ending in `.fifo`).
+    pub fifo: Option<FifoConfig>,
     /// DelaySeconds.
     pub delay_seconds: u32,
     /// MaximumMessageSize.
@@ -264,6 +300,7 @@ pub struct QueueConfig {
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
+            fifo: None,
             delay_seconds: 0,
             maximum_message_size: MAX_MESSAGE_SIZE,
             message_retention_period: DEFAULT_RETENTION,
@@ -277,10 +314,6 @@ impl Default for QueueConfig {
             sqs_managed_sse_enabled: true,
         }
     }
-}
-
-fn fifo_unsupported(what: &str) -> String {
-    format!("FIFO queues are not supported by this emulator yet ({what}); use a standard queue")
 }
 
 fn parse_u32(name: &str, value: &str, min: u32, max: u32) -> Result<u32, SqsError> {
@@ -313,6 +346,17 @@ impl QueueConfig {
         creating: bool,
     ) -> Result<(), SqsError> {
         let mut next = self.clone();
+        // FifoQueue first: whether the FIFO-only attributes of the same request are known
+        // depends on it, and the map's order would put ContentBasedDeduplication before it.
+        if let Some(value) = attributes.get("FifoQueue") {
+            if !creating {
+                return Err(SqsError::InvalidAttributeName(
+                    "Unknown Attribute FifoQueue. It can be set only when creating a queue."
+                        .to_string(),
+                ));
+            }
+            next.fifo = parse_bool("FifoQueue", value)?.then(FifoConfig::default);
+        }
         for (name, value) in attributes {
             match name.as_str() {
                 "DelaySeconds" => {
@@ -354,23 +398,33 @@ impl QueueConfig {
                         Some(parse_u32(name, value, 60, 86_400)?)
                 }
                 "SqsManagedSseEnabled" => next.sqs_managed_sse_enabled = parse_bool(name, value)?,
-                "FifoQueue" => {
-                    if !creating {
-                        return Err(SqsError::InvalidAttributeName(
-                            "Unknown Attribute FifoQueue. It can be set only when creating a queue.".to_string(),
-                        ));
-                    }
-                    if parse_bool(name, value)? {
-                        return Err(SqsError::InvalidAttributeValue(fifo_unsupported(
-                            "FifoQueue=true",
-                        )));
-                    }
-                }
+                "FifoQueue" => {}
                 "ContentBasedDeduplication" | "DeduplicationScope" | "FifoThroughputLimit" => {
-                    return Err(SqsError::InvalidAttributeName(format!(
-                        "Unknown Attribute {name}: it applies only to FIFO queues. {}",
-                        fifo_unsupported(name)
-                    )));
+                    // On a standard queue these names are unknown, as AWS answers them.
+                    let Some(fifo) = next.fifo.as_mut() else {
+                        return Err(SqsError::InvalidAttributeName(format!(
+                            "Unknown Attribute {name}."
+                        )));
+                    };
+                    match name.as_str() {
+                        "ContentBasedDeduplication" => {
+                            fifo.content_based_deduplication = parse_bool(name, value)?
+                        }
+                        "DeduplicationScope" => {
+                            fifo.deduplication_scope = match value.as_str() {
+                                "queue" => DeduplicationScope::Queue,
+                                "messageGroup" => DeduplicationScope::MessageGroup,
+                                _ => return Err(invalid_attribute(name)),
+                            }
+                        }
+                        _ => {
+                            fifo.throughput_limit = match value.as_str() {
+                                "perQueue" => FifoThroughputLimit::PerQueue,
+                                "perMessageGroupId" => FifoThroughputLimit::PerMessageGroupId,
+                                _ => return Err(invalid_attribute(name)),
+                            }
+                        }
+                    }
                 }
                 _ => {
                     return Err(SqsError::InvalidAttributeName(format!(
@@ -379,8 +433,23 @@ impl QueueConfig {
                 }
             }
         }
+        // "The perMessageGroupId value is allowed only when the value for DeduplicationScope
+        // is messageGroup" (SetQueueAttributes reference, FifoThroughputLimit).
+        if let Some(fifo) = &next.fifo
+            && fifo.throughput_limit == FifoThroughputLimit::PerMessageGroupId
+            && fifo.deduplication_scope != DeduplicationScope::MessageGroup
+        {
+            return Err(SqsError::InvalidAttributeValue(
+                "Invalid value for the parameter FifoThroughputLimit. Reason: The perMessageGroupId value is allowed only when the value for DeduplicationScope is messageGroup.".to_string(),
+            ));
+        }
         *self = next;
         Ok(())
+    }
+
+    /// Whether this is a FIFO queue.
+    pub fn is_fifo(&self) -> bool {
+        self.fifo.is_some()
     }
 
     /// The value of settable attribute `name` as GetQueueAttributes shows it, `None` when unset.
@@ -404,6 +473,24 @@ impl QueueConfig {
                 .kms_data_key_reuse_period_seconds
                 .map(|v| v.to_string()),
             "SqsManagedSseEnabled" => Some(self.sqs_managed_sse_enabled.to_string()),
+            "FifoQueue" => self.fifo.map(|_| "true".to_string()),
+            "ContentBasedDeduplication" => {
+                self.fifo.map(|f| f.content_based_deduplication.to_string())
+            }
+            "DeduplicationScope" => self.fifo.map(|f| {
+                match f.deduplication_scope {
+                    DeduplicationScope::Queue => "queue",
+                    DeduplicationScope::MessageGroup => "messageGroup",
+                }
+                .to_string()
+            }),
+            "FifoThroughputLimit" => self.fifo.map(|f| {
+                match f.throughput_limit {
+                    FifoThroughputLimit::PerQueue => "perQueue",
+                    FifoThroughputLimit::PerMessageGroupId => "perMessageGroupId",
+                }
+                .to_string()
+            }),
             _ => None,
         }
     }
@@ -422,6 +509,10 @@ impl QueueConfig {
             "KmsMasterKeyId",
             "KmsDataKeyReusePeriodSeconds",
             "SqsManagedSseEnabled",
+            "FifoQueue",
+            "ContentBasedDeduplication",
+            "DeduplicationScope",
+            "FifoThroughputLimit",
         ];
         SETTABLE
             .iter()
@@ -448,27 +539,37 @@ fn non_empty(value: &str) -> Option<String> {
     (!value.is_empty()).then(|| value.to_string())
 }
 
-/// Checks a queue name: 1 to 80 alphanumerics, `-` and `_`; `.fifo` names are refused as
-/// FIFO queues are not supported yet.
-pub fn validate_queue_name(name: &str) -> Result<(), SqsError> {
-    if name.ends_with(".fifo") {
-        return Err(SqsError::InvalidParameterValue(fifo_unsupported(&format!(
-            "queue name {name} ends in .fifo"
-        ))));
-    }
-    let valid = !name.is_empty()
-        && name.len() <= 80
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(())
+/// Checks a queue name: 1 to 80 alphanumerics, `-` and `_`, and for a FIFO queue (only)
+/// the `.fifo` suffix counted in the 80, as the CreateQueue reference states,
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html>.
+pub fn validate_queue_name(name: &str, fifo: bool) -> Result<(), SqsError> {
+    let base = if fifo {
+        name.strip_suffix(".fifo")
     } else {
-        Err(SqsError::InvalidParameterValue(
+        Some(name)
+    };
+    let valid = base.is_some_and(|base| {
+        !base.is_empty()
+            && name.len() <= 80
+            && base
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    match (valid, fifo) {
+        (true, _) => Ok(()),
+        (false, false) => Err(SqsError::InvalidParameterValue(
             "Can only include alphanumeric characters, hyphens, or underscores. 1 to 80 in length"
                 .to_string(),
-        ))
+        )),
+        (false, true) => Err(SqsError::InvalidParameterValue(
+            "The name of a FIFO queue can only include alphanumeric characters, hyphens, or underscores, must end with .fifo suffix and be 1 to 80 in length."
+                .to_string(),
+        )),
     }
+}
+
+fn invalid_attribute(name: &str) -> SqsError {
+    SqsError::InvalidAttributeValue(format!("Invalid value for the parameter {name}."))
 }
 
 #[cfg(test)]
@@ -522,19 +623,82 @@ mod tests {
     }
 
     #[test]
-    fn fifo_is_refused_clearly() {
+    fn fifo_attributes_and_names() {
         let mut config = QueueConfig::default();
-        let err = config
-            .apply(&map(&[("FifoQueue", "true")]), true)
+        config
+            .apply(
+                &map(&[
+                    ("ContentBasedDeduplication", "true"),
+                    ("FifoQueue", "true"),
+                    ("DeduplicationScope", "messageGroup"),
+                    ("FifoThroughputLimit", "perMessageGroupId"),
+                ]),
+                true,
+            )
+            .unwrap();
+        assert!(config.is_fifo());
+        assert_eq!(config.get("FifoQueue").as_deref(), Some("true"));
+        assert_eq!(
+            config.get("DeduplicationScope").as_deref(),
+            Some("messageGroup")
+        );
+        // The journal's map replays to the same configuration.
+        let mut replayed = QueueConfig::default();
+        replayed.apply(&config.to_map(), true).unwrap();
+        assert_eq!(replayed, config);
+        // Set later, FifoQueue is refused; the others change.
+        assert!(matches!(
+            config.apply(&map(&[("FifoQueue", "true")]), false),
+            Err(SqsError::InvalidAttributeName(_))
+        ));
+        config
+            .apply(&map(&[("ContentBasedDeduplication", "false")]), false)
+            .unwrap();
+        assert!(!config.fifo.unwrap().content_based_deduplication);
+        // perMessageGroupId needs messageGroup deduplication.
+        let err = QueueConfig::default()
+            .apply(
+                &map(&[
+                    ("FifoQueue", "true"),
+                    ("FifoThroughputLimit", "perMessageGroupId"),
+                ]),
+                true,
+            )
             .unwrap_err();
-        assert!(err.to_string().contains("not supported by this emulator"));
-        config.apply(&map(&[("FifoQueue", "false")]), true).unwrap();
-        let err = validate_queue_name("jobs.fifo").unwrap_err();
-        assert!(err.to_string().contains("not supported by this emulator"));
-        assert!(validate_queue_name("jobs-dlq_1").is_ok());
-        assert!(validate_queue_name("").is_err());
-        assert!(validate_queue_name(&"a".repeat(81)).is_err());
-        assert!(validate_queue_name("a b").is_err());
+        assert!(err.to_string().contains("allowed only when"), "{err}");
+        for bad in [
+            ("DeduplicationScope", "group"),
+            ("FifoThroughputLimit", "fast"),
+        ] {
+            let err = QueueConfig::default()
+                .apply(&map(&[("FifoQueue", "true"), bad]), true)
+                .unwrap_err();
+            assert!(matches!(err, SqsError::InvalidAttributeValue(_)), "{bad:?}");
+        }
+        // A standard queue does not know them.
+        let err = QueueConfig::default()
+            .apply(&map(&[("ContentBasedDeduplication", "true")]), true)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Unknown Attribute ContentBasedDeduplication."
+        );
+        let mut standard = QueueConfig::default();
+        standard
+            .apply(&map(&[("FifoQueue", "false")]), true)
+            .unwrap();
+        assert!(!standard.is_fifo());
+
+        assert!(validate_queue_name("jobs.fifo", true).is_ok());
+        assert!(validate_queue_name(&format!("{}.fifo", "a".repeat(75)), true).is_ok());
+        assert!(validate_queue_name(&format!("{}.fifo", "a".repeat(76)), true).is_err());
+        assert!(validate_queue_name("jobs", true).is_err());
+        assert!(validate_queue_name(".fifo", true).is_err());
+        assert!(validate_queue_name("jobs.fifo", false).is_err());
+        assert!(validate_queue_name("jobs-dlq_1", false).is_ok());
+        assert!(validate_queue_name("", false).is_err());
+        assert!(validate_queue_name(&"a".repeat(81), false).is_err());
+        assert!(validate_queue_name("a b", false).is_err());
     }
 
     #[test]

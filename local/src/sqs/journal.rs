@@ -136,6 +136,11 @@ pub(crate) enum Record {
     Task {
         task: MoveTask,
     },
+    /// A FIFO deduplication id still within its interval, as compaction writes it.
+    Dedup {
+        queue: String,
+        entry: super::fifo::Deduplicated,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

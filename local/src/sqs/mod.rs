@@ -4,6 +4,7 @@
 //! Files by role:
 //! - [`engine`]: the registry of queues and every operation (also the in-process API);
 //! - [`queue`]: one queue's state machine (visibility, delay, retention, receive counts);
+//! - [`fifo`]: what FIFO queues add (message groups, deduplication, sequence numbers);
 //! - [`attributes`]: queue attributes, their ranges and defaults;
 //! - [`validate`]: message, attribute and batch checks;
 //! - [`journal`]: durability (append-only journal, replay, compaction);
@@ -13,11 +14,12 @@
 //! - [`model`]: the values of the in-process API;
 //! - [`error`]: errors with their AWS codes.
 //!
-//! Standard queues only: FIFO queues are refused with a clear error until they are built.
+//! Standard and FIFO queues.
 
 pub mod attributes;
 pub mod engine;
 pub mod error;
+pub mod fifo;
 pub mod journal;
 pub mod md5;
 pub mod model;

@@ -78,15 +78,18 @@ fn base_type(data_type: &str) -> &str {
 pub struct OutgoingMessage {
     /// The body (1 byte to the queue's MaximumMessageSize, XML-safe characters only).
     pub body: String,
-    /// Per-message delay in seconds (0 to 900); the queue's DelaySeconds when `None`.
+    /// Per-message delay in seconds (0 to 900); the queue's DelaySeconds when `None`. Refused
+    /// on FIFO queues, whose delay is the queue's.
     pub delay_seconds: Option<u32>,
     /// Up to 10 message attributes.
     pub message_attributes: BTreeMap<String, MessageAttributeValue>,
     /// Message system attributes; SQS accepts only `AWSTraceHeader`.
     pub message_system_attributes: BTreeMap<String, MessageAttributeValue>,
-    /// Kept and returned as the `MessageGroupId` attribute (fair queues on standard queues).
+    /// The message group: required on FIFO queues, where it orders delivery; on standard
+    /// queues kept and returned as the `MessageGroupId` attribute (fair queues).
     pub message_group_id: Option<String>,
-    /// Refused: deduplication ids apply only to FIFO queues.
+    /// FIFO queues only: the deduplication id (required unless the queue has
+    /// ContentBasedDeduplication).
     pub message_deduplication_id: Option<String>,
 }
 
@@ -102,6 +105,18 @@ impl OutgoingMessage {
     /// Sets the per-message delay.
     pub fn delay(mut self, seconds: u32) -> Self {
         self.delay_seconds = Some(seconds);
+        self
+    }
+
+    /// Sets the message group (FIFO queues).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.message_group_id = Some(group.into());
+        self
+    }
+
+    /// Sets the deduplication id (FIFO queues).
+    pub fn dedup(mut self, id: impl Into<String>) -> Self {
+        self.message_deduplication_id = Some(id.into());
         self
     }
 
@@ -123,6 +138,8 @@ pub struct SendReceipt {
     pub md5_of_message_attributes: Option<String>,
     /// MD5 of the message system attributes, when there are any.
     pub md5_of_message_system_attributes: Option<String>,
+    /// FIFO queues only: the message's sequence number (for a duplicate, the original's).
+    pub sequence_number: Option<String>,
 }
 
 /// One failed entry of a batch request.
@@ -160,6 +177,9 @@ pub struct ReceiveOptions {
     pub system_attribute_names: Vec<String>,
     /// Message attributes to return (`All`, `.*`, `prefix.*` or exact names).
     pub message_attribute_names: Vec<String>,
+    /// FIFO queues only: retrying a receive with the same id within 5 minutes returns the
+    /// same messages (ignored on standard queues).
+    pub receive_request_attempt_id: Option<String>,
 }
 
 impl Default for ReceiveOptions {
@@ -170,6 +190,7 @@ impl Default for ReceiveOptions {
             wait: None,
             system_attribute_names: Vec::new(),
             message_attribute_names: Vec::new(),
+            receive_request_attempt_id: None,
         }
     }
 }

@@ -154,6 +154,7 @@ struct ReceiveMessageRequest {
     max_number_of_messages: Option<i64>,
     visibility_timeout: Option<i64>,
     wait_time_seconds: Option<i64>,
+    receive_request_attempt_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -369,6 +370,9 @@ fn send_receipt_json(receipt: &SendReceipt, id: Option<&str>) -> Value {
     }
     if let Some(md5) = &receipt.md5_of_message_system_attributes {
         out.insert("MD5OfMessageSystemAttributes".into(), json!(md5));
+    }
+    if let Some(sequence) = &receipt.sequence_number {
+        out.insert("SequenceNumber".into(), json!(sequence));
     }
     Value::Object(out)
 }
@@ -588,6 +592,7 @@ pub async fn dispatch(engine: &SqsEngine, operation: &str, body: &[u8]) -> Resul
                 wait,
                 system_attribute_names,
                 message_attribute_names: r.message_attribute_names,
+                receive_request_attempt_id: r.receive_request_attempt_id,
             };
             let messages = engine.receive_message(&url, &options).await?;
             Ok(if messages.is_empty() {

@@ -13,8 +13,13 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 
+use super::attributes::DeduplicationScope;
 use super::attributes::{MAX_VISIBILITY_TIMEOUT, QueueConfig};
 use super::error::SqsError;
+use super::fifo::{
+    DEDUPLICATION_INTERVAL_MS, DedupTable, Deduplicated, Groups, RECEIVE_ATTEMPT_INTERVAL_MS,
+    dedup_key,
+};
 use super::model::{MessageAttributeValue, MessageState};
 
 /// The immutable part of a message: what was sent.
@@ -28,6 +33,9 @@ pub(crate) struct MessageData {
     pub system_attributes: BTreeMap<String, MessageAttributeValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
+    /// The deduplication id a FIFO message was sent with (or derived from its body).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
     pub sent_ms: i64,
     pub sender_id: String,
     pub md5_body: String,
@@ -169,6 +177,20 @@ pub(crate) struct QueueState {
     by_age: BTreeSet<(i64, u64)>,
     in_flight: usize,
     delayed: usize,
+    /// FIFO queues only: the message groups of the visible and in-flight messages.
+    groups: Groups,
+    /// FIFO queues only: deduplication ids of the last 5 minutes.
+    pub dedup: DedupTable,
+    /// FIFO queues only: recent receives by ReceiveRequestAttemptId.
+    attempts: HashMap<String, Attempt>,
+}
+
+/// A receive made with a ReceiveRequestAttemptId: what it returned, as (seq, receive count,
+/// visible at) of each message, and until when it can be retried.
+#[derive(Debug, Clone)]
+struct Attempt {
+    expires_ms: i64,
+    messages: Vec<(u64, u32, i64)>,
 }
 
 impl QueueState {
@@ -186,6 +208,49 @@ impl QueueState {
             by_age: BTreeSet::new(),
             in_flight: 0,
             delayed: 0,
+            groups: Groups::default(),
+            dedup: DedupTable::default(),
+            attempts: HashMap::new(),
+        }
+    }
+
+    /// The FIFO group of `message`, when this is a FIFO queue (on a standard queue a group id
+    /// only names a fair-queue tenant and orders nothing).
+    fn group_of(&self, message: &StoredMessage) -> Option<Arc<str>> {
+        self.config.fifo.as_ref()?;
+        message.data.group_id.as_deref().map(Arc::from)
+    }
+
+    /// The deduplication key of a FIFO message under this queue's scope, `None` on a
+    /// standard queue or for a message without a deduplication id.
+    pub fn dedup_key_of(&self, data: &MessageData) -> Option<String> {
+        let fifo = self.config.fifo.as_ref()?;
+        let id = data.dedup_id.as_deref()?;
+        let by_group = fifo.deduplication_scope == DeduplicationScope::MessageGroup;
+        Some(dedup_key(
+            by_group,
+            data.group_id.as_deref().unwrap_or(""),
+            id,
+        ))
+    }
+
+    /// Records that `data`, stored under `seq`, used its deduplication id (on a FIFO queue):
+    /// the id is a duplicate until 5 minutes after the send.
+    pub fn note_dedup(&mut self, seq: u64, data: &MessageData) {
+        if let Some(key) = self.dedup_key_of(data) {
+            self.dedup.insert(Deduplicated {
+                key,
+                message_id: data.id.clone(),
+                seq,
+                expires_ms: data.sent_ms + DEDUPLICATION_INTERVAL_MS,
+            });
+        }
+    }
+
+    fn make_visible(&mut self, seq: u64) {
+        self.ready.insert(seq);
+        if let Some(group) = self.messages.get(&seq).and_then(|m| self.group_of(m)) {
+            self.groups.visible(&group, seq);
         }
     }
 
@@ -204,15 +269,26 @@ impl QueueState {
                 break;
             }
             self.pending.pop_first();
-            if let Some(message) = self.messages.get_mut(&seq) {
-                match message.state {
-                    MessageState::InFlight => self.in_flight -= 1,
-                    MessageState::Delayed => self.delayed -= 1,
-                    MessageState::Visible => {}
-                }
-                message.state = MessageState::Visible;
-                self.ready.insert(seq);
+            let Some(message) = self.messages.get_mut(&seq) else {
+                continue;
+            };
+            let was = message.state;
+            message.state = MessageState::Visible;
+            match was {
+                MessageState::InFlight => self.in_flight -= 1,
+                MessageState::Delayed => self.delayed -= 1,
+                MessageState::Visible => {}
             }
+            self.make_visible(seq);
+            if was == MessageState::InFlight
+                && let Some(group) = self.messages.get(&seq).and_then(|m| self.group_of(m))
+            {
+                self.groups.release(&group);
+            }
+        }
+        if self.config.fifo.is_some() {
+            self.dedup.expire(now);
+            self.attempts.retain(|_, a| a.expires_ms > now);
         }
     }
 
@@ -223,10 +299,10 @@ impl QueueState {
             self.unindex(seq, &old);
         }
         self.by_age.insert((message.data.sent_ms, seq));
-        match message.state {
-            MessageState::Visible => {
-                self.ready.insert(seq);
-            }
+        let group = self.group_of(&message);
+        let state = message.state;
+        match state {
+            MessageState::Visible => {}
             MessageState::Delayed => {
                 self.delayed += 1;
                 self.pending.insert((message.visible_at, seq));
@@ -234,16 +310,26 @@ impl QueueState {
             MessageState::InFlight => {
                 self.in_flight += 1;
                 self.pending.insert((message.visible_at, seq));
+                if let Some(group) = &group {
+                    self.groups.hold(group);
+                }
             }
         }
         self.messages.insert(seq, message);
+        if state == MessageState::Visible {
+            self.make_visible(seq);
+        }
     }
 
     fn unindex(&mut self, seq: u64, message: &StoredMessage) {
         self.by_age.remove(&(message.data.sent_ms, seq));
+        let group = self.group_of(message);
         match message.state {
             MessageState::Visible => {
                 self.ready.remove(&seq);
+                if let Some(group) = &group {
+                    self.groups.hidden(group, seq);
+                }
             }
             MessageState::Delayed => {
                 self.delayed -= 1;
@@ -252,6 +338,9 @@ impl QueueState {
             MessageState::InFlight => {
                 self.in_flight -= 1;
                 self.pending.remove(&(message.visible_at, seq));
+                if let Some(group) = &group {
+                    self.groups.release(group);
+                }
             }
         }
     }
@@ -272,6 +361,11 @@ impl QueueState {
     /// counting the receive. With `max_receive_count`, a message already received that many
     /// times is not returned but removed and handed back in the second list (for the DLQ),
     /// which is when SQS moves it: on the receive that would exceed the count.
+    ///
+    /// On a FIFO queue, only groups with no message in flight are taken from, each in send
+    /// order, and as many messages of one group as fit before the next group ("SQS tries to
+    /// return as many messages with the same message group ID as possible",
+    /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/using-messagegroupid-property.html>).
     pub fn take(
         &mut self,
         now: i64,
@@ -281,32 +375,128 @@ impl QueueState {
     ) -> (Vec<Taken>, Vec<Taken>) {
         let mut taken = Vec::new();
         let mut dead = Vec::new();
+        // FIFO: the group taken from last while it has visible messages, then the next one.
+        let mut group: Option<Arc<str>> = None;
         while taken.len() < max {
-            let Some(seq) = self.ready.pop_first() else {
-                break;
+            let seq = if self.config.fifo.is_some() {
+                let mut next = group.as_deref().and_then(|g| self.groups.oldest_visible(g));
+                if next.is_none() {
+                    group = self.groups.next();
+                    next = group.as_deref().and_then(|g| self.groups.oldest_visible(g));
+                }
+                let (Some(seq), Some(g)) = (next, &group) else {
+                    break;
+                };
+                self.ready.remove(&seq);
+                self.groups.hidden(g, seq);
+                seq
+            } else {
+                let Some(seq) = self.ready.pop_first() else {
+                    break;
+                };
+                seq
             };
-            let Some(mut message) = self.messages.remove(&seq) else {
-                continue;
-            };
-            if max_receive_count.is_some_and(|limit| message.receive_count >= limit) {
-                self.by_age.remove(&(message.data.sent_ms, seq));
-                dead.push(Taken { seq, message });
-                continue;
-            }
-            message.receive_count += 1;
-            message.first_receive_ms.get_or_insert(now);
-            message.last_receive_ms = Some(now);
-            message.state = MessageState::InFlight;
-            message.visible_at = now + visibility_ms;
-            self.in_flight += 1;
-            self.pending.insert((message.visible_at, seq));
-            taken.push(Taken {
+            self.take_one(
                 seq,
-                message: message.clone(),
-            });
-            self.messages.insert(seq, message);
+                now,
+                visibility_ms,
+                max_receive_count,
+                &mut taken,
+                &mut dead,
+            );
         }
         (taken, dead)
+    }
+
+    /// Receives the visible message `seq`, already out of the visible indexes, into `taken`,
+    /// or into `dead` when it has used up its receives.
+    fn take_one(
+        &mut self,
+        seq: u64,
+        now: i64,
+        visibility_ms: i64,
+        max_receive_count: Option<u32>,
+        taken: &mut Vec<Taken>,
+        dead: &mut Vec<Taken>,
+    ) {
+        let Some(mut message) = self.messages.remove(&seq) else {
+            return;
+        };
+        if max_receive_count.is_some_and(|limit| message.receive_count >= limit) {
+            self.by_age.remove(&(message.data.sent_ms, seq));
+            dead.push(Taken { seq, message });
+            return;
+        }
+        message.receive_count += 1;
+        message.first_receive_ms.get_or_insert(now);
+        message.last_receive_ms = Some(now);
+        message.state = MessageState::InFlight;
+        message.visible_at = now + visibility_ms;
+        self.in_flight += 1;
+        self.pending.insert((message.visible_at, seq));
+        if let Some(group) = self.group_of(&message) {
+            self.groups.hold(&group);
+        }
+        taken.push(Taken {
+            seq,
+            message: message.clone(),
+        });
+        self.messages.insert(seq, message);
+    }
+
+    /// Remembers what a receive with ReceiveRequestAttemptId `attempt` returned.
+    pub fn remember_attempt(&mut self, attempt: &str, now: i64, taken: &[Taken]) {
+        let messages = taken
+            .iter()
+            .map(|t| (t.seq, t.message.receive_count, t.message.visible_at))
+            .collect();
+        self.attempts.insert(
+            attempt.to_string(),
+            Attempt {
+                expires_ms: now + RECEIVE_ATTEMPT_INTERVAL_MS,
+                messages,
+            },
+        );
+    }
+
+    /// A retry of the receive made with ReceiveRequestAttemptId `attempt`: the same messages
+    /// with the same receipt handles, their visibility timeout started again, when the first
+    /// receive was less than 5 minutes ago and none of its messages was deleted or had its
+    /// visibility changed since. `None` when it cannot be replayed (the caller receives anew).
+    pub fn retry_attempt(
+        &mut self,
+        attempt: &str,
+        now: i64,
+        visibility_ms: i64,
+    ) -> Option<Vec<Taken>> {
+        let remembered = self.attempts.get(attempt)?.clone();
+        let unchanged = remembered.messages.iter().all(|(seq, count, visible_at)| {
+            self.messages.get(seq).is_some_and(|m| {
+                m.state == MessageState::InFlight
+                    && m.receive_count == *count
+                    && m.visible_at == *visible_at
+            })
+        });
+        if !unchanged {
+            self.attempts.remove(attempt);
+            return None;
+        }
+        let mut out = Vec::with_capacity(remembered.messages.len());
+        for (seq, _, _) in &remembered.messages {
+            self.set_visible_at(*seq, now + visibility_ms, now);
+            if let Some(message) = self.messages.get(seq) {
+                out.push(Taken {
+                    seq: *seq,
+                    message: message.clone(),
+                });
+            }
+        }
+        self.remember_attempt(
+            attempt,
+            remembered.expires_ms - RECEIVE_ATTEMPT_INTERVAL_MS,
+            &out,
+        );
+        Some(out)
     }
 
     /// Re-applies a journaled receive.
@@ -394,6 +584,8 @@ impl QueueState {
         self.by_age.clear();
         self.in_flight = 0;
         self.delayed = 0;
+        self.groups.clear();
+        self.attempts.clear();
         count
     }
 
@@ -439,6 +631,7 @@ mod tests {
             attributes: BTreeMap::new(),
             system_attributes: BTreeMap::new(),
             group_id: None,
+            dedup_id: None,
             sent_ms,
             sender_id: "s".into(),
             md5_body: String::new(),

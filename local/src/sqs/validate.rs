@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::attributes::QueueConfig;
 use super::error::SqsError;
 use super::model::{MessageAttributeValue, OutgoingMessage};
 
@@ -28,9 +29,19 @@ fn check_chars(text: &str, what: &str) -> Result<(), SqsError> {
     }
 }
 
-/// Validates a message for a queue whose MaximumMessageSize is `max_size`; returns its size
-/// (body plus attribute names, types and values).
-pub fn validate_message(message: &OutgoingMessage, max_size: u32) -> Result<usize, SqsError> {
+/// Validates a message for a queue with `config`; returns its size (body plus attribute
+/// names, types and values).
+///
+/// On a FIFO queue, from the SendMessage reference,
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>:
+/// `MessageGroupId` is required; `MessageDeduplicationId` is required unless the queue has
+/// ContentBasedDeduplication; both are 1 to 128 alphanumeric or punctuation characters; a
+/// per-message `DelaySeconds` is refused ("you can't set DelaySeconds per message").
+pub fn validate_message(
+    message: &OutgoingMessage,
+    config: &QueueConfig,
+) -> Result<usize, SqsError> {
+    let max_size = config.maximum_message_size;
     if message.body.is_empty() {
         return Err(SqsError::MissingParameter(
             "The request must contain the parameter MessageBody.".to_string(),
@@ -46,21 +57,40 @@ pub fn validate_message(message: &OutgoingMessage, max_size: u32) -> Result<usiz
             "DelaySeconds must be >= 0 and <= 900.",
         ));
     }
-    if message.message_deduplication_id.is_some() {
-        return Err(SqsError::InvalidParameterValue(
-            "The request include parameter MessageDeduplicationId that is not valid for this queue type".to_string(),
-        ));
+    match &config.fifo {
+        Some(fifo) => {
+            if let Some(delay) = message.delay_seconds {
+                return Err(SqsError::invalid_value(
+                    "DelaySeconds",
+                    delay,
+                    "The request include parameter that is not valid for this queue type.",
+                ));
+            }
+            if message.message_group_id.is_none() {
+                return Err(SqsError::MissingParameter(
+                    "The request must contain the parameter MessageGroupId.".to_string(),
+                ));
+            }
+            match &message.message_deduplication_id {
+                Some(id) => check_token("MessageDeduplicationId", id)?,
+                None if fifo.content_based_deduplication => {}
+                None => {
+                    return Err(SqsError::InvalidParameterValue(
+                        "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly".to_string(),
+                    ));
+                }
+            }
+        }
+        None => {
+            if message.message_deduplication_id.is_some() {
+                return Err(SqsError::InvalidParameterValue(
+                    "The request include parameter MessageDeduplicationId that is not valid for this queue type".to_string(),
+                ));
+            }
+        }
     }
     if let Some(group) = &message.message_group_id {
-        let valid =
-            !group.is_empty() && group.len() <= 128 && group.bytes().all(|b| b.is_ascii_graphic());
-        if !valid {
-            return Err(SqsError::invalid_value(
-                "MessageGroupId",
-                group,
-                "MessageGroupId can only include alphanumeric and punctuation characters. 1 to 128 in length.",
-            ));
-        }
+        check_token("MessageGroupId", group)?;
     }
     let attributes_size = validate_attributes(&message.message_attributes)?;
     validate_system_attributes(&message.message_system_attributes)?;
@@ -71,6 +101,22 @@ pub fn validate_message(message: &OutgoingMessage, max_size: u32) -> Result<usiz
         )));
     }
     Ok(size)
+}
+
+/// Checks a group or deduplication id: 1 to 128 alphanumeric or punctuation characters.
+fn check_token(name: &str, value: &str) -> Result<(), SqsError> {
+    let valid =
+        !value.is_empty() && value.len() <= 128 && value.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        return Ok(());
+    }
+    Err(SqsError::invalid_value(
+        name,
+        value,
+        &format!(
+            "{name} can only include alphanumeric and punctuation characters. 1 to 128 in length."
+        ),
+    ))
 }
 
 /// Validates message (user) attributes; returns the bytes they count toward the size limit.
@@ -240,18 +286,25 @@ pub fn validate_batch_ids<'a>(
 mod tests {
     use super::*;
 
+    fn sized(maximum_message_size: u32) -> QueueConfig {
+        QueueConfig {
+            maximum_message_size,
+            ..QueueConfig::default()
+        }
+    }
+
     #[test]
     fn body_characters() {
-        assert!(validate_message(&OutgoingMessage::new("ok\t\n\r é 😀"), 1024).is_ok());
+        assert!(validate_message(&OutgoingMessage::new("ok\t\n\r é 😀"), &sized(1024)).is_ok());
         for bad in ["a\u{0}", "\u{1b}", "\u{FFFE}", "\u{FFFF}", "x\u{8}y"] {
-            let err = validate_message(&OutgoingMessage::new(bad), 1024).unwrap_err();
+            let err = validate_message(&OutgoingMessage::new(bad), &sized(1024)).unwrap_err();
             assert!(
                 matches!(err, SqsError::InvalidMessageContents(_)),
                 "{bad:?}"
             );
         }
         assert!(matches!(
-            validate_message(&OutgoingMessage::new(""), 1024),
+            validate_message(&OutgoingMessage::new(""), &sized(1024)),
             Err(SqsError::MissingParameter(_))
         ));
     }
@@ -262,9 +315,9 @@ mod tests {
         let msg =
             OutgoingMessage::new(body.clone()).attribute("n", MessageAttributeValue::string("abc"));
         // 1000 + "n" + "String" + "abc"
-        assert_eq!(validate_message(&msg, 1010).unwrap(), 1010);
+        assert_eq!(validate_message(&msg, &sized(1010)).unwrap(), 1010);
         assert!(matches!(
-            validate_message(&msg, 1009),
+            validate_message(&msg, &sized(1009)),
             Err(SqsError::InvalidParameterValue(_))
         ));
     }
@@ -272,7 +325,10 @@ mod tests {
     #[test]
     fn attributes() {
         let ok = |name: &str, v: MessageAttributeValue| {
-            validate_message(&OutgoingMessage::new("b").attribute(name, v), 1 << 20)
+            validate_message(
+                &OutgoingMessage::new("b").attribute(name, v),
+                &sized(1 << 20),
+            )
         };
         assert!(ok("a-b_c.d", MessageAttributeValue::string("v")).is_ok());
         assert!(ok("n", MessageAttributeValue::number("-12.5e3")).is_ok());
@@ -311,7 +367,7 @@ mod tests {
             eleven = eleven.attribute(format!("a{i}"), MessageAttributeValue::string("v"));
         }
         assert!(matches!(
-            validate_message(&eleven, 1 << 20),
+            validate_message(&eleven, &sized(1 << 20)),
             Err(SqsError::InvalidParameterValue(_))
         ));
     }

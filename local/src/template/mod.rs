@@ -251,9 +251,8 @@ pub enum ScheduleTarget {
     Queue {
         /// Logical id of the queue.
         queue: String,
-        /// `SqsParameters.MessageGroupId`, passed on as the message's group id. AWS requires
-        /// it for FIFO queues, which the emulator refuses for now (see the FIFO row of the
-        /// README's divergence table); on a standard queue it is kept as SQS keeps it.
+        /// `SqsParameters.MessageGroupId`, passed on as the message's group id: required for a
+        /// FIFO queue (checked at load); on a standard queue kept as SQS keeps it.
         message_group_id: Option<String>,
     },
 }

@@ -13,5 +13,6 @@ mod runtime;
 mod schedule;
 mod schedule_runner;
 mod sqs;
+mod sqs_fifo;
 mod template;
 mod trace;

@@ -1267,3 +1267,136 @@ async fn a_poller_never_receives_a_batch_the_function_has_no_room_for() {
     let stats = env.stop(handle).await;
     assert_eq!(stats.deleted, 1);
 }
+
+// ------------------------------------------------------------------ FIFO
+
+/// A FIFO queue's mapping runs one batch of a group at a time, groups in parallel, and with a
+/// function that reports every record after a failure in its group (as the Lambda guide asks,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>), applies
+/// each group's records exactly in send order across the failure and its redelivery.
+#[tokio::test]
+async fn a_fifo_mapping_runs_groups_in_parallel_and_each_in_order() {
+    const FIFO: &str = "orders.fifo";
+    let (shared, manual) = clock::manual(t0());
+    let engine = SqsEngine::in_memory(shared);
+    let none = BTreeMap::new();
+    let attributes = BTreeMap::from([
+        ("FifoQueue".to_string(), "true".to_string()),
+        ("ContentBasedDeduplication".to_string(), "true".to_string()),
+        ("VisibilityTimeout".to_string(), "30".to_string()),
+    ]);
+    engine.create_queue(FIFO, &attributes, &none).unwrap();
+    for i in 0..8 {
+        for g in 0..3 {
+            engine
+                .send_message(
+                    FIFO,
+                    OutgoingMessage::new(format!("g{g}-{i}")).group(format!("g{g}")),
+                )
+                .unwrap();
+        }
+    }
+
+    #[derive(Default)]
+    struct Seen {
+        applied: BTreeMap<String, Vec<String>>,
+        active: BTreeSet<String>,
+        overlaps: Vec<String>,
+        running: usize,
+        peak: usize,
+        failed_once: bool,
+    }
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let invoker = {
+        let seen = seen.clone();
+        InProcessInvoker::new().with_function(FUNCTION, move |payload: Bytes, _ctx| {
+            let seen = seen.clone();
+            async move {
+                let event: SqsEvent = serde_json::from_slice(&payload).unwrap();
+                let group_of =
+                    |r: &aws_lambda_events::sqs::SqsMessage| r.attributes["MessageGroupId"].clone();
+                let groups: BTreeSet<String> = event.records.iter().map(group_of).collect();
+                {
+                    let mut s = seen.lock().unwrap();
+                    for g in &groups {
+                        if !s.active.insert(g.clone()) {
+                            s.overlaps.push(g.clone());
+                        }
+                    }
+                    s.running += 1;
+                    s.peak = s.peak.max(s.running);
+                }
+                // Other invocations get every chance to start meanwhile.
+                for _ in 0..50 {
+                    tokio::task::yield_now().await;
+                }
+                let mut s = seen.lock().unwrap();
+                let mut failures = Vec::new();
+                let mut failed_groups = BTreeSet::new();
+                for r in &event.records {
+                    let group = group_of(r);
+                    let body = r.body.clone().unwrap();
+                    let fail_here = body == "g1-3" && !s.failed_once;
+                    if fail_here || failed_groups.contains(&group) {
+                        s.failed_once = true;
+                        failed_groups.insert(group);
+                        failures.push(json!({"itemIdentifier": r.message_id}));
+                        continue;
+                    }
+                    s.applied.entry(group).or_default().push(body);
+                }
+                for g in &groups {
+                    s.active.remove(g);
+                }
+                s.running -= 1;
+                Ok::<_, FunctionError>(Bytes::from(
+                    json!({ "batchItemFailures": failures }).to_string(),
+                ))
+            }
+        })
+    };
+    let (stop, shutdown) = Shutdown::channel();
+    let mut config = MappingConfig::new(FUNCTION, FIFO, REGION)
+        .with_batch_size(3)
+        .with_max_concurrency(5);
+    config.queue_arn = engine.queue_arn(FIFO).unwrap();
+    config.report_batch_item_failures = true;
+    let handle = mapping::spawn(config, engine.clone(), Arc::new(invoker), shutdown);
+    let applied = |seen: &Arc<Mutex<Seen>>| -> usize {
+        seen.lock().unwrap().applied.values().map(Vec::len).sum()
+    };
+    until("everything but the failed group's tail", || {
+        applied(&seen) == 19
+    })
+    .await;
+    quiet().await;
+    assert_eq!(applied(&seen), 19, "g1 waits for its failed record");
+    // The failed record comes back after its visibility timeout, then the rest of its group.
+    manual.advance(Duration::from_secs(30)).unwrap();
+    until("everything", || applied(&seen) == 24).await;
+
+    {
+        let s = seen.lock().unwrap();
+        for g in 0..3 {
+            let expected: Vec<String> = (0..8).map(|i| format!("g{g}-{i}")).collect();
+            assert_eq!(
+                s.applied[&format!("g{g}")],
+                expected,
+                "group g{g} in send order"
+            );
+        }
+        assert!(
+            s.overlaps.is_empty(),
+            "two batches of one group at once: {:?}",
+            s.overlaps
+        );
+        assert!(s.peak >= 2, "groups run in parallel (peak {})", s.peak);
+    }
+    stop.send(true).unwrap();
+    let stats = tokio::time::timeout(GUARD, handle.join())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.in_flight, 0);
+    assert_eq!(engine.queue_stats(FIFO).unwrap().visible, 0);
+}

@@ -1,7 +1,7 @@
 //! The SQS emulation through the real `aws-sdk-sqs` client, on a manual clock, plus the
 //! in-process API the emulator's pollers use.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,24 +25,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Guards every wait in these tests against hanging; never reached when they pass.
 const GUARD: Duration = Duration::from_secs(30);
 
-fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     "2026-03-01T08:00:00Z".parse().unwrap()
 }
 
-struct Emulator {
-    engine: SqsEngine,
+pub(crate) struct Emulator {
+    pub(crate) engine: SqsEngine,
     server: SqsServer,
-    client: Client,
+    pub(crate) client: Client,
     clock: Arc<ManualClock>,
 }
 
 impl Emulator {
-    async fn start() -> Emulator {
+    pub(crate) async fn start() -> Emulator {
         let (shared, manual) = clock::manual(t0());
         Self::start_with(SqsEngine::in_memory(shared), manual).await
     }
 
-    async fn start_with(engine: SqsEngine, clock: Arc<ManualClock>) -> Emulator {
+    pub(crate) async fn start_with(engine: SqsEngine, clock: Arc<ManualClock>) -> Emulator {
         let server = sqs::serve(engine.clone(), "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
@@ -55,11 +55,15 @@ impl Emulator {
         }
     }
 
-    fn advance(&self, secs: u64) {
+    pub(crate) fn advance(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs)).unwrap();
     }
 
-    async fn create(&self, name: &str, attributes: &[(QueueAttributeName, &str)]) -> String {
+    pub(crate) async fn create(
+        &self,
+        name: &str,
+        attributes: &[(QueueAttributeName, &str)],
+    ) -> String {
         let mut request = self.client.create_queue().queue_name(name);
         for (k, v) in attributes {
             request = request.attributes(k.clone(), *v);
@@ -67,7 +71,7 @@ impl Emulator {
         request.send().await.unwrap().queue_url.unwrap()
     }
 
-    async fn attribute(&self, url: &str, name: QueueAttributeName) -> String {
+    pub(crate) async fn attribute(&self, url: &str, name: QueueAttributeName) -> String {
         let out = self
             .client
             .get_queue_attributes()
@@ -79,7 +83,29 @@ impl Emulator {
         out.attributes.unwrap()[&name].clone()
     }
 
-    async fn receive(&self, url: &str, max: i32) -> Vec<aws_sdk_sqs::types::Message> {
+    pub(crate) async fn set_attribute(&self, url: &str, name: QueueAttributeName, value: &str) {
+        self.client
+            .set_queue_attributes()
+            .queue_url(url)
+            .attributes(name, value)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    pub(crate) async fn all_attributes(&self, url: &str) -> HashMap<QueueAttributeName, String> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap()
+            .attributes
+            .unwrap()
+    }
+
+    pub(crate) async fn receive(&self, url: &str, max: i32) -> Vec<aws_sdk_sqs::types::Message> {
         self.client
             .receive_message()
             .queue_url(url)
@@ -237,16 +263,7 @@ async fn sqs_create_list_get_url_and_attributes() {
         .unwrap();
     assert_eq!(url.queue_url(), Some(jobs.as_str()));
 
-    let all = emu
-        .client
-        .get_queue_attributes()
-        .queue_url(&jobs)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap();
+    let all = emu.all_attributes(&jobs).await;
     assert_eq!(all[&QueueAttributeName::VisibilityTimeout], "180");
     assert_eq!(all[&QueueAttributeName::DelaySeconds], "0");
     assert_eq!(all[&QueueAttributeName::MessageRetentionPeriod], "345600");
@@ -282,13 +299,8 @@ async fn sqs_create_list_get_url_and_attributes() {
     assert_eq!(err.code(), Some("QueueAlreadyExists"));
 
     emu.advance(10);
-    emu.client
-        .set_queue_attributes()
-        .queue_url(&jobs)
-        .attributes(QueueAttributeName::DelaySeconds, "5")
-        .send()
-        .await
-        .unwrap();
+    emu.set_attribute(&jobs, QueueAttributeName::DelaySeconds, "5")
+        .await;
     assert_eq!(
         emu.attribute(&jobs, QueueAttributeName::DelaySeconds).await,
         "5"
@@ -1383,42 +1395,6 @@ async fn sqs_message_size_limit_is_one_mebibyte() {
         .unwrap_err()
         .into_service_error();
     assert!(err.is_invalid_message_contents(), "{err:?}");
-}
-
-#[tokio::test]
-async fn sqs_fifo_queues_are_refused_clearly() {
-    let emu = Emulator::start().await;
-    let err = emu
-        .client
-        .create_queue()
-        .queue_name("jobs.fifo")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert_eq!(err.code(), Some("InvalidParameterValue"));
-    assert!(
-        err.message()
-            .unwrap()
-            .contains("FIFO queues are not supported by this emulator")
-    );
-    let err = emu
-        .client
-        .create_queue()
-        .queue_name("jobs")
-        .attributes(QueueAttributeName::FifoQueue, "true")
-        .send()
-        .await
-        .unwrap_err()
-        .into_service_error();
-    assert!(err.is_invalid_attribute_value(), "{err:?}");
-    assert!(
-        err.message()
-            .unwrap()
-            .contains("FIFO queues are not supported by this emulator")
-    );
-    let listed = emu.client.list_queues().send().await.unwrap();
-    assert!(listed.queue_urls().is_empty());
 }
 
 #[tokio::test]

@@ -1175,6 +1175,48 @@ fn scheduler_schedule_target_neither_function_nor_queue_fails_the_load() {
     );
 }
 
+/// FIFO targets: a group id is required and the queue needs content-based deduplication
+/// (<https://docs.aws.amazon.com/scheduler/latest/APIReference/API_SqsParameters.html>); a
+/// FIFO mapping takes no batching window
+/// (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html>).
+#[test]
+fn fifo_schedule_targets_and_mappings_follow_aws_rules() {
+    let yaml = |cbd: bool, target: &str| {
+        format!(
+            "{FN_HEAD}  F:\n    Type: AWS::Serverless::Function\n    Properties: {{CodeUri: f}}\n  Q: {{Type: 'AWS::SQS::Queue', Properties: {{QueueName: work.fifo, FifoQueue: true, ContentBasedDeduplication: {cbd}}}}}\n  S:\n    Type: AWS::Scheduler::Schedule\n    Properties:\n      ScheduleExpression: rate(1 hour)\n      FlexibleTimeWindow: {{Mode: 'OFF'}}\n      Target: {target}\n"
+        )
+    };
+    assert_eq!(
+        load_err(&yaml(true, "{Arn: !GetAtt Q.Arn}")),
+        "resource S: property Target.SqsParameters.MessageGroupId: is required: the target \
+         work.fifo is a FIFO queue"
+    );
+    assert_eq!(
+        load_err(&yaml(
+            false,
+            "{Arn: !GetAtt Q.Arn, SqsParameters: {MessageGroupId: g}}"
+        )),
+        "resource S: property Target: the FIFO queue work.fifo must have \
+         ContentBasedDeduplication to be a schedule target"
+    );
+    let template = yaml(
+        true,
+        "{Arn: !GetAtt Q.Arn, SqsParameters: {MessageGroupId: g}}",
+    );
+    assert!(
+        load(&template).is_ok(),
+        "a FIFO target with a group id and content-based deduplication loads"
+    );
+    let mapping = format!(
+        "{FN_HEAD}  Q: {{Type: 'AWS::SQS::Queue', Properties: {{FifoQueue: true}}}}\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Events:\n        E:\n          Type: SQS\n          Properties: {{Queue: !GetAtt Q.Arn, MaximumBatchingWindowInSeconds: 0}}\n"
+    );
+    assert_eq!(
+        load_err(&mapping),
+        "resource F: property Events.E.Properties.MaximumBatchingWindowInSeconds: batching \
+         window is not supported for FIFO queues"
+    );
+}
+
 #[test]
 fn template_redrive_allow_policy_is_read_and_enforced_at_load() -> anyhow::Result<()> {
     let queues = |allow: &str| {

@@ -1,15 +1,13 @@
 //! The batch operations: SendMessageBatch, DeleteMessageBatch and
 //! ChangeMessageVisibilityBatch, each entry through the single-message path, failures by id.
 
-use std::sync::Arc;
-
+use super::messages::Prepared;
 use super::{SqsEngine, failure, lock};
 use crate::sqs::attributes::MAX_MESSAGE_SIZE;
 use crate::sqs::error::SqsError;
 use crate::sqs::journal::Record;
 use crate::sqs::model::{BatchFailure, BatchOutcome, OutgoingMessage, SendReceipt};
-use crate::sqs::queue::StoredMessage;
-use crate::sqs::validate::{validate_batch_ids, validate_message};
+use crate::sqs::validate::validate_batch_ids;
 
 impl SqsEngine {
     /// SendMessageBatch: entries are `(id, message)`; returns the successes by id and the
@@ -44,36 +42,46 @@ impl SqsEngine {
             let mut state = lock(&handle.state);
             let mut records = Vec::new();
             let mut accepted = Vec::new();
+            let mut duplicates = Vec::new();
             let mut failed = Vec::new();
             for (id, message) in &entries {
-                if let Err(err) = validate_message(message, state.config.maximum_message_size) {
-                    failed.push(BatchFailure {
+                match self.prepare_send(&mut state, message, now) {
+                    Err(err) => failed.push(BatchFailure {
                         id: id.clone(),
                         code: err.batch_entry_code().to_string(),
                         message: err.aws_message(),
                         sender_fault: true,
-                    });
-                    continue;
+                    }),
+                    Ok(Prepared::Duplicate(receipt)) => duplicates.push((id.clone(), receipt)),
+                    Ok(Prepared::New {
+                        seq,
+                        visible_at,
+                        data,
+                    }) => {
+                        records.push(Record::Send {
+                            queue: handle.name.clone(),
+                            seq,
+                            visible_at,
+                            now,
+                            data: data.clone(),
+                        });
+                        accepted.push((id.clone(), seq, visible_at, data));
+                    }
                 }
-                let delay = message.delay_seconds.unwrap_or(state.config.delay_seconds);
-                let data = Arc::new(self.build_message(message, now));
-                let seq = self.next_seq();
-                let visible_at = now + i64::from(delay) * 1000;
-                records.push(Record::Send {
-                    queue: handle.name.clone(),
-                    seq,
-                    visible_at,
-                    now,
-                    data: data.clone(),
-                });
-                accepted.push((id.clone(), seq, visible_at, data));
             }
-            self.journal(&records)?;
-            let mut ok = Vec::with_capacity(accepted.len());
+            if let Err(err) = self.journal(&records) {
+                for (_, _, _, data) in &accepted {
+                    Self::unsend(&mut state, data);
+                }
+                return Err(err);
+            }
+            let mut ok = Vec::with_capacity(accepted.len() + duplicates.len());
             for (id, seq, visible_at, data) in accepted {
-                ok.push((id, Self::receipt_of(&data)));
-                state.insert(seq, StoredMessage::new(data, now, visible_at));
+                ok.push((id, Self::store_sent(&mut state, seq, visible_at, data, now)));
             }
+            ok.extend(duplicates);
+            // Successes in the order of the request's entries.
+            ok.sort_by_key(|(id, _)| entries.iter().position(|(e, _)| e == id));
             Ok(BatchOutcome {
                 successful: ok,
                 failed,

@@ -42,6 +42,14 @@ impl SqsEngine {
                     message: message.clone(),
                 });
             }
+            // Deduplication outlives the message (deleted or not, its id is a duplicate for
+            // 5 minutes), so it is written on its own.
+            for entry in state.dedup.entries() {
+                records.push(Record::Dedup {
+                    queue: handle.name.clone(),
+                    entry: entry.clone(),
+                });
+            }
         }
         for task in lock(&self.inner.tasks).iter() {
             records.push(Record::Task { task: task.clone() });
@@ -89,7 +97,9 @@ impl SqsEngine {
             } => {
                 if let Some(h) = get(&name) {
                     let mut state = lock(&h.state);
-                    state.config = replayed_config(&name, &attributes, false);
+                    // The journal holds the whole configuration, FifoQueue included, as
+                    // creation would set it.
+                    state.config = replayed_config(&name, &attributes, true);
                     state.modified_ms = modified_ms;
                 }
             }
@@ -117,7 +127,9 @@ impl SqsEngine {
             } => {
                 bump(seq);
                 if let Some(h) = get(&queue) {
-                    lock(&h.state).insert(seq, StoredMessage::new(data, now, visible_at));
+                    let mut state = lock(&h.state);
+                    state.note_dedup(seq, &data);
+                    state.insert(seq, StoredMessage::new(data, now, visible_at));
                 }
             }
             Record::Receive {
@@ -160,6 +172,11 @@ impl SqsEngine {
                 bump(seq);
                 if let Some(h) = get(&queue) {
                     lock(&h.state).insert(seq, message);
+                }
+            }
+            Record::Dedup { queue, entry } => {
+                if let Some(h) = get(&queue) {
+                    lock(&h.state).dedup.insert(entry);
                 }
             }
             Record::Task { task } => {

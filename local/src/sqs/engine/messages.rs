@@ -9,10 +9,11 @@ use std::time::Duration;
 use super::{QueueHandle, SqsEngine, dead_lettered, lock, to_time};
 use crate::sqs::attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_SECONDS};
 use crate::sqs::error::SqsError;
+use crate::sqs::fifo::{content_deduplication_id, sequence_number};
 use crate::sqs::journal::Record;
 use crate::sqs::md5::{md5_hex, md5_of_attributes};
 use crate::sqs::model::{OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt};
-use crate::sqs::queue::{DeleteOutcome, MessageData, Receipt, StoredMessage, Taken};
+use crate::sqs::queue::{DeleteOutcome, MessageData, QueueState, Receipt, StoredMessage, Taken};
 use crate::sqs::validate::validate_message;
 
 fn wants_message_attribute(names: &[String], attribute: &str) -> bool {
@@ -22,6 +23,18 @@ fn wants_message_attribute(names: &[String], attribute: &str) -> bool {
             || n == attribute
             || (n.ends_with(".*") && attribute.starts_with(&n[..n.len() - 1]))
     })
+}
+
+/// A send checked and numbered, before it is journaled and stored.
+pub(super) enum Prepared {
+    /// A message to journal and store.
+    New {
+        seq: u64,
+        visible_at: i64,
+        data: Arc<MessageData>,
+    },
+    /// A FIFO duplicate: answered, not stored.
+    Duplicate(SendReceipt),
 }
 
 /// Outcome of one non-waiting receive attempt.
@@ -41,47 +54,124 @@ impl SqsEngine {
             attributes: message.message_attributes.clone(),
             system_attributes: message.message_system_attributes.clone(),
             group_id: message.message_group_id.clone(),
+            dedup_id: None,
             sent_ms: now,
             sender_id: self.inner.account_id.clone(),
             dead_letter_source_arn: None,
         }
     }
 
-    pub(super) fn receipt_of(data: &MessageData) -> SendReceipt {
+    pub(super) fn receipt_of(data: &MessageData, seq: u64) -> SendReceipt {
         SendReceipt {
             message_id: data.id.clone(),
             md5_of_message_body: data.md5_body.clone(),
             md5_of_message_attributes: data.md5_attributes.clone(),
             md5_of_message_system_attributes: data.md5_system.clone(),
+            sequence_number: data.dedup_id.as_ref().map(|_| sequence_number(seq)),
         }
     }
 
-    /// SendMessage.
+    /// Validates a send to the locked queue `state` and, unless it is a FIFO duplicate,
+    /// gives it its sequence and records its deduplication id. The caller journals the new
+    /// messages, then stores them with [`Self::store_sent`] (or calls [`Self::unsend`] on each
+    /// when the journal write fails).
+    pub(super) fn prepare_send(
+        &self,
+        state: &mut QueueState,
+        message: &OutgoingMessage,
+        now: i64,
+    ) -> Result<Prepared, SqsError> {
+        validate_message(message, &state.config)?;
+        let delay = message.delay_seconds.unwrap_or(state.config.delay_seconds);
+        let mut data = self.build_message(message, now);
+        if let Some(fifo) = &state.config.fifo {
+            let id = message
+                .message_deduplication_id
+                .clone()
+                .or_else(|| {
+                    fifo.content_based_deduplication
+                        .then(|| content_deduplication_id(&message.body))
+                })
+                .unwrap_or_default();
+            data.dedup_id = Some(id);
+            state.dedup.expire(now);
+            let key = state.dedup_key_of(&data).unwrap_or_default();
+            if let Some(original) = state.dedup.get(&key) {
+                // Accepted and not enqueued again: the answer names the original message,
+                // with this request's digests (clients check them against what they sent).
+                let mut receipt = Self::receipt_of(&data, original.seq);
+                receipt.message_id = original.message_id.clone();
+                tracing::debug!(message_id = %original.message_id, "duplicate send dropped");
+                return Ok(Prepared::Duplicate(receipt));
+            }
+        }
+        let seq = self.next_seq();
+        state.note_dedup(seq, &data);
+        Ok(Prepared::New {
+            seq,
+            visible_at: now + i64::from(delay) * 1000,
+            data: Arc::new(data),
+        })
+    }
+
+    /// Stores a prepared new message in the locked queue.
+    pub(super) fn store_sent(
+        state: &mut QueueState,
+        seq: u64,
+        visible_at: i64,
+        data: Arc<MessageData>,
+        now: i64,
+    ) -> SendReceipt {
+        let receipt = Self::receipt_of(&data, seq);
+        state.insert(seq, StoredMessage::new(data, now, visible_at));
+        receipt
+    }
+
+    /// Forgets the deduplication id of a prepared message that will not be stored.
+    pub(super) fn unsend(state: &mut QueueState, data: &MessageData) {
+        if let Some(key) = state.dedup_key_of(data) {
+            state.dedup.remove(&key);
+        }
+    }
+
+    /// SendMessage. On a FIFO queue, a send whose deduplication id was used in the last 5
+    /// minutes succeeds without enqueuing anything.
     pub fn send_message(
         &self,
         queue: &str,
         message: OutgoingMessage,
     ) -> Result<SendReceipt, SqsError> {
         let handle = self.lookup(queue)?;
-        let receipt = self.op(|| {
+        let (receipt, fresh) = self.op(|| {
             let now = self.now_ms();
             let mut state = lock(&handle.state);
-            validate_message(&message, state.config.maximum_message_size)?;
-            let delay = message.delay_seconds.unwrap_or(state.config.delay_seconds);
-            let data = Arc::new(self.build_message(&message, now));
-            let seq = self.next_seq();
-            let visible_at = now + i64::from(delay) * 1000;
-            self.journal(&[Record::Send {
+            let (seq, visible_at, data) = match self.prepare_send(&mut state, &message, now)? {
+                Prepared::Duplicate(receipt) => return Ok((receipt, false)),
+                Prepared::New {
+                    seq,
+                    visible_at,
+                    data,
+                } => (seq, visible_at, data),
+            };
+            let record = Record::Send {
                 queue: handle.name.clone(),
                 seq,
                 visible_at,
                 now,
                 data: data.clone(),
-            }])?;
-            state.insert(seq, StoredMessage::new(data.clone(), now, visible_at));
-            Ok(Self::receipt_of(&data))
+            };
+            if let Err(err) = self.journal(&[record]) {
+                Self::unsend(&mut state, &data);
+                return Err(err);
+            }
+            Ok((
+                Self::store_sent(&mut state, seq, visible_at, data, now),
+                true,
+            ))
         })?;
-        handle.notify.notify_waiters();
+        if fresh {
+            handle.notify.notify_waiters();
+        }
         Ok(receipt)
     }
 
@@ -120,6 +210,19 @@ impl SqsEngine {
                 wait.as_secs(),
                 "Must be >= 0 and <= 20, if provided.",
             ));
+        }
+        if let Some(id) = &options.receive_request_attempt_id {
+            // "The maximum length of ReceiveRequestAttemptId is 128 characters ...
+            // alphanumeric characters and punctuation" (ReceiveMessage reference).
+            let valid =
+                !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic());
+            if !valid {
+                return Err(SqsError::invalid_value(
+                    "ReceiveRequestAttemptId",
+                    id,
+                    "ReceiveRequestAttemptId can only include alphanumeric and punctuation characters. 1 to 128 in length.",
+                ));
+            }
         }
         let handle = self.lookup(queue)?;
         let wait = match options.wait {
@@ -177,10 +280,38 @@ impl SqsEngine {
             let visibility = options
                 .visibility_timeout
                 .unwrap_or(state.config.visibility_timeout);
+            let visibility_ms = i64::from(visibility) * 1000;
+            let answer = |state: &QueueState, taken: &[Taken]| Attempt {
+                messages: taken
+                    .iter()
+                    .map(|t| self.render(handle, t, options))
+                    .collect(),
+                next_visible_at: state.next_visible_at(),
+            };
+            // ReceiveRequestAttemptId applies to FIFO queues only (ReceiveMessage reference).
+            let attempt_id = options
+                .receive_request_attempt_id
+                .as_deref()
+                .filter(|_| state.config.is_fifo());
+            if let Some(attempt_id) = attempt_id
+                && let Some(again) = state.retry_attempt(attempt_id, now, visibility_ms)
+            {
+                let records: Vec<_> = again
+                    .iter()
+                    .map(|t| Record::Visibility {
+                        queue: handle.name.clone(),
+                        seq: t.seq,
+                        visible_at: t.message.visible_at,
+                        now,
+                    })
+                    .collect();
+                self.journal(&records)?;
+                return Ok((answer(&state, &again), visibility));
+            }
             let (taken, dead) = state.take(
                 now,
                 options.max_messages as usize,
-                i64::from(visibility) * 1000,
+                visibility_ms,
                 dlq.as_ref().map(|(_, max)| *max),
             );
             let mut records = Vec::with_capacity(taken.len() + dead.len());
@@ -203,14 +334,12 @@ impl SqsEngine {
                 }
             }
             self.journal(&records)?;
-            let messages = taken
-                .iter()
-                .map(|t| self.render(handle, t, options))
-                .collect();
-            let attempt = Attempt {
-                messages,
-                next_visible_at: state.next_visible_at(),
-            };
+            if let Some(attempt_id) = attempt_id
+                && !taken.is_empty()
+            {
+                state.remember_attempt(attempt_id, now, &taken);
+            }
+            let attempt = answer(&state, &taken);
             // The source's lock goes before the DLQ's is taken (one queue lock at a time, so a
             // DLQ whose own redrive points back cannot deadlock), but the gate stays held: a
             // compaction in between would snapshot the messages in neither queue while the
@@ -302,6 +431,15 @@ impl SqsEngine {
             && let Some(group) = &data.group_id
         {
             attributes.insert("MessageGroupId".to_string(), group.clone());
+        }
+        if let Some(dedup_id) = &data.dedup_id {
+            // Only FIFO messages carry a deduplication id.
+            if wanted("MessageDeduplicationId") {
+                attributes.insert("MessageDeduplicationId".to_string(), dedup_id.clone());
+            }
+            if wanted("SequenceNumber") {
+                attributes.insert("SequenceNumber".to_string(), sequence_number(taken.seq));
+            }
         }
         if wanted("DeadLetterQueueSourceArn")
             && let Some(source) = &data.dead_letter_source_arn

@@ -24,11 +24,11 @@ impl SqsEngine {
         attributes: &BTreeMap<String, String>,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, SqsError> {
-        validate_queue_name(name)?;
         let mut config = QueueConfig::default();
         config.apply(attributes, true)?;
+        validate_queue_name(name, config.is_fifo())?;
         if let Some(policy) = &config.redrive_policy {
-            self.check_redrive_target(policy, name)?;
+            self.check_redrive_target(policy, name, config.is_fifo())?;
         }
         self.op(|| {
             let existing = {
@@ -83,7 +83,16 @@ impl SqsEngine {
     /// tightening a DLQ's RedriveAllowPolicy later does not detach existing sources. AWS's
     /// error for a refused source was not found in its documentation: this answers with the
     /// same InvalidParameterValue as the other RedrivePolicy refusals, naming both queues.
-    fn check_redrive_target(&self, policy: &RedrivePolicy, source: &str) -> Result<(), SqsError> {
+    ///
+    /// "The dead-letter queue of a FIFO queue must also be a FIFO queue. Similarly, the
+    /// dead-letter queue of a standard queue must also be a standard queue"
+    /// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html>).
+    fn check_redrive_target(
+        &self,
+        policy: &RedrivePolicy,
+        source: &str,
+        source_fifo: bool,
+    ) -> Result<(), SqsError> {
         let Some(target) = self.lookup_arn(&policy.dead_letter_target_arn) else {
             return Err(SqsError::invalid_value(
                 "RedrivePolicy",
@@ -98,8 +107,27 @@ impl SqsEngine {
                 "A queue cannot be its own dead letter queue.",
             ));
         }
+        let (allow, target_fifo) = {
+            let state = lock(&target.state);
+            (
+                state.config.redrive_allow_policy.clone(),
+                state.config.is_fifo(),
+            )
+        };
+        if target_fifo != source_fifo {
+            let kind = |fifo: bool| if fifo { "FIFO" } else { "standard" };
+            return Err(SqsError::invalid_value(
+                "RedrivePolicy",
+                policy.to_json(),
+                &format!(
+                    "Dead-letter target must be of the same type as the source queue: {source} is a {} queue, {} a {} queue.",
+                    kind(source_fifo),
+                    target.name,
+                    kind(target_fifo)
+                ),
+            ));
+        }
         let source_arn = self.arn_for(source);
-        let allow = lock(&target.state).config.redrive_allow_policy.clone();
         if let Some(allow) = allow
             && !allow.allows(&source_arn)
         {
@@ -243,7 +271,7 @@ impl SqsEngine {
         if attributes.contains_key("RedrivePolicy")
             && let Some(policy) = &config.redrive_policy
         {
-            self.check_redrive_target(policy, &handle.name)?;
+            self.check_redrive_target(policy, &handle.name, config.is_fifo())?;
         }
         self.op(|| {
             let now = self.now_ms();

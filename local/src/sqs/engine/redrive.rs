@@ -54,6 +54,18 @@ impl SqsEngine {
             })?),
             None => None,
         };
+        if let Some(dest) = &destination {
+            let fifo = |h: &QueueHandle| lock(&h.state).config.is_fifo();
+            if fifo(dest) != fifo(&source) {
+                // As for a dead-letter queue, messages move only between queues of one type:
+                // a FIFO message's group and deduplication id mean nothing elsewhere.
+                return Err(SqsError::invalid_value(
+                    "DestinationArn",
+                    &dest.arn,
+                    "The destination queue must be of the same type (standard or FIFO) as the source queue.",
+                ));
+            }
+        }
         let started = self.now_ms();
         let task_handle = URL_SAFE_NO_PAD.encode(
             serde_json::json!({"taskId": uuid::Uuid::new_v4().to_string(), "sourceArn": source.arn}).to_string(),

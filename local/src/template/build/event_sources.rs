@@ -114,9 +114,15 @@ impl Builder<'_, '_> {
         let fifo = queues.get(queue).is_some_and(|q| q.fifo);
         let max_batch = if fifo { 10 } else { 10_000 };
         let batch_size = r.opt_u32(p, "BatchSize", at, 1..=max_batch)?.unwrap_or(10);
-        let window = r
-            .opt_u32(p, "MaximumBatchingWindowInSeconds", at, 0..=300)?
-            .unwrap_or(0);
+        let window = r.opt_u32(p, "MaximumBatchingWindowInSeconds", at, 0..=300)?;
+        // "Batching window is not supported for FIFO queues"
+        // (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html>).
+        if fifo && window.is_some() {
+            return Err(at
+                .key("MaximumBatchingWindowInSeconds")
+                .err("batching window is not supported for FIFO queues"));
+        }
+        let window = window.unwrap_or(0);
         if batch_size > 10 && window == 0 {
             return Err(at
                 .key("BatchSize")

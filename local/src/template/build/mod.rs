@@ -277,6 +277,7 @@ impl Builder<'_, '_> {
             }
         }
         check_redrive_allowed(&queues)?;
+        schedules::check_fifo_targets(&schedules, &queues)?;
         check_visibility_covers_timeouts(&event_sources, &queues, &functions)?;
         Ok(Template {
             functions,

@@ -13,7 +13,7 @@ use crate::template::expr::Expr;
 use crate::template::resolve::{
     At, QUEUE, Resource, SAM_FUNCTION, derive, entries, is_function, json_string,
 };
-use crate::template::{RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget};
+use crate::template::{QueueDef, RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget};
 
 impl Builder<'_, '_> {
     pub(super) fn sam_schedule(
@@ -368,6 +368,46 @@ impl Builder<'_, '_> {
 
 /// SAM creates a queue for a `Schedule`/`ScheduleV2` event whose `DeadLetterConfig` has
 /// `Type: SQS`; it is added here so it resolves and runs like a declared queue.
+/// A schedule delivering to a FIFO queue needs a message group, and the queue content-based
+/// deduplication: "If you specify an Amazon SQS FIFO queue as a target, the queue must have
+/// content-based deduplication enabled"
+/// (<https://docs.aws.amazon.com/scheduler/latest/APIReference/API_SqsParameters.html>).
+pub(super) fn check_fifo_targets(
+    schedules: &[ScheduleDef],
+    queues: &BTreeMap<String, QueueDef>,
+) -> Result<(), TemplateError> {
+    for schedule in schedules {
+        let ScheduleTarget::Queue {
+            queue,
+            message_group_id,
+        } = &schedule.target
+        else {
+            continue;
+        };
+        let Some(q) = queues.get(queue).filter(|q| q.fifo) else {
+            continue;
+        };
+        if message_group_id.is_none() {
+            return Err(TemplateError::property(
+                &schedule.id,
+                "Target.SqsParameters.MessageGroupId",
+                format!("is required: the target {} is a FIFO queue", q.name),
+            ));
+        }
+        if !q.content_based_deduplication {
+            return Err(TemplateError::property(
+                &schedule.id,
+                "Target",
+                format!(
+                    "the FIFO queue {} must have ContentBasedDeduplication to be a schedule target",
+                    q.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn add_sam_dead_letter_queues(
     resources: &mut BTreeMap<String, Resource>,
 ) -> Result<(), TemplateError> {
