@@ -120,11 +120,12 @@ try:
     check(False, "over 1 MiB must fail")
 except ClientError as e:
     check(e.response["Error"]["Code"] in ("InvalidParameterValue", "AWS.SimpleQueueService.InvalidParameterValue"), e.response["Error"])
+# A FIFO queue's name must end in .fifo (FIFO itself: tests/boto3/sqs_fifo.py).
 try:
-    sqs.create_queue(QueueName="jobs.fifo", Attributes={"FifoQueue": "true"})
-    check(False, "FIFO must be refused until supported")
+    sqs.create_queue(QueueName="jobs", Attributes={"FifoQueue": "true"})
+    check(False, "a FIFO queue without the .fifo suffix must be refused")
 except ClientError as e:
-    check("FIFO" in e.response["Error"]["Message"], e.response["Error"])
+    check(".fifo suffix" in e.response["Error"]["Message"], e.response["Error"])
 
 # The DLQ's RedriveAllowPolicy from the template admits only the work queue.
 allow = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["RedriveAllowPolicy"])["Attributes"]

@@ -115,16 +115,11 @@ impl SqsEngine {
             )
         };
         if target_fifo != source_fifo {
-            let kind = |fifo: bool| if fifo { "FIFO" } else { "standard" };
+            // AWS's wording, as its InvalidParameterValue answer quotes it.
             return Err(SqsError::invalid_value(
                 "RedrivePolicy",
                 policy.to_json(),
-                &format!(
-                    "Dead-letter target must be of the same type as the source queue: {source} is a {} queue, {} a {} queue.",
-                    kind(source_fifo),
-                    target.name,
-                    kind(target_fifo)
-                ),
+                "Dead-letter queue must be same type of queue as the source.",
             ));
         }
         let source_arn = self.arn_for(source);
