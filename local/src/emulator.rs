@@ -305,6 +305,14 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
             "ContentBasedDeduplication".into(),
             queue.content_based_deduplication.to_string(),
         );
+        for (name, value) in [
+            ("DeduplicationScope", &queue.deduplication_scope),
+            ("FifoThroughputLimit", &queue.fifo_throughput_limit),
+        ] {
+            if let Some(value) = value {
+                attrs.insert(name.into(), value.clone());
+            }
+        }
     }
     if let Some(redrive) = &queue.redrive
         && let Some(dlq) = template.queue(&redrive.dlq_logical_id)

@@ -94,6 +94,14 @@ impl Groups {
         self.visible.get(group).and_then(|s| s.first().copied())
     }
 
+    /// How many visible messages a receive could take now: those of unblocked groups.
+    pub fn receivable(&self) -> usize {
+        self.heads
+            .iter()
+            .map(|(_, g)| self.visible.get(g).map_or(0, BTreeSet::len))
+            .sum()
+    }
+
     /// Forgets everything (purge).
     pub fn clear(&mut self) {
         *self = Groups::default();

@@ -158,6 +158,8 @@ pub(crate) enum DeleteOutcome {
     Stale,
     /// No such message any more (already deleted, expired, moved): accepted.
     Gone,
+    /// FIFO queues only: the handle's visibility timeout has passed; refused.
+    Expired,
 }
 
 /// One queue's messages and settings.
@@ -462,14 +464,18 @@ impl QueueState {
     /// A retry of the receive made with ReceiveRequestAttemptId `attempt`: the same messages
     /// with the same receipt handles, their visibility timeout started again, when the first
     /// receive was less than 5 minutes ago and none of its messages was deleted or had its
-    /// visibility changed since. `None` when it cannot be replayed (the caller receives anew).
+    /// visibility changed since (ReceiveMessage reference). `Ok(None)` for an id not seen in
+    /// the last 5 minutes (a new receive); `Err(())` when one of its messages changed, which
+    /// AWS answers with an error rather than new messages.
     pub fn retry_attempt(
         &mut self,
         attempt: &str,
         now: i64,
         visibility_ms: i64,
-    ) -> Option<Vec<Taken>> {
-        let remembered = self.attempts.get(attempt)?.clone();
+    ) -> Result<Option<Vec<Taken>>, ()> {
+        let Some(remembered) = self.attempts.get(attempt).cloned() else {
+            return Ok(None);
+        };
         let unchanged = remembered.messages.iter().all(|(seq, count, visible_at)| {
             self.messages.get(seq).is_some_and(|m| {
                 m.state == MessageState::InFlight
@@ -478,8 +484,7 @@ impl QueueState {
             })
         });
         if !unchanged {
-            self.attempts.remove(attempt);
-            return None;
+            return Err(());
         }
         let mut out = Vec::with_capacity(remembered.messages.len());
         for (seq, _, _) in &remembered.messages {
@@ -496,7 +501,7 @@ impl QueueState {
             remembered.expires_ms - RECEIVE_ATTEMPT_INTERVAL_MS,
             &out,
         );
-        Some(out)
+        Ok(Some(out))
     }
 
     /// Re-applies a journaled receive.
@@ -511,11 +516,16 @@ impl QueueState {
         }
     }
 
-    /// Deletes by receipt.
+    /// Deletes by receipt. On a FIFO queue a handle whose visibility timeout has passed is
+    /// expired even if no one received the message since: deleting it then could let a
+    /// message run twice or out of order, and SQS refuses it.
     pub fn delete(&mut self, receipt: &Receipt) -> DeleteOutcome {
         match self.messages.get(&receipt.seq) {
             None => DeleteOutcome::Gone,
             Some(message) if message.receive_count != receipt.receive_count => DeleteOutcome::Stale,
+            Some(message) if self.config.is_fifo() && message.state != MessageState::InFlight => {
+                DeleteOutcome::Expired
+            }
             Some(_) => {
                 self.remove(receipt.seq);
                 DeleteOutcome::Deleted
@@ -587,6 +597,33 @@ impl QueueState {
         self.groups.clear();
         self.attempts.clear();
         count
+    }
+
+    /// How many visible messages a receive could take now: all of them on a standard queue,
+    /// on a FIFO queue those of groups with no message in flight. The caller refreshes first.
+    pub fn receivable(&self) -> usize {
+        if self.config.is_fifo() {
+            self.groups.receivable()
+        } else {
+            self.ready.len()
+        }
+    }
+
+    /// Moves the delayed messages to the queue's new delay, counted from their send: on a
+    /// FIFO queue "the per-queue delay setting is retroactive"
+    /// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-delay-queues.html>).
+    /// Returns (seq, new visible instant) of each message moved, for the journal.
+    pub fn redelay(&mut self, now: i64, delay_ms: i64) -> Vec<(u64, i64)> {
+        let delayed: Vec<(u64, i64)> = self
+            .messages
+            .iter()
+            .filter(|(_, m)| m.state == MessageState::Delayed)
+            .map(|(seq, m)| (*seq, m.data.sent_ms + delay_ms))
+            .collect();
+        for (seq, visible_at) in &delayed {
+            self.set_visible_at(*seq, *visible_at, now);
+        }
+        delayed
     }
 
     /// (visible, in flight, delayed) counts. The caller refreshes first.

@@ -36,7 +36,7 @@ fn check_chars(text: &str, what: &str) -> Result<(), SqsError> {
 /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>:
 /// `MessageGroupId` is required; `MessageDeduplicationId` is required unless the queue has
 /// ContentBasedDeduplication; both are 1 to 128 alphanumeric or punctuation characters; a
-/// per-message `DelaySeconds` is refused ("you can't set DelaySeconds per message").
+/// per-message `DelaySeconds` above 0 is refused ("you can't set DelaySeconds per message").
 pub fn validate_message(
     message: &OutgoingMessage,
     config: &QueueConfig,
@@ -59,7 +59,9 @@ pub fn validate_message(
     }
     match &config.fifo {
         Some(fifo) => {
-            if let Some(delay) = message.delay_seconds {
+            // Zero is accepted (SDKs and frameworks send it by default); only a real
+            // per-message delay is refused.
+            if let Some(delay) = message.delay_seconds.filter(|d| *d > 0) {
                 return Err(SqsError::invalid_value(
                     "DelaySeconds",
                     delay,

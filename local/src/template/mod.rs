@@ -161,6 +161,10 @@ pub struct QueueDef {
     pub fifo: bool,
     /// `ContentBasedDeduplication` (FIFO only).
     pub content_based_deduplication: bool,
+    /// `DeduplicationScope` (FIFO only): `queue` or `messageGroup`.
+    pub deduplication_scope: Option<String>,
+    /// `FifoThroughputLimit` (FIFO only): `perQueue` or `perMessageGroupId`.
+    pub fifo_throughput_limit: Option<String>,
     /// `VisibilityTimeout` in seconds (default 30).
     pub visibility_timeout_s: u32,
     /// `DelaySeconds` (default 0).

@@ -22,6 +22,10 @@ use super::sqs::{Emulator, t0};
 
 const ARN: &str = "arn:aws:sqs:us-east-1:000000000000";
 
+fn bodies_of(messages: &[aws_sdk_sqs::types::Message]) -> Vec<String> {
+    messages.iter().map(|m| m.body.clone().unwrap()).collect()
+}
+
 /// The AWS error code and message of a refused request.
 fn refused<T: std::fmt::Debug, E, R: std::fmt::Debug>(
     result: Result<T, aws_sdk_sqs::error::SdkError<E, R>>,
@@ -62,11 +66,7 @@ impl Emulator {
     }
 
     async fn bodies(&self, url: &str, max: i32) -> Vec<String> {
-        self.receive(url, max)
-            .await
-            .into_iter()
-            .map(|m| m.body.unwrap())
-            .collect()
+        bodies_of(&self.receive(url, max).await)
     }
 
     async fn delete_all(&self, url: &str, messages: &[aws_sdk_sqs::types::Message]) {
@@ -420,15 +420,13 @@ async fn fifo_receive_attempt_ids_return_the_same_messages_until_one_changes() {
     let other = receive("try-2").await.unwrap().messages.unwrap();
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].body(), Some("c1"));
-    // Once a message of the attempt is deleted, the attempt cannot be replayed.
+    // Once a message of the attempt is deleted, retrying it is an error, not a new receive.
     emu.delete_all(&url, &first[..1]).await;
+    let err = refused(receive("try-1").await);
+    assert_eq!(err.code(), Some("InvalidParameterValue"));
     assert!(
-        receive("try-1")
-            .await
-            .unwrap()
-            .messages
-            .unwrap_or_default()
-            .is_empty()
+        err.message().unwrap().contains("not valid anymore"),
+        "{err:?}"
     );
     // Invalid ids are refused.
     let err = refused(
@@ -491,7 +489,17 @@ async fn fifo_dead_letter_queues_are_fifo_and_keep_group_order() {
         emu.advance(30);
     }
     assert!(emu.receive(&url, 10).await.is_empty());
-    assert_eq!(emu.bodies(&dlq, 10).await, ["g1", "g2", "g3"]);
+    let dead = emu.receive(&dlq, 10).await;
+    assert_eq!(bodies_of(&dead), ["g1", "g2", "g3"]);
+    // In the FIFO DLQ the deduplication id is the original message's id
+    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html).
+    for m in &dead {
+        let attributes = m.attributes.clone().unwrap();
+        assert_eq!(
+            attributes[&MessageSystemAttributeName::MessageDeduplicationId],
+            m.message_id.clone().unwrap()
+        );
+    }
     emu.advance(30);
 
     // Redrive back to the source keeps the order; a move to a queue of the other type is refused.
@@ -572,4 +580,116 @@ async fn fifo_order_and_deduplication_survive_a_restart_and_a_compaction() {
         send(&engine, "one again", "d1").message_id,
         first.message_id
     );
+}
+
+#[tokio::test]
+async fn fifo_delay_zero_is_accepted_and_queue_delays_are_retroactive() {
+    let emu = Emulator::start().await;
+    let url = emu.fifo("jobs.fifo", true).await;
+    // DelaySeconds=0 is what many SDKs send by default: accepted.
+    emu.client
+        .send_message()
+        .queue_url(&url)
+        .message_body("zero")
+        .message_group_id("g")
+        .delay_seconds(0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(emu.bodies(&url, 10).await, ["zero"]);
+
+    // "For FIFO queues, the per-queue delay setting is retroactive"
+    // (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-delay-queues.html).
+    let delayed = emu.fifo("delayed.fifo", true).await;
+    emu.set_attribute(&delayed, QueueAttributeName::DelaySeconds, "600")
+        .await;
+    emu.send_fifo(&delayed, "waits", "h", "w").await;
+    emu.advance(10);
+    assert!(emu.receive(&delayed, 10).await.is_empty());
+    emu.set_attribute(&delayed, QueueAttributeName::DelaySeconds, "60")
+        .await;
+    emu.advance(49);
+    assert!(
+        emu.receive(&delayed, 10).await.is_empty(),
+        "60 s from its send"
+    );
+    emu.advance(1);
+    assert_eq!(emu.bodies(&delayed, 10).await, ["waits"]);
+}
+
+/// On a FIFO queue a receipt handle expires with its visibility timeout, even when no one
+/// received the message since (AWS answers "The receipt handle has expired.").
+#[tokio::test]
+async fn fifo_receipt_handles_expire_with_the_visibility_timeout() {
+    let emu = Emulator::start().await;
+    let url = emu.fifo("jobs.fifo", true).await;
+    emu.send_fifo(&url, "m", "g", "d").await;
+    let got = emu.receive(&url, 1).await;
+    emu.advance(30);
+    let err = refused(
+        emu.client
+            .delete_message()
+            .queue_url(&url)
+            .receipt_handle(got[0].receipt_handle().unwrap())
+            .send()
+            .await,
+    );
+    assert_eq!(err.code(), Some("InvalidParameterValue"));
+    assert!(err.message().unwrap().contains("has expired"), "{err:?}");
+    // The message is still there, and its next receive deletes normally.
+    let again = emu.receive(&url, 1).await;
+    assert_eq!(again[0].body(), Some("m"));
+    emu.delete_all(&url, &again).await;
+    assert_eq!(
+        emu.attribute(
+            &url,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible
+        )
+        .await,
+        "0"
+    );
+}
+
+/// A delete unblocks the group: a receiver long-polling for it wakes at once rather than at
+/// the end of its wait.
+#[tokio::test]
+async fn fifo_a_delete_wakes_a_receiver_waiting_for_the_group() {
+    let (shared, _manual) = clock::manual(t0());
+    let engine = SqsEngine::in_memory(shared);
+    let fifo = BTreeMap::from([
+        ("FifoQueue".to_string(), "true".to_string()),
+        ("ContentBasedDeduplication".to_string(), "true".to_string()),
+    ]);
+    engine
+        .create_queue("jobs.fifo", &fifo, &BTreeMap::new())
+        .unwrap();
+    for body in ["one", "two"] {
+        engine
+            .send_message("jobs.fifo", OutgoingMessage::new(body).group("g"))
+            .unwrap();
+    }
+    let first = engine
+        .receive_message("jobs.fifo", &ReceiveOptions::all_attributes(1))
+        .await
+        .unwrap();
+    let waiter = {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            let options =
+                ReceiveOptions::all_attributes(1).wait(std::time::Duration::from_secs(20));
+            engine.receive_message("jobs.fifo", &options).await.unwrap()
+        })
+    };
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!waiter.is_finished(), "the group is blocked");
+    engine
+        .delete_message("jobs.fifo", &first[0].receipt_handle)
+        .unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+        .await
+        .expect("woken by the delete")
+        .unwrap();
+    assert_eq!(got[0].body, "two");
 }

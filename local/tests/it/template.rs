@@ -1199,6 +1199,34 @@ fn fifo_schedule_targets_and_mappings_follow_aws_rules() {
         "resource S: property Target: the FIFO queue work.fifo must have \
          ContentBasedDeduplication to be a schedule target"
     );
+    // A schedule's DLQ cannot be FIFO
+    // (https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html).
+    assert_eq!(
+        load_err(&yaml(
+            true,
+            "{Arn: !GetAtt F.Arn, DeadLetterConfig: {Arn: !GetAtt Q.Arn}}"
+        )),
+        "resource S: property DeadLetterConfig: work.fifo is a FIFO queue; a schedule's \
+         dead-letter queue must be a standard queue"
+    );
+    // High-throughput settings are read and checked as SQS checks them.
+    let scoped = |scope: &str, limit: &str| {
+        format!(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {{FifoQueue: true, DeduplicationScope: {scope}, FifoThroughputLimit: {limit}}}\n"
+        )
+    };
+    let q = load(&scoped("messageGroup", "perMessageGroupId")).unwrap();
+    assert_eq!(
+        q.queue("Q").unwrap().deduplication_scope.as_deref(),
+        Some("messageGroup")
+    );
+    assert!(load_err(&scoped("queue", "perMessageGroupId")).contains("allowed only when"));
+    assert_eq!(
+        load_err(
+            "Resources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties: {DeduplicationScope: queue}\n"
+        ),
+        "resource Q: property DeduplicationScope: applies only to FIFO queues"
+    );
     let template = yaml(
         true,
         "{Arn: !GetAtt Q.Arn, SqsParameters: {MessageGroupId: g}}",
@@ -1208,10 +1236,14 @@ fn fifo_schedule_targets_and_mappings_follow_aws_rules() {
         "a FIFO target with a group id and content-based deduplication loads"
     );
     let mapping = format!(
-        "{FN_HEAD}  Q: {{Type: 'AWS::SQS::Queue', Properties: {{FifoQueue: true}}}}\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Events:\n        E:\n          Type: SQS\n          Properties: {{Queue: !GetAtt Q.Arn, MaximumBatchingWindowInSeconds: 0}}\n"
+        "{FN_HEAD}  Q: {{Type: 'AWS::SQS::Queue', Properties: {{FifoQueue: true}}}}\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Events:\n        E:\n          Type: SQS\n          Properties: {{Queue: !GetAtt Q.Arn, MaximumBatchingWindowInSeconds: {{WINDOW}}}}\n"
+    );
+    assert!(
+        load(&mapping.replace("{WINDOW}", "0")).is_ok(),
+        "a window of 0 is no window"
     );
     assert_eq!(
-        load_err(&mapping),
+        load_err(&mapping.replace("{WINDOW}", "5")),
         "resource F: property Events.E.Properties.MaximumBatchingWindowInSeconds: batching \
          window is not supported for FIFO queues"
     );

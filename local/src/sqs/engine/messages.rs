@@ -12,7 +12,9 @@ use crate::sqs::error::SqsError;
 use crate::sqs::fifo::{content_deduplication_id, sequence_number};
 use crate::sqs::journal::Record;
 use crate::sqs::md5::{md5_hex, md5_of_attributes};
-use crate::sqs::model::{OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt};
+use crate::sqs::model::{
+    MessageState, OutgoingMessage, ReceiveOptions, ReceivedMessage, SendReceipt,
+};
 use crate::sqs::queue::{DeleteOutcome, MessageData, QueueState, Receipt, StoredMessage, Taken};
 use crate::sqs::validate::validate_message;
 
@@ -293,9 +295,18 @@ impl SqsEngine {
                 .receive_request_attempt_id
                 .as_deref()
                 .filter(|_| state.config.is_fifo());
-            if let Some(attempt_id) = attempt_id
-                && let Some(again) = state.retry_attempt(attempt_id, now, visibility_ms)
-            {
+            let retried = match attempt_id {
+                Some(id) => state.retry_attempt(id, now, visibility_ms).map_err(|()| {
+                    // AWS's answer when a message of the first receive has changed since.
+                    SqsError::invalid_value(
+                        "ReceiveRequestAttemptId",
+                        id,
+                        "The receiveRequestAttemptId is not valid anymore since the receive call is not retryable.",
+                    )
+                })?,
+                None => None,
+            };
+            if let Some(again) = retried {
                 let records: Vec<_> = again
                     .iter()
                     .map(|t| Record::Visibility {
@@ -500,19 +511,36 @@ impl SqsEngine {
         handle: &QueueHandle,
         receipt: &Receipt,
     ) -> Result<DeleteOutcome, SqsError> {
+        let now = self.now_ms();
         let mut state = lock(&handle.state);
-        let current = state
-            .get(receipt.seq)
-            .is_some_and(|m| m.receive_count == receipt.receive_count);
-        if current {
+        state.refresh(now);
+        let fifo = state.config.is_fifo();
+        let deletable = state.get(receipt.seq).is_some_and(|m| {
+            m.receive_count == receipt.receive_count && (!fifo || m.state == MessageState::InFlight)
+        });
+        if deletable {
             self.journal(&[Record::Delete {
                 queue: handle.name.clone(),
                 seq: receipt.seq,
             }])?;
         }
         let outcome = state.delete(receipt);
-        if outcome == DeleteOutcome::Stale {
-            tracing::debug!(queue = %handle.name, "delete with a stale receipt handle ignored");
+        match outcome {
+            DeleteOutcome::Stale => {
+                tracing::debug!(queue = %handle.name, "delete with a stale receipt handle ignored");
+            }
+            // AWS refuses a FIFO delete after the visibility timeout, even with no receive
+            // since (the handle has expired).
+            DeleteOutcome::Expired => {
+                return Err(SqsError::invalid_value(
+                    "ReceiptHandle",
+                    receipt.encode(),
+                    "The receipt handle has expired.",
+                ));
+            }
+            // The message's group may now be received: wake the long-pollers.
+            DeleteOutcome::Deleted if fifo => handle.notify.notify_waiters(),
+            DeleteOutcome::Deleted | DeleteOutcome::Gone => {}
         }
         Ok(outcome)
     }

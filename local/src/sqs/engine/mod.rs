@@ -319,6 +319,12 @@ impl SqsEngine {
 fn dead_lettered(mut message: StoredMessage, source_arn: &str, now: i64) -> StoredMessage {
     let mut data = (*message.data).clone();
     data.dead_letter_source_arn = Some(source_arn.to_string());
+    // "When a message is moved from a FIFO queue to a FIFO DLQ, the original message's
+    // deduplication ID will be replaced with the original message's ID"
+    // (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html>).
+    if data.dedup_id.is_some() {
+        data.dedup_id = Some(data.id.clone());
+    }
     message.data = Arc::new(data);
     message.state = MessageState::Visible;
     message.visible_at = now;

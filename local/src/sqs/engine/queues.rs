@@ -279,8 +279,26 @@ impl SqsEngine {
                 attributes: next.to_map(),
                 modified_ms: now,
             }])?;
+            let delay_changed = next.delay_seconds != state.config.delay_seconds;
             state.config = next;
             state.modified_ms = now;
+            if delay_changed && state.config.is_fifo() {
+                state.refresh(now);
+                let delay_ms = i64::from(state.config.delay_seconds) * 1000;
+                let records: Vec<_> = state
+                    .redelay(now, delay_ms)
+                    .into_iter()
+                    .map(|(seq, visible_at)| Record::Visibility {
+                        queue: handle.name.clone(),
+                        seq,
+                        visible_at,
+                        now,
+                    })
+                    .collect();
+                // After the change, as for ChangeMessageVisibility: a failed write only
+                // means a restart keeps the old delays.
+                self.journal(&records)?;
+            }
             Ok(())
         })?;
         // A shorter retention or a new policy can change what a waiter should do.

@@ -182,6 +182,8 @@ impl SqsEngine {
         {
             let mut state = lock(&target.state);
             for (_, new_seq, data) in moved {
+                // As the journal's replay of the Send record does.
+                state.note_dedup(new_seq, &data);
                 state.insert(new_seq, StoredMessage::new(data, now, now));
             }
         }

@@ -48,7 +48,9 @@ impl QueueSubscription {
         &self.queue.name
     }
 
-    /// How many messages are visible now.
+    /// How many messages a receive could take now: the visible ones, and on a FIFO queue only
+    /// those of groups with no message in flight (a poller that counted the others would
+    /// receive nothing and try again at once).
     pub fn visible(&self) -> Result<usize, SqsError> {
         if self.queue.deleted.load(Ordering::SeqCst) {
             return Err(SqsError::QueueDoesNotExist);
@@ -56,7 +58,7 @@ impl QueueSubscription {
         let now = self.engine.now_ms();
         let mut state = lock(&self.queue.state);
         state.refresh(now);
-        Ok(state.counts().0)
+        Ok(state.receivable())
     }
 
     /// Waits until a message is visible (`true`), or until `timeout` of clock time passes

@@ -117,7 +117,7 @@ impl Builder<'_, '_> {
         let window = r.opt_u32(p, "MaximumBatchingWindowInSeconds", at, 0..=300)?;
         // "Batching window is not supported for FIFO queues"
         // (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html>).
-        if fifo && window.is_some() {
+        if fifo && window.is_some_and(|w| w > 0) {
             return Err(at
                 .key("MaximumBatchingWindowInSeconds")
                 .err("batching window is not supported for FIFO queues"));

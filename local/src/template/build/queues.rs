@@ -26,6 +26,30 @@ impl Builder<'_, '_> {
                 .key("ContentBasedDeduplication")
                 .err("only FIFO queues support content-based deduplication"));
         }
+        // High-throughput FIFO settings, checked as SQS checks them.
+        let deduplication_scope = r.opt_string(p, "DeduplicationScope", &at)?;
+        let fifo_throughput_limit = r.opt_string(p, "FifoThroughputLimit", &at)?;
+        for (key, value) in [
+            ("DeduplicationScope", &deduplication_scope),
+            ("FifoThroughputLimit", &fifo_throughput_limit),
+        ] {
+            if value.is_some() && !fifo {
+                return Err(at.key(key).err("applies only to FIFO queues"));
+            }
+        }
+        if fifo {
+            let attributes: BTreeMap<String, String> = [
+                ("FifoQueue", Some("true".to_owned())),
+                ("DeduplicationScope", deduplication_scope.clone()),
+                ("FifoThroughputLimit", fifo_throughput_limit.clone()),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect();
+            crate::sqs::attributes::QueueConfig::default()
+                .apply(&attributes, true)
+                .map_err(|e| at.err(e.aws_message()))?;
+        }
         let redrive = match r.opt(p, "RedrivePolicy", &at)? {
             None => None,
             Some(policy) => Some(self.redrive(policy, &at.key("RedrivePolicy"))?),
@@ -41,6 +65,8 @@ impl Builder<'_, '_> {
             name,
             fifo,
             content_based_deduplication,
+            deduplication_scope,
+            fifo_throughput_limit,
             visibility_timeout_s: r
                 .opt_u32(p, "VisibilityTimeout", &at, 0..=43_200)?
                 .unwrap_or(30),

@@ -366,10 +366,8 @@ impl Builder<'_, '_> {
     }
 }
 
-/// SAM creates a queue for a `Schedule`/`ScheduleV2` event whose `DeadLetterConfig` has
-/// `Type: SQS`; it is added here so it resolves and runs like a declared queue.
-/// A schedule delivering to a FIFO queue needs a message group, and the queue content-based
-/// deduplication: "If you specify an Amazon SQS FIFO queue as a target, the queue must have
+/// A schedule's dead-letter queue must be a standard queue, and a schedule delivering to a
+/// FIFO queue needs a message group, and the queue content-based deduplication: "If you specify an Amazon SQS FIFO queue as a target, the queue must have
 /// content-based deduplication enabled"
 /// (<https://docs.aws.amazon.com/scheduler/latest/APIReference/API_SqsParameters.html>).
 pub(super) fn check_fifo_targets(
@@ -377,6 +375,23 @@ pub(super) fn check_fifo_targets(
     queues: &BTreeMap<String, QueueDef>,
 ) -> Result<(), TemplateError> {
     for schedule in schedules {
+        // "EventBridge Scheduler does not support using a FIFO queue as your schedule's DLQ"
+        // (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/configuring-schedule-dlq.html>).
+        if let Some(dlq) = schedule
+            .dead_letter_queue
+            .as_ref()
+            .and_then(|d| queues.get(d))
+            && dlq.fifo
+        {
+            return Err(TemplateError::property(
+                &schedule.id,
+                "DeadLetterConfig",
+                format!(
+                    "{} is a FIFO queue; a schedule's dead-letter queue must be a standard queue",
+                    dlq.name
+                ),
+            ));
+        }
         let ScheduleTarget::Queue {
             queue,
             message_group_id,
@@ -408,6 +423,8 @@ pub(super) fn check_fifo_targets(
     Ok(())
 }
 
+/// SAM creates a queue for a `Schedule`/`ScheduleV2` event whose `DeadLetterConfig` has
+/// `Type: SQS`; it is added here so it resolves and runs like a declared queue.
 pub(super) fn add_sam_dead_letter_queues(
     resources: &mut BTreeMap<String, Resource>,
 ) -> Result<(), TemplateError> {
