@@ -33,7 +33,7 @@ use tracing::{Instrument, error, info, info_span, warn};
 
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
-use crate::ports::{Attribute, Queue, Retryable};
+use crate::ports::{Attribute, Queue, Retryable, SendOptions};
 
 pub use crate::record::{
     ERROR_ATTRIBUTE, ORIGINAL_ID_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE, SOURCE_ATTRIBUTE,
@@ -478,7 +478,11 @@ impl BatchProcessor {
                 .take(MAX_ATTRIBUTES - attributes.len()),
         );
         let body = record.body.as_deref().unwrap_or("");
-        match self.queue.send(dlq, body, &attributes).await {
+        match self
+            .queue
+            .send(dlq, body, &attributes, &SendOptions::default())
+            .await
+        {
             Ok(dlq_id) => {
                 error!(error = %reason, dlq_message_id = %dlq_id, "permanent failure, moved to dlq");
                 Outcome::DeadLettered
