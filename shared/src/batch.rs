@@ -21,19 +21,31 @@
 //!
 //! A failed record without a `messageId` is reported with an empty identifier, which Lambda
 //! treats as a failure of the whole batch: the only safe answer when the record cannot be named.
+//!
+//! For a FIFO source queue, [`BatchConfig::fifo`] keeps the order of each message group: its
+//! records run one at a time in batch order, and the records after a failure are reported as
+//! failures without running ([`FifoMode`], in `batch/fifo.rs`, which cites the AWS and
+//! Powertools pages its rules come from). Dead letters sent to a FIFO DLQ carry the record's
+//! group and a deduplication id derived from its message id.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage, SqsMessageAttribute};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{Instrument, error, info, info_span, warn};
+use tracing::{Instrument, Span, error, info, info_span, warn};
 
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
 use crate::ports::{Attribute, Queue, Retryable};
+use crate::record::message_group_id;
+
+mod fifo;
+
+pub use fifo::FifoMode;
 
 pub use crate::record::{
     ERROR_ATTRIBUTE, ORIGINAL_ID_ATTRIBUTE, RECEIVE_COUNT_ATTRIBUTE, SOURCE_ATTRIBUTE,
@@ -127,6 +139,11 @@ pub struct BatchConfig {
     pub dlq_url: Option<String>,
     /// Seed for the jitter, for reproducible tests; random when `None`.
     pub jitter_seed: Option<u64>,
+    /// For a FIFO source queue: the records of a message group run in order, one at a time,
+    /// and a failure fails the records after it without running them ([`FifoMode`] says
+    /// which: by default the rest of the batch). `None` (the default) for a standard queue,
+    /// whose records run independently, up to `concurrency` at once.
+    pub fifo: Option<FifoMode>,
     /// Injected faults (see `crate::faults`; only in builds with the `faults` feature, set
     /// from `NIGHTSHIFT_FAULTS` by [`crate::wiring::apply_faults`]).
     #[cfg(feature = "faults")]
@@ -143,6 +160,7 @@ impl Default for BatchConfig {
             source_queue_url: None,
             dlq_url: None,
             jitter_seed: None,
+            fifo: None,
             #[cfg(feature = "faults")]
             faults: None,
         }
@@ -162,6 +180,33 @@ pub struct BatchReport {
     pub dead_lettered: usize,
     /// Records not started before the deadline.
     pub not_started: usize,
+    /// Records of a FIFO batch reported as failures without running because a record before
+    /// them failed (in their group, or in the batch: [`FifoMode`]).
+    pub skipped: usize,
+}
+
+impl BatchReport {
+    /// Counts what became of the record `id`, and lists it in the response unless it is done.
+    fn add(&mut self, id: String, fate: Fate) {
+        match fate {
+            Fate::Ran(Outcome::Succeeded) => self.succeeded += 1,
+            Fate::Ran(Outcome::DeadLettered) => self.dead_lettered += 1,
+            Fate::Ran(Outcome::Retried) => {
+                self.retried += 1;
+                self.response.add_failure(id);
+            }
+            Fate::Skipped => {
+                warn!(message_id = %id, "a record before it failed, record not run (fifo order)");
+                self.skipped += 1;
+                self.response.add_failure(id);
+            }
+            Fate::NotStarted => {
+                warn!(message_id = %id, "deadline near, record not started");
+                self.not_started += 1;
+                self.response.add_failure(id);
+            }
+        }
+    }
 }
 
 /// Deadlines below this many epoch milliseconds (September 2001) cannot be absolute.
@@ -201,10 +246,22 @@ pub fn deadline_instant(deadline: SystemTime) -> Instant {
             .unwrap_or_default()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
     Succeeded,
     Retried,
     DeadLettered,
+}
+
+/// What became of one record of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// It was settled: run, or failed without running (a FIFO record without a group).
+    Ran(Outcome),
+    /// A FIFO record not run because a record before it failed.
+    Skipped,
+    /// Not started because the deadline was near.
+    NotStarted,
 }
 
 /// Runs the records of SQS batches through a handler.
@@ -235,7 +292,9 @@ impl BatchProcessor {
     /// [`RecordError`] (the record comes back after a backoff, and is dead-lettered by the
     /// processor on its last receive) or a permanent one (dead-lettered at once, with the
     /// reason in `nightshift-error`). The report's `response` is what the function returns
-    /// to Lambda (`ReportBatchItemFailures`).
+    /// to Lambda (`ReportBatchItemFailures`). With [`BatchConfig::fifo`] set, the records of
+    /// a message group run in order, one at a time, and a failure fails the records after it
+    /// without running them ([`FifoMode`]).
     ///
     /// ```no_run
     /// use std::sync::Arc;
@@ -276,10 +335,36 @@ impl BatchProcessor {
             remaining_ms = deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis() as u64,
+            fifo = ?self.config.fifo,
             "batch received"
         );
+        let report = match self.config.fifo {
+            Some(mode) => self.process_fifo(records, deadline, handler, mode).await,
+            None => self.process_unordered(records, deadline, handler).await,
+        };
+        info!(
+            succeeded = report.succeeded,
+            retried = report.retried,
+            dead_lettered = report.dead_lettered,
+            not_started = report.not_started,
+            skipped = report.skipped,
+            "batch processed"
+        );
+        report
+    }
+
+    /// A standard queue's batch: every record on its own, up to `concurrency` at once.
+    async fn process_unordered<H, Fut>(
+        &self,
+        records: Vec<SqsMessage>,
+        deadline: Instant,
+        handler: Arc<H>,
+    ) -> BatchReport
+    where
+        H: Fn(SqsMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), RecordError>> + Send + 'static,
+    {
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
-        let mut report = BatchReport::default();
         let mut tasks = Vec::with_capacity(records.len());
         let mut unstarted = Vec::new();
         let mut records = records.into_iter();
@@ -289,7 +374,7 @@ impl BatchProcessor {
                 .acquire_owned()
                 .await
                 .expect("semaphore never closes");
-            if deadline.saturating_duration_since(Instant::now()) <= self.config.deadline_margin {
+            if self.too_late(deadline) {
                 unstarted.push(record);
                 unstarted.extend(records.by_ref());
                 break;
@@ -298,73 +383,61 @@ impl BatchProcessor {
             // record, once the records started before it are done, so their effects are in
             // place and the batch is never answered.
             #[cfg(feature = "faults")]
-            if let Some(fault) = self
-                .config
-                .faults
-                .as_ref()
-                .and_then(|f| f.batch_fault(&record))
-            {
+            if let Some(fault) = self.batch_fault(&record) {
                 for (_, task) in &mut tasks {
                     let _ = task.await;
                 }
                 fault.strike(deadline).await;
             }
-            let id = record.message_id.clone().unwrap_or_default();
-            let span = info_span!(
-                "record",
-                message_id = %id,
-                receive_count = receive_count(&record),
-                job_id = tracing::field::Empty
-            );
-            let this = self.clone();
-            let handler = handler.clone();
-            tasks.push((
-                id,
-                tokio::spawn(
-                    async move {
-                        let _permit = permit;
-                        this.run_one(record, handler).await
-                    }
-                    .instrument(span),
-                ),
-            ));
+            tasks.push(self.spawn_record(record, handler.clone(), permit));
         }
+        let mut report = BatchReport::default();
         for (id, task) in tasks {
-            let outcome = match task.await {
-                Ok(outcome) => outcome,
-                Err(join) => {
-                    // run_one catches handler panics; this is a panic in our own settlement code.
-                    error!(message_id = %id, error = %join, "record task failed");
-                    Outcome::Retried
-                }
-            };
-            match outcome {
-                Outcome::Succeeded => report.succeeded += 1,
-                Outcome::DeadLettered => report.dead_lettered += 1,
-                Outcome::Retried => {
-                    report.retried += 1;
-                    report.response.add_failure(id);
-                }
-            }
+            let outcome = joined(&id, task).await;
+            report.add(id, Fate::Ran(outcome));
         }
         for record in unstarted {
-            warn!(
-                message_id = record.message_id.as_deref().unwrap_or(""),
-                "deadline near, record not started"
-            );
-            report.not_started += 1;
-            report
-                .response
-                .add_failure(record.message_id.unwrap_or_default());
+            report.add(record.message_id.unwrap_or_default(), Fate::NotStarted);
         }
-        info!(
-            succeeded = report.succeeded,
-            retried = report.retried,
-            dead_lettered = report.dead_lettered,
-            not_started = report.not_started,
-            "batch processed"
-        );
         report
+    }
+
+    /// True when less than the margin is left before `deadline`: no record starts any more.
+    fn too_late(&self, deadline: Instant) -> bool {
+        deadline.saturating_duration_since(Instant::now()) <= self.config.deadline_margin
+    }
+
+    /// The injected batch fault (crash or timeout) that strikes before `record`, if any.
+    #[cfg(feature = "faults")]
+    fn batch_fault(&self, record: &SqsMessage) -> Option<crate::faults::BatchFault> {
+        self.config
+            .faults
+            .as_ref()
+            .and_then(|f| f.batch_fault(record))
+    }
+
+    /// Starts `record` in its own task and span, holding `permit` until it is settled.
+    fn spawn_record<H, Fut>(
+        &self,
+        record: SqsMessage,
+        handler: Arc<H>,
+        permit: OwnedSemaphorePermit,
+    ) -> (String, JoinHandle<Outcome>)
+    where
+        H: Fn(SqsMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), RecordError>> + Send + 'static,
+    {
+        let id = record.message_id.clone().unwrap_or_default();
+        let span = record_span(&record);
+        let this = self.clone();
+        let task = tokio::spawn(
+            async move {
+                let _permit = permit;
+                this.run_one(record, handler).await
+            }
+            .instrument(span),
+        );
+        (id, task)
     }
 
     async fn run_one<H, Fut>(&self, record: SqsMessage, handler: Arc<H>) -> Outcome
@@ -478,7 +551,8 @@ impl BatchProcessor {
                 .take(MAX_ATTRIBUTES - attributes.len()),
         );
         let body = record.body.as_deref().unwrap_or("");
-        match self.queue.send(dlq, body, &attributes).await {
+        let options = fifo::dead_letter_options(dlq, record);
+        match self.queue.send(dlq, body, &attributes, &options).await {
             Ok(dlq_id) => {
                 error!(error = %reason, dlq_message_id = %dlq_id, "permanent failure, moved to dlq");
                 Outcome::DeadLettered
@@ -489,6 +563,27 @@ impl BatchProcessor {
             }
         }
     }
+}
+
+/// The span a record is processed in: its message id, receive count and (FIFO) group, and
+/// the job id once the handler knows it.
+fn record_span(record: &SqsMessage) -> Span {
+    info_span!(
+        "record",
+        message_id = record.message_id.as_deref().unwrap_or(""),
+        receive_count = receive_count(record),
+        group = message_group_id(record),
+        job_id = tracing::field::Empty
+    )
+}
+
+/// The outcome of a record's task; a task that died (a panic in our own settlement code:
+/// `run_one` catches the handler's) is a failure of that record, reported for retry.
+async fn joined(id: &str, task: JoinHandle<Outcome>) -> Outcome {
+    task.await.unwrap_or_else(|join| {
+        error!(message_id = %id, error = %join, "record task failed");
+        Outcome::Retried
+    })
 }
 
 /// The copy of a received message attribute for its dead letter: the same data type

@@ -83,15 +83,42 @@ impl Attribute {
     }
 }
 
+/// The FIFO parameters of a send; the default (both `None`) is a send to a standard queue.
+///
+/// A FIFO queue (its name ends in `.fifo`) requires `MessageGroupId` on every send, and a
+/// `MessageDeduplicationId` unless the queue has content-based deduplication; a message sent
+/// with the deduplication id of one sent in the last 5 minutes is accepted but not delivered
+/// again (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-key-terms.html>).
+/// A standard queue rejects a deduplication id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SendOptions {
+    /// `MessageGroupId`: the messages of one group are delivered in order, one at a time.
+    pub group_id: Option<String>,
+    /// `MessageDeduplicationId`: resending with the same id within 5 minutes delivers once.
+    pub dedup_id: Option<String>,
+}
+
+impl SendOptions {
+    /// The parameters of a send to a FIFO queue.
+    pub fn fifo(group_id: impl Into<String>, dedup_id: impl Into<String>) -> Self {
+        SendOptions {
+            group_id: Some(group_id.into()),
+            dedup_id: Some(dedup_id.into()),
+        }
+    }
+}
+
 /// Sending to queues and steering in-flight messages.
 #[async_trait]
 pub trait Queue: Send + Sync {
-    /// Sends `body` to `queue_url` with string attributes; returns the message id.
+    /// Sends `body` to `queue_url` with `attributes` and, for a FIFO queue, the group and
+    /// deduplication ids of `options`; returns the message id.
     async fn send(
         &self,
         queue_url: &str,
         body: &str,
         attributes: &[Attribute],
+        options: &SendOptions,
     ) -> Result<String, QueueError>;
 
     /// Sets the visibility timeout of an in-flight message, so a retry waits that long.

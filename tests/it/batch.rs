@@ -260,7 +260,7 @@ async fn a_dead_letter_keeps_the_data_type_and_bytes_of_each_attribute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_attributes_survive_dead_lettering_over_sqs() {
     use nightshift::adapters::sqs::SqsQueue;
-    use nightshift::ports::{Attribute, Queue};
+    use nightshift::ports::{Attribute, Queue, SendOptions};
     let (h, _dirs) = crate::emulator::start("2026-11-21T09:30:00Z").await;
     let jobs = format!("{}/000000000000/nightshift-jobs", h.endpoint());
     SqsQueue::for_endpoint(&h.endpoint(), "us-east-1")
@@ -272,6 +272,7 @@ async fn typed_attributes_survive_dead_lettering_over_sqs() {
                 Attribute::typed("priority", "Number", "7"),
                 Attribute::binary("trace", "Binary.gzip", bytes::Bytes::from_static(&[0, 255])),
             ],
+            &SendOptions::default(),
         )
         .await
         .unwrap();

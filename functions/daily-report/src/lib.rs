@@ -36,7 +36,7 @@ use nightshift::contracts::{
     ContractError, EmailRequest, JobOutcome, ReportInput, validate_address,
 };
 use nightshift::idempotency::{Begin, Idempotency, Ticket};
-use nightshift::ports::{Blobs, Clock, Queue, Retryable, Store, SystemClock};
+use nightshift::ports::{Blobs, Clock, Queue, Retryable, SendOptions, Store, SystemClock};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::info;
@@ -428,7 +428,7 @@ async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSum
     );
     let body = serde_json::to_string(&email).expect("email serializes");
     deps.queue
-        .send(&deps.emails_queue_url, &body, &[])
+        .send(&deps.emails_queue_url, &body, &[], &SendOptions::default())
         .await
         .map_err(port("queue"))?;
     info!(%date, total = report.total, failed = report.failed, "report built");

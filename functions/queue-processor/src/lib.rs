@@ -22,7 +22,7 @@ use nightshift::batch::{
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
 use nightshift::idempotency::{Begin, Idempotency};
-use nightshift::ports::{Clock, Queue, Retryable, Store, SystemClock};
+use nightshift::ports::{Clock, Queue, Retryable, SendOptions, Store, SystemClock};
 use tracing::{info, warn};
 
 use crate::jobs::{JobError, Registry};
@@ -265,7 +265,7 @@ async fn run_claimed(
     };
     for body in &bodies {
         deps.queue
-            .send(&deps.emails_queue_url, body, &[])
+            .send(&deps.emails_queue_url, body, &[], &SendOptions::default())
             .await
             .map_err(RecordError::from_port)?;
     }

@@ -24,6 +24,19 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
         .max(1)
 }
 
+/// The system attribute that names a FIFO record's message group.
+pub const MESSAGE_GROUP_ID: &str = "MessageGroupId";
+
+/// `MessageGroupId` of a record: SQS sets it on every record of a FIFO queue (and on records
+/// of a standard queue sent with one, for fair queues); `None` when absent or empty.
+pub fn message_group_id(record: &SqsMessage) -> Option<&str> {
+    record
+        .attributes
+        .get(MESSAGE_GROUP_ID)
+        .map(String::as_str)
+        .filter(|g| !g.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,5 +57,17 @@ mod tests {
             .attributes
             .insert("ApproximateReceiveCount".into(), "many".into());
         assert_eq!(receive_count(&record), 1);
+    }
+
+    #[test]
+    fn group_ids_are_read_from_the_system_attributes() {
+        let mut record = SqsMessage::default();
+        assert_eq!(message_group_id(&record), None);
+        record.attributes.insert(MESSAGE_GROUP_ID.into(), "".into());
+        assert_eq!(message_group_id(&record), None);
+        record
+            .attributes
+            .insert(MESSAGE_GROUP_ID.into(), "tenant-7".into());
+        assert_eq!(message_group_id(&record), Some("tenant-7"));
     }
 }

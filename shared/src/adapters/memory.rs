@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use crate::contracts::JobOutcome;
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
-    OutgoingEmail, Queue, QueueError, Settled, Store, StoreError, claim_decision,
+    OutgoingEmail, Queue, QueueError, SendOptions, Settled, Store, StoreError, claim_decision,
 };
 
 /// A clock that moves only when told to.
@@ -171,6 +171,8 @@ pub struct SentMessage {
     pub body: String,
     /// Attributes.
     pub attributes: Vec<Attribute>,
+    /// The FIFO group and deduplication ids it was sent with (default for a standard send).
+    pub options: SendOptions,
 }
 
 /// A queue client in memory that records what it was asked to do.
@@ -220,6 +222,7 @@ impl Queue for MemoryQueue {
         queue_url: &str,
         body: &str,
         attributes: &[Attribute],
+        options: &SendOptions,
     ) -> Result<String, QueueError> {
         self.injected()?;
         let mut sent = self.sent.lock().unwrap();
@@ -227,6 +230,7 @@ impl Queue for MemoryQueue {
             queue_url: queue_url.to_string(),
             body: body.to_string(),
             attributes: attributes.to_vec(),
+            options: options.clone(),
         });
         Ok(format!("msg-{}", sent.len()))
     }

@@ -10,7 +10,7 @@ use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::MessageAttributeValue;
 
-use crate::ports::{Attribute, Queue, QueueError};
+use crate::ports::{Attribute, Queue, QueueError, SendOptions};
 
 /// Error codes SQS uses for throttling and overload; these pass, so they are retryable.
 const TRANSIENT_CODES: &[&str] = &[
@@ -87,6 +87,7 @@ impl Queue for SqsQueue {
         queue_url: &str,
         body: &str,
         attributes: &[Attribute],
+        options: &SendOptions,
     ) -> Result<String, QueueError> {
         let mut attrs = HashMap::new();
         for a in attributes {
@@ -107,6 +108,8 @@ impl Queue for SqsQueue {
             .queue_url(queue_url)
             .message_body(body)
             .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+            .set_message_group_id(options.group_id.clone())
+            .set_message_deduplication_id(options.dedup_id.clone())
             .send()
             .await
             .map_err(classify)?;
@@ -139,9 +142,8 @@ mod tests {
     use aws_smithy_types::body::SdkBody;
     use bytes::Bytes;
 
-    #[tokio::test]
-    async fn attributes_keep_their_data_type_and_bytes() {
-        let url = "https://sqs.eu-central-1.amazonaws.com/123456789012/dlq";
+    /// A queue whose one request is recorded and answered with a sent message id.
+    fn replayed() -> (SqsQueue, StaticReplayClient) {
         let replay = StaticReplayClient::new(vec![ReplayEvent::new(
             http::Request::builder()
                 .uri("https://sqs.eu-central-1.amazonaws.com/")
@@ -161,17 +163,30 @@ mod tests {
             .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
             .http_client(replay.clone())
             .build();
-        let queue = SqsQueue::new(Client::from_conf(config));
+        (SqsQueue::new(Client::from_conf(config)), replay)
+    }
+
+    /// The JSON body of the one request `replay` recorded.
+    fn sent_body(replay: &StaticReplayClient) -> serde_json::Value {
+        let request = replay.actual_requests().next().expect("one request");
+        serde_json::from_slice(request.body().bytes().expect("buffered body")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn attributes_keep_their_data_type_and_bytes() {
+        let url = "https://sqs.eu-central-1.amazonaws.com/123456789012/dlq";
+        let (queue, replay) = replayed();
         let attributes = [
             Attribute::new("reason", "bad input"),
             Attribute::typed("priority", "Number", "7"),
             Attribute::typed("ratio", "Number.float", "0.25"),
             Attribute::binary("trace", "Binary.gzip", Bytes::from_static(&[0, 159, 255])),
         ];
-        queue.send(url, "{}", &attributes).await.unwrap();
-        let request = replay.actual_requests().next().expect("one request");
-        let body: serde_json::Value =
-            serde_json::from_slice(request.body().bytes().expect("buffered body")).unwrap();
+        queue
+            .send(url, "{}", &attributes, &SendOptions::default())
+            .await
+            .unwrap();
+        let body = sent_body(&replay);
         assert_eq!(
             body["MessageAttributes"],
             serde_json::json!({
@@ -181,5 +196,21 @@ mod tests {
                 "trace": {"DataType": "Binary.gzip", "BinaryValue": "AJ//"},
             })
         );
+        // A standard send carries no FIFO parameters (a standard queue rejects them).
+        assert!(body.get("MessageGroupId").is_none(), "{body}");
+        assert!(body.get("MessageDeduplicationId").is_none(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn fifo_sends_carry_group_and_deduplication_ids() {
+        let url = "https://sqs.eu-central-1.amazonaws.com/123456789012/dlq.fifo";
+        let (queue, replay) = replayed();
+        queue
+            .send(url, "{}", &[], &SendOptions::fifo("tenant-7", "dedup-1"))
+            .await
+            .unwrap();
+        let body = sent_body(&replay);
+        assert_eq!(body["MessageGroupId"], "tenant-7");
+        assert_eq!(body["MessageDeduplicationId"], "dedup-1");
     }
 }
