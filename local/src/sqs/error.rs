@@ -55,6 +55,9 @@ pub enum SqsError {
     /// A resource (queue ARN, move task) that does not exist.
     #[error("{0}")]
     ResourceNotFound(String),
+    /// A limit would be exceeded (actions in a permission, ...).
+    #[error("{0}")]
+    OverLimit(String),
     /// An operation or feature this emulator does not provide.
     #[error("{0}")]
     UnsupportedOperation(String),
@@ -179,6 +182,7 @@ impl SqsError {
                 true,
                 400,
             ),
+            SqsError::OverLimit(_) => ("com.amazonaws.sqs#OverLimit", "OverLimit", true, 403),
             SqsError::UnsupportedOperation(_) => (
                 "com.amazonaws.sqs#UnsupportedOperation",
                 "AWS.SimpleQueueService.UnsupportedOperation",

@@ -12,6 +12,7 @@
 //! - [`server`]: the HTTP endpoint;
 //! - [`md5`]: the digests of bodies and attributes;
 //! - [`model`]: the values of the in-process API;
+//! - [`permissions`]: the `Policy` that AddPermission and RemovePermission maintain;
 //! - [`error`]: errors with their AWS codes.
 //!
 //! Standard and FIFO queues.
@@ -23,6 +24,7 @@ pub mod fifo;
 pub mod journal;
 pub mod md5;
 pub mod model;
+pub mod permissions;
 pub mod protocol;
 mod queue;
 pub mod server;

@@ -105,6 +105,23 @@ struct TagQueueRequest {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
+struct AddPermissionRequest {
+    queue_url: Option<String>,
+    label: Option<String>,
+    #[serde(rename = "AWSAccountIds")]
+    aws_account_ids: Vec<String>,
+    actions: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct RemovePermissionRequest {
+    queue_url: Option<String>,
+    label: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 struct UntagQueueRequest {
     queue_url: Option<String>,
     tag_keys: Vec<String>,
@@ -506,6 +523,24 @@ pub async fn dispatch(engine: &SqsEngine, operation: &str, body: &[u8]) -> Resul
         "UntagQueue" => {
             let r: UntagQueueRequest = parse(body)?;
             engine.untag_queue(&required(r.queue_url, "QueueUrl")?, &r.tag_keys)?;
+            Ok(json!({}))
+        }
+        "AddPermission" => {
+            let r: AddPermissionRequest = parse(body)?;
+            engine.add_permission(
+                &required(r.queue_url, "QueueUrl")?,
+                r.label.as_deref().unwrap_or(""),
+                &r.aws_account_ids,
+                &r.actions,
+            )?;
+            Ok(json!({}))
+        }
+        "RemovePermission" => {
+            let r: RemovePermissionRequest = parse(body)?;
+            engine.remove_permission(
+                &required(r.queue_url, "QueueUrl")?,
+                &required(r.label, "Label")?,
+            )?;
             Ok(json!({}))
         }
         "ListQueueTags" => {

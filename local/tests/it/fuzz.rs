@@ -435,7 +435,13 @@ fn request(op: &'static str) -> BoxedStrategy<Value> {
             ),
         ],
         "SetQueueAttributes" => vec![u(), req("Attributes", queue_attributes())],
-        "TagQueue" => vec![u(), req("Tags", Just(json!({"a": "1", "": "x"})).boxed())],
+        "TagQueue" => vec![
+            u(),
+            req(
+                "Tags",
+                prop_oneof![Just(json!({"a": "1", "team": "x"})), Just(json!({"": "x"}))].boxed(),
+            ),
+        ],
         "UntagQueue" => vec![u(), req("TagKeys", string_list(vec!["a", "team"]))],
         "SendMessage" => {
             let mut f = vec![u()];

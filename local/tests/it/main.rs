@@ -13,6 +13,7 @@ mod runtime;
 mod schedule;
 mod schedule_runner;
 mod sqs;
+mod sqs_api;
 mod sqs_fifo;
 mod template;
 mod trace;

@@ -371,7 +371,7 @@ async fn sqs_errors_have_the_aws_wire_shape() {
     assert_eq!(body["__type"], "com.amazonaws.sqs#QueueDoesNotExist");
     assert_eq!(body["message"], "The specified queue does not exist.");
 
-    let (status, head, body) = raw_post(addr, Some("AmazonSQS.AddPermission"), "{}").await;
+    let (status, head, body) = raw_post(addr, Some("AmazonSQS.Frobnicate"), "{}").await;
     assert_eq!(status, 400);
     assert!(
         head.contains("x-amzn-query-error: aws.simplequeueservice.unsupportedoperation;sender")

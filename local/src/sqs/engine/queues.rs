@@ -13,7 +13,28 @@ use crate::sqs::attributes::{
 };
 use crate::sqs::error::SqsError;
 use crate::sqs::journal::Record;
+use crate::sqs::permissions;
 use crate::sqs::queue::QueueState;
+
+/// Tags on a queue, and the length of keys and values: 50, 128 and 256, as the SQS quotas
+/// state them (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/quotas-queues.html>).
+const MAX_TAGS: usize = 50;
+
+fn validate_tags(tags: &BTreeMap<String, String>) -> Result<(), SqsError> {
+    for (key, value) in tags {
+        if key.is_empty() || key.chars().count() > 128 {
+            return Err(SqsError::InvalidParameterValue(
+                "Tag keys must be between 1 and 128 characters in length.".to_string(),
+            ));
+        }
+        if value.chars().count() > 256 {
+            return Err(SqsError::InvalidParameterValue(
+                "Tag values must be between 0 and 256 characters in length.".to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
 
 impl SqsEngine {
     /// CreateQueue: returns the URL. Idempotent when the given attributes match the existing
@@ -27,6 +48,12 @@ impl SqsEngine {
         let mut config = QueueConfig::default();
         config.apply(attributes, true)?;
         validate_queue_name(name, config.is_fifo())?;
+        validate_tags(tags)?;
+        if tags.len() > MAX_TAGS {
+            return Err(SqsError::InvalidParameterValue(format!(
+                "Too many tags added for queue {name}."
+            )));
+        }
         if let Some(policy) = &config.redrive_policy {
             self.check_redrive_target(policy, name, config.is_fifo())?;
         }
@@ -306,30 +333,92 @@ impl SqsEngine {
         Ok(())
     }
 
-    /// TagQueue.
+    /// AddPermission: a statement labelled `label` in the queue's `Policy`, granting
+    /// `actions` to `accounts` ([`crate::sqs::permissions`]).
+    pub fn add_permission(
+        &self,
+        queue: &str,
+        label: &str,
+        accounts: &[String],
+        actions: &[String],
+    ) -> Result<(), SqsError> {
+        self.update_policy(queue, |policy, arn| {
+            permissions::add(policy, arn, label, accounts, actions).map(Some)
+        })
+    }
+
+    /// RemovePermission: drops the statement labelled `label` from the queue's `Policy`.
+    pub fn remove_permission(&self, queue: &str, label: &str) -> Result<(), SqsError> {
+        self.update_policy(queue, |policy, arn| permissions::remove(policy, arn, label))
+    }
+
+    fn update_policy(
+        &self,
+        queue: &str,
+        change: impl FnOnce(Option<&str>, &str) -> Result<Option<String>, SqsError>,
+    ) -> Result<(), SqsError> {
+        let handle = self.lookup(queue)?;
+        self.op(|| {
+            let now = self.now_ms();
+            let mut state = lock(&handle.state);
+            let mut next = state.config.clone();
+            next.policy = change(state.config.policy.as_deref(), &handle.arn)?;
+            self.journal(&[Record::SetAttributes {
+                name: handle.name.clone(),
+                attributes: next.to_map(),
+                modified_ms: now,
+            }])?;
+            state.config = next;
+            state.modified_ms = now;
+            Ok(())
+        })
+    }
+
+    /// TagQueue: adds or replaces tags, at most 50 on a queue.
     pub fn tag_queue(&self, queue: &str, tags: &BTreeMap<String, String>) -> Result<(), SqsError> {
-        self.update_tags(queue, |current| current.extend(tags.clone()))
+        if tags.is_empty() {
+            return Err(SqsError::MissingParameter(
+                "The request must contain the parameter Tags.".to_string(),
+            ));
+        }
+        validate_tags(tags)?;
+        let name = queue_name_of(queue).to_string();
+        self.update_tags(queue, |current| {
+            current.extend(tags.clone());
+            if current.len() > MAX_TAGS {
+                return Err(SqsError::InvalidParameterValue(format!(
+                    "Too many tags added for queue {name}."
+                )));
+            }
+            Ok(())
+        })
     }
 
     /// UntagQueue.
     pub fn untag_queue(&self, queue: &str, keys: &[String]) -> Result<(), SqsError> {
+        if keys.is_empty() || keys.iter().any(|k| k.is_empty() || k.chars().count() > 128) {
+            return Err(SqsError::InvalidParameterValue(
+                "Tag keys must be between 1 and 128 characters in length.".to_string(),
+            ));
+        }
         self.update_tags(queue, |current| {
             for key in keys {
                 current.remove(key);
             }
+            Ok(())
         })
     }
 
     fn update_tags(
         &self,
         queue: &str,
-        change: impl FnOnce(&mut BTreeMap<String, String>),
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), SqsError>,
     ) -> Result<(), SqsError> {
         self.op(|| {
             let handle = self.lookup(queue)?;
             let mut state = lock(&handle.state);
             let mut tags = state.tags.clone();
-            change(&mut tags);
+            change(&mut tags)?;
             self.journal(&[Record::SetTags {
                 name: handle.name.clone(),
                 tags: tags.clone(),
