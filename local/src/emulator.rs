@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
 use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, RemoteInvoker, Slot};
-use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
+use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats};
 use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
+use crate::shutdown::{Shutdown, Signal};
 use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
 use crate::sqs::model::OutgoingMessage;
 use crate::template::{LoadOptions, QueueDef, Template};
@@ -164,7 +164,7 @@ pub struct Emulator {
     schedules: ScheduleRunner,
     schedules_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -464,7 +464,7 @@ pub(crate) struct Assembled {
     /// The endpoint's listener.
     pub(crate) listener: TcpListener,
     /// Turns true when the emulator stops.
-    pub(crate) stopped: watch::Receiver<bool>,
+    pub(crate) stopped: Signal,
 }
 
 impl Emulator {
@@ -549,7 +549,7 @@ impl Emulator {
             inner: invoker,
             in_flight: in_flight.clone(),
         });
-        let (stop, stop_rx) = watch::channel(false);
+        let stop = Shutdown::new();
         let mut mappings = Vec::new();
         for config in mapping_configs {
             if !config.enabled {
@@ -559,7 +559,7 @@ impl Emulator {
                 config,
                 engine.clone(),
                 invoker.clone(),
-                Shutdown::from(stop_rx.clone()),
+                stop.signal(),
             ));
         }
         let queues = AsyncInvoker::from_template(
@@ -579,11 +579,12 @@ impl Emulator {
                 ..RunnerConfig::default()
             },
         )?;
-        let schedules_task = schedules.start(stop_rx.clone())?;
+        let schedules_task = schedules.start(stop.signal())?;
 
         crate::divergence::announce(&template, &options.clock, runtime.is_some());
         info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
               mappings = mappings.len(), schedules = template.schedules.len(), clock = %options.clock, "emulator up");
+        let stopped = stop.signal();
         let emulator = Arc::new(Emulator {
             template,
             engine: engine.clone(),
@@ -603,7 +604,7 @@ impl Emulator {
         Ok(Assembled {
             emulator,
             listener,
-            stopped: stop_rx,
+            stopped,
         })
     }
 
@@ -1020,7 +1021,7 @@ impl Emulator {
     /// Stops pollers and schedules, lets in-flight invocations finish, stops the functions
     /// (SIGTERM, then SIGKILL after `grace`) and the endpoint, and flushes the journal.
     pub async fn shutdown(&self, grace: Duration) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         let mappings = std::mem::take(&mut *self.mappings.lock().unwrap());
         for m in mappings {
             if let Err(e) = m.join().await {

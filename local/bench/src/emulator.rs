@@ -23,10 +23,11 @@ use crate::{
 use nightshift_local::clock::{self};
 use nightshift_local::invoker::{FunctionError, InProcessInvoker, Invoker};
 use nightshift_local::mapping::event::{Record, assemble};
-use nightshift_local::mapping::{self, MappingConfig, Shutdown};
+use nightshift_local::mapping::{self, MappingConfig};
 use nightshift_local::runtime::{
     FunctionConfig, LogLine, LogSink, ProcessInvoker, Runtime, RuntimeOptions,
 };
+use nightshift_local::shutdown::Shutdown;
 use nightshift_local::sqs::{self, OutgoingMessage, ReceiveOptions, SqsEngine};
 use nightshift_local::trace::{ReplayOptions, TraceEntry, read_trace, replay};
 
@@ -167,9 +168,9 @@ async fn http_latency() -> Result<(Dist, Dist)> {
         let _ = started_tx.send(Instant::now());
         async { Ok::<_, FunctionError>(Bytes::new()) }
     });
-    let (stop, shutdown) = Shutdown::channel();
+    let stop = Shutdown::new();
     let config = MappingConfig::new(BENCH_FUNCTION, BENCH_QUEUE, REGION);
-    let handle = mapping::spawn(config, engine.clone(), Arc::new(invoker), shutdown);
+    let handle = mapping::spawn(config, engine.clone(), Arc::new(invoker), stop.signal());
     let client = sdk_client(&server.endpoint_url());
     let mut latency = Vec::with_capacity(HTTP_LATENCY_SAMPLES);
     let mut roundtrip = Vec::with_capacity(HTTP_LATENCY_SAMPLES);
@@ -197,7 +198,7 @@ async fn http_latency() -> Result<(Dist, Dist)> {
             roundtrip.push(acked - sent);
         }
     }
-    let _ = stop.send(true);
+    stop.trigger();
     handle.join().await?;
     server.shutdown().await;
     Ok((Dist::of(latency), Dist::of(roundtrip)))
@@ -272,12 +273,12 @@ async fn process_throughput(binary: &Path, messages: usize, concurrency: u32) ->
             .with_timeout(Duration::from_secs(30)),
     )?;
     let invoker: Arc<dyn Invoker> = Arc::new(ProcessInvoker::new(runtime.clone()));
-    let (stop, shutdown) = Shutdown::channel();
+    let stop = Shutdown::new();
     let config = MappingConfig::new(BENCH_FUNCTION, BENCH_QUEUE, REGION)
         .with_batch_size(10)
         .with_window(Duration::ZERO)
         .with_max_concurrency(concurrency);
-    let handle = mapping::spawn(config, engine.clone(), invoker, shutdown);
+    let handle = mapping::spawn(config, engine.clone(), invoker, stop.signal());
     let stats = handle.stats_reader();
 
     let result = async {
@@ -309,7 +310,7 @@ async fn process_throughput(binary: &Path, messages: usize, concurrency: u32) ->
         })
     }
     .await;
-    let _ = stop.send(true);
+    stop.trigger();
     handle.join().await?;
     runtime.shutdown(Duration::from_secs(2)).await;
     result

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 
 use crate::{BENCH_FUNCTION, BUDGET_SCHEDULE_YEAR, STALL};
 use nightshift_local::clock::{self, ManualClock};
 use nightshift_local::invoke_async::{AsyncFunction, AsyncInvoker};
 use nightshift_local::invoker::{FunctionError, InProcessInvoker};
 use nightshift_local::schedule::runner::{RunnerConfig, ScheduleRunner};
+use nightshift_local::shutdown::Shutdown;
 use nightshift_local::template::{
     RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget, Template,
 };
@@ -44,7 +44,7 @@ fn schedule_def(id: &str, expression: &str, timezone: &str, input: Option<&str>)
 struct ScheduleBench {
     runner: ScheduleRunner,
     manual: Arc<ManualClock>,
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
     count: Arc<AtomicU64>,
 }
 
@@ -92,8 +92,8 @@ impl ScheduleBench {
                 ..RunnerConfig::default()
             },
         )?;
-        let (shutdown, signal) = watch::channel(false);
-        runner.start(signal)?;
+        let shutdown = Shutdown::new();
+        runner.start(shutdown.signal())?;
         tokio::time::timeout(STALL, manual.wait_for_waiters(2))
             .await
             .context("schedule tasks never waited on the clock")?;
@@ -106,7 +106,7 @@ impl ScheduleBench {
     }
 
     fn stop(self) -> u64 {
-        self.shutdown.send_replace(true);
+        self.shutdown.trigger();
         self.count.load(Ordering::Relaxed)
     }
 }
