@@ -16,7 +16,9 @@ use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
-use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, RemoteInvoker, Slot};
+use crate::invoker::{
+    Decorator, InvokeRequest, InvokeResponse, Invoker, Layers, RemoteInvoker, Slot,
+};
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats};
 use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
@@ -319,7 +321,7 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
 
 /// The Invoke API at `url` (`cargo lambda watch`), reached by binary name: it knows the
 /// functions by their crate's binary, the template by their function name.
-pub(crate) fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoker> {
+fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoker> {
     Arc::new(RenamingInvoker {
         inner: RemoteInvoker::new(url),
         names: template
@@ -330,11 +332,36 @@ pub(crate) fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoke
     })
 }
 
+/// The invoker every event goes through: `invoker` (in-process functions) or what
+/// `options.invoker` names (the process runtime, returned too, or a remote Invoke API), inside
+/// `layers`. The emulator and the replay sandbox reach their functions through it.
+pub(crate) async fn functions_invoker(
+    options: &EmulatorOptions,
+    template: &Template,
+    endpoint: &str,
+    mappings: &[MappingConfig],
+    invoker: Option<Arc<dyn Invoker>>,
+    layers: Layers,
+) -> Result<(Arc<dyn Invoker>, Option<Runtime>), EmulatorError> {
+    let mut runtime = None;
+    let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
+        (Some(invoker), _) => invoker,
+        (None, InvokerChoice::Remote(url)) => remote_by_binary(url, template),
+        (None, InvokerChoice::Process { release, build }) => {
+            let rt =
+                process_runtime(options, template, endpoint, (*release, *build), mappings).await?;
+            runtime = Some(rt.clone());
+            Arc::new(ProcessInvoker::new(rt))
+        }
+    };
+    Ok((layers.wrap(invoker), runtime))
+}
+
 /// The template's functions under the emulator's Lambda runtime: built first when `build`
 /// (`(release, build)` as `InvokerChoice::Process` says), configured from the template (timeout,
 /// memory, reserved concurrency or room for `mappings`, environment, log format and level) and
 /// `options.extra_env`. The emulator and the replay sandbox both run their functions so.
-pub(crate) async fn process_runtime(
+async fn process_runtime(
     options: &EmulatorOptions,
     template: &Template,
     endpoint: &str,
@@ -405,22 +432,12 @@ struct CountingInvoker {
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Invoker for CountingInvoker {
-    fn invoke(
-        &self,
-        req: InvokeRequest,
-    ) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
-        self.invoke_in(Slot::unlimited(), req)
+impl Decorator for CountingInvoker {
+    fn inner(&self) -> &Arc<dyn Invoker> {
+        &self.inner
     }
 
-    fn reserve<'a>(
-        &'a self,
-        function: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<Slot, crate::invoker::InvokeError>> {
-        self.inner.reserve(function)
-    }
-
-    fn invoke_in(
+    fn invoke_through(
         &self,
         slot: Slot,
         req: InvokeRequest,
@@ -455,7 +472,7 @@ impl Invoker for RenamingInvoker {
 }
 
 /// Wraps the emulator's invoker (to record or inject faults) before anything uses it.
-pub type Wrap = Box<dyn FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send>;
+pub use crate::invoker::Wrap;
 
 /// An emulator built and its listener bound, not served yet.
 pub(crate) struct Assembled {
@@ -522,33 +539,25 @@ impl Emulator {
         create_queues(&engine, &template)?;
 
         let mapping_configs = MappingConfig::all_from_template(&template, &options.region)?;
-        let mut runtime = None;
-        let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
-            (Some(invoker), _) => invoker,
-            (None, InvokerChoice::Remote(url)) => remote_by_binary(url, &template),
-            (None, InvokerChoice::Process { release, build }) => {
-                let rt = process_runtime(
-                    &options,
-                    &template,
-                    &endpoint,
-                    (*release, *build),
-                    &mapping_configs,
-                )
-                .await?;
-                runtime = Some(rt.clone());
-                Arc::new(ProcessInvoker::new(rt))
-            }
-        };
-
-        let invoker = match wrap {
-            Some(wrap) => wrap(invoker),
-            None => invoker,
-        };
         let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker {
-            inner: invoker,
-            in_flight: in_flight.clone(),
-        });
+        let counted = in_flight.clone();
+        let layers = Layers::new()
+            .layer_if(wrap)
+            .layer(move |inner| -> Arc<dyn Invoker> {
+                Arc::new(CountingInvoker {
+                    inner,
+                    in_flight: counted,
+                })
+            });
+        let (invoker, runtime) = functions_invoker(
+            &options,
+            &template,
+            &endpoint,
+            &mapping_configs,
+            invoker,
+            layers,
+        )
+        .await?;
         let stop = Shutdown::new();
         let mut mappings = Vec::new();
         for config in mapping_configs {

@@ -13,9 +13,8 @@ use super::TraceError;
 use super::format::{NormalizeOptions, TraceEntry, TraceWriter};
 use super::normalize::Normalizer;
 use crate::clock::SharedClock;
-use crate::emulator::Wrap;
 use crate::harness::describe;
-use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, Invoker, Slot};
+use crate::invoker::{Decorator, InvokeError, InvokeRequest, InvokeResponse, Invoker, Slot, Wrap};
 
 struct RecorderState {
     writer: TraceWriter<Box<dyn Write + Send>>,
@@ -110,16 +109,12 @@ impl TraceRecorder {
     }
 }
 
-impl Invoker for TraceRecorder {
-    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
-        self.invoke_in(Slot::unlimited(), req)
+impl Decorator for TraceRecorder {
+    fn inner(&self) -> &Arc<dyn Invoker> {
+        &self.inner
     }
 
-    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
-        self.inner.reserve(function)
-    }
-
-    fn invoke_in(
+    fn invoke_through(
         &self,
         slot: Slot,
         req: InvokeRequest,

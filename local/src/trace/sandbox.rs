@@ -9,9 +9,9 @@ use tracing::info;
 
 use super::TraceError;
 use crate::clock::{ClockSpec, SharedClock};
-use crate::emulator::{EmulatorError, EmulatorOptions, InvokerChoice};
-use crate::invoker::Invoker;
-use crate::runtime::{ProcessInvoker, Runtime};
+use crate::emulator::{EmulatorError, EmulatorOptions};
+use crate::invoker::{Invoker, Layers};
+use crate::runtime::Runtime;
 use crate::sqs::{SqsConfig, SqsEngine, SqsServer};
 use crate::template::{LoadOptions, Template};
 
@@ -60,23 +60,15 @@ impl Sandbox {
         )
         .map_err(EmulatorError::from)?;
         crate::emulator::create_queues(&engine, &template).map_err(EmulatorError::from)?;
-        let mut runtime = None;
-        let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
-            (Some(invoker), _) => invoker,
-            (None, InvokerChoice::Remote(url)) => crate::emulator::remote_by_binary(url, &template),
-            (None, InvokerChoice::Process { release, build }) => {
-                let rt = crate::emulator::process_runtime(
-                    options,
-                    &template,
-                    &endpoint,
-                    (*release, *build),
-                    &[],
-                )
-                .await?;
-                runtime = Some(rt.clone());
-                Arc::new(ProcessInvoker::new(rt))
-            }
-        };
+        let (invoker, runtime) = crate::emulator::functions_invoker(
+            options,
+            &template,
+            &endpoint,
+            &[],
+            invoker,
+            Layers::new(),
+        )
+        .await?;
         info!(%endpoint, functions = template.functions.len(), "replay sandbox up");
         Ok(Sandbox {
             template,
