@@ -72,9 +72,43 @@ pub enum EmulatorError {
     /// A schedule could not be set up, started or fired.
     #[error(transparent)]
     Schedule(#[from] crate::schedule::runner::RunnerError),
-    /// Setting up a component failed.
-    #[error("{0}")]
-    Setup(String),
+    /// The accelerated clock would end a mapped queue's visibility timeout before its
+    /// function's timeout.
+    #[error(transparent)]
+    TooFast(#[from] TooFast),
+    /// The replay sandbox could not serve its SQS endpoint.
+    #[error("cannot serve sqs: {0}")]
+    ServeSqs(#[source] crate::sqs::error::SqsError),
+    /// `fire` reached the schedule's target, which could not be invoked.
+    #[error("cannot invoke the schedule's target: {0}")]
+    FireTarget(#[source] crate::invoker::InvokeError),
+}
+
+/// An accelerated clock under which a mapped queue's visibility timeout, which the clock
+/// shortens, ends before its function's timeout, which stays real: the messages would be
+/// handed out again while their invocation still runs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "--clock x{factor} makes the {visibility_s} s visibility timeout of queue {queue} last \
+     {real:.1} s of real time, less than the {timeout_s} s timeout of {function}, which stays \
+     real: its messages would be handed out again while their invocation still runs; use at \
+     most x{most}"
+)]
+pub struct TooFast {
+    /// The clock's factor.
+    pub factor: f64,
+    /// The queue's visibility timeout, in clock seconds.
+    pub visibility_s: u32,
+    /// The queue.
+    pub queue: String,
+    /// The visibility timeout in real seconds.
+    pub real: f64,
+    /// The function's timeout, in real seconds.
+    pub timeout_s: u32,
+    /// The function.
+    pub function: String,
+    /// The largest factor that keeps the visibility timeout above the function's timeout.
+    pub most: f64,
 }
 
 /// How the functions are reached.
@@ -178,7 +212,7 @@ pub struct Emulator {
 pub fn accelerated_visibility(
     template: &crate::template::Template,
     factor: f64,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, TooFast> {
     let mut shortest: Option<(f64, &str)> = None;
     for source in &template.event_sources {
         let (Some(queue), Some(function)) = (
@@ -190,16 +224,15 @@ pub fn accelerated_visibility(
         let real = f64::from(queue.visibility_timeout_s) / factor;
         if real < f64::from(function.timeout_s) {
             let most = f64::from(queue.visibility_timeout_s) / f64::from(function.timeout_s.max(1));
-            return Err(format!(
-                "--clock x{factor} makes the {} s visibility timeout of queue {} last {real:.1} s of \
-                 real time, less than the {} s timeout of {}, which stays real: its messages would \
-                 be handed out again while their invocation still runs; use at most x{}",
-                queue.visibility_timeout_s,
-                queue.name,
-                function.timeout_s,
-                function.name,
-                most.floor()
-            ));
+            return Err(TooFast {
+                factor,
+                visibility_s: queue.visibility_timeout_s,
+                queue: queue.name.clone(),
+                real,
+                timeout_s: function.timeout_s,
+                function: function.name.clone(),
+                most: most.floor(),
+            });
         }
         if shortest.is_none_or(|(s, _)| real < s) {
             shortest = Some((real, &queue.name));
@@ -518,7 +551,7 @@ impl Emulator {
             },
         )?;
         if let ClockSpec::Accelerated { factor } = options.clock {
-            let note = accelerated_visibility(&template, factor).map_err(EmulatorError::Setup)?;
+            let note = accelerated_visibility(&template, factor)?;
             if let Some(note) = note {
                 warn!("{note}");
             }
@@ -789,9 +822,7 @@ impl Emulator {
                 known: known(),
             })?;
         let outcome = self.schedules.fire(&name).await?;
-        outcome
-            .result
-            .map_err(|e| EmulatorError::Setup(format!("cannot invoke the schedule's target: {e}")))
+        outcome.result.map_err(EmulatorError::FireTarget)
     }
 
     /// What keeps the emulator from being idle: invocations running, asynchronous events due,

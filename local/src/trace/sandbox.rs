@@ -46,7 +46,7 @@ impl Sandbox {
         .map_err(EmulatorError::from)?;
         let server = crate::sqs::serve(engine.clone(), options.addr)
             .await
-            .map_err(|e| EmulatorError::Setup(format!("cannot serve sqs: {e}")))?;
+            .map_err(EmulatorError::ServeSqs)?;
         let endpoint = server.endpoint_url();
         let template = Template::load(
             &options.template,
