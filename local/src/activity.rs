@@ -85,11 +85,6 @@ impl Activity {
     }
 }
 
-/// Completes when a stop flag turns true or its sender is gone.
-pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
-}
-
 /// One task's entry in an [`Activity`]; removed on drop (also when the task panics).
 pub(crate) struct Tracker {
     registry: Arc<watch::Sender<Registry>>,

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use crate::clock::ClockSpec;
 use crate::control::ControlClient;
 use crate::emulator::{Emulator, EmulatorOptions, InvokerChoice, Status};
+use crate::invoker::Layers;
 
 /// Docker-free emulator for nightshift: SQS, event source mappings, schedules and a Lambda
 /// runtime, driven by infra/template.yaml.
@@ -566,11 +567,11 @@ async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
     let (record_wrap, slot) = crate::trace::recording_wrap(writer, NormalizeOptions { times });
     // The recorder sits next to the functions: it records what they got and answered, and
     // faults the emulator injects around them (dropped or malformed responses) stay outside.
-    let wrap: crate::emulator::Wrap =
-        match apply_faults(&mut options, args.up.faults.as_deref(), args.up.fault_seed)? {
-            Some(faults) => Box::new(move |inner| faults(record_wrap(inner))),
-            None => record_wrap,
-        };
+    let faults = apply_faults(&mut options, args.up.faults.as_deref(), args.up.fault_seed)?;
+    let wrap = Layers::new()
+        .layer(record_wrap)
+        .layer_if(faults)
+        .into_wrap();
     let emulator = Emulator::start_wrapped(options, None, Some(wrap)).await?;
     let recorder = slot
         .get()

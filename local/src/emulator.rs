@@ -12,15 +12,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
 use crate::invoke_async::{Accepted, AsyncInvoker};
-use crate::invoker::{InvokeRequest, InvokeResponse, Invoker, RemoteInvoker, Slot};
-use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats, Shutdown};
+use crate::invoker::{
+    Decorator, InvokeRequest, InvokeResponse, Invoker, Layers, RemoteInvoker, Slot,
+};
+use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats};
 use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
+use crate::shutdown::{Shutdown, Signal};
 use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
 use crate::sqs::model::OutgoingMessage;
 use crate::template::{LoadOptions, QueueDef, Template};
@@ -70,9 +72,43 @@ pub enum EmulatorError {
     /// A schedule could not be set up, started or fired.
     #[error(transparent)]
     Schedule(#[from] crate::schedule::runner::RunnerError),
-    /// Setting up a component failed.
-    #[error("{0}")]
-    Setup(String),
+    /// The accelerated clock would end a mapped queue's visibility timeout before its
+    /// function's timeout.
+    #[error(transparent)]
+    TooFast(#[from] TooFast),
+    /// The replay sandbox could not serve its SQS endpoint.
+    #[error("cannot serve sqs: {0}")]
+    ServeSqs(#[source] crate::sqs::error::SqsError),
+    /// `fire` reached the schedule's target, which could not be invoked.
+    #[error("cannot invoke the schedule's target: {0}")]
+    FireTarget(#[source] crate::invoker::InvokeError),
+}
+
+/// An accelerated clock under which a mapped queue's visibility timeout, which the clock
+/// shortens, ends before its function's timeout, which stays real: the messages would be
+/// handed out again while their invocation still runs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "--clock x{factor} makes the {visibility_s} s visibility timeout of queue {queue} last \
+     {real:.1} s of real time, less than the {timeout_s} s timeout of {function}, which stays \
+     real: its messages would be handed out again while their invocation still runs; use at \
+     most x{most}"
+)]
+pub struct TooFast {
+    /// The clock's factor.
+    pub factor: f64,
+    /// The queue's visibility timeout, in clock seconds.
+    pub visibility_s: u32,
+    /// The queue.
+    pub queue: String,
+    /// The visibility timeout in real seconds.
+    pub real: f64,
+    /// The function's timeout, in real seconds.
+    pub timeout_s: u32,
+    /// The function.
+    pub function: String,
+    /// The largest factor that keeps the visibility timeout above the function's timeout.
+    pub most: f64,
 }
 
 /// How the functions are reached.
@@ -164,7 +200,7 @@ pub struct Emulator {
     schedules: ScheduleRunner,
     schedules_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     addr: SocketAddr,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -176,7 +212,7 @@ pub struct Emulator {
 pub fn accelerated_visibility(
     template: &crate::template::Template,
     factor: f64,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, TooFast> {
     let mut shortest: Option<(f64, &str)> = None;
     for source in &template.event_sources {
         let (Some(queue), Some(function)) = (
@@ -188,16 +224,15 @@ pub fn accelerated_visibility(
         let real = f64::from(queue.visibility_timeout_s) / factor;
         if real < f64::from(function.timeout_s) {
             let most = f64::from(queue.visibility_timeout_s) / f64::from(function.timeout_s.max(1));
-            return Err(format!(
-                "--clock x{factor} makes the {} s visibility timeout of queue {} last {real:.1} s of \
-                 real time, less than the {} s timeout of {}, which stays real: its messages would \
-                 be handed out again while their invocation still runs; use at most x{}",
-                queue.visibility_timeout_s,
-                queue.name,
-                function.timeout_s,
-                function.name,
-                most.floor()
-            ));
+            return Err(TooFast {
+                factor,
+                visibility_s: queue.visibility_timeout_s,
+                queue: queue.name.clone(),
+                real,
+                timeout_s: function.timeout_s,
+                function: function.name.clone(),
+                most: most.floor(),
+            });
         }
         if shortest.is_none_or(|(s, _)| real < s) {
             shortest = Some((real, &queue.name));
@@ -331,7 +366,7 @@ fn queue_attributes(queue: &QueueDef, template: &Template) -> BTreeMap<String, S
 
 /// The Invoke API at `url` (`cargo lambda watch`), reached by binary name: it knows the
 /// functions by their crate's binary, the template by their function name.
-pub(crate) fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoker> {
+fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoker> {
     Arc::new(RenamingInvoker {
         inner: RemoteInvoker::new(url),
         names: template
@@ -342,11 +377,36 @@ pub(crate) fn remote_by_binary(url: &str, template: &Template) -> Arc<dyn Invoke
     })
 }
 
+/// The invoker every event goes through: `invoker` (in-process functions) or what
+/// `options.invoker` names (the process runtime, returned too, or a remote Invoke API), inside
+/// `layers`. The emulator and the replay sandbox reach their functions through it.
+pub(crate) async fn functions_invoker(
+    options: &EmulatorOptions,
+    template: &Template,
+    endpoint: &str,
+    mappings: &[MappingConfig],
+    invoker: Option<Arc<dyn Invoker>>,
+    layers: Layers,
+) -> Result<(Arc<dyn Invoker>, Option<Runtime>), EmulatorError> {
+    let mut runtime = None;
+    let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
+        (Some(invoker), _) => invoker,
+        (None, InvokerChoice::Remote(url)) => remote_by_binary(url, template),
+        (None, InvokerChoice::Process { release, build }) => {
+            let rt =
+                process_runtime(options, template, endpoint, (*release, *build), mappings).await?;
+            runtime = Some(rt.clone());
+            Arc::new(ProcessInvoker::new(rt))
+        }
+    };
+    Ok((layers.wrap(invoker), runtime))
+}
+
 /// The template's functions under the emulator's Lambda runtime: built first when `build`
 /// (`(release, build)` as `InvokerChoice::Process` says), configured from the template (timeout,
 /// memory, reserved concurrency or room for `mappings`, environment, log format and level) and
 /// `options.extra_env`. The emulator and the replay sandbox both run their functions so.
-pub(crate) async fn process_runtime(
+async fn process_runtime(
     options: &EmulatorOptions,
     template: &Template,
     endpoint: &str,
@@ -417,22 +477,12 @@ struct CountingInvoker {
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl Invoker for CountingInvoker {
-    fn invoke(
-        &self,
-        req: InvokeRequest,
-    ) -> futures::future::BoxFuture<'_, Result<InvokeResponse, crate::invoker::InvokeError>> {
-        self.invoke_in(Slot::unlimited(), req)
+impl Decorator for CountingInvoker {
+    fn inner(&self) -> &Arc<dyn Invoker> {
+        &self.inner
     }
 
-    fn reserve<'a>(
-        &'a self,
-        function: &'a str,
-    ) -> futures::future::BoxFuture<'a, Result<Slot, crate::invoker::InvokeError>> {
-        self.inner.reserve(function)
-    }
-
-    fn invoke_in(
+    fn invoke_through(
         &self,
         slot: Slot,
         req: InvokeRequest,
@@ -467,7 +517,7 @@ impl Invoker for RenamingInvoker {
 }
 
 /// Wraps the emulator's invoker (to record or inject faults) before anything uses it.
-pub type Wrap = Box<dyn FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send>;
+pub use crate::invoker::Wrap;
 
 /// An emulator built and its listener bound, not served yet.
 pub(crate) struct Assembled {
@@ -476,7 +526,7 @@ pub(crate) struct Assembled {
     /// The endpoint's listener.
     pub(crate) listener: TcpListener,
     /// Turns true when the emulator stops.
-    pub(crate) stopped: watch::Receiver<bool>,
+    pub(crate) stopped: Signal,
 }
 
 impl Emulator {
@@ -513,7 +563,7 @@ impl Emulator {
             },
         )?;
         if let ClockSpec::Accelerated { factor } = options.clock {
-            let note = accelerated_visibility(&template, factor).map_err(EmulatorError::Setup)?;
+            let note = accelerated_visibility(&template, factor)?;
             if let Some(note) = note {
                 warn!("{note}");
             }
@@ -534,34 +584,26 @@ impl Emulator {
         create_queues(&engine, &template)?;
 
         let mapping_configs = MappingConfig::all_from_template(&template, &options.region)?;
-        let mut runtime = None;
-        let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
-            (Some(invoker), _) => invoker,
-            (None, InvokerChoice::Remote(url)) => remote_by_binary(url, &template),
-            (None, InvokerChoice::Process { release, build }) => {
-                let rt = process_runtime(
-                    &options,
-                    &template,
-                    &endpoint,
-                    (*release, *build),
-                    &mapping_configs,
-                )
-                .await?;
-                runtime = Some(rt.clone());
-                Arc::new(ProcessInvoker::new(rt))
-            }
-        };
-
-        let invoker = match wrap {
-            Some(wrap) => wrap(invoker),
-            None => invoker,
-        };
         let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let invoker: Arc<dyn Invoker> = Arc::new(CountingInvoker {
-            inner: invoker,
-            in_flight: in_flight.clone(),
-        });
-        let (stop, stop_rx) = watch::channel(false);
+        let counted = in_flight.clone();
+        let layers = Layers::new()
+            .layer_if(wrap)
+            .layer(move |inner| -> Arc<dyn Invoker> {
+                Arc::new(CountingInvoker {
+                    inner,
+                    in_flight: counted,
+                })
+            });
+        let (invoker, runtime) = functions_invoker(
+            &options,
+            &template,
+            &endpoint,
+            &mapping_configs,
+            invoker,
+            layers,
+        )
+        .await?;
+        let stop = Shutdown::new();
         let mut mappings = Vec::new();
         for config in mapping_configs {
             if !config.enabled {
@@ -571,7 +613,7 @@ impl Emulator {
                 config,
                 engine.clone(),
                 invoker.clone(),
-                Shutdown::from(stop_rx.clone()),
+                stop.signal(),
             ));
         }
         let queues = AsyncInvoker::from_template(
@@ -591,11 +633,12 @@ impl Emulator {
                 ..RunnerConfig::default()
             },
         )?;
-        let schedules_task = schedules.start(stop_rx.clone())?;
+        let schedules_task = schedules.start(stop.signal())?;
 
         crate::divergence::announce(&template, &options.clock, runtime.is_some());
         info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
               mappings = mappings.len(), schedules = template.schedules.len(), clock = %options.clock, "emulator up");
+        let stopped = stop.signal();
         let emulator = Arc::new(Emulator {
             template,
             engine: engine.clone(),
@@ -615,7 +658,7 @@ impl Emulator {
         Ok(Assembled {
             emulator,
             listener,
-            stopped: stop_rx,
+            stopped,
         })
     }
 
@@ -791,9 +834,7 @@ impl Emulator {
                 known: known(),
             })?;
         let outcome = self.schedules.fire(&name).await?;
-        outcome
-            .result
-            .map_err(|e| EmulatorError::Setup(format!("cannot invoke the schedule's target: {e}")))
+        outcome.result.map_err(EmulatorError::FireTarget)
     }
 
     /// What keeps the emulator from being idle: invocations running, asynchronous events due,
@@ -1032,7 +1073,7 @@ impl Emulator {
     /// Stops pollers and schedules, lets in-flight invocations finish, stops the functions
     /// (SIGTERM, then SIGKILL after `grace`) and the endpoint, and flushes the journal.
     pub async fn shutdown(&self, grace: Duration) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         let mappings = std::mem::take(&mut *self.mappings.lock().unwrap());
         for m in mappings {
             if let Err(e) = m.join().await {

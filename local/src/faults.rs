@@ -31,8 +31,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::emulator::{EmulatorOptions, Wrap};
-use crate::invoker::{InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot};
+use crate::emulator::EmulatorOptions;
+use crate::invoker::{
+    Decorator, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot, Wrap,
+};
 
 pub use nightshift_contract::faults::{
     FAULT_SEED_VAR, FAULTS_VAR, Fault, FaultError, FaultItem, selects, unit,
@@ -294,16 +296,12 @@ impl FaultyInvoker {
     }
 }
 
-impl Invoker for FaultyInvoker {
-    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
-        self.invoke_in(Slot::unlimited(), req)
+impl Decorator for FaultyInvoker {
+    fn inner(&self) -> &Arc<dyn Invoker> {
+        &self.inner
     }
 
-    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
-        self.inner.reserve(function)
-    }
-
-    fn invoke_in(
+    fn invoke_through(
         &self,
         slot: Slot,
         req: InvokeRequest,

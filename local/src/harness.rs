@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 use crate::clock::ClockSpec;
 use crate::emulator::{Emulator, EmulatorError, EmulatorOptions, InvokerChoice};
 use crate::invoker::{
-    InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot,
+    Decorator, InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse,
+    Invoker, Slot,
 };
 use crate::sqs::model::MessageSnapshot;
 
@@ -124,16 +125,12 @@ impl RecordingInvoker {
     }
 }
 
-impl Invoker for RecordingInvoker {
-    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
-        self.invoke_in(Slot::unlimited(), req)
+impl Decorator for RecordingInvoker {
+    fn inner(&self) -> &Arc<dyn Invoker> {
+        &self.inner
     }
 
-    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
-        self.inner.reserve(function)
-    }
-
-    fn invoke_in(
+    fn invoke_through(
         &self,
         slot: Slot,
         req: InvokeRequest,

@@ -8,6 +8,10 @@
 //!   serves `POST /2015-03-31/functions/{name}/invocations`);
 //! - [`InProcessInvoker`]: async closures registered by name, for tests.
 //!
+//! Decorators add one concern around another invoker (the emulator's in-flight count, the
+//! harness's and the trace's recorders, injected faults): each implements [`Decorator`], and
+//! [`Layers`] composes them.
+//!
 //! Every implementation reports the same [`InvokeOutcome`]s: success, a function
 //! error as Lambda reports it (`errorType`, `errorMessage`), an init error, a timeout
 //! or a crashed instance. Failing to reach the function at all is an [`InvokeError`].
@@ -59,6 +63,87 @@ pub trait Invoker: Send + Sync {
         // An invoker that reserves nothing has nothing to hand over.
         drop(slot);
         self.invoke(req)
+    }
+}
+
+/// A wrapper that adds one concern (counting, recording, faults) around the invoker it wraps.
+///
+/// A decorator only says what it does with one invocation, in the slot reserved on what it
+/// wraps; every decorator is an [`Invoker`] through the one forwarding below: `invoke` is
+/// `invoke_in` an unlimited slot, `reserve` asks the wrapped invoker.
+pub trait Decorator: Send + Sync {
+    /// The invoker this one wraps.
+    fn inner(&self) -> &Arc<dyn Invoker>;
+
+    /// Invokes `req` through [`Decorator::inner`] in `slot`, with this decorator's concern.
+    fn invoke_through(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>>;
+}
+
+impl<D: Decorator> Invoker for D {
+    fn invoke(&self, req: InvokeRequest) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        self.invoke_through(Slot::unlimited(), req)
+    }
+
+    fn reserve<'a>(&'a self, function: &'a str) -> BoxFuture<'a, Result<Slot, InvokeError>> {
+        self.inner().reserve(function)
+    }
+
+    fn invoke_in(
+        &self,
+        slot: Slot,
+        req: InvokeRequest,
+    ) -> BoxFuture<'_, Result<InvokeResponse, InvokeError>> {
+        self.invoke_through(slot, req)
+    }
+}
+
+/// Wraps an invoker in a decorator (to record or inject faults).
+pub type Wrap = Box<dyn FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send>;
+
+/// Composes decorators: each layer wraps the ones added before it, so the first added sits
+/// next to the functions and the last added sees every invocation first.
+#[derive(Default)]
+pub struct Layers {
+    wraps: Vec<Wrap>,
+}
+
+impl Layers {
+    /// No decorator yet.
+    pub fn new() -> Self {
+        Layers::default()
+    }
+
+    /// Adds `wrap` around the layers so far.
+    pub fn layer(
+        mut self,
+        wrap: impl FnOnce(Arc<dyn Invoker>) -> Arc<dyn Invoker> + Send + 'static,
+    ) -> Self {
+        self.wraps.push(Box::new(wrap));
+        self
+    }
+
+    /// Adds `wrap`, if any, around the layers so far.
+    pub fn layer_if(self, wrap: Option<Wrap>) -> Self {
+        match wrap {
+            Some(wrap) => self.layer(wrap),
+            None => self,
+        }
+    }
+
+    /// `invoker` inside every layer.
+    pub fn wrap(self, invoker: Arc<dyn Invoker>) -> Arc<dyn Invoker> {
+        self.wraps
+            .into_iter()
+            .fold(invoker, |inner, wrap| wrap(inner))
+    }
+
+    /// The layers as one [`Wrap`], to apply later.
+    pub fn into_wrap(self) -> Wrap {
+        Box::new(move |invoker| self.wrap(invoker))
     }
 }
 

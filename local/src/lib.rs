@@ -16,6 +16,7 @@
 //! - [`divergence`]: where the emulator knowingly differs from AWS, announced when it matters;
 //! - [`duration`]: `6h`, `1d30m` for `advance`;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;
+//! - [`shutdown`]: how every long-running task is told to stop;
 //! - [`sqs`]: queue engine, journal and the JSON 1.0 HTTP endpoint;
 //! - [`schedule`]: AWS cron / rate / at expressions, time zones, schedule targets;
 //! - [`template`]: the SAM template and env.local.json, resolved into a model;
@@ -42,6 +43,7 @@ pub mod mapping;
 pub mod runtime;
 pub mod schedule;
 mod server;
+pub mod shutdown;
 pub mod sqs;
 pub mod status;
 pub mod template;

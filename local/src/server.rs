@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::emulator::{Assembled, Emulator, EmulatorError, EmulatorOptions, Wrap};
 use crate::invoker::Invoker;
+use crate::shutdown::Signal;
 
 impl Emulator {
     /// Starts everything `options` describes, using `invoker` when given instead of the one
@@ -65,16 +65,12 @@ fn router(emulator: &Arc<Emulator>) -> axum::Router {
         .merge(crate::lambda_api::router(emulator.clone()))
 }
 
-/// Serves `emulator`'s endpoint on `listener` until `stopped` turns true.
-fn serve(
-    listener: TcpListener,
-    emulator: Arc<Emulator>,
-    mut stopped: watch::Receiver<bool>,
-) -> JoinHandle<()> {
+/// Serves `emulator`'s endpoint on `listener` until `stopped` is triggered.
+fn serve(listener: TcpListener, emulator: Arc<Emulator>, mut stopped: Signal) -> JoinHandle<()> {
     let router = router(&emulator);
     tokio::spawn(async move {
         let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
+            stopped.recv().await;
         });
         if let Err(e) = serve.await {
             tracing::warn!(error = %e, "endpoint stopped");

@@ -13,7 +13,8 @@ use tokio::sync::mpsc;
 
 use nightshift_local::clock;
 use nightshift_local::invoker::{FunctionError, InProcessInvoker};
-use nightshift_local::mapping::{MappingConfig, Shutdown, spawn};
+use nightshift_local::mapping::{MappingConfig, spawn};
+use nightshift_local::shutdown::Shutdown;
 use nightshift_local::sqs::{OutgoingMessage, SqsEngine, SqsError};
 
 const FUNCTION: &str = "bench-function";
@@ -76,9 +77,9 @@ pub async fn measure_latency(messages: usize) -> Result<LatencyReport, MeasureEr
         let _ = started_tx.send(Instant::now());
         async { Ok::<_, FunctionError>(Bytes::new()) }
     });
-    let (stop, shutdown) = Shutdown::channel();
+    let stop = Shutdown::new();
     let config = MappingConfig::new(FUNCTION, QUEUE, REGION);
-    let handle = spawn(config, engine.clone(), Arc::new(invoker), shutdown);
+    let handle = spawn(config, engine.clone(), Arc::new(invoker), stop.signal());
     let mut samples = Vec::with_capacity(messages);
     for i in 0..messages {
         let sent = Instant::now();
@@ -90,7 +91,7 @@ pub async fn measure_latency(messages: usize) -> Result<LatencyReport, MeasureEr
             .ok_or_else(|| MeasureError::Stalled(format!("message {i} was never delivered")))?;
         samples.push(started.saturating_duration_since(sent));
     }
-    let _ = stop.send(true);
+    stop.trigger();
     let _ = handle.join().await;
     samples.sort_unstable();
     let at = |q: f64| {
@@ -117,7 +118,7 @@ pub async fn measure_throughput(
     let invoker = InProcessInvoker::new().with_function(FUNCTION, |_payload: Bytes, _ctx| async {
         Ok::<_, FunctionError>(Bytes::new())
     });
-    let (stop, shutdown) = Shutdown::channel();
+    let stop = Shutdown::new();
     let config = MappingConfig::new(FUNCTION, QUEUE, REGION)
         .with_batch_size(batch_size)
         .with_window(if batch_size > 10 {
@@ -126,7 +127,7 @@ pub async fn measure_throughput(
             Duration::ZERO
         })
         .with_max_concurrency(max_concurrency);
-    let handle = spawn(config, engine.clone(), Arc::new(invoker), shutdown);
+    let handle = spawn(config, engine.clone(), Arc::new(invoker), stop.signal());
     let stats = handle.stats_reader();
     let started = Instant::now();
     let producer = {
@@ -155,7 +156,7 @@ pub async fn measure_throughput(
         if deleted != last_progress.1 {
             last_progress = (Instant::now(), deleted);
         } else if last_progress.0.elapsed() > STALL {
-            let _ = stop.send(true);
+            stop.trigger();
             return Err(MeasureError::Stalled(format!(
                 "{deleted} of {messages} messages processed"
             )));
@@ -166,7 +167,7 @@ pub async fn measure_throughput(
         Ok(result) => result?,
         Err(e) => return Err(MeasureError::Stalled(format!("producer failed: {e}"))),
     }
-    let _ = stop.send(true);
+    stop.trigger();
     let stats = handle
         .join()
         .await

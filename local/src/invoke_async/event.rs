@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use super::record::{
     Condition, LastOutcome, RecordContext, dead_letter_message, invocation_record,
@@ -15,8 +15,9 @@ use super::{
     AsyncFunction, FUNCTION_ERROR_RETRY_DELAYS, FirstAttempt, Inner, SYSTEM_RETRY_BASE,
     SYSTEM_RETRY_MAX, Target,
 };
-use crate::activity::{Tracker, stopped};
+use crate::activity::Tracker;
 use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse};
+use crate::shutdown::Signal;
 use crate::sqs::OutgoingMessage;
 
 /// One accepted event.
@@ -98,7 +99,7 @@ impl Inner {
         mut due: DateTime<Utc>,
         tracker: Tracker,
     ) {
-        let mut stop = self.stop.subscribe();
+        let mut stop = self.stop.signal();
         loop {
             if !self.wait_until(due, &tracker, &mut stop, &event).await {
                 return;
@@ -109,9 +110,9 @@ impl Inner {
             let result = tokio::select! {
                 biased;
                 result = self.invoker.invoke(request) => result,
-                () = stopped(&mut stop) => Err(InvokeError::ShuttingDown),
+                () = stop.recv() => Err(InvokeError::ShuttingDown),
             };
-            if *stop.borrow() && matches!(result, Err(InvokeError::ShuttingDown)) {
+            if stop.is_triggered() && matches!(result, Err(InvokeError::ShuttingDown)) {
                 self.abandon(&event);
                 return;
             }
@@ -163,7 +164,7 @@ impl Inner {
         &self,
         at: DateTime<Utc>,
         tracker: &Tracker,
-        stop: &mut watch::Receiver<bool>,
+        stop: &mut Signal,
         event: &Event,
     ) -> bool {
         if at > self.clock.now() {
@@ -172,12 +173,12 @@ impl Inner {
             tracker.park(at);
             tokio::select! {
                 biased;
-                () = stopped(stop) => {}
+                () = stop.recv() => {}
                 () = sleep => {}
             }
             tracker.run();
         }
-        if *stop.borrow() {
+        if stop.is_triggered() {
             self.abandon(event);
             return false;
         }

@@ -36,11 +36,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use crate::activity::Activity;
 use crate::clock::SharedClock;
 use crate::invoker::{InvokeError, InvokeResponse, Invoker};
+use crate::shutdown::Shutdown;
 use crate::sqs::SqsEngine;
 use crate::template::{self, Destination, Template};
 
@@ -228,7 +229,7 @@ struct Inner {
     sqs: Option<SqsEngine>,
     clock: SharedClock,
     activity: Activity,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
 }
 
 impl AsyncInvoker {
@@ -262,7 +263,7 @@ impl AsyncInvoker {
                 sqs,
                 clock,
                 activity: Activity::default(),
-                stop: watch::Sender::new(false),
+                stop: Shutdown::new(),
             }),
         }
     }
@@ -328,7 +329,7 @@ impl AsyncInvoker {
     /// Stops accepting events and abandons the waiting ones (logged); resolves once every
     /// event's task has ended.
     pub async fn stop(&self) {
-        self.inner.stop.send_replace(true);
+        self.inner.stop.trigger();
         self.inner.activity.wait_empty().await;
     }
 }
@@ -353,7 +354,7 @@ impl Inner {
     }
 
     fn accept(self: &Arc<Self>, function: &str, payload: Bytes) -> Result<Accepted, InvokeError> {
-        if *self.stop.borrow() {
+        if self.stop.is_triggered() {
             return Err(InvokeError::ShuttingDown);
         }
         let function = self

@@ -30,10 +30,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::invoker::Invoker;
+use crate::shutdown::Signal;
 use crate::sqs::SqsEngine;
 use crate::template::{SqsEventSource, Template};
 
@@ -240,41 +240,6 @@ impl MappingConfig {
     }
 }
 
-/// Tells pollers to stop: they stop receiving, release the messages they hold but have not
-/// sent, let in-flight invocations finish and apply their results.
-///
-/// Built on a `watch` channel so one sender can stop every component; a dropped sender counts
-/// as a stop.
-#[derive(Debug, Clone)]
-pub struct Shutdown {
-    rx: watch::Receiver<bool>,
-}
-
-impl Shutdown {
-    /// A sender (send `true` to stop) and the signal to hand to pollers.
-    pub fn channel() -> (watch::Sender<bool>, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Shutdown { rx })
-    }
-
-    /// Whether the stop was signalled (or the sender dropped).
-    pub fn is_triggered(&self) -> bool {
-        *self.rx.borrow() || self.rx.has_changed().is_err()
-    }
-
-    /// Completes once the stop is signalled (or the sender dropped).
-    pub async fn triggered(&mut self) {
-        // An error means the sender is gone, which is a stop as well.
-        let _ = self.rx.wait_for(|stop| *stop).await;
-    }
-}
-
-impl From<watch::Receiver<bool>> for Shutdown {
-    fn from(rx: watch::Receiver<bool>) -> Self {
-        Shutdown { rx }
-    }
-}
-
 /// A snapshot of one mapping's counters, for `status`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct MappingStats {
@@ -375,8 +340,8 @@ impl MappingHandle {
         self.task.is_finished()
     }
 
-    /// Waits for the poller to stop (after a [`Shutdown`]): in-flight invocations have finished
-    /// and their results are applied.
+    /// Waits for the poller to stop (after its [`Shutdown`](crate::shutdown::Shutdown) is
+    /// triggered): in-flight invocations have finished and their results are applied.
     pub async fn join(self) -> Result<MappingStats, MappingError> {
         let result = self.task.await;
         let stats = self.counters.snapshot();
@@ -398,12 +363,14 @@ impl StatsReader {
     }
 }
 
-/// Starts the poller of `config` on the current tokio runtime. It runs until `shutdown`.
+/// Starts the poller of `config` on the current tokio runtime. It runs until `shutdown`: then it
+/// stops receiving, releases the messages it holds but has not sent, lets in-flight
+/// invocations finish and applies their results.
 pub fn spawn(
     config: MappingConfig,
     engine: SqsEngine,
     invoker: Arc<dyn Invoker>,
-    shutdown: Shutdown,
+    shutdown: Signal,
 ) -> MappingHandle {
     let counters = Arc::new(Counters::default());
     let poller = poller::Poller::new(config.clone(), engine, invoker, counters.clone(), shutdown);

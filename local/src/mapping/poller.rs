@@ -21,8 +21,9 @@ use tracing::Instrument;
 
 use super::event::{self, EVENT_OVERHEAD, Record};
 use super::settle::{self, SettleReason, Settlement, Verdict, settle};
-use super::{Counters, MappingConfig, RECEIVE_MAX, Shutdown};
+use super::{Counters, MappingConfig, RECEIVE_MAX};
 use crate::invoker::{InvokeError, InvokeRequest, Invoker, MAX_PAYLOAD_BYTES, Slot};
+use crate::shutdown::Signal;
 use crate::sqs::{QueueSubscription, ReceiveOptions, SqsEngine, SqsError};
 
 /// Pause after an SQS error (queue deleted, journal failure) before polling again.
@@ -77,7 +78,7 @@ struct Shared {
 
 pub(super) struct Poller {
     shared: Arc<Shared>,
-    shutdown: Shutdown,
+    shutdown: Signal,
     /// Received messages that did not fit the previous batch, oldest first.
     carry: VecDeque<Record>,
     empty_receives: u32,
@@ -94,7 +95,7 @@ impl Poller {
         engine: SqsEngine,
         invoker: Arc<dyn Invoker>,
         counters: Arc<Counters>,
-        shutdown: Shutdown,
+        shutdown: Signal,
     ) -> Self {
         // The patterns were checked when the mapping was resolved from the template; one that
         // fails here (a hand-made config) filters nothing rather than everything.
@@ -128,7 +129,7 @@ impl Poller {
                     max_concurrency = config.max_concurrency,
                     "mapping idle: disabled or no concurrency"
                 );
-                self.shutdown.triggered().await;
+                self.shutdown.recv().await;
                 return;
             }
             tracing::debug!(
@@ -158,7 +159,7 @@ impl Poller {
             }
             let permit = tokio::select! {
                 biased;
-                () = self.shutdown.triggered() => break,
+                () = self.shutdown.recv() => break,
                 permit = slots.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     // The semaphore is never closed.
@@ -239,7 +240,7 @@ impl Poller {
         tracing::warn!(error = %err, "{message}");
         tokio::select! {
             biased;
-            () = self.shutdown.triggered() => false,
+            () = self.shutdown.recv() => false,
             () = tokio::time::sleep(ERROR_BACKOFF) => true,
         }
     }
@@ -276,7 +277,7 @@ impl Poller {
                         self.empty_receives = 0;
                         tokio::select! {
                             biased;
-                            () = self.shutdown.triggered() => return Gathered::Stopped(batch.records),
+                            () = self.shutdown.recv() => return Gathered::Stopped(batch.records),
                             visible = sub.wait_visible(None) => {
                                 if let Err(err) = visible {
                                     return Gathered::Failed(err, batch.records);
@@ -353,7 +354,7 @@ impl Poller {
                 if stalled {
                     tokio::select! {
                         biased;
-                        () = self.shutdown.triggered() => return Gathered::Stopped(batch.records),
+                        () = self.shutdown.recv() => return Gathered::Stopped(batch.records),
                         () = tokio::time::sleep(EMPTY_RECEIVE_BACKOFF) => {}
                     }
                 }
@@ -377,7 +378,7 @@ impl Poller {
             if stalled {
                 tokio::select! {
                     biased;
-                    () = self.shutdown.triggered() => return Gathered::Stopped(batch.records),
+                    () = self.shutdown.recv() => return Gathered::Stopped(batch.records),
                     () = clock.sleep_until(deadline) => return Gathered::Batch(batch.records),
                     () = tokio::time::sleep(EMPTY_RECEIVE_BACKOFF) => {}
                 }
@@ -385,7 +386,7 @@ impl Poller {
             }
             tokio::select! {
                 biased;
-                () = self.shutdown.triggered() => return Gathered::Stopped(batch.records),
+                () = self.shutdown.recv() => return Gathered::Stopped(batch.records),
                 () = clock.sleep_until(deadline) => return Gathered::Batch(batch.records),
                 visible = sub.wait_visible(None) => {
                     if let Err(err) = visible {
@@ -408,7 +409,7 @@ impl Poller {
         let function = shared.config.function.as_str();
         tokio::select! {
             biased;
-            () = self.shutdown.triggered() => Err(NoSlot::Shutdown),
+            () = self.shutdown.recv() => Err(NoSlot::Shutdown),
             slot = shared.invoker.reserve(function) => {
                 self.reserved = Some(slot.map_err(NoSlot::Unavailable)?);
                 Ok(())

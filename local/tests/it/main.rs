@@ -8,6 +8,7 @@ mod faults;
 mod fuzz;
 mod invoke_async;
 mod lambda_api;
+mod layering;
 mod mapping;
 mod runtime;
 mod schedule;

@@ -19,13 +19,13 @@ use nightshift_local::invoker::{
     InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot,
 };
 use nightshift_local::mapping::{
-    self, MappingConfig, MappingHandle, MappingStats, SettleReason, Settlement, Shutdown, Verdict,
-    settle,
+    self, MappingConfig, MappingHandle, MappingStats, SettleReason, Settlement, Verdict, settle,
 };
+use nightshift_local::shutdown::{Shutdown, Signal};
 use nightshift_local::sqs::{MessageAttributeValue, OutgoingMessage, SqsEngine};
 use nightshift_local::template::{LoadOptions, Template};
 use serde_json::{Value, json};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 
 const FUNCTION: &str = "worker";
 const QUEUE: &str = "jobs";
@@ -108,8 +108,8 @@ fn fail(_: &SqsEvent) -> Result<String, FunctionError> {
 struct Env {
     engine: SqsEngine,
     clock: Arc<ManualClock>,
-    stop: watch::Sender<bool>,
-    shutdown: Shutdown,
+    stop: Shutdown,
+    shutdown: Signal,
 }
 
 impl Env {
@@ -128,7 +128,8 @@ impl Env {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         engine.create_queue(QUEUE, &attributes, &none).unwrap();
-        let (stop, shutdown) = Shutdown::channel();
+        let stop = Shutdown::new();
+        let shutdown = stop.signal();
         Env {
             engine,
             clock: manual,
@@ -182,7 +183,7 @@ impl Env {
     }
 
     async fn stop(&self, handle: MappingHandle) -> MappingStats {
-        self.stop.send(true).unwrap();
+        self.stop.trigger();
         tokio::time::timeout(GUARD, handle.join())
             .await
             .expect("the mapping stops")
@@ -1071,7 +1072,7 @@ async fn shutdown_stops_polling_and_lets_in_flight_invocations_finish() {
     let handle = env.spawn(env.config(), invoker);
     env.send("in flight");
     until("invoked", || started.load(Ordering::SeqCst) == 1).await;
-    env.stop.send(true).unwrap();
+    env.stop.trigger();
     quiet().await;
     assert!(!handle.is_finished(), "waits for the in-flight invocation");
     env.send("after shutdown");
@@ -1355,13 +1356,13 @@ async fn a_fifo_mapping_runs_groups_in_parallel_and_each_in_order() {
             }
         })
     };
-    let (stop, shutdown) = Shutdown::channel();
+    let stop = Shutdown::new();
     let mut config = MappingConfig::new(FUNCTION, FIFO, REGION)
         .with_batch_size(3)
         .with_max_concurrency(5);
     config.queue_arn = engine.queue_arn(FIFO).unwrap();
     config.report_batch_item_failures = true;
-    let handle = mapping::spawn(config, engine.clone(), Arc::new(invoker), shutdown);
+    let handle = mapping::spawn(config, engine.clone(), Arc::new(invoker), stop.signal());
     let applied = |seen: &Arc<Mutex<Seen>>| -> usize {
         seen.lock().unwrap().applied.values().map(Vec::len).sum()
     };
@@ -1392,7 +1393,7 @@ async fn a_fifo_mapping_runs_groups_in_parallel_and_each_in_order() {
         );
         assert!(s.peak >= 2, "groups run in parallel (peak {})", s.peak);
     }
-    stop.send(true).unwrap();
+    stop.trigger();
     let stats = tokio::time::timeout(GUARD, handle.join())
         .await
         .unwrap()

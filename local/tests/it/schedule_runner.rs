@@ -21,6 +21,7 @@ use nightshift_local::invoker::{FunctionError, InProcessInvoker};
 use nightshift_local::schedule::{
     AttemptStatus, RunnerConfig, RunnerError, ScheduleRunner, ScheduleStats,
 };
+use nightshift_local::shutdown::Shutdown;
 use nightshift_local::sqs::SqsEngine;
 use nightshift_local::template::{
     RetryPolicy, ScheduleDef, ScheduleKind, ScheduleTarget, Template,
@@ -28,7 +29,6 @@ use nightshift_local::template::{
 use serde_json::Value;
 
 use crate::invoke_async::assert_record;
-use tokio::sync::watch;
 
 const DAY: Duration = Duration::from_secs(86_400);
 /// Bound on every wait for the runner, so a bug fails the test instead of hanging it.
@@ -130,7 +130,7 @@ struct Harness {
     sqs: SqsEngine,
     queues: AsyncInvoker,
     runner: ScheduleRunner,
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
     stopped: tokio::task::JoinHandle<()>,
 }
 
@@ -199,8 +199,8 @@ impl Harness {
                 ..RunnerConfig::default()
             },
         )?;
-        let (shutdown, signal) = watch::channel(false);
-        let stopped = runner.start(signal)?;
+        let shutdown = Shutdown::new();
+        let stopped = runner.start(shutdown.signal())?;
         tokio::time::timeout(PATIENCE, manual.wait_for_waiters(enabled))
             .await
             .context("schedule tasks never waited on the clock")?;
@@ -228,7 +228,7 @@ impl Harness {
     }
 
     async fn stop(self) -> Result<()> {
-        self.shutdown.send_replace(true);
+        self.shutdown.trigger();
         tokio::time::timeout(PATIENCE, self.stopped)
             .await
             .context("the runner did not stop")??;
@@ -1111,8 +1111,11 @@ async fn schedule_runner_stops_cleanly_on_shutdown() -> Result<()> {
     tokio::time::timeout(PATIENCE, runner.wait_idle()).await?;
     assert_eq!(calls.lock().unwrap().len(), before);
     assert!(matches!(runner.fire("A").await, Err(RunnerError::Stopped)));
-    let (_tx, rx) = watch::channel(false);
-    assert!(matches!(runner.start(rx), Err(RunnerError::Stopped)));
+    let shutdown = Shutdown::new();
+    assert!(matches!(
+        runner.start(shutdown.signal()),
+        Err(RunnerError::Stopped)
+    ));
     Ok(())
 }
 
@@ -1146,10 +1149,13 @@ async fn schedule_runner_rejects_bad_definitions_and_double_start() -> Result<()
     );
 
     let runner = build(def("Ok", "rate(1 day)"))?;
-    let (tx, rx) = watch::channel(false);
-    let stopped = runner.start(rx.clone())?;
-    assert!(matches!(runner.start(rx), Err(RunnerError::AlreadyStarted)));
-    tx.send_replace(true);
+    let shutdown = Shutdown::new();
+    let stopped = runner.start(shutdown.signal())?;
+    assert!(matches!(
+        runner.start(shutdown.signal()),
+        Err(RunnerError::AlreadyStarted)
+    ));
+    shutdown.trigger();
     tokio::time::timeout(PATIENCE, stopped).await??;
     Ok(())
 }

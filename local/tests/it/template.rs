@@ -1028,7 +1028,9 @@ fn accelerated_clocks_keep_visibility_timeouts_above_function_timeouts() {
         .unwrap()
         .unwrap();
     assert!(note.contains("lasts 30.0 s of real time"), "{note}");
-    let err = nightshift_local::emulator::accelerated_visibility(&t, 60.0).unwrap_err();
+    let err = nightshift_local::emulator::accelerated_visibility(&t, 60.0)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with("--clock x60 makes the 270 s visibility timeout of queue nightshift-"),
         "{err}"

@@ -3,12 +3,12 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 
 use super::{AttemptStatus, Deliver, Failure, Inner, Occurrence};
 use crate::invoke_async::Accepted;
 use crate::invoker::InvokeError;
 use crate::schedule::new_execution_id;
+use crate::shutdown::Signal;
 use crate::sqs::OutgoingMessage;
 use crate::sqs::error::SqsError;
 
@@ -53,7 +53,7 @@ impl Inner {
         &self,
         occ: &mut Occurrence,
         rng: &mut fastrand::Rng,
-        stop: &mut watch::Receiver<bool>,
+        stop: &mut Signal,
     ) -> Attempted {
         let entry = &self.entries[occ.entry];
         let execution_id = new_execution_id(rng);
@@ -76,7 +76,8 @@ impl Inner {
                 next_attempt_at: None,
             };
         };
-        if *stop.borrow() && matches!(result, Err(AttemptError::Invoke(InvokeError::ShuttingDown)))
+        if stop.is_triggered()
+            && matches!(result, Err(AttemptError::Invoke(InvokeError::ShuttingDown)))
         {
             tracing::warn!(
                 schedule = %entry.def.id,

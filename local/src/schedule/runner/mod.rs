@@ -54,15 +54,15 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeDelta, Utc};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::Schedule;
 use super::anchors::{Anchor, AnchorStore};
-use crate::activity::{Activity, stopped};
+use crate::activity::Activity;
 use crate::clock::{ClockError, SharedClock};
 use crate::invoke_async::AsyncInvoker;
 use crate::invoker::{InvokeError, InvokeResponse};
+use crate::shutdown::{Shutdown, Signal};
 use crate::sqs::SqsEngine;
 use crate::template::{ScheduleDef, Template};
 
@@ -112,7 +112,7 @@ struct Inner {
     clock: SharedClock,
     config: RunnerConfig,
     activity: Activity,
-    stop: watch::Sender<bool>,
+    stop: Shutdown,
     started: AtomicBool,
     rng: Mutex<fastrand::Rng>,
 }
@@ -211,7 +211,7 @@ impl ScheduleRunner {
                 clock,
                 config,
                 activity: Activity::default(),
-                stop: watch::Sender::new(false),
+                stop: Shutdown::new(),
                 started: AtomicBool::new(false),
                 rng: Mutex::new(rng),
             }),
@@ -222,12 +222,12 @@ impl ScheduleRunner {
     /// anchored at the clock's now and fire at once ([`Schedule::first_fire`]), unless
     /// [`RunnerConfig::state_dir`] holds their anchor from an earlier start: then they continue
     /// on that grid from the next point after now. Legacy rules' rates start one period after
-    /// now. The runner stops when `shutdown` turns true (or its sender is dropped) or
-    /// on [`Self::stop`]; the returned task ends once every schedule task and pending retry has
+    /// now. The runner stops when `shutdown` is triggered (or every handle of its [`Shutdown`]
+    /// dropped) or on [`Self::stop`]; the returned task ends once every schedule task and pending retry has
     /// ended. Retries still waiting at that point are abandoned (logged). Must be called
     /// within a Tokio runtime.
-    pub fn start(&self, shutdown: watch::Receiver<bool>) -> Result<JoinHandle<()>, RunnerError> {
-        if *self.inner.stop.borrow() {
+    pub fn start(&self, shutdown: Signal) -> Result<JoinHandle<()>, RunnerError> {
+        if self.inner.stop.is_triggered() {
             return Err(RunnerError::Stopped);
         }
         if self.inner.started.swap(true, Ordering::SeqCst) {
@@ -273,12 +273,12 @@ impl ScheduleRunner {
         let inner = self.inner.clone();
         Ok(tokio::spawn(async move {
             let mut shutdown = shutdown;
-            let mut stop = inner.stop.subscribe();
+            let mut stop = inner.stop.signal();
             tokio::select! {
-                () = stopped(&mut shutdown) => {}
-                () = stopped(&mut stop) => {}
+                () = shutdown.recv() => {}
+                () = stop.recv() => {}
             }
-            inner.stop.send_replace(true);
+            inner.stop.trigger();
             // Every task ends promptly once stop is set; their trackers empty the registry.
             inner.activity.wait_empty().await;
             tracing::info!("schedule runner stopped");
@@ -287,7 +287,7 @@ impl ScheduleRunner {
 
     /// Stops the runner, like the shutdown signal; idempotent.
     pub fn stop(&self) {
-        self.inner.stop.send_replace(true);
+        self.inner.stop.trigger();
     }
 
     /// Fires schedule `name` (logical id, or name when unambiguous) now, as `nightshift fire`
@@ -298,7 +298,7 @@ impl ScheduleRunner {
     /// invoke) happen in the background on the clock. Disabled schedules can be fired.
     pub async fn fire(&self, name: &str) -> Result<FireOutcome, RunnerError> {
         let idx = self.inner.find(name)?;
-        if *self.inner.stop.borrow() {
+        if self.inner.stop.is_triggered() {
             return Err(RunnerError::Stopped);
         }
         let entry = &self.inner.entries[idx];
@@ -312,7 +312,7 @@ impl ScheduleRunner {
         }
         tracing::info!(schedule = %entry.def.id, scheduled_time = %now, "schedule fired by hand");
         let tracker = self.inner.track();
-        let mut stop = self.inner.stop.subscribe();
+        let mut stop = self.inner.stop.signal();
         let attempted = self.inner.attempt(&mut occ, &mut rng, &mut stop).await;
         if attempted.next_attempt_at.is_some() {
             self.inner.spawn_delivery(occ, rng);

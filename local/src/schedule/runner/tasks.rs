@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 
 use super::{Inner, Occurrence, RunnerError, lock, uuid_from};
-use crate::activity::{Tracker, stopped};
+use crate::activity::Tracker;
+use crate::shutdown::Signal;
 
 /// Most attempts one occurrence can make: the first plus `MaximumRetryAttempts` (at most 185).
 const MAX_ATTEMPTS: u32 = 186;
@@ -51,7 +51,7 @@ impl Inner {
         tracker: Tracker,
     ) {
         let entry = &self.entries[idx];
-        let mut stop = self.stop.subscribe();
+        let mut stop = self.stop.signal();
         let mut next = first;
         // Ends with the expression (an `at`, an EndDate, the cron's years) or on stop.
         while let Some(scheduled) = next {
@@ -61,11 +61,11 @@ impl Inner {
                 tracker.park(scheduled);
                 tokio::select! {
                     biased;
-                    () = stopped(&mut stop) => break,
+                    () = stop.recv() => break,
                     () = sleep => {}
                 }
                 tracker.run();
-            } else if *stop.borrow() {
+            } else if stop.is_triggered() {
                 break;
             }
             let following = entry.schedule.next_fire_after(scheduled, created_at);
@@ -83,7 +83,7 @@ impl Inner {
             tracing::debug!(schedule = %entry.def.id, scheduled_time = %scheduled, "schedule due");
             let behind = following.is_some_and(|f| f <= self.clock.now());
             let done = behind && self.attempt_due(&mut occ, &mut rng, &mut stop).await;
-            if !done && !*stop.borrow() {
+            if !done && !stop.is_triggered() {
                 self.spawn_delivery(occ, rng.fork());
             }
             next = following;
@@ -99,10 +99,10 @@ impl Inner {
         &self,
         occ: &mut Occurrence,
         rng: &mut fastrand::Rng,
-        stop: &mut watch::Receiver<bool>,
+        stop: &mut Signal,
     ) -> bool {
         for _ in 0..MAX_ATTEMPTS {
-            if occ.due > self.clock.now() || *stop.borrow() {
+            if occ.due > self.clock.now() || stop.is_triggered() {
                 return false;
             }
             if self.attempt(occ, rng, stop).await.next_attempt_at.is_none() {
@@ -125,19 +125,19 @@ impl Inner {
         mut rng: fastrand::Rng,
         tracker: Tracker,
     ) {
-        let mut stop = self.stop.subscribe();
+        let mut stop = self.stop.signal();
         for _ in 0..MAX_ATTEMPTS {
             if occ.due > self.clock.now() {
                 let sleep = self.clock.sleep_until(occ.due);
                 tracker.park(occ.due);
                 tokio::select! {
                     biased;
-                    () = stopped(&mut stop) => {}
+                    () = stop.recv() => {}
                     () = sleep => {}
                 }
                 tracker.run();
             }
-            if *stop.borrow() {
+            if stop.is_triggered() {
                 tracing::warn!(
                     schedule = %self.entries[occ.entry].def.id,
                     scheduled_time = %occ.scheduled,
