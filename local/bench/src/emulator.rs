@@ -13,12 +13,13 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::functions::warm_body;
-use crate::measure::{measure_latency, measure_throughput};
+use crate::measure::{QueueKind, measure_latency, measure_throughput};
 use crate::output::{Dist, Row, ms, per_second};
 use crate::{
     BENCH_FUNCTION, BENCH_QUEUE, BUDGET_E2E_PER_SECOND, BUDGET_LATENCY_P99,
-    BUDGET_REPLAY_PER_SECOND, E2E_CONCURRENCY, E2E_MESSAGES, E2E_WARMUP, HTTP_LATENCY_SAMPLES,
-    HTTP_LATENCY_WARMUP, INPROCESS_MESSAGES, LATENCY_SAMPLES, REGION, REPLAY_EVENTS, STALL,
+    BUDGET_REPLAY_PER_SECOND, E2E_CONCURRENCY, E2E_MESSAGES, E2E_WARMUP, FIFO_MESSAGES,
+    HTTP_LATENCY_SAMPLES, HTTP_LATENCY_WARMUP, INPROCESS_MESSAGES, LATENCY_SAMPLES, REGION,
+    REPLAY_EVENTS, STALL,
 };
 use nightshift_local::clock::{self};
 use nightshift_local::invoker::{FunctionError, InProcessInvoker, Invoker};
@@ -97,18 +98,33 @@ pub(super) async fn emulator(test_function: &Path) -> Result<Vec<Row>> {
     ));
 
     eprintln!("emulator: in-process pipeline throughput");
-    let report = measure_throughput(INPROCESS_MESSAGES, 10, 5).await?;
+    let report = measure_throughput(QueueKind::Standard, INPROCESS_MESSAGES, 10, 5).await?;
     rows.push(Row::info(
         "emulator",
         "in-process: SendMessageBatch → mapping → no-op handler → delete, batch 10",
-        format!(
-            "{} msg/s ({} msgs in {:.2} s)",
-            per_second(report.per_second),
-            report.messages,
-            report.elapsed.as_secs_f64()
-        ),
+        throughput(&report),
     ));
+    // FIFO: one batch of a group at a time, so throughput depends on how many groups have
+    // work; the mapping's default concurrency of 10.
+    for groups in [10, 1000] {
+        eprintln!("emulator: in-process FIFO throughput, {groups} groups");
+        let report = measure_throughput(QueueKind::Fifo { groups }, FIFO_MESSAGES, 10, 10).await?;
+        rows.push(Row::info(
+            "emulator",
+            format!("  same on a FIFO queue, {groups} message groups, concurrency 10"),
+            throughput(&report),
+        ));
+    }
     Ok(rows)
+}
+
+fn throughput(report: &crate::measure::ThroughputReport) -> String {
+    format!(
+        "{} msg/s ({} msgs in {:.2} s)",
+        per_second(report.per_second),
+        report.messages,
+        report.elapsed.as_secs_f64()
+    )
 }
 
 /// The replay rows: `trace::replay` and reading the trace.

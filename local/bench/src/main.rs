@@ -56,6 +56,8 @@ const E2E_WARMUP: usize = 5_000;
 const E2E_CONCURRENCY: u32 = 5;
 /// Messages of the in-process pipeline run.
 const INPROCESS_MESSAGES: usize = 1_000_000;
+/// Messages of each FIFO throughput row.
+const FIFO_MESSAGES: usize = 200_000;
 /// Events of the in-process replay run.
 const REPLAY_EVENTS: usize = 200_000;
 /// Cold starts per function.

@@ -3,7 +3,8 @@
 //!
 //! - [`measure_latency`]: SendMessage → invocation start, one message at a time, window 0;
 //! - [`measure_throughput`]: messages/s end to end (send, receive, invoke a no-op handler,
-//!   delete) with a producer sending batches of 10 while the mapping consumes.
+//!   delete) with a producer sending batches of 10 while the mapping consumes, on a standard
+//!   queue or on a FIFO queue with the messages spread over a number of message groups.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use nightshift_local::sqs::{OutgoingMessage, SqsEngine, SqsError};
 
 const FUNCTION: &str = "bench-function";
 const QUEUE: &str = "bench-queue";
+const FIFO_QUEUE: &str = "bench-queue.fifo";
 const REGION: &str = "us-east-1";
 
 /// Longest a measurement waits for one step before giving up.
@@ -64,7 +66,25 @@ pub struct ThroughputReport {
 fn engine() -> Result<SqsEngine, SqsError> {
     let engine = SqsEngine::in_memory(clock::real());
     engine.create_queue(QUEUE, &Default::default(), &Default::default())?;
+    let fifo = [("FifoQueue", "true"), ("ContentBasedDeduplication", "true")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    engine.create_queue(FIFO_QUEUE, &fifo, &Default::default())?;
     Ok(engine)
+}
+
+/// The queue a throughput run uses: standard, or FIFO with its messages in `groups` message
+/// groups (round robin, so every group has work throughout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// A standard queue.
+    Standard,
+    /// A FIFO queue with content-based deduplication (bodies are unique).
+    Fifo {
+        /// Message groups.
+        groups: usize,
+    },
 }
 
 /// Sends `messages` messages one at a time, each once the previous one's invocation started,
@@ -110,16 +130,21 @@ pub async fn measure_latency(messages: usize) -> Result<LatencyReport, MeasureEr
 /// `max_concurrency` (window 0, no-op handler) consumes them; reports messages/s from the
 /// first send to the last delete.
 pub async fn measure_throughput(
+    kind: QueueKind,
     messages: usize,
     batch_size: u32,
     max_concurrency: u32,
 ) -> Result<ThroughputReport, MeasureError> {
+    let queue = match kind {
+        QueueKind::Standard => QUEUE,
+        QueueKind::Fifo { .. } => FIFO_QUEUE,
+    };
     let engine = engine()?;
     let invoker = InProcessInvoker::new().with_function(FUNCTION, |_payload: Bytes, _ctx| async {
         Ok::<_, FunctionError>(Bytes::new())
     });
     let stop = Shutdown::new();
-    let config = MappingConfig::new(FUNCTION, QUEUE, REGION)
+    let config = MappingConfig::new(FUNCTION, queue, REGION)
         .with_batch_size(batch_size)
         .with_window(if batch_size > 10 {
             Duration::from_secs(1)
@@ -137,9 +162,18 @@ pub async fn measure_throughput(
             while sent < messages {
                 let n = (messages - sent).min(10);
                 let entries = (0..n)
-                    .map(|i| (i.to_string(), OutgoingMessage::new((sent + i).to_string())))
+                    .map(|i| {
+                        let message = OutgoingMessage::new((sent + i).to_string());
+                        let message = match kind {
+                            QueueKind::Standard => message,
+                            QueueKind::Fifo { groups } => {
+                                message.group(format!("g{}", (sent + i) % groups.max(1)))
+                            }
+                        };
+                        (i.to_string(), message)
+                    })
                     .collect();
-                engine.send_message_batch(QUEUE, entries)?;
+                engine.send_message_batch(queue, entries)?;
                 sent += n;
                 // Lets the poller run between sends, as a separate client would.
                 tokio::task::yield_now().await;
