@@ -14,7 +14,34 @@ use crate::adapters::sqlite::SqliteStore;
 use crate::config::{
     BLOBS_URL, BlobsUrl, ConfigError, Env, FAULTS_VAR, MAIL_URL, MailUrl, STORE_URL, StoreUrl,
 };
-use crate::ports::{Blobs, Mailer, Store};
+use crate::ports::{Blobs, Mailer, Queue, Store};
+
+/// What every function's `main` does before it starts the Lambda runtime: logs (JSON when
+/// `AWS_LAMBDA_LOG_FORMAT=JSON`), the SQS client, then the function's dependencies read from
+/// the process environment by `deps`. A configuration error is logged before it is returned,
+/// so it shows in the function's log as the init error Lambda reports.
+///
+/// ```no_run
+/// # struct Deps;
+/// # impl Deps {
+/// #     fn from_env(
+/// #         _: &nightshift::config::Env,
+/// #         _: std::sync::Arc<dyn nightshift::ports::Queue>,
+/// #     ) -> Result<Self, nightshift::config::ConfigError> { Ok(Deps) }
+/// # }
+/// # async fn main_body() -> Result<(), nightshift::config::ConfigError> {
+/// let deps = nightshift::wiring::function_deps(Deps::from_env).await?;
+/// # Ok(()) }
+/// ```
+pub async fn function_deps<D>(
+    deps: impl FnOnce(&Env, Arc<dyn Queue>) -> Result<D, ConfigError>,
+) -> Result<Arc<D>, ConfigError> {
+    crate::telemetry::init();
+    let queue = Arc::new(crate::adapters::sqs::SqsQueue::from_env().await);
+    deps(&Env::process(), queue)
+        .map(Arc::new)
+        .inspect_err(|e| tracing::error!(error = %e, "configuration error"))
+}
 
 /// Opens the store named by `STORE_URL`: `sqlite://PATH` or `dynamodb://TABLE`; with
 /// `NIGHTSHIFT_FAULTS` set in a build with the `faults` feature, wrapped to inject store
