@@ -305,6 +305,9 @@ pub(crate) fn create_queues(
             // SetQueueAttributes does in SQS.
             attrs.entry("RedrivePolicy".into()).or_default();
             attrs.entry("RedriveAllowPolicy".into()).or_default();
+            // FifoQueue is set at creation only (SQS refuses it in SetQueueAttributes); a
+            // kept queue has it from then, and the `.fifo` name keeps the two in step.
+            attrs.remove("FifoQueue");
             engine.set_queue_attributes(&queue.name, &attrs)?;
         } else {
             engine.create_queue(&queue.name, &attrs, &BTreeMap::new())?;
@@ -863,10 +866,12 @@ impl Emulator {
                     stats.buffered
                 ));
             }
+            // Messages of a FIFO group waiting behind one in flight are not work the mapping
+            // could start now: they wait for that message (its retry, its delete).
             if let Ok(q) = self.engine.queue_stats(queue)
-                && q.visible > 0
+                && q.receivable > 0
             {
-                busy.push(format!("{queue}: {} visible", q.visible));
+                busy.push(format!("{queue}: {} visible", q.receivable));
             }
         }
         busy

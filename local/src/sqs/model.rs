@@ -281,6 +281,9 @@ pub struct QueueStats {
     pub arn: String,
     /// ApproximateNumberOfMessages.
     pub visible: usize,
+    /// Of the visible messages, those a receive could take now: all on a standard queue, on
+    /// a FIFO queue those of groups with no message in flight.
+    pub receivable: usize,
     /// ApproximateNumberOfMessagesNotVisible.
     pub in_flight: usize,
     /// ApproximateNumberOfMessagesDelayed.

@@ -1039,14 +1039,16 @@ fn accelerated_clocks_keep_visibility_timeouts_above_function_timeouts() {
 }
 
 /// A restart on a state dir keeps the journaled queues but follows the template: a
-/// RedrivePolicy taken out of the template is taken off the queue.
+/// RedrivePolicy taken out of the template is taken off the queue, and a FIFO queue restarts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
     use nightshift_local::clock::ClockSpec;
     use nightshift_local::emulator::{Emulator, EmulatorOptions};
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("template.yaml");
-    let dlq = "  Dlq:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: q-dlq}\n";
+    // A FIFO queue too: SetQueueAttributes refuses FifoQueue, so a kept FIFO queue must be
+    // brought in step without it.
+    let dlq = "  Dlq:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: q-dlq}\n  Fifo:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: f.fifo, FifoQueue: true, ContentBasedDeduplication: true}\n";
     let with = format!(
         "Resources:\n{dlq}  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: q\n      RedrivePolicy: {{deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3}}\n"
     );
@@ -1084,6 +1086,12 @@ async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
     std::fs::write(&template, without).unwrap();
     let second = Emulator::start(options(), invoker()).await.unwrap();
     assert_eq!(redrive(&second), None);
+    let fifo = second
+        .engine()
+        .get_queue_attributes("f.fifo", &["All".to_string()])
+        .unwrap();
+    assert_eq!(fifo["FifoQueue"], "true");
+    assert_eq!(fifo["ContentBasedDeduplication"], "true");
     second.shutdown(std::time::Duration::from_secs(1)).await;
 }
 

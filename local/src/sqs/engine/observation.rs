@@ -31,6 +31,7 @@ impl SqsEngine {
             url: self.url_for(&handle.name),
             arn: handle.arn.clone(),
             visible,
+            receivable: state.receivable(),
             in_flight,
             delayed,
             oldest_sent_at: state.oldest_sent_ms().map(to_time),
