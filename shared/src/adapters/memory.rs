@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::contracts::JobOutcome;
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
-    OutgoingEmail, Queue, QueueError, SendOptions, Settled, Store, StoreError, claim_decision,
+    OutgoingEmail, Queue, QueueError, SendOptions, SequenceOutcome, Settled, Store, StoreError,
+    claim_decision,
 };
 
 /// A clock that moves only when told to.
@@ -60,6 +61,23 @@ pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
     outcomes: Mutex<BTreeMap<String, JobOutcome>>,
     complete_failures: Mutex<VecDeque<StoreError>>,
+    sequences: Mutex<BTreeMap<String, Sequence>>,
+}
+
+/// One sequence number of a key as [`MemoryStore`] consumed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumed {
+    /// The sequence number.
+    pub sequence: u64,
+    /// The delta applied, `None` when it was skipped.
+    pub delta: Option<i64>,
+}
+
+/// A key's sequence state in [`MemoryStore`].
+#[derive(Debug, Clone, Default)]
+struct Sequence {
+    balance: i64,
+    consumed: Vec<Consumed>,
 }
 
 impl MemoryStore {
@@ -71,6 +89,38 @@ impl MemoryStore {
     /// The idempotency record of `key`, if any.
     pub fn record(&self, key: &str) -> Option<Record> {
         self.records.lock().unwrap().get(key).cloned()
+    }
+
+    /// The sequence numbers of `key` in the order they were consumed, with their deltas:
+    /// what [`Store::apply_in_sequence`] and [`Store::skip_in_sequence`] did to it.
+    pub fn consumed(&self, key: &str) -> Vec<Consumed> {
+        self.sequences
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|s| s.consumed.clone())
+            .unwrap_or_default()
+    }
+
+    /// Consumes `sequence` of `key` with `delta` (`None`: a skip), under the one lock.
+    fn consume(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        let mut sequences = self.sequences.lock().unwrap();
+        let state = sequences.entry(key.to_string()).or_default();
+        if let Some(answer) = SequenceOutcome::decide(state.consumed.len() as u64, sequence) {
+            return Ok(answer);
+        }
+        let balance = state
+            .balance
+            .checked_add(delta.unwrap_or(0))
+            .ok_or_else(|| StoreError::Permanent(format!("balance of {key:?} would overflow")))?;
+        state.balance = balance;
+        state.consumed.push(Consumed { sequence, delta });
+        Ok(SequenceOutcome::Applied { balance })
     }
 
     /// Makes the next `complete` fail with `error` (queued: one failure per call), as a
@@ -134,6 +184,15 @@ impl Store for MemoryStore {
             }
             _ => Ok(Settled::NotOwner),
         }
+    }
+
+    async fn consume_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.consume(key, sequence, delta)
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
@@ -312,5 +371,29 @@ impl Blobs for MemoryBlobs {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
         Ok(self.blobs.lock().unwrap().get(key).map(|(b, _)| b.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::conformance;
+
+    #[tokio::test]
+    async fn sequences_follow_the_store_rules() {
+        let store = MemoryStore::default();
+        conformance::check_sequences(&store, "").await;
+        assert_eq!(
+            store.consumed("sku-a"),
+            [
+                (1, Some(10)),
+                (2, Some(-3)),
+                (3, None),
+                (4, Some(1)),
+                (5, Some(2))
+            ]
+            .map(|(sequence, delta)| Consumed { sequence, delta })
+        );
+        conformance::check_sequence_race(&store, "race", 8).await;
     }
 }
