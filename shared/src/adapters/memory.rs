@@ -62,6 +62,7 @@ pub struct MemoryStore {
     outcomes: Mutex<BTreeMap<String, JobOutcome>>,
     complete_failures: Mutex<VecDeque<StoreError>>,
     sequences: Mutex<BTreeMap<String, Sequence>>,
+    consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
 }
 
 /// One sequence number of a key as [`MemoryStore`] consumed it.
@@ -102,6 +103,15 @@ impl MemoryStore {
             .unwrap_or_default()
     }
 
+    /// Makes the next attempt to consume `sequence` of `key` fail with `error` (once), as a
+    /// store that times out on that write.
+    pub fn fail_consume_once(&self, key: &str, sequence: u64, error: StoreError) {
+        self.consume_failures
+            .lock()
+            .unwrap()
+            .insert((key.to_string(), sequence), error);
+    }
+
     /// Consumes `sequence` of `key` with `delta` (`None`: a skip), under the one lock.
     fn consume(
         &self,
@@ -109,6 +119,14 @@ impl MemoryStore {
         sequence: u64,
         delta: Option<i64>,
     ) -> Result<SequenceOutcome, StoreError> {
+        let failure = self
+            .consume_failures
+            .lock()
+            .unwrap()
+            .remove(&(key.to_string(), sequence));
+        if let Some(error) = failure {
+            return Err(error);
+        }
         let mut sequences = self.sequences.lock().unwrap();
         let state = sequences.entry(key.to_string()).or_default();
         if let Some(answer) = SequenceOutcome::decide(state.consumed.len() as u64, sequence) {
@@ -395,5 +413,20 @@ mod tests {
             .map(|(sequence, delta)| Consumed { sequence, delta })
         );
         conformance::check_sequence_race(&store, "race", 8).await;
+    }
+
+    #[tokio::test]
+    async fn a_consume_told_to_fail_fails_once_and_changes_nothing() {
+        let store = MemoryStore::default();
+        store.fail_consume_once("k", 1, StoreError::Transient("down".into()));
+        assert_eq!(
+            store.apply_in_sequence("k", 1, 3).await,
+            Err(StoreError::Transient("down".into()))
+        );
+        assert!(store.consumed("k").is_empty());
+        assert_eq!(
+            store.apply_in_sequence("k", 1, 3).await,
+            Ok(SequenceOutcome::Applied { balance: 3 })
+        );
     }
 }
