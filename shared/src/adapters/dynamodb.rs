@@ -839,6 +839,86 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_sequence_number_is_one_conditional_update_then_a_consistent_read() {
+        let item = |last: i64, balance: i64| {
+            json!({"pk": {"S": "seq#inventory:A"}, "sk": {"S": "seq"},
+                   "last": {"N": last.to_string()}, "balance": {"N": balance.to_string()}})
+        };
+        let replay = StaticReplayClient::new(vec![
+            reply(200, json!({"Attributes": item(1, 10)})),
+            reply(200, json!({"Attributes": item(2, 7)})),
+            error("ConditionalCheckFailedException", json!({})),
+            reply(200, json!({"Item": item(2, 7)})),
+            error("ConditionalCheckFailedException", json!({})),
+            reply(200, json!({"Item": item(2, 7)})),
+            error("ThrottlingException", json!({})),
+        ]);
+        let s = store(&replay);
+        let key = "inventory:A";
+        assert_eq!(
+            s.apply_in_sequence(key, 1, 10).await.unwrap(),
+            SequenceOutcome::Applied { balance: 10 }
+        );
+        assert_eq!(
+            s.apply_in_sequence(key, 2, -3).await.unwrap(),
+            SequenceOutcome::Applied { balance: 7 }
+        );
+        assert_eq!(
+            s.apply_in_sequence(key, 2, -3).await.unwrap(),
+            SequenceOutcome::AlreadyApplied
+        );
+        assert_eq!(
+            s.skip_in_sequence(key, 5).await.unwrap(),
+            SequenceOutcome::Gap { expected: 3 }
+        );
+        assert!(matches!(
+            s.apply_in_sequence(key, 3, 1).await,
+            Err(StoreError::Transient(_))
+        ));
+        let requests = sent(&replay);
+        let ops: Vec<&str> = requests.iter().map(|(op, _)| op.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "UpdateItem",
+                "UpdateItem",
+                "UpdateItem",
+                "GetItem",
+                "UpdateItem",
+                "GetItem",
+                "UpdateItem"
+            ]
+        );
+        // The first number: the item must not exist yet.
+        assert_eq!(
+            requests[0].1,
+            json!({
+                "TableName": "nightshift-state",
+                "Key": {"pk": {"S": "seq#inventory:A"}, "sk": {"S": "seq"}},
+                "UpdateExpression": CONSUME_EXPRESSION,
+                "ConditionExpression": "attribute_not_exists(#last)",
+                "ExpressionAttributeNames": {"#last": "last", "#balance": "balance"},
+                "ExpressionAttributeValues": {
+                    ":seq": {"N": "1"}, ":zero": {"N": "0"}, ":delta": {"N": "10"}
+                },
+                "ReturnValues": "ALL_NEW"
+            })
+        );
+        // The next ones: `last` must be the one before.
+        assert_eq!(requests[1].1["ConditionExpression"], "#last = :prev");
+        assert_eq!(
+            requests[1].1["ExpressionAttributeValues"][":prev"],
+            json!({"N": "1"})
+        );
+        // A skip adds nothing.
+        assert_eq!(
+            requests[4].1["ExpressionAttributeValues"][":delta"],
+            json!({"N": "0"})
+        );
+        assert_eq!(requests[3].1["ConsistentRead"], json!(true));
+    }
+
+    #[tokio::test]
     async fn claim_is_one_conditional_put_with_ttl() {
         let replay = StaticReplayClient::new(vec![reply(200, json!({}))]);
         let now = t("2026-11-22T10:00:00Z");
