@@ -55,7 +55,8 @@ use tokio::time::Instant;
 use crate::config::{ConfigError, Env};
 use crate::contracts::JobOutcome;
 use crate::ports::{
-    Claim, ClaimRequest, MailError, Mailer, OutgoingEmail, Settled, Store, StoreError,
+    Claim, ClaimRequest, MailError, Mailer, OutgoingEmail, SequenceOutcome, Settled, Store,
+    StoreError,
 };
 use crate::record::receive_count;
 
@@ -301,6 +302,15 @@ impl Store for FaultyStore {
 
     async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError> {
         self.inner.release(key, owner).await
+    }
+
+    async fn consume_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.inner.consume_in_sequence(key, sequence, delta).await
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {

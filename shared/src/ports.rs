@@ -217,6 +217,43 @@ pub fn claim_decision(existing: Option<Existing>, request: &ClaimRequest<'_>) ->
     }
 }
 
+/// What [`Store::apply_in_sequence`] or [`Store::skip_in_sequence`] did with one sequence
+/// number of a key.
+///
+/// A key's sequence numbers start at 1 and are consumed one after the other, each exactly
+/// once: applied (its delta added to the key's balance) or skipped (consumed without a
+/// delta, when its adjustment was dead-lettered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceOutcome {
+    /// The sequence number was the next one and is now consumed; `balance` is the key's
+    /// balance after it (unchanged by a skip).
+    Applied {
+        /// The key's balance once this sequence number is consumed.
+        balance: i64,
+    },
+    /// The sequence number was consumed before (a redelivery): nothing changed.
+    AlreadyApplied,
+    /// An earlier sequence number is not consumed yet: nothing changed, `expected` is the
+    /// next one the key takes.
+    Gap {
+        /// The sequence number the key takes next.
+        expected: u64,
+    },
+}
+
+impl SequenceOutcome {
+    /// The rule every store applies to a key whose last consumed sequence number is `last`
+    /// (0 when none is) when asked for `sequence`: `None` when `sequence` is the next one
+    /// (the store consumes it), otherwise what to answer.
+    pub fn decide(last: u64, sequence: u64) -> Option<SequenceOutcome> {
+        match sequence.checked_sub(last) {
+            Some(1) => None,
+            Some(0) | None => Some(SequenceOutcome::AlreadyApplied),
+            Some(_) => Some(SequenceOutcome::Gap { expected: last + 1 }),
+        }
+    }
+}
+
 /// Idempotency records and job outcomes.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -256,6 +293,44 @@ pub trait Store: Send + Sync {
     ) -> Result<Settled, StoreError> {
         self.record_outcome(outcome).await?;
         self.complete(key, owner, result, expires_at).await
+    }
+
+    /// Consumes `sequence` of `key` if it is the key's next sequence number (the first is
+    /// 1), adding `delta` to the key's balance (`None`: a skip, the balance stays), as one
+    /// atomic step (one SQLite transaction, one conditional DynamoDB `UpdateItem`): of two
+    /// concurrent calls for one number, one consumes it and the other finds it
+    /// [`SequenceOutcome::AlreadyApplied`]. A number already consumed changes nothing; one
+    /// beyond the next is a [`SequenceOutcome::Gap`] and changes nothing. So a key's deltas
+    /// apply in sequence order, each at most once, whatever order they arrive in. Callers use
+    /// [`Store::apply_in_sequence`] and [`Store::skip_in_sequence`].
+    async fn consume_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError>;
+
+    /// Adds `delta` to the balance of `key` if `sequence` is its next sequence number
+    /// ([`Store::consume_in_sequence`]).
+    async fn apply_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: i64,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.consume_in_sequence(key, sequence, Some(delta)).await
+    }
+
+    /// Consumes `sequence` of `key` without changing its balance, by the same rules
+    /// ([`Store::consume_in_sequence`]): for an adjustment that was dead-lettered for good,
+    /// so that the key's next sequence number can apply. [`SequenceOutcome::Applied`]
+    /// carries the unchanged balance.
+    async fn skip_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.consume_in_sequence(key, sequence, None).await
     }
 
     /// Outcomes of jobs that finished in `[from, to)` (by [`JobOutcome::finished_at`]),

@@ -423,6 +423,26 @@ async fn cloud_dynamodb_two_deliveries_one_winner_and_a_reused_key_is_a_mismatch
 }
 
 #[tokio::test]
+async fn cloud_dynamodb_sequences_apply_in_order_once() {
+    let moto = moto_or_skip!();
+    let table = create_table(moto).await;
+    let store = DynamoStore::new(dynamodb(moto), &table);
+    // The store rules every adapter follows; the races run on SQLite (moto does not
+    // serialize concurrent conditional writes, see above).
+    nightshift::adapters::conformance::check_sequences(&store, "").await;
+    // A second client on the same table sees the same sequence: 6 is next for sku-a.
+    let other = DynamoStore::new(dynamodb(moto), &table);
+    assert_eq!(
+        other.apply_in_sequence("sku-a", 7, 1).await.unwrap(),
+        nightshift::ports::SequenceOutcome::Gap { expected: 6 }
+    );
+    assert_eq!(
+        other.apply_in_sequence("sku-a", 6, 1).await.unwrap(),
+        nightshift::ports::SequenceOutcome::Applied { balance: 11 }
+    );
+}
+
+#[tokio::test]
 async fn cloud_dynamodb_complete_with_outcome_is_one_transaction() {
     let moto = moto_or_skip!();
     let table = create_table(moto).await;

@@ -125,20 +125,29 @@ pub fn in_process_functions_with(
             let deps = deps
                 .get_or_init(|| {
                     let e = endpoint.get().unwrap();
-                    Arc::new(queue_processor::Deps::new(
-                        queue(),
-                        store.clone(),
-                        clock.clone(),
-                        BatchConfig {
-                            source_queue_url: Some(url(e, "jobs")),
-                            dlq_url: Some(url(e, "jobs-dlq")),
-                            backoff: plan.backoff,
-                            max_receive_count: Some(plan.max_receive_count),
-                            ..BatchConfig::default()
-                        },
-                        url(e, "emails"),
-                        Duration::from_secs(86_400),
-                    ))
+                    let jobs = BatchConfig {
+                        source_queue_url: Some(url(e, "jobs")),
+                        dlq_url: Some(url(e, "jobs-dlq")),
+                        backoff: plan.backoff,
+                        max_receive_count: Some(plan.max_receive_count),
+                        ..BatchConfig::default()
+                    };
+                    let inventory = queue_processor::inventory_config(
+                        &jobs,
+                        url(e, "inventory.fifo"),
+                        url(e, "inventory-dlq.fifo"),
+                    );
+                    Arc::new(
+                        queue_processor::Deps::new(
+                            queue(),
+                            store.clone(),
+                            clock.clone(),
+                            jobs,
+                            url(e, "emails"),
+                            Duration::from_secs(86_400),
+                        )
+                        .with_inventory(inventory),
+                    )
                 })
                 .clone();
             async move {
@@ -355,7 +364,7 @@ async fn malformed_and_unknown_jobs_land_in_the_dlq_with_reasons() {
     );
     assert_eq!(
         reasons[1],
-        "unknown job kind \"invoice.paid\"; known kinds: order.placed, user.signup"
+        "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.signup"
     );
     assert!(dirs.emails().is_empty());
     // Redrive puts them back on the jobs queue, where they fail again, into the DLQ again.

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nightshift::adapters::dynamodb::{
-    IDEMPOTENCY_PREFIX, OUTCOME_PREFIX, PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE,
+    IDEMPOTENCY_PREFIX, OUTCOME_PREFIX, PARTITION_KEY, SEQUENCE_PREFIX, SORT_KEY, TTL_ATTRIBUTE,
 };
 use nightshift::adapters::memory::MemoryQueue;
 use nightshift::config::{ConfigError, Env};
@@ -293,12 +293,12 @@ fn infra_drift_visibility_timeouts_cover_six_consumer_timeouts() {
     let t = template();
     let problems = visibility_drift(&t);
     assert!(problems.is_empty(), "{problems:#?}");
-    // Both consumers are covered, so the check above checked something.
+    // Every consumer's queues are covered, so the check above checked something.
     let sources: Vec<String> = functions(&t)
         .into_iter()
         .flat_map(|f| f.sqs_sources)
         .collect();
-    assert_eq!(sources.len(), 2, "{sources:?}");
+    assert_eq!(sources.len(), 3, "{sources:?}");
 }
 
 #[test]
@@ -357,7 +357,8 @@ fn infra_drift_check_fails_on_a_broken_template() {
     assert_eq!(
         visibility_drift(&t),
         [
-            "JobsQueue: VisibilityTimeout 270 s is under 6x the 46 s timeout of QueueProcessorFunction"
+            "JobsQueue: VisibilityTimeout 270 s is under 6x the 46 s timeout of QueueProcessorFunction",
+            "InventoryQueue: VisibilityTimeout 270 s is under 6x the 46 s timeout of QueueProcessorFunction"
         ]
     );
 }
@@ -653,6 +654,7 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
     let t = template();
     let idem = leading(IDEMPOTENCY_PREFIX);
     let outcome = leading(OUTCOME_PREFIX);
+    let sequences = leading(SEQUENCE_PREFIX);
     let consume = |queue: &str| -> Vec<String> {
         [
             "sqs:ChangeMessageVisibility",
@@ -681,12 +683,16 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
         "QueueProcessorFunction",
         consume("JobsQueue")
             .into_iter()
+            .chain(consume("InventoryQueue"))
             .chain(logs("QueueProcessorLogGroup"))
             .chain(idempotency.clone())
             .chain([
                 "sqs:SendMessage on EmailsQueue".to_string(),
                 "sqs:SendMessage on JobsDLQ".to_string(),
+                "sqs:SendMessage on InventoryDLQ".to_string(),
                 format!("dynamodb:PutItem on StateTable{outcome}"),
+                format!("dynamodb:GetItem on StateTable{sequences}"),
+                format!("dynamodb:UpdateItem on StateTable{sequences}"),
             ])
             .collect(),
     );
@@ -908,7 +914,7 @@ fn infra_bucket_is_private_encrypted_expiring_and_named_like_blobs_url() {
 fn infra_queues_are_encrypted_and_dead_letters_kept_fourteen_days() {
     let t = template();
     let queues = ids_of_type(&t, "AWS::SQS::Queue");
-    assert_eq!(queues.len(), 6);
+    assert_eq!(queues.len(), 8);
     for id in &queues {
         let p = &t["Resources"][id.as_str()]["Properties"];
         assert_eq!(p["SqsManagedSseEnabled"], true, "{id}");
@@ -969,7 +975,7 @@ fn infra_retry_horizon_drives_receive_counts_and_visibility() {
             );
         }
     }
-    assert_eq!(mapped, 2);
+    assert_eq!(mapped, 3);
 }
 
 /// Completed idempotency records must outlive any dead letter, so a redrive never repeats
@@ -1011,7 +1017,7 @@ fn infra_idempotency_records_outlive_dead_letters() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 2);
+    assert_eq!(checked, 3);
     assert!(nightshift::idempotency::DEFAULT_TTL >= Duration::from_secs(ttl));
 }
 
@@ -1122,6 +1128,7 @@ fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
     }
     for dlq in [
         "JobsDLQ",
+        "InventoryDLQ",
         "EmailsDLQ",
         "ReportScheduleDLQ",
         "ReportFailuresQueue",

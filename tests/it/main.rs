@@ -10,6 +10,7 @@ mod email_sender;
 mod emulator;
 mod fuzz_contracts;
 mod infra;
+mod inventory;
 mod outage;
 mod pipeline;
 mod queue_processor;

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use nightshift::adapters::mail::{OutboxMailer, SmtpMailer};
 use nightshift::adapters::sqlite::SqliteStore;
 use nightshift::contracts::JobOutcome;
-use nightshift::ports::{Claim, ClaimRequest, Settled, Store, StoreError};
+use nightshift::ports::{Claim, ClaimRequest, SequenceOutcome, Settled, Store, StoreError};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
@@ -179,6 +179,16 @@ impl Store for OutageStore {
     async fn release(&self, key: &str, owner: &str) -> Result<Settled, StoreError> {
         self.check()?;
         self.inner.release(key, owner).await
+    }
+
+    async fn consume_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.check()?;
+        self.inner.consume_in_sequence(key, sequence, delta).await
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {

@@ -1,9 +1,18 @@
-//! queue-processor: the SQS-triggered Lambda that runs typed jobs from the jobs queue.
+//! queue-processor: the SQS-triggered Lambda that runs typed jobs from the jobs queue and,
+//! in order per SKU, inventory adjustments from the inventory FIFO queue.
 //!
 //! For each record: decode the [`JobEnvelope`], claim the job id, run the job for its `kind`
-//! ([`jobs`]), enqueue the emails it asks for, record a [`JobOutcome`], complete the claim.
+//! ([`jobs`]), enqueue the emails it asks for, apply its adjustment in its key's sequence
+//! ([`Store::apply_in_sequence`]), record a [`JobOutcome`], complete the claim.
 //! Malformed bodies, unknown kinds and invalid payloads are permanent (DLQ at once); queue and
-//! store trouble is retryable (backoff, then SQS redrive).
+//! store trouble is retryable (backoff, then SQS redrive). An adjustment whose earlier
+//! sequence numbers are not consumed yet waits (retryable) instead of applying out of order;
+//! one dead-lettered for good gives up its sequence number ([`Store::skip_in_sequence`]) so
+//! the SKU's next adjustment can apply.
+//!
+//! Records from a FIFO queue (an `eventSourceARN` ending in `.fifo`) go through a second
+//! [`BatchProcessor`] in [`FifoMode::SkipGroupOnError`]: each SKU (message group) in order,
+//! one record at a time, and a failing SKU holds back only its own later records.
 //!
 //! Layout: [`jobs`] holds the pure job kinds; this file wires dependencies ([`Deps`]) and the
 //! per-record flow; `main.rs` only builds clients and starts the runtime.
@@ -17,15 +26,19 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, TimeZone, Utc};
 use lambda_runtime::LambdaEvent;
 use nightshift::batch::{
-    BatchConfig, BatchProcessor, RecordError, deadline_instant, invocation_deadline, receive_count,
+    BatchConfig, BatchProcessor, FifoMode, RecordError, deadline_instant, invocation_deadline,
+    receive_count,
 };
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
 use nightshift::idempotency::{Begin, Idempotency};
-use nightshift::ports::{Clock, Queue, Retryable, SendOptions, Store, SystemClock};
+use nightshift::ports::{
+    Clock, Queue, Retryable, SendOptions, SequenceOutcome, Store, SystemClock,
+};
+use serde_json::json;
 use tracing::{info, warn};
 
-use crate::jobs::{JobError, Registry};
+use crate::jobs::{Adjustment, JobError, Registry};
 
 /// Everything the handler needs, built once per instance.
 pub struct Deps {
@@ -37,8 +50,11 @@ pub struct Deps {
     pub clock: Arc<dyn Clock>,
     /// Claims on job ids.
     pub idempotency: Idempotency,
-    /// Runs the records of a batch.
+    /// Runs the records of a batch from the jobs queue.
     pub processor: BatchProcessor,
+    /// Runs the records of a batch from the inventory FIFO queue, in order per message group
+    /// ([`inventory_config`]).
+    pub inventory_processor: BatchProcessor,
     /// URL of the emails queue.
     pub emails_queue_url: String,
     /// Known job kinds.
@@ -49,8 +65,8 @@ pub struct Deps {
 }
 
 impl Deps {
-    /// Reads `STORE_URL`, `JOBS_QUEUE_URL`, `JOBS_DLQ_URL`, `EMAILS_QUEUE_URL`,
-    /// `RETRY_HORIZON_SECONDS` and
+    /// Reads `STORE_URL`, `JOBS_QUEUE_URL`, `JOBS_DLQ_URL`, `INVENTORY_QUEUE_URL`,
+    /// `INVENTORY_DLQ_URL`, `EMAILS_QUEUE_URL`, `RETRY_HORIZON_SECONDS` and
     /// `IDEMPOTENCY_TTL_SECONDS`; `queue` is the SQS client built by `main`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let store = nightshift::wiring::store(env)?;
@@ -63,6 +79,11 @@ impl Deps {
             ..BatchConfig::default()
         };
         nightshift::wiring::apply_faults(env, &mut config)?;
+        let inventory = inventory_config(
+            &config,
+            env.queue_url("INVENTORY_QUEUE_URL")?,
+            env.queue_url("INVENTORY_DLQ_URL")?,
+        );
         Ok(Deps::new(
             queue,
             store,
@@ -70,7 +91,15 @@ impl Deps {
             config,
             env.queue_url("EMAILS_QUEUE_URL")?,
             env.idempotency_ttl()?,
-        ))
+        )
+        .with_inventory(inventory))
+    }
+
+    /// Uses `config` for records from the inventory FIFO queue (by default they get the jobs
+    /// queue's settings without its URLs: no visibility changes, no dead letters).
+    pub fn with_inventory(mut self, config: BatchConfig) -> Self {
+        self.inventory_processor = BatchProcessor::new(self.queue.clone(), config);
+        self
     }
 
     /// Wires explicit dependencies (tests, the emulator's in-process invoker).
@@ -82,9 +111,16 @@ impl Deps {
         emails_queue_url: String,
         ttl: std::time::Duration,
     ) -> Self {
+        let inventory = BatchConfig {
+            source_queue_url: None,
+            dlq_url: None,
+            fifo: Some(FifoMode::SkipGroupOnError),
+            ..config.clone()
+        };
         Deps {
             max_receive_count: config.max_receive_count,
             idempotency: Idempotency::new(store.clone(), clock.clone(), ttl),
+            inventory_processor: BatchProcessor::new(queue.clone(), inventory),
             processor: BatchProcessor::new(queue.clone(), config),
             queue,
             store,
@@ -95,26 +131,62 @@ impl Deps {
     }
 }
 
-/// The Lambda handler: processes one SQS batch, returning the failed message ids.
+/// The settings of the inventory queue's processor, from the jobs queue's `jobs` (backoff,
+/// `maxReceiveCount`, faults): its own queue and DLQ, and [`FifoMode::SkipGroupOnError`].
+///
+/// Skip-group rather than stop-on-first-failure because each SKU's order is independent of
+/// the others' (an adjustment needs only its own SKU's earlier ones): a SKU that waits or
+/// fails holds back its own later records only, while the other SKUs of the batch go on
+/// instead of coming back after the visibility timeout.
+pub fn inventory_config(jobs: &BatchConfig, queue_url: String, dlq_url: String) -> BatchConfig {
+    BatchConfig {
+        source_queue_url: Some(queue_url),
+        dlq_url: Some(dlq_url),
+        fifo: Some(FifoMode::SkipGroupOnError),
+        ..jobs.clone()
+    }
+}
+
+/// True for a record from a FIFO queue (its ARN names a `.fifo` queue).
+fn from_fifo_queue(record: &SqsMessage) -> bool {
+    record
+        .event_source_arn
+        .as_deref()
+        .is_some_and(|arn| arn.ends_with(".fifo"))
+}
+
+/// The Lambda handler: processes one SQS batch, returning the failed message ids. Records
+/// from a FIFO queue (the inventory queue) run through [`Deps::inventory_processor`], the
+/// others through [`Deps::processor`]; an event source mapping sends one queue's records per
+/// batch, so one of the two is empty.
 pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = invocation_deadline(&event.context);
     let deadline_utc = nightshift::batch::deadline_on(deps.clock.as_ref(), deadline);
-    let worker = deps.clone();
-    let report = deps
-        .processor
-        .process(
-            event.payload.records,
-            deadline_instant(deadline),
-            move |record| {
+    let (fifo, standard): (Vec<_>, Vec<_>) =
+        event.payload.records.into_iter().partition(from_fifo_queue);
+    let mut response = SqsBatchResponse::default();
+    for (processor, records) in [
+        (&deps.processor, standard),
+        (&deps.inventory_processor, fifo),
+    ] {
+        if records.is_empty() {
+            continue;
+        }
+        let worker = deps.clone();
+        let report = processor
+            .process(records, deadline_instant(deadline), move |record| {
                 let deps = worker.clone();
                 async move { process_record(&deps, record, deadline_utc).await }
-            },
-        )
-        .await;
-    Ok(report.response)
+            })
+            .await;
+        response
+            .batch_item_failures
+            .extend(report.response.batch_item_failures);
+    }
+    Ok(response)
 }
 
 /// Milliseconds-since-epoch system attribute of a record, as a time.
@@ -152,6 +224,7 @@ pub async fn process_record(
         Err(e) if e.is_retryable() => {
             let e = e.exhausted(receive_count(&record), deps.max_receive_count);
             if let RecordError::Permanent(reason) = &e {
+                give_up_slot(deps, job, &envelope).await?;
                 record_outcome(deps, &envelope, &record, started, Some(reason)).await?;
             }
             Err(e)
@@ -259,6 +332,7 @@ async fn run_claimed(
         Ok(checked) => checked,
         Err(JobError::InvalidPayload(reason)) => {
             let reason = format!("invalid payload: {reason}");
+            give_up_slot(deps, job, envelope).await?;
             record_outcome(deps, envelope, record, started, Some(&reason)).await?;
             return Err(RecordError::Permanent(reason));
         }
@@ -269,10 +343,95 @@ async fn run_claimed(
             .await
             .map_err(RecordError::from_port)?;
     }
+    let result = match &effects.adjustment {
+        Some(adjustment) => apply(deps, adjustment, effects.result).await?,
+        None => effects.result,
+    };
     Ok((
-        effects.result.to_string(),
+        result.to_string(),
         outcome(deps, envelope, record, started, None),
     ))
+}
+
+/// Applies an adjustment as its key's next sequence number; `result` is the job's result,
+/// returned with the balance (or with `already_applied`). A number already consumed is a
+/// redelivery: done, nothing applied twice. A gap (an earlier number not consumed yet, which
+/// a FIFO source delivers first, so it is still on its way or waiting for a retry) is
+/// retryable: the adjustment waits, it never applies out of order.
+pub async fn apply(
+    deps: &Deps,
+    adjustment: &Adjustment,
+    result: serde_json::Value,
+) -> Result<serde_json::Value, RecordError> {
+    let Adjustment {
+        key,
+        sequence,
+        delta,
+    } = adjustment;
+    let with = |extra: serde_json::Value| {
+        let mut result = result.clone();
+        if let (Some(result), Some(extra)) = (result.as_object_mut(), extra.as_object()) {
+            result.extend(extra.clone());
+        }
+        result
+    };
+    match deps
+        .store
+        .apply_in_sequence(key, *sequence, *delta)
+        .await
+        .map_err(RecordError::from_port)?
+    {
+        SequenceOutcome::Applied { balance } => {
+            info!(key, sequence, delta, balance, "adjustment applied");
+            Ok(with(json!({ "balance": balance })))
+        }
+        SequenceOutcome::AlreadyApplied => {
+            info!(
+                key,
+                sequence, "adjustment consumed before, not applied again"
+            );
+            Ok(with(json!({ "already_applied": true })))
+        }
+        SequenceOutcome::Gap { expected } => Err(RecordError::Retryable(format!(
+            "{key}: sequence {sequence} waits for sequence {expected}, not applied yet"
+        ))),
+    }
+}
+
+/// A job dead-lettered for good gives up its place in its key's sequence, so the key's next
+/// job can apply; a job of a kind without an order, or whose place the payload does not tell,
+/// has none. When the store cannot be reached the record is retried instead, so its place is
+/// never left taken by a job that is gone.
+async fn give_up_slot(
+    deps: &Deps,
+    job: &dyn jobs::Job,
+    envelope: &JobEnvelope,
+) -> Result<(), RecordError> {
+    let Some(slot) = job.slot(envelope) else {
+        return Ok(());
+    };
+    let skipped = deps
+        .store
+        .skip_in_sequence(&slot.key, slot.sequence)
+        .await
+        .map_err(|e| {
+            RecordError::Retryable(format!(
+                "cannot give up sequence {} of {}: {e}",
+                slot.sequence, slot.key
+            ))
+        })?;
+    match skipped {
+        SequenceOutcome::Applied { .. } => {
+            warn!(key = %slot.key, sequence = slot.sequence, "sequence number skipped: its job is dead-lettered")
+        }
+        SequenceOutcome::AlreadyApplied => {}
+        // An earlier number is missing too: this one keeps its place, and the key waits for
+        // the earlier one (a redrive of this job then applies it in turn).
+        SequenceOutcome::Gap { expected } => {
+            warn!(key = %slot.key, sequence = slot.sequence, expected, "sequence number not skipped: an earlier one is missing")
+        }
+    }
+    Ok(())
 }
 
 /// Records the outcome of a job that failed permanently.

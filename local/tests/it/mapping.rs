@@ -753,17 +753,33 @@ Resources:
 }
 
 #[test]
-fn the_real_template_maps_both_queues() -> anyhow::Result<()> {
+fn the_real_template_maps_every_queue() -> anyhow::Result<()> {
     let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra");
     let template = Template::load(&infra.join("template.yaml"), &LoadOptions::default())?;
     let configs = MappingConfig::all_from_template(&template, "us-east-1")?;
-    assert_eq!(configs.len(), 2);
+    assert_eq!(configs.len(), 3);
     for config in &configs {
         assert!(config.report_batch_item_failures);
         assert_eq!(config.batch_size, 10);
-        assert_eq!(config.window, Duration::from_secs(1));
+        // FIFO queues take no batching window.
+        let window = if config.queue.ends_with(".fifo") {
+            0
+        } else {
+            1
+        };
+        assert_eq!(
+            config.window,
+            Duration::from_secs(window),
+            "{}",
+            config.queue
+        );
         assert!(config.queue_arn.ends_with(&format!(":{}", config.queue)));
     }
+    assert!(
+        configs
+            .iter()
+            .any(|c| c.queue == "nightshift-inventory.fifo")
+    );
     Ok(())
 }
 

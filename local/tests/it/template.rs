@@ -85,6 +85,14 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("RUST_LOG", "info"),
             ("JOBS_QUEUE_URL", &format!("{URL}/nightshift-jobs")),
             ("JOBS_DLQ_URL", &format!("{URL}/nightshift-jobs-dlq")),
+            (
+                "INVENTORY_QUEUE_URL",
+                &format!("{URL}/nightshift-inventory.fifo"),
+            ),
+            (
+                "INVENTORY_DLQ_URL",
+                &format!("{URL}/nightshift-inventory-dlq.fifo"),
+            ),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
             ("RETRY_HORIZON_SECONDS", "3600"),
         ])
@@ -127,7 +135,15 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         ])
     );
 
-    assert_eq!(t.queues.len(), 6);
+    assert_eq!(t.queues.len(), 8);
+    let inventory = t.queue("InventoryQueue").expect("inventory queue");
+    assert_eq!(inventory.name, "nightshift-inventory.fifo");
+    assert!(inventory.fifo && inventory.content_based_deduplication);
+    assert_eq!(
+        inventory.redrive.as_ref().map(|r| r.dlq_name.as_str()),
+        Some("nightshift-inventory-dlq.fifo")
+    );
+    assert!(t.queue("InventoryDLQ").expect("inventory dlq").fifo);
     let jobs = t.queue("JobsQueue").expect("jobs queue");
     assert_eq!(jobs.name, "nightshift-jobs");
     assert_eq!(jobs.url, format!("{URL}/nightshift-jobs"));
@@ -166,8 +182,9 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         .map(|q| q.logical_id.as_str())
         .collect();
     let pos = |id: &str| order.iter().position(|q| *q == id).expect(id);
-    assert_eq!(order.len(), 6);
+    assert_eq!(order.len(), 8);
     assert!(pos("JobsDLQ") < pos("JobsQueue"));
+    assert!(pos("InventoryDLQ") < pos("InventoryQueue"));
     assert!(pos("EmailsDLQ") < pos("EmailsQueue"));
 
     assert_eq!(
@@ -192,6 +209,17 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
                 maximum_batching_window_s: 1,
                 report_batch_item_failures: true,
                 maximum_concurrency: Some(5),
+                enabled: true,
+                filter_patterns: vec![],
+            },
+            SqsEventSource {
+                id: "QueueProcessorFunctionInventory".into(),
+                function: "QueueProcessorFunction".into(),
+                queue: "InventoryQueue".into(),
+                batch_size: 10,
+                maximum_batching_window_s: 0,
+                report_batch_item_failures: true,
+                maximum_concurrency: Some(2),
                 enabled: true,
                 filter_patterns: vec![],
             },

@@ -785,6 +785,8 @@ async fn the_sandbox_serves_the_template_queues_and_nothing_consumes_them() {
         [
             "nightshift-emails",
             "nightshift-emails-dlq",
+            "nightshift-inventory-dlq.fifo",
+            "nightshift-inventory.fifo",
             "nightshift-jobs",
             "nightshift-jobs-dlq",
             "nightshift-report-failures",

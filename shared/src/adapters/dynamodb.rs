@@ -16,7 +16,13 @@
 //!   never a `Scan`; the shard (a hash of the job id) spreads one day's writes over several
 //!   partitions so a busy day does not hit one partition's write limit.
 //!
-//! Every item carries `ttl`, so DynamoDB deletes expired claims and old outcomes by itself.
+//! - sequences: `pk = "seq#<key>"`, `sk = "seq"`, `last` (the last sequence number consumed)
+//!   and `balance`. Consuming the next sequence number is one `UpdateItem` conditional on
+//!   `last` being the one before (or absent, for 1), so two instances never both consume it;
+//!   when the condition fails, a strongly consistent `GetItem` tells a duplicate from a gap.
+//!
+//! Claims and outcomes carry `ttl`, so DynamoDB deletes expired claims and old outcomes by
+//! itself; sequences are kept (a key's order must outlive every redelivery).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,7 +39,9 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use tokio::sync::OnceCell;
 
 use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
-use crate::ports::{Claim, ClaimRequest, Existing, Settled, Store, StoreError, claim_decision};
+use crate::ports::{
+    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, claim_decision,
+};
 
 /// Name of the partition key attribute (a string).
 pub const PARTITION_KEY: &str = "pk";
@@ -45,6 +53,8 @@ pub const TTL_ATTRIBUTE: &str = "ttl";
 pub const IDEMPOTENCY_PREFIX: &str = "idem#";
 /// Partition keys of job outcomes start with this (IAM policies match on it).
 pub const OUTCOME_PREFIX: &str = "outcome#";
+/// Partition keys of per-key sequences start with this (IAM policies match on it).
+pub const SEQUENCE_PREFIX: &str = "seq#";
 /// How many partitions one day of outcomes is spread over.
 pub const OUTCOME_SHARDS: u32 = 4;
 /// How long outcomes are kept by default (the TTL on outcome items): 90 days.
@@ -55,6 +65,12 @@ const EXPIRES_AT: &str = "expires_at";
 const RESULT: &str = "result";
 const OWNER: &str = "owner";
 const PAYLOAD_HASH: &str = "payload_hash";
+const SEQUENCE_SORT_KEY: &str = "seq";
+const LAST: &str = "last";
+const BALANCE: &str = "balance";
+/// Consumes the next sequence number of a key, adding `:delta` to its balance.
+const CONSUME_EXPRESSION: &str =
+    "SET #last = :seq, #balance = if_not_exists(#balance, :zero) + :delta";
 /// Sets the result of a claim its owner still holds.
 const COMPLETE_EXPRESSION: &str = "SET #result = :result, #exp = :exp, #ttl = :ttl";
 const OWNER_CONDITION: &str = "#owner = :owner";
@@ -203,6 +219,10 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+fn sequence_pk(key: &str) -> String {
+    format!("{SEQUENCE_PREFIX}{key}")
 }
 
 fn idempotency_pk(key: &str) -> String {
@@ -407,6 +427,84 @@ impl DynamoStore {
             item.insert("error".into(), s(error));
         }
         item
+    }
+
+    /// Consumes `sequence` of `key` with `delta` (0 for a skip): one conditional
+    /// `UpdateItem`; when its condition fails, a strongly consistent read of `last` says
+    /// whether the number was consumed already or an earlier one is missing.
+    /// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html>
+    async fn consume(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: i64,
+    ) -> Result<SequenceOutcome, StoreError> {
+        let stored = i64::try_from(sequence).map_err(|_| {
+            StoreError::Permanent(format!(
+                "sequence {sequence} of {key:?} is beyond what the store keeps"
+            ))
+        })?;
+        for _ in 0..CLAIM_ATTEMPTS {
+            let update = self
+                .client()
+                .await
+                .update_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(sequence_pk(key)))
+                .key(SORT_KEY, s(SEQUENCE_SORT_KEY))
+                .update_expression(CONSUME_EXPRESSION)
+                .expression_attribute_names("#last", LAST)
+                .expression_attribute_names("#balance", BALANCE)
+                .expression_attribute_values(":seq", n(stored))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":delta", n(delta))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+            let update = if sequence == 1 {
+                update.condition_expression("attribute_not_exists(#last)")
+            } else {
+                update
+                    .condition_expression("#last = :prev")
+                    .expression_attribute_values(":prev", n(stored - 1))
+            };
+            match update.send().await {
+                Ok(out) => {
+                    let balance = out
+                        .attributes()
+                        .ok_or_else(|| {
+                            StoreError::Permanent(format!(
+                                "dynamodb update_item of {key:?} returned no attributes"
+                            ))
+                        })
+                        .and_then(|item| get_n(item, BALANCE))?;
+                    return Ok(SequenceOutcome::Applied { balance });
+                }
+                Err(SdkError::ServiceError(service))
+                    if service.err().code() == Some("ConditionalCheckFailedException") => {}
+                Err(e) => return Err(classify("update_item", e)),
+            }
+            let last = self
+                .client()
+                .await
+                .get_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, s(sequence_pk(key)))
+                .key(SORT_KEY, s(SEQUENCE_SORT_KEY))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| classify("get_item", e))?
+                .item()
+                .map(|item| get_n(item, LAST))
+                .transpose()?
+                .unwrap_or(0);
+            // `None`: the key moved on to just before this number between the two requests.
+            if let Some(answer) = SequenceOutcome::decide(last.max(0) as u64, sequence) {
+                return Ok(answer);
+            }
+        }
+        Err(StoreError::Transient(format!(
+            "sequence {sequence} of {key:?} kept racing with other writers"
+        )))
     }
 
     /// Reads an idempotency record with a strongly consistent read.
@@ -614,6 +712,15 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn consume_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.consume(key, sequence, delta.unwrap_or(0)).await
+    }
+
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
         self.client()
             .await
@@ -729,6 +836,86 @@ mod tests {
                 (op, body)
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_sequence_number_is_one_conditional_update_then_a_consistent_read() {
+        let item = |last: i64, balance: i64| {
+            json!({"pk": {"S": "seq#inventory:A"}, "sk": {"S": "seq"},
+                   "last": {"N": last.to_string()}, "balance": {"N": balance.to_string()}})
+        };
+        let replay = StaticReplayClient::new(vec![
+            reply(200, json!({"Attributes": item(1, 10)})),
+            reply(200, json!({"Attributes": item(2, 7)})),
+            error("ConditionalCheckFailedException", json!({})),
+            reply(200, json!({"Item": item(2, 7)})),
+            error("ConditionalCheckFailedException", json!({})),
+            reply(200, json!({"Item": item(2, 7)})),
+            error("ThrottlingException", json!({})),
+        ]);
+        let s = store(&replay);
+        let key = "inventory:A";
+        assert_eq!(
+            s.apply_in_sequence(key, 1, 10).await.unwrap(),
+            SequenceOutcome::Applied { balance: 10 }
+        );
+        assert_eq!(
+            s.apply_in_sequence(key, 2, -3).await.unwrap(),
+            SequenceOutcome::Applied { balance: 7 }
+        );
+        assert_eq!(
+            s.apply_in_sequence(key, 2, -3).await.unwrap(),
+            SequenceOutcome::AlreadyApplied
+        );
+        assert_eq!(
+            s.skip_in_sequence(key, 5).await.unwrap(),
+            SequenceOutcome::Gap { expected: 3 }
+        );
+        assert!(matches!(
+            s.apply_in_sequence(key, 3, 1).await,
+            Err(StoreError::Transient(_))
+        ));
+        let requests = sent(&replay);
+        let ops: Vec<&str> = requests.iter().map(|(op, _)| op.as_str()).collect();
+        assert_eq!(
+            ops,
+            [
+                "UpdateItem",
+                "UpdateItem",
+                "UpdateItem",
+                "GetItem",
+                "UpdateItem",
+                "GetItem",
+                "UpdateItem"
+            ]
+        );
+        // The first number: the item must not exist yet.
+        assert_eq!(
+            requests[0].1,
+            json!({
+                "TableName": "nightshift-state",
+                "Key": {"pk": {"S": "seq#inventory:A"}, "sk": {"S": "seq"}},
+                "UpdateExpression": CONSUME_EXPRESSION,
+                "ConditionExpression": "attribute_not_exists(#last)",
+                "ExpressionAttributeNames": {"#last": "last", "#balance": "balance"},
+                "ExpressionAttributeValues": {
+                    ":seq": {"N": "1"}, ":zero": {"N": "0"}, ":delta": {"N": "10"}
+                },
+                "ReturnValues": "ALL_NEW"
+            })
+        );
+        // The next ones: `last` must be the one before.
+        assert_eq!(requests[1].1["ConditionExpression"], "#last = :prev");
+        assert_eq!(
+            requests[1].1["ExpressionAttributeValues"][":prev"],
+            json!({"N": "1"})
+        );
+        // A skip adds nothing.
+        assert_eq!(
+            requests[4].1["ExpressionAttributeValues"][":delta"],
+            json!({"N": "0"})
+        );
+        assert_eq!(requests[3].1["ConsistentRead"], json!(true));
     }
 
     #[tokio::test]

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::contracts::JobOutcome;
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
-    OutgoingEmail, Queue, QueueError, SendOptions, Settled, Store, StoreError, claim_decision,
+    OutgoingEmail, Queue, QueueError, SendOptions, SequenceOutcome, Settled, Store, StoreError,
+    claim_decision,
 };
 
 /// A clock that moves only when told to.
@@ -60,6 +61,24 @@ pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
     outcomes: Mutex<BTreeMap<String, JobOutcome>>,
     complete_failures: Mutex<VecDeque<StoreError>>,
+    sequences: Mutex<BTreeMap<String, Sequence>>,
+    consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
+}
+
+/// One sequence number of a key as [`MemoryStore`] consumed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Consumed {
+    /// The sequence number.
+    pub sequence: u64,
+    /// The delta applied, `None` when it was skipped.
+    pub delta: Option<i64>,
+}
+
+/// A key's sequence state in [`MemoryStore`].
+#[derive(Debug, Clone, Default)]
+struct Sequence {
+    balance: i64,
+    consumed: Vec<Consumed>,
 }
 
 impl MemoryStore {
@@ -71,6 +90,55 @@ impl MemoryStore {
     /// The idempotency record of `key`, if any.
     pub fn record(&self, key: &str) -> Option<Record> {
         self.records.lock().unwrap().get(key).cloned()
+    }
+
+    /// The sequence numbers of `key` in the order they were consumed, with their deltas:
+    /// what [`Store::apply_in_sequence`] and [`Store::skip_in_sequence`] did to it.
+    pub fn consumed(&self, key: &str) -> Vec<Consumed> {
+        self.sequences
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|s| s.consumed.clone())
+            .unwrap_or_default()
+    }
+
+    /// Makes the next attempt to consume `sequence` of `key` fail with `error` (once), as a
+    /// store that times out on that write.
+    pub fn fail_consume_once(&self, key: &str, sequence: u64, error: StoreError) {
+        self.consume_failures
+            .lock()
+            .unwrap()
+            .insert((key.to_string(), sequence), error);
+    }
+
+    /// Consumes `sequence` of `key` with `delta` (`None`: a skip), under the one lock.
+    fn consume(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        let failure = self
+            .consume_failures
+            .lock()
+            .unwrap()
+            .remove(&(key.to_string(), sequence));
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        let mut sequences = self.sequences.lock().unwrap();
+        let state = sequences.entry(key.to_string()).or_default();
+        if let Some(answer) = SequenceOutcome::decide(state.consumed.len() as u64, sequence) {
+            return Ok(answer);
+        }
+        let balance = state
+            .balance
+            .checked_add(delta.unwrap_or(0))
+            .ok_or_else(|| StoreError::Permanent(format!("balance of {key:?} would overflow")))?;
+        state.balance = balance;
+        state.consumed.push(Consumed { sequence, delta });
+        Ok(SequenceOutcome::Applied { balance })
     }
 
     /// Makes the next `complete` fail with `error` (queued: one failure per call), as a
@@ -134,6 +202,15 @@ impl Store for MemoryStore {
             }
             _ => Ok(Settled::NotOwner),
         }
+    }
+
+    async fn consume_in_sequence(
+        &self,
+        key: &str,
+        sequence: u64,
+        delta: Option<i64>,
+    ) -> Result<SequenceOutcome, StoreError> {
+        self.consume(key, sequence, delta)
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
@@ -312,5 +389,44 @@ impl Blobs for MemoryBlobs {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError> {
         Ok(self.blobs.lock().unwrap().get(key).map(|(b, _)| b.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::conformance;
+
+    #[tokio::test]
+    async fn sequences_follow_the_store_rules() {
+        let store = MemoryStore::default();
+        conformance::check_sequences(&store, "").await;
+        assert_eq!(
+            store.consumed("sku-a"),
+            [
+                (1, Some(10)),
+                (2, Some(-3)),
+                (3, None),
+                (4, Some(1)),
+                (5, Some(2))
+            ]
+            .map(|(sequence, delta)| Consumed { sequence, delta })
+        );
+        conformance::check_sequence_race(&store, "race", 8).await;
+    }
+
+    #[tokio::test]
+    async fn a_consume_told_to_fail_fails_once_and_changes_nothing() {
+        let store = MemoryStore::default();
+        store.fail_consume_once("k", 1, StoreError::Transient("down".into()));
+        assert_eq!(
+            store.apply_in_sequence("k", 1, 3).await,
+            Err(StoreError::Transient("down".into()))
+        );
+        assert!(store.consumed("k").is_empty());
+        assert_eq!(
+            store.apply_in_sequence("k", 1, 3).await,
+            Ok(SequenceOutcome::Applied { balance: 3 })
+        );
     }
 }

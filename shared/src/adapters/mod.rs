@@ -8,10 +8,13 @@
 //! - [`dynamodb`]: the store on DynamoDB (cloud default);
 //! - [`ses`]: mail through SES v2 (cloud default);
 //! - [`s3`]: report files on S3 through `object_store` (cloud default);
-//! - `memory` (tests, and feature `test-util`): in-memory doubles for tests and in-process runs.
+//! - `memory` (tests, and feature `test-util`): in-memory doubles for tests and in-process runs;
+//! - `conformance` (tests, and feature `test-util`): the checks every store adapter passes.
 
 pub mod aws;
 pub mod blobs;
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
 pub mod dynamodb;
 pub mod mail;
 #[cfg(any(test, feature = "test-util"))]

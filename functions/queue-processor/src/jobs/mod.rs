@@ -2,6 +2,7 @@
 //! enqueue, a result to record); the handler does the I/O. Adding a kind = one type
 //! implementing [`Job`], registered in [`Registry::standard`].
 
+pub mod inventory;
 mod order;
 mod signup;
 
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 
 use nightshift::contracts::{EmailRequest, JobEnvelope};
 
+pub use inventory::InventoryAdjusted;
 pub use order::{Item, OrderPlaced};
 pub use signup::UserSignup;
 
@@ -19,6 +21,30 @@ pub struct Effects {
     pub emails: Vec<EmailRequest>,
     /// A short result recorded with the idempotency key.
     pub result: serde_json::Value,
+    /// A change to apply to a key's balance in its sequence order (`inventory.adjusted`).
+    pub adjustment: Option<Adjustment>,
+}
+
+/// A delta for a key's balance, to apply only as the key's next sequence number
+/// ([`nightshift::ports::Store::apply_in_sequence`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adjustment {
+    /// The store key (one sequence and balance per key).
+    pub key: String,
+    /// The producer's sequence number for the key, from 1.
+    pub sequence: u64,
+    /// The change to the balance.
+    pub delta: i64,
+}
+
+/// The place of a job in a key's sequence: what a dead-lettered job gives up
+/// ([`nightshift::ports::Store::skip_in_sequence`]) so the key's next job can apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SequenceSlot {
+    /// The store key.
+    pub key: String,
+    /// The sequence number.
+    pub sequence: u64,
 }
 
 impl Effects {
@@ -59,6 +85,13 @@ pub trait Job: Send + Sync {
 
     /// Validates the payload and decides the effects.
     fn run(&self, envelope: &JobEnvelope) -> Result<Effects, JobError>;
+
+    /// For a kind applied in a per-key order: the job's place in that order, when the
+    /// payload tells it (even if it is otherwise invalid). `None` (the default) for kinds
+    /// without an order.
+    fn slot(&self, _envelope: &JobEnvelope) -> Option<SequenceSlot> {
+        None
+    }
 }
 
 /// The job kinds a processor knows.
@@ -74,9 +107,12 @@ impl Registry {
         }
     }
 
-    /// The kinds this crate ships: `order.placed`, `user.signup`.
+    /// The kinds this crate ships: `inventory.adjusted`, `order.placed`, `user.signup`.
     pub fn standard() -> Self {
-        Registry::empty().with(OrderPlaced).with(UserSignup)
+        Registry::empty()
+            .with(InventoryAdjusted)
+            .with(OrderPlaced)
+            .with(UserSignup)
     }
 
     /// Adds a job kind (replacing one of the same kind).
@@ -129,6 +165,7 @@ mod tests {
         let effects = Effects {
             emails: vec![email("welcome-1", "Hi"), email("welcome-2", "Hello")],
             result: serde_json::Value::Null,
+            adjustment: None,
         };
         let bodies = effects.email_bodies().unwrap();
         let parsed: Vec<_> = bodies
@@ -146,6 +183,7 @@ mod tests {
                 email("welcome-2", "Hi\nBcc: x@y.zz"),
             ],
             result: serde_json::Value::Null,
+            adjustment: None,
         };
         assert_eq!(
             effects.email_bodies().unwrap_err(),
@@ -158,6 +196,7 @@ mod tests {
         let long = Effects {
             emails: vec![email(&"x".repeat(129), "Hi")],
             result: serde_json::Value::Null,
+            adjustment: None,
         };
         assert!(
             long.email_bodies()

@@ -109,6 +109,7 @@ impl Job for OrderPlaced {
             vars,
         );
         Ok(Effects {
+            adjustment: None,
             emails: vec![email],
             result: json!({"order_id": p.order_id, "total_cents": total, "currency": p.currency}),
         })

@@ -44,6 +44,7 @@ impl Job for UserSignup {
             BTreeMap::from([("name".to_string(), json!(p.name))]),
         );
         Ok(Effects {
+            adjustment: None,
             emails: vec![email],
             result: json!({"user_id": p.user_id}),
         })
