@@ -46,6 +46,13 @@ pub enum Command {
         queue: String,
         /// The body, `@path` to read a file, or `-` to read stdin.
         body: String,
+        /// `MessageGroupId`, required on a FIFO queue (e.g. the SKU of an inventory
+        /// adjustment).
+        #[arg(long)]
+        group_id: Option<String>,
+        /// `MessageDeduplicationId`, for a FIFO queue without content-based deduplication.
+        #[arg(long)]
+        dedup_id: Option<String>,
     },
     /// Fire a schedule now and print the function's answer.
     Fire {
@@ -219,9 +226,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check(args) => check(args).await,
         Command::Record(args) => record(cli.port, args).await,
         Command::Replay(args) => replay_trace(args).await,
-        Command::Send { queue, body } => {
+        Command::Send {
+            queue,
+            body,
+            group_id,
+            dedup_id,
+        } => {
             let body = read_body(&body)?;
-            let sent = client.send(&queue, &body).await?;
+            let sent = client
+                .send_message(&crate::control::SendRequest {
+                    queue,
+                    body,
+                    group_id,
+                    dedup_id,
+                })
+                .await?;
             println!("sent {} to {}", sent.message_id, sent.queue);
             Ok(())
         }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::duration::parse_duration;
 use crate::emulator::{DlqMessage, Emulator, EmulatorError, Status};
 use crate::invoker::InvokeOutcome;
+use crate::sqs::OutgoingMessage;
 
 /// Prefix of every control route.
 pub const PREFIX: &str = "/_nightshift";
@@ -35,6 +36,12 @@ pub struct SendRequest {
     pub queue: String,
     /// Message body.
     pub body: String,
+    /// `MessageGroupId` (required by FIFO queues).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// `MessageDeduplicationId` (FIFO queues without content-based deduplication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_id: Option<String>,
 }
 
 /// Answer to a send.
@@ -168,7 +175,10 @@ async fn send(
     Json(req): Json<SendRequest>,
 ) -> Result<Json<SendResponse>, ApiError> {
     let queue = e.resolve_queue(&req.queue)?;
-    let message_id = e.send(&queue, req.body)?;
+    let mut message = OutgoingMessage::new(req.body);
+    message.message_group_id = req.group_id;
+    message.message_deduplication_id = req.dedup_id;
+    let message_id = e.send_message(&queue, message)?;
     Ok(Json(SendResponse { queue, message_id }))
 }
 
@@ -349,12 +359,19 @@ impl ControlClient {
 
     /// Sends a message.
     pub async fn send(&self, queue: &str, body: &str) -> Result<SendResponse, ControlError> {
-        self.call(
-            Method::POST,
-            "/send",
-            Some(serde_json::json!({"queue": queue, "body": body})),
-        )
+        self.send_message(&SendRequest {
+            queue: queue.to_owned(),
+            body: body.to_owned(),
+            group_id: None,
+            dedup_id: None,
+        })
         .await
+    }
+
+    /// Sends a message with its FIFO group and deduplication ids.
+    pub async fn send_message(&self, request: &SendRequest) -> Result<SendResponse, ControlError> {
+        let body = serde_json::to_value(request).unwrap_or_default();
+        self.call(Method::POST, "/send", Some(body)).await
     }
 
     /// Fires a schedule.

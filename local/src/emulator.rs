@@ -730,11 +730,18 @@ impl Emulator {
 
     /// Sends `body` to a queue; returns the message id.
     pub fn send(&self, queue: &str, body: impl Into<String>) -> Result<String, EmulatorError> {
+        self.send_message(queue, OutgoingMessage::new(body))
+    }
+
+    /// Sends `message` (with its FIFO group and deduplication ids, if any) to a queue found
+    /// as [`Emulator::resolve_queue`] finds it; returns the message id.
+    pub fn send_message(
+        &self,
+        queue: &str,
+        message: OutgoingMessage,
+    ) -> Result<String, EmulatorError> {
         let name = self.resolve_queue(queue)?;
-        let receipt = self
-            .engine
-            .send_message(&name, OutgoingMessage::new(body))?;
-        Ok(receipt.message_id)
+        Ok(self.engine.send_message(&name, message)?.message_id)
     }
 
     /// Finds a function by logical id (`DailyReportFunction`), name

@@ -127,3 +127,73 @@ pub fn plan_jobs(
         })
         .collect()
 }
+
+/// One inventory adjustment the checker sends to the FIFO queue, its SKU as the message group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAdjustment {
+    /// The job id.
+    pub id: String,
+    /// The SKU: the message group and the store's sequence key.
+    pub sku: String,
+    /// Its place in the SKU's sequence, from 1.
+    pub sequence: u64,
+    /// What it adds to the SKU's balance; 0 for the invalid one.
+    pub delta: i64,
+    /// The message body.
+    pub body: String,
+}
+
+impl PlannedAdjustment {
+    /// Whether queue-processor accepts it (a zero delta is an invalid payload).
+    pub fn valid(&self) -> bool {
+        self.delta != 0
+    }
+}
+
+/// `per_sku` adjustments for each of `skus` SKUs, interleaved in a seeded order that keeps each
+/// SKU's sequence in send order (what its FIFO message group delivers in). The delta of
+/// sequence `n` is `2^(n-1)`, so a SKU's balance names exactly which adjustments were applied
+/// and how often: a lost one leaves a bit clear, a second application carries into another.
+/// With `invalid`, the middle adjustment of the first SKU has a zero delta: queue-processor
+/// dead-letters it and gives up its sequence number, and the SKU's later adjustments apply.
+pub fn plan_adjustments(
+    skus: usize,
+    per_sku: u64,
+    seed: u64,
+    invalid: bool,
+    submitted_at: DateTime<Utc>,
+) -> Vec<PlannedAdjustment> {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5eed_f1f0);
+    let at = submitted_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut next: Vec<u64> = vec![1; skus];
+    let mut out = Vec::with_capacity(skus * per_sku as usize);
+    while out.len() < skus * per_sku as usize {
+        let s = rng.usize(..skus);
+        if next[s] > per_sku {
+            continue;
+        }
+        let sequence = next[s];
+        next[s] += 1;
+        let sku = format!("CHK-{seed}-{s}");
+        let id = format!("chk-{seed}-inv-{s}-{sequence}");
+        let delta = if invalid && s == 0 && sequence == per_sku.div_ceil(2) {
+            0
+        } else {
+            1i64 << (sequence - 1)
+        };
+        let body = json!({
+            "v": 1, "id": id, "kind": "inventory.adjusted",
+            "payload": {"sku": sku, "sequence": sequence, "delta": delta},
+            "submitted_at": at,
+        })
+        .to_string();
+        out.push(PlannedAdjustment {
+            id,
+            sku,
+            sequence,
+            delta,
+            body,
+        });
+    }
+    out
+}

@@ -43,10 +43,12 @@ mod targets;
 mod tests;
 mod verdict;
 
-pub use jobs::{Expect, Malformation, PlannedJob, plan_jobs};
+pub use jobs::{Expect, Malformation, PlannedAdjustment, PlannedJob, plan_adjustments, plan_jobs};
 pub use report::CheckReport;
 pub use store::request_id_of;
-pub use verdict::{DeadLetter, Observed, Verdict, count_injected, verify};
+pub use verdict::{
+    DeadLetter, INVENTORY_KEY_PREFIX, Observed, Verdict, count_injected, verify, verify_adjustments,
+};
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -60,7 +62,7 @@ use crate::faults::{FaultError, FaultPlan};
 use crate::sqs::{SqsEngine, SqsError};
 use crate::template::{LoadOptions, Template, TemplateError};
 use child::{Launcher, dead_letters, free_port, human};
-use store::{read_outbox, read_outcomes, wait_for_claims};
+use store::{read_outbox, read_outcomes, read_sequences, wait_for_claims};
 use targets::Targets;
 
 /// Why a check could not run to a verdict (a failed verdict is a [`CheckReport`]).
@@ -160,6 +162,11 @@ pub struct CheckOptions {
     pub max_real: Duration,
     /// Where the manual clock starts (and what the jobs say they were submitted at).
     pub clock_start: DateTime<Utc>,
+    /// SKUs of the inventory adjustments sent through the FIFO queue (none when the template
+    /// has no FIFO source for queue-processor, or with 0).
+    pub skus: usize,
+    /// Adjustments of each SKU, in sequence.
+    pub adjustments_per_sku: u64,
 }
 
 impl CheckOptions {
@@ -185,6 +192,8 @@ impl CheckOptions {
             max_virtual: Duration::from_secs(2 * 3600),
             max_real: Duration::from_secs(20 * 60),
             clock_start: "2026-03-02T08:00:00Z".parse().expect("a valid time"),
+            skus: 4,
+            adjustments_per_sku: 6,
         }
     }
 }
@@ -220,11 +229,18 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
     let root = &options.project_root;
     let dir = match &options.dir {
         Some(dir) => dir.clone(),
-        None => std::env::temp_dir().join(format!(
-            "nightshift-check-{}-{}",
-            std::process::id(),
-            Utc::now().timestamp_millis()
-        )),
+        // Unique within the process too: two checks started in the same millisecond (tests
+        // run in parallel) must not share a state dir, whose journal only one emulator can
+        // lock.
+        None => {
+            static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            std::env::temp_dir().join(format!(
+                "nightshift-check-{}-{}-{}",
+                std::process::id(),
+                Utc::now().timestamp_millis(),
+                RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ))
+        }
     };
     let work = dir.join("work");
     let state = dir.join("state");
@@ -281,7 +297,18 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
         options.seed,
         options.clock_start,
     );
-    info!(jobs = jobs.len(), faults = %plan.describe(), dir = %dir.display(), "check starting");
+    // Inventory adjustments through the FIFO queue, one invalid one when jobs may be bad.
+    let adjustments = match &targets.inventory {
+        Some(_) if options.skus > 0 => plan_adjustments(
+            options.skus,
+            options.adjustments_per_sku,
+            options.seed,
+            options.bad_share > 0.0,
+            options.clock_start,
+        ),
+        _ => Vec::new(),
+    };
+    info!(jobs = jobs.len(), adjustments = adjustments.len(), faults = %plan.describe(), dir = %dir.display(), "check starting");
 
     let store = work.join(&targets.store);
     let claim_bound = targets.longest_timeout * 2 + Duration::from_secs(15);
@@ -303,6 +330,22 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
             .send(&targets.jobs_queue, &job.body)
             .await
             .map_err(|e| launcher.lost(e))?;
+    }
+    // The adjustments go before the first kill, so a restart lands on groups in flight.
+    if let Some((queue, _)) = &targets.inventory {
+        for a in &adjustments {
+            let request = crate::control::SendRequest {
+                queue: queue.clone(),
+                body: a.body.clone(),
+                group_id: Some(a.sku.clone()),
+                dedup_id: Some(a.id.clone()),
+            };
+            emulator
+                .client
+                .send_message(&request)
+                .await
+                .map_err(|e| launcher.lost(e))?;
+        }
     }
     if kills_left > 0 {
         emulator
@@ -381,16 +424,30 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
         let stats = engine.queue_stats(queue)?;
         pending += stats.visible + stats.in_flight + stats.delayed;
     }
+    let (inventory_dlq, inventory_pending) = match &targets.inventory {
+        Some((queue, dlq)) => {
+            let stats = engine.queue_stats(queue)?;
+            (
+                dead_letters(&engine, dlq)?,
+                stats.visible + stats.in_flight + stats.delayed,
+            )
+        }
+        None => (Vec::new(), 0),
+    };
     let observed = Observed {
         outcomes: read_outcomes(&store)?,
         outbox: read_outbox(&work.join(&targets.outbox))?,
         jobs_dlq: dead_letters(&engine, &targets.jobs_dlq)?,
         emails_dlq: dead_letters(&engine, &targets.emails_dlq)?,
         pending,
+        sequences: read_sequences(&store)?,
+        inventory_dlq,
+        inventory_pending,
     };
     engine.shutdown()?;
     drop(engine);
-    let verdict = verify(&jobs, &observed);
+    let mut verdict = verify(&jobs, &observed);
+    verify_adjustments(&adjustments, &observed, &mut verdict);
     let log = std::fs::read_to_string(&launcher.log).unwrap_or_default();
     let mut injected = count_injected(&log);
     if restarts > 0 {

@@ -55,6 +55,7 @@ impl CheckReport {
         let mut out = format!(
             "jobs: {} valid, {} malformed; processed {}, exhausted {}, dead-lettered {}\n\
              emails: {} expected, {} sent, {} dead-lettered; {} extra DLQ copies\n\
+             fifo: {} inventory adjustments, {} applied once each in sequence, {} dead-lettered\n\
              faults: {}\ninjected: {}\nidempotency: {} redelivered jobs and {} emails skipped as done\n\
              emulator restarts: {}; virtual time {}s; real time {:.1}s\n",
             v.valid,
@@ -66,6 +67,9 @@ impl CheckReport {
             v.emails_sent,
             v.emails_dead_lettered,
             v.dlq_copies,
+            v.adjustments,
+            v.adjustments_applied,
+            v.adjustments_dead_lettered,
             self.faults,
             if injected.is_empty() {
                 "none".to_string()

@@ -148,3 +148,30 @@ pub fn request_id_of(eml: &str) -> Option<String> {
         .map(|l| l[HEADER.len()..].trim().to_string())
         .filter(|id| !id.is_empty())
 }
+
+/// Each store sequence (`key` → last sequence number consumed, balance), as queue-processor
+/// keeps them for ordered jobs; empty when the store has no sequences yet.
+pub(super) fn read_sequences(path: &Path) -> Result<HashMap<String, (u64, i64)>, CheckError> {
+    let Some(conn) = open_store(path)? else {
+        return Ok(HashMap::new());
+    };
+    let err = |e: rusqlite::Error| CheckError::Store {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if !has_table(&conn, "sequences").map_err(err)? {
+        return Ok(HashMap::new());
+    }
+    let mut statement = conn
+        .prepare("SELECT key, last, balance FROM sequences")
+        .map_err(err)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                (row.get::<_, i64>(1)? as u64, row.get::<_, i64>(2)?),
+            ))
+        })
+        .map_err(err)?;
+    rows.collect::<Result<_, _>>().map_err(err)
+}

@@ -14,6 +14,9 @@ pub(super) struct Targets {
     pub(super) jobs_dlq: String,
     pub(super) emails_queue: String,
     pub(super) emails_dlq: String,
+    /// queue-processor's FIFO source and its DLQ (inventory adjustments), when the template
+    /// has one.
+    pub(super) inventory: Option<(String, String)>,
     /// The store, relative to the functions' work dir.
     pub(super) store: PathBuf,
     /// The outbox, relative to the functions' work dir.
@@ -32,15 +35,19 @@ impl Targets {
                 .find(|f| f.binary == binary)
                 .ok_or_else(|| CheckError::Template(format!("no function runs {binary}")))
         };
-        let queues_of = |logical_id: &str| -> Result<(String, String), CheckError> {
-            let source = template
+        // The function's standard (or, with `fifo`, FIFO) source queue and its DLQ.
+        let source_of = |logical_id: &str, fifo: bool| {
+            template
                 .event_sources
                 .iter()
-                .find(|s| s.function == logical_id)
-                .ok_or_else(|| CheckError::Template(format!("{logical_id} has no SQS source")))?;
-            let queue = template
-                .queue(&source.queue)
-                .ok_or_else(|| CheckError::Template(format!("no queue {}", source.queue)))?;
+                .filter(|s| s.function == logical_id)
+                .filter_map(|s| template.queue(&s.queue))
+                .find(|q| q.fifo == fifo)
+        };
+        let queues_of = |logical_id: &str| -> Result<(String, String), CheckError> {
+            let queue = source_of(logical_id, false).ok_or_else(|| {
+                CheckError::Template(format!("{logical_id} has no standard SQS source"))
+            })?;
             let dlq = queue.redrive.as_ref().ok_or_else(|| {
                 CheckError::Template(format!("{} has no dead-letter queue", queue.name))
             })?;
@@ -62,6 +69,10 @@ impl Targets {
         let es = function("email-sender")?;
         let (jobs_queue, jobs_dlq) = queues_of(&qp.logical_id)?;
         let (emails_queue, emails_dlq) = queues_of(&es.logical_id)?;
+        let inventory = source_of(&qp.logical_id, true).and_then(|q| {
+            let dlq = q.redrive.as_ref()?;
+            Some((q.name.clone(), dlq.dlq_name.clone()))
+        });
         let store = local(qp, "STORE_URL", "sqlite://")?;
         if local(es, "STORE_URL", "sqlite://")? != store {
             return Err(CheckError::Template(
@@ -73,6 +84,7 @@ impl Targets {
             jobs_dlq,
             emails_queue,
             emails_dlq,
+            inventory,
             store,
             outbox: local(es, "MAIL_URL", "file://")?,
             binaries: template
@@ -93,7 +105,11 @@ impl Targets {
         let queues_empty = status
             .queues
             .iter()
-            .filter(|q| q.name == self.jobs_queue || q.name == self.emails_queue)
+            .filter(|q| {
+                q.name == self.jobs_queue
+                    || q.name == self.emails_queue
+                    || self.inventory.as_ref().is_some_and(|(i, _)| q.name == *i)
+            })
             .all(|q| q.visible == 0 && q.in_flight == 0 && q.delayed == 0);
         queues_empty && status.functions.iter().all(|f| f.busy == 0)
     }

@@ -158,3 +158,95 @@ fn reads_request_ids_and_injected_faults() {
     assert_eq!(counts["malformed-response"], 1);
     assert_eq!(counts.len(), 3);
 }
+
+#[test]
+fn adjustments_keep_each_sku_in_sequence_with_power_of_two_deltas() {
+    let planned = plan_adjustments(3, 5, 4, true, at());
+    assert_eq!(planned, plan_adjustments(3, 5, 4, true, at()));
+    assert_eq!(planned.len(), 15);
+    for sku in ["CHK-4-0", "CHK-4-1", "CHK-4-2"] {
+        let sequences: Vec<u64> = planned
+            .iter()
+            .filter(|a| a.sku == sku)
+            .map(|a| a.sequence)
+            .collect();
+        assert_eq!(sequences, [1, 2, 3, 4, 5], "{sku} in send order");
+    }
+    let invalid: Vec<_> = planned.iter().filter(|a| !a.valid()).collect();
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(
+        (invalid[0].sku.as_str(), invalid[0].sequence),
+        ("CHK-4-0", 3)
+    );
+    assert!(
+        planned
+            .iter()
+            .filter(|a| a.valid())
+            .all(|a| a.delta == 1 << (a.sequence - 1))
+    );
+}
+
+/// What a correct run leaves: every sequence consumed, balances the sums of the valid
+/// adjustments, the invalid one in the DLQ with its reason.
+fn correct_run(planned: &[PlannedAdjustment]) -> Observed {
+    let mut observed = Observed::default();
+    for a in planned {
+        let key = format!("{INVENTORY_KEY_PREFIX}{}", a.sku);
+        let entry = observed.sequences.entry(key).or_insert((0, 0));
+        entry.0 = entry.0.max(a.sequence);
+        if a.valid() {
+            entry.1 += a.delta;
+            observed.outcomes.insert(a.id.clone(), "succeeded".into());
+        } else {
+            observed.inventory_dlq.push(DeadLetter {
+                body: a.body.clone(),
+                reason: Some("invalid payload: delta must not be 0".into()),
+            });
+        }
+    }
+    observed
+}
+
+#[test]
+fn the_adjustment_verdict_finds_losses_and_double_applications() {
+    let planned = plan_adjustments(2, 4, 7, true, at());
+    let good = correct_run(&planned);
+    let mut v = Verdict::default();
+    verify_adjustments(&planned, &good, &mut v);
+    assert!(v.passed(), "{:?}", v.problems);
+    assert_eq!(
+        (
+            v.adjustments,
+            v.adjustments_applied,
+            v.adjustments_dead_lettered
+        ),
+        (8, 7, 1)
+    );
+
+    // One adjustment of CHK-7-1 never applied, and not in the DLQ: lost.
+    let mut lost = correct_run(&planned);
+    lost.sequences.get_mut("inventory:CHK-7-1").unwrap().1 -= 2;
+    let mut v = Verdict::default();
+    verify_adjustments(&planned, &lost, &mut v);
+    assert_eq!((v.lost, v.duplicates), (1, 0), "{:?}", v.problems);
+
+    // Sequence 1 of CHK-7-1 applied twice: the balance is off by its delta.
+    let mut twice = correct_run(&planned);
+    twice.sequences.get_mut("inventory:CHK-7-1").unwrap().1 += 1;
+    let mut v = Verdict::default();
+    verify_adjustments(&planned, &twice, &mut v);
+    assert_eq!(v.duplicates, 1, "{:?}", v.problems);
+
+    // The invalid one missing from the DLQ is lost; a sequence not consumed is a problem.
+    let mut gone = correct_run(&planned);
+    gone.inventory_dlq.clear();
+    gone.sequences.get_mut("inventory:CHK-7-0").unwrap().0 = 2;
+    let mut v = Verdict::default();
+    verify_adjustments(&planned, &gone, &mut v);
+    assert_eq!(v.lost, 1, "{:?}", v.problems);
+    assert!(
+        v.problems
+            .iter()
+            .any(|p| p.contains("consumed its sequence up to 2"))
+    );
+}

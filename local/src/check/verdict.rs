@@ -3,7 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::jobs::{Expect, PlannedJob};
+use super::jobs::{Expect, PlannedAdjustment, PlannedJob};
+
+/// The store key queue-processor keeps a SKU's sequence under
+/// (`queue_processor::jobs::inventory::store_key`).
+pub const INVENTORY_KEY_PREFIX: &str = "inventory:";
 
 /// A message found in a dead-letter queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,12 @@ pub struct Observed {
     pub emails_dlq: Vec<DeadLetter>,
     /// Messages still in the jobs or emails queue (visible, in flight or delayed).
     pub pending: usize,
+    /// The store's sequences: key → (last sequence consumed, balance).
+    pub sequences: HashMap<String, (u64, i64)>,
+    /// The inventory (FIFO) DLQ.
+    pub inventory_dlq: Vec<DeadLetter>,
+    /// Messages still in the inventory queue.
+    pub inventory_pending: usize,
 }
 
 /// The verdict on a run's artifacts.
@@ -58,6 +68,12 @@ pub struct Verdict {
     /// Extra copies of a message in a DLQ: at-least-once delivery of a dead letter (a batch
     /// that dead-lettered a record then failed as a whole), harmless.
     pub dlq_copies: usize,
+    /// Inventory adjustments sent to the FIFO queue.
+    pub adjustments: usize,
+    /// Valid adjustments applied, each exactly once and in its SKU's sequence order.
+    pub adjustments_applied: usize,
+    /// Adjustments in the inventory DLQ (the invalid one, and any whose retries ran out).
+    pub adjustments_dead_lettered: usize,
     /// Every violation, one line each.
     pub problems: Vec<String>,
 }
@@ -218,6 +234,99 @@ pub fn verify(jobs: &[PlannedJob], observed: &Observed) -> Verdict {
         ));
     }
     v
+}
+
+/// Judges the inventory adjustments a run sent through the FIFO queue, adding to `v`.
+///
+/// The store applies a SKU's adjustment `n` only when `n - 1` was consumed, so the order is
+/// enforced where the balance changes; what a run must show is the result of that: every SKU
+/// consumed its whole sequence, and its balance is the sum of exactly the valid adjustments
+/// (the deltas are distinct powers of two, so a lost adjustment leaves its bit clear and one
+/// applied twice changes another). An adjustment that is not applied must be in the inventory
+/// DLQ with its reason; otherwise it is lost.
+pub fn verify_adjustments(adjustments: &[PlannedAdjustment], observed: &Observed, v: &mut Verdict) {
+    v.adjustments = adjustments.len();
+    let mut dlq: HashMap<&str, Vec<&DeadLetter>> = HashMap::new();
+    for d in &observed.inventory_dlq {
+        dlq.entry(d.body.as_str()).or_default().push(d);
+    }
+    let mut skus: BTreeMap<&str, Vec<&PlannedAdjustment>> = BTreeMap::new();
+    for a in adjustments {
+        skus.entry(a.sku.as_str()).or_default().push(a);
+    }
+    for (sku, planned) in &skus {
+        let last_planned = planned.iter().map(|a| a.sequence).max().unwrap_or(0);
+        let expected: i64 = planned.iter().filter(|a| a.valid()).map(|a| a.delta).sum();
+        let key = format!("{INVENTORY_KEY_PREFIX}{sku}");
+        let (last, balance) = observed.sequences.get(&key).copied().unwrap_or((0, 0));
+        let dead: i64 = planned
+            .iter()
+            .filter(|a| a.valid() && dlq.contains_key(a.body.as_str()))
+            .map(|a| a.delta)
+            .sum();
+        let target = expected - dead;
+        // Over the target, something was applied twice and the bits no longer say what.
+        let twice = balance > target;
+        if twice {
+            v.duplicates += 1;
+            v.problems.push(format!(
+                "{sku}: balance {balance}, expected {target} (an adjustment applied twice)"
+            ));
+        }
+        for a in planned {
+            let copies = dlq.get(a.body.as_str()).map_or(&[][..], Vec::as_slice);
+            if !copies.is_empty() {
+                v.adjustments_dead_lettered += 1;
+                v.dlq_copies += copies.len().saturating_sub(1);
+                if copies.iter().any(|c| c.reason.is_none()) {
+                    v.problems.push(format!(
+                        "adjustment {} is in the inventory DLQ without a reason",
+                        a.id
+                    ));
+                }
+            }
+            let applied = a.valid() && (balance & a.delta != 0 || twice) && copies.is_empty();
+            if a.valid() && !twice && balance & a.delta != 0 && !copies.is_empty() {
+                v.problems.push(format!(
+                    "adjustment {} was applied and is also in the inventory DLQ",
+                    a.id
+                ));
+            }
+            if applied {
+                v.adjustments_applied += 1;
+                if observed.outcomes.get(&a.id).map(String::as_str) != Some("succeeded") {
+                    v.problems.push(format!(
+                        "applied adjustment {} has no succeeded outcome",
+                        a.id
+                    ));
+                }
+            } else if copies.is_empty() {
+                v.lost += 1;
+                v.problems.push(format!(
+                    "adjustment {} ({sku} #{}) is lost: not applied and not in the inventory DLQ",
+                    a.id, a.sequence
+                ));
+            }
+        }
+        if last != last_planned {
+            v.problems.push(format!(
+                "{sku}: the store consumed its sequence up to {last}, not {last_planned}"
+            ));
+        }
+    }
+    let known: BTreeSet<&str> = adjustments.iter().map(|a| a.body.as_str()).collect();
+    for body in dlq.keys() {
+        if !known.contains(body) {
+            v.problems
+                .push(format!("unexpected message in the inventory DLQ: {body}"));
+        }
+    }
+    if observed.inventory_pending > 0 {
+        v.problems.push(format!(
+            "{} messages are still in the inventory queue",
+            observed.inventory_pending
+        ));
+    }
 }
 
 /// Counts `injected fault: <name>` lines by name (the functions and the invoker wrapper log
