@@ -21,6 +21,8 @@ use bytes::Bytes;
 use nightshift_local::harness::{Harness, HarnessOptions};
 use nightshift_local::invoker::InProcessInvoker;
 
+use crate::lambda_api::request;
+
 const ROLE: &str = "arn:aws:iam::000000000000:role/scheduler";
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -348,6 +350,31 @@ async fn schedules_are_created_read_updated_listed_and_deleted() -> Result<()> {
         .expect("the API schedule in status");
     assert!(listed.api && !listed.enabled);
     assert_eq!(listed.group, "default");
+    let table = nightshift_local::cli::render_schedules(&status.schedules);
+    let line = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("default/follow-up").contains("api"), "{table}");
+    assert!(line("default/follow-up").contains("DISABLED"), "{table}");
+    assert!(line("default/nightly").contains("template"), "{table}");
+    // `nightshift schedule list` prints that table from the control endpoint.
+    let port = h.emulator().addr().port().to_string();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nightshift"))
+        .args(["--port", &port, "schedule", "list"])
+        .env_remove("NIGHTSHIFT_PORT")
+        .output()
+        .await?;
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(printed, table);
 
     c.delete_schedule().name("follow-up").send().await?;
     let gone = c.get_schedule().name("follow-up").send().await;
@@ -749,6 +776,60 @@ async fn schedules_survive_a_restart_without_firing_twice() -> Result<()> {
     );
     assert_eq!(messages.iter().filter(|b| *b == "tomorrow").count(), 1);
     assert!(messages.iter().filter(|b| *b == "hourly").count() >= 24);
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_wire_shape_of_errors_and_required_members() -> Result<()> {
+    let h = start(None).await?;
+    let jobs = queue_arn(&h, "Jobs");
+    let post = |path: &'static str, body: serde_json::Value| {
+        let h = &h;
+        async move { request(h, "POST", path, &[], body.to_string().as_bytes()).await }
+    };
+    let complete = serde_json::json!({
+        "ScheduleExpression": "rate(1 hour)",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "Target": {"Arn": jobs, "RoleArn": ROLE, "Input": "raw"},
+    });
+    for member in ["ScheduleExpression", "FlexibleTimeWindow", "Target"] {
+        let mut body = complete.clone();
+        body.as_object_mut().unwrap().remove(member);
+        let answer = post("/schedules/raw", body).await?;
+        assert_eq!(answer.status, 400, "{member}");
+        assert_eq!(
+            answer.headers.get("x-amzn-errortype").map(String::as_str),
+            Some("ValidationException")
+        );
+        let message = answer.json()["Message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(member), "{member}: {message}");
+    }
+    let mut no_role = complete.clone();
+    no_role["Target"].as_object_mut().unwrap().remove("RoleArn");
+    assert_eq!(post("/schedules/raw", no_role).await?.status, 400);
+
+    let created = post("/schedules/raw", complete.clone()).await?;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let conflict = post("/schedules/raw", complete).await?;
+    assert_eq!(conflict.status, 409);
+    assert_eq!(
+        conflict.headers.get("x-amzn-errortype").map(String::as_str),
+        Some("ConflictException")
+    );
+    assert_eq!(conflict.json()["Message"], "Schedule raw already exists.");
+    let missing = request(&h, "GET", "/schedules/nope?groupName=default", &[], b"").await?;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.headers.get("x-amzn-errortype").map(String::as_str),
+        Some("ResourceNotFoundException")
+    );
+    let got = request(&h, "GET", "/schedules/raw", &[], b"").await?;
+    assert_eq!(got.json()["Target"]["Input"], "raw");
+    assert!(got.json()["CreationDate"].is_number(), "epoch seconds");
     h.shutdown().await;
     Ok(())
 }
