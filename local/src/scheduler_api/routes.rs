@@ -60,6 +60,9 @@ pub fn router(api: Arc<SchedulerApi>) -> Router {
 
 type Pairs = Query<Vec<(String, String)>>;
 
+/// The divergence row of the targets CreateSchedule and UpdateSchedule accept.
+const TARGETS_DIVERGENCE: &str = "scheduler-api-targets";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status =
@@ -124,6 +127,7 @@ async fn create_schedule(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
+    crate::divergence::announce_once(TARGETS_DIVERGENCE);
     let result = body::<ScheduleRequest>(&bytes).and_then(|r| api.create_schedule(&name, r));
     answer("CreateSchedule", result)
 }
@@ -133,6 +137,7 @@ async fn update_schedule(
     Path(name): Path<String>,
     bytes: Bytes,
 ) -> Response {
+    crate::divergence::announce_once(TARGETS_DIVERGENCE);
     let result = body::<ScheduleRequest>(&bytes).and_then(|r| api.update_schedule(&name, r));
     answer("UpdateSchedule", result)
 }
