@@ -41,9 +41,13 @@ fn options(state_dir: Option<&Path>) -> HarnessOptions {
 }
 
 async fn start(state_dir: Option<&Path>) -> Result<Harness> {
+    start_with(options(state_dir)).await
+}
+
+async fn start_with(options: HarnessOptions) -> Result<Harness> {
     let invoker = InProcessInvoker::new()
         .with_function("echo", |payload: Bytes, _ctx| async move { Ok(payload) });
-    Ok(Harness::start(options(state_dir), invoker).await?)
+    Ok(Harness::start(options, invoker).await?)
 }
 
 fn client(h: &Harness) -> Client {
@@ -830,6 +834,35 @@ async fn the_wire_shape_of_errors_and_required_members() -> Result<()> {
     let got = request(&h, "GET", "/schedules/raw", &[], b"").await?;
     assert_eq!(got.json()["Target"]["Input"], "raw");
     assert!(got.json()["CreationDate"].is_number(), "epoch seconds");
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_one_time_schedule_due_while_the_emulator_was_down_fires_late_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let h = start(Some(dir.path())).await?;
+    let c = client(&h);
+    create(&c, &h, "missed", "at(2026-01-01T01:00:00)", "missed")
+        .send()
+        .await?;
+    h.shutdown().await;
+    drop((c, h));
+
+    // Back at 03:00: the 01:00 occurrence is delivered at once, with its scheduled time.
+    let later = options(Some(dir.path())).starting_at("2026-01-01T03:00:00Z".parse()?);
+    let h = start_with(later).await?;
+    h.run_until_idle().await?;
+    assert_eq!(bodies(&h, "jobs"), ["missed"]);
+    let stats = h.emulator().schedules().schedule_stats("missed")?;
+    assert_eq!(stats.last_fire, Some("2026-01-01T01:00:00Z".parse()?));
+    h.shutdown().await;
+    drop(h);
+
+    let again = options(Some(dir.path())).starting_at("2026-01-01T04:00:00Z".parse()?);
+    let h = start_with(again).await?;
+    h.run_until_idle().await?;
+    assert_eq!(bodies(&h, "jobs"), ["missed"], "not a second time");
     h.shutdown().await;
     Ok(())
 }

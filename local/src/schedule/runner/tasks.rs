@@ -9,6 +9,7 @@ use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 use super::{Entry, Inner, Occurrence, RunnerError, lock, uuid_from};
 use crate::activity::Tracker;
+use crate::schedule::ScheduleExpression;
 use crate::schedule::anchors::Anchor;
 use crate::shutdown::Signal;
 
@@ -43,16 +44,22 @@ impl Inner {
     }
 
     /// Starts the task of a schedule added at run time, at `now`: its stored creation time
-    /// anchors a rate when it is before `now` (a restart).
+    /// anchors a rate when it is before `now` (a restart). An enabled one-time schedule whose
+    /// time passed while the emulator was down fires at once, late, with its own scheduled
+    /// time: it is enabled because it never fired (the Scheduler API disables the ones that
+    /// did), and AWS would have fired it.
     pub(super) fn spawn_schedule(self: &Arc<Self>, entry: Arc<Entry>, now: DateTime<Utc>) {
-        let stored = entry
-            .created_at
-            .filter(|at| *at < now)
-            .map(|anchor| Anchor {
-                expression: entry.def.expression.clone(),
-                anchor,
-            });
-        let (created_at, first) = entry.first_fire(now, stored.as_ref());
+        let restarted = entry.created_at.filter(|at| *at < now);
+        let stored = restarted.map(|anchor| Anchor {
+            expression: entry.def.expression.clone(),
+            anchor,
+        });
+        let (created_at, mut first) = entry.first_fire(now, stored.as_ref());
+        if let (None, Some(created), ScheduleExpression::At(_)) =
+            (first, restarted, &entry.schedule.expression)
+        {
+            first = entry.schedule.next_fire_after(created, created);
+        }
         self.spawn_task(entry, first, created_at);
     }
 
