@@ -51,11 +51,16 @@ async fn start_with(options: HarnessOptions) -> Result<Harness> {
 }
 
 fn client(h: &Harness) -> Client {
+    client_at(&h.endpoint())
+}
+
+fn client_at(endpoint: &str) -> Client {
     let config = aws_sdk_scheduler::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(h.endpoint())
+        .endpoint_url(endpoint)
+        // The endpoint is plain HTTP on loopback: no TLS needed.
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .build();
     Client::from_conf(config)
@@ -864,5 +869,131 @@ async fn a_one_time_schedule_due_while_the_emulator_was_down_fires_late_once() -
     h.run_until_idle().await?;
     assert_eq!(bodies(&h, "jobs"), ["missed"], "not a second time");
     h.shutdown().await;
+    Ok(())
+}
+
+/// `nightshift up` on the manual clock as a process, with only a `jobs` queue, and the
+/// port it serves once its banner is printed.
+struct Up {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Up {
+    async fn start(dir: &Path) -> Result<Up> {
+        use tokio::io::AsyncBufReadExt;
+        let template = dir.join("t.yaml");
+        std::fs::write(
+            &template,
+            "Transform: AWS::Serverless-2016-10-31\nResources:\n  Jobs:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: jobs}\n",
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_nightshift"))
+            .current_dir(dir)
+            .args(["--port", &port.to_string(), "up", "--template"])
+            .arg(&template)
+            .args(["--env-file", "none", "--state-dir"])
+            .arg(dir.join("state"))
+            .args(["--clock", "manual", "--clock-start", "2026-01-01T00:00:00Z"])
+            .arg("--no-build")
+            .env_remove("NIGHTSHIFT_PORT")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        while let Some(line) = lines.next_line().await? {
+            if line.contains("ctrl-c to stop") {
+                // Keep draining, so the emulator never blocks on a full pipe.
+                tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                return Ok(Up { child, port });
+            }
+        }
+        anyhow::bail!("nightshift up ended before it served")
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn advance(&self, by: &str) -> Result<()> {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nightshift"))
+            .args(["--port", &self.port.to_string(), "advance", by])
+            .env_remove("NIGHTSHIFT_PORT")
+            .output()
+            .await?;
+        anyhow::ensure!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
+    /// Every message body of `jobs` visible now (received, so in flight until the clock
+    /// moves past their visibility timeout).
+    async fn bodies(&self) -> Result<Vec<String>> {
+        let sqs = crate::sqs::client(&self.endpoint());
+        let url = format!("{}/000000000000/jobs", self.endpoint());
+        let mut bodies = Vec::new();
+        loop {
+            let got = sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .send()
+                .await?;
+            let messages = got.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(bodies);
+            }
+            bodies.extend(messages.into_iter().filter_map(|m| m.body));
+        }
+    }
+
+    /// SIGKILL, as `kill -9`.
+    async fn kill(mut self) -> Result<()> {
+        self.child.start_kill()?;
+        self.child.wait().await?;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn kill_9_keeps_schedules_and_does_not_fire_a_one_time_schedule_twice() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let up = Up::start(dir.path()).await?;
+    let c = client_at(&up.endpoint());
+    let jobs = "arn:aws:sqs:us-east-1:000000000000:jobs";
+    for (name, expression) in [
+        ("once", "at(2026-01-01T00:30:00)"),
+        ("later", "at(2026-01-01T05:00:00)"),
+    ] {
+        c.create_schedule()
+            .name(name)
+            .schedule_expression(expression)
+            .flexible_time_window(off())
+            .target(target(jobs, name))
+            .send()
+            .await?;
+    }
+    up.advance("1h").await?;
+    assert_eq!(up.bodies().await?, ["once"], "fired before the kill");
+    up.kill().await?;
+
+    // The manual clock starts at 00:00 again, before `once`'s time.
+    let up = Up::start(dir.path()).await?;
+    let c = client_at(&up.endpoint());
+    let names = names(&c).await;
+    assert_eq!(names, ["later", "once"]);
+    up.advance("6h").await?;
+    let mut bodies = up.bodies().await?;
+    bodies.sort();
+    // `once` is the message sent before the kill, visible again: not a second one.
+    assert_eq!(bodies, ["later", "once"], "each exactly once");
+    up.kill().await?;
     Ok(())
 }
