@@ -127,16 +127,6 @@ pub enum SchedulerApiError {
     /// The state dir's file could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A kept schedule no longer fits the template (its target or dead-letter queue is gone).
-    #[error("kept schedule {group}/{name}: {message}")]
-    Kept {
-        /// Its group.
-        group: String,
-        /// Its name.
-        name: String,
-        /// Why.
-        message: String,
-    },
 }
 
 /// The Scheduler API's state and operations; one per emulator.
@@ -189,26 +179,9 @@ impl SchedulerApi {
             .groups
             .entry(DEFAULT_GROUP.to_owned())
             .or_insert_with(|| api.group(DEFAULT_GROUP, now, BTreeMap::new()));
-        for (group, schedules) in &state.schedules {
-            for (name, kept) in schedules {
-                let kept_err = |message: String| SchedulerApiError::Kept {
-                    group: group.clone(),
-                    name: name.clone(),
-                    message,
-                };
-                // Checked at the time it was created: an `at` now past is kept all the same.
-                let mut def = validation::schedule_def(
-                    name,
-                    group,
-                    &kept.request,
-                    template,
-                    kept.last_modification_date,
-                )
-                .map_err(|e| kept_err(e.message))?;
-                def.enabled &= !kept.completed;
-                api.runner
-                    .add(def, group, kept.last_modification_date)
-                    .map_err(|e| kept_err(e.to_string()))?;
+        for schedules in state.schedules.values() {
+            for kept in schedules.values() {
+                api.run_kept(kept);
             }
         }
         let count: usize = state.schedules.values().map(BTreeMap::len).sum();
@@ -411,7 +384,7 @@ impl SchedulerApi {
         if let Err(e) = self.save(&next) {
             self.runner.remove(group, name);
             if let Some(previous) = previous {
-                self.restore(&previous);
+                self.run_kept(&previous);
             }
             return Err(e.into());
         }
@@ -419,8 +392,11 @@ impl SchedulerApi {
         Ok(())
     }
 
-    /// Hands a kept schedule back to the runner, after a change that could not be written.
-    fn restore(&self, kept: &StoredSchedule) {
+    /// Hands a kept schedule to the runner (at start, or back after a change that could not
+    /// be written), disabled once it completed. One that no longer fits the template (its
+    /// target or dead-letter queue is gone from it) stays readable but does not run: logged.
+    fn run_kept(&self, kept: &StoredSchedule) {
+        // Checked as at its last change: an `at` now past is kept all the same.
         let def = validation::schedule_def(
             &kept.name,
             &kept.group,
@@ -428,14 +404,17 @@ impl SchedulerApi {
             &self.template,
             kept.last_modification_date,
         );
-        if let Ok(mut def) = def {
-            def.enabled &= !kept.completed;
-            if let Err(e) = self
-                .runner
-                .add(def, &kept.group, kept.last_modification_date)
-            {
-                tracing::warn!(schedule = %kept.name, error = %e, "schedule not restored");
+        let added = match def {
+            Ok(mut def) => {
+                def.enabled &= !kept.completed;
+                self.runner
+                    .add(def, &kept.group, kept.last_modification_date)
+                    .map_err(|e| e.to_string())
             }
+            Err(e) => Err(e.message),
+        };
+        if let Err(error) = added {
+            tracing::warn!(group = %kept.group, schedule = %kept.name, %error, "kept schedule does not run");
         }
     }
 

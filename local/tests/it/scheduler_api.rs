@@ -997,3 +997,86 @@ async fn kill_9_keeps_schedules_and_does_not_fire_a_one_time_schedule_twice() ->
     up.kill().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_schedule_whose_queue_is_gone_ends_in_its_dead_letter_queue() -> Result<()> {
+    let h = start(None).await?;
+    let c = client(&h);
+    let no_retries = RetryPolicy::builder().maximum_retry_attempts(0).build();
+    let dlq = DeadLetterConfig::builder()
+        .arn(queue_arn(&h, "ScheduleDLQ"))
+        .build();
+    c.create_schedule()
+        .name("to-a-gone-queue")
+        .schedule_expression("at(2026-01-01T00:10:00)")
+        .flexible_time_window(off())
+        .target(
+            Target::builder()
+                .arn(queue_arn(&h, "Jobs"))
+                .role_arn(ROLE)
+                .input("lost?")
+                .retry_policy(no_retries)
+                .dead_letter_config(dlq)
+                .build()?,
+        )
+        .send()
+        .await?;
+    h.emulator().engine().delete_queue("jobs")?;
+    h.advance(HOUR).await?;
+    let dead = h.messages("schedule-dlq")?;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].body, "lost?");
+    let code = dead[0].message_attributes["ERROR_CODE"]
+        .string_value
+        .clone();
+    assert_eq!(
+        code.as_deref(),
+        Some("AWS.SimpleQueueService.NonExistentQueue")
+    );
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_kept_schedule_whose_target_left_the_template_is_kept_but_does_not_run() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let h = start(Some(dir.path())).await?;
+    let c = client(&h);
+    c.create_schedule()
+        .name("fifo-daily")
+        .schedule_expression("rate(1 day)")
+        .flexible_time_window(off())
+        .target(
+            Target::builder()
+                .arn(queue_arn(&h, "JobsFifo"))
+                .role_arn(ROLE)
+                .sqs_parameters(SqsParameters::builder().message_group_id("g").build())
+                .build()?,
+        )
+        .send()
+        .await?;
+    h.shutdown().await;
+    drop((c, h));
+
+    let fixture = local_dir().join("tests/fixtures/templates/scheduler-api.yaml");
+    let text = std::fs::read_to_string(&fixture)?;
+    let fifo = "  JobsFifo:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: jobs.fifo, FifoQueue: true, ContentBasedDeduplication: true}\n";
+    assert!(text.contains(fifo));
+    let template = dir.path().join("without-fifo.yaml");
+    std::fs::write(&template, text.replace(fifo, ""))?;
+    let mut options = options(Some(dir.path()));
+    options.up.template = template;
+    let h = start_with(options).await?;
+    let c = client(&h);
+    let kept = c.get_schedule().name("fifo-daily").send().await?;
+    assert_eq!(kept.schedule_expression(), Some("rate(1 day)"));
+    assert!(
+        !h.emulator()
+            .status()
+            .schedules
+            .iter()
+            .any(|s| s.name == "fifo-daily")
+    );
+    h.shutdown().await;
+    Ok(())
+}
