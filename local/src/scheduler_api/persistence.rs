@@ -89,3 +89,39 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler_api::model::StoredGroup;
+
+    #[test]
+    fn saves_whole_states_and_ignores_a_write_cut_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        assert_eq!(store.load().unwrap(), SchedulerState::default());
+        let mut state = SchedulerState::default();
+        state.groups.insert(
+            "orders".into(),
+            StoredGroup {
+                name: "orders".into(),
+                arn: "arn:aws:scheduler:us-east-1:000000000000:schedule-group/orders".into(),
+                creation_date: "2026-01-01T00:00:00Z".parse().unwrap(),
+                tags: [("team".to_owned(), "growth".to_owned())].into(),
+            },
+        );
+        store.save(&state).unwrap();
+        // A crash while writing the next state leaves only the temporary file.
+        std::fs::write(dir.path().join("scheduler.json.tmp"), b"{\"groups\":").unwrap();
+        assert_eq!(store.load().unwrap(), state);
+    }
+
+    #[test]
+    fn a_file_it_did_not_write_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), b"not json").unwrap();
+        let err = Store::new(dir.path()).load().unwrap_err();
+        assert!(matches!(err, StoreError::Parse { .. }));
+        assert!(err.to_string().contains("scheduler.json"), "{err}");
+    }
+}

@@ -267,3 +267,93 @@ fn retry_policy(request: &ScheduleRequest) -> Result<RetryPolicy, ApiError> {
         .map_err(|e| ApiError::validation(e.to_string()))?;
     Ok(policy)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler_api::model::{FlexibleTimeWindow, RetryPolicy as WireRetry, Target};
+
+    #[test]
+    fn names_are_1_to_64_of_the_allowed_characters() {
+        assert!(check_name("name", "a").is_ok());
+        assert!(check_name("name", &"a".repeat(64)).is_ok());
+        assert!(check_name("name", "Job-1_v2.final").is_ok());
+        for bad in ["", &"a".repeat(65), "a b", "a/b", "é"] {
+            let err = check_name("name", bad).unwrap_err();
+            assert_eq!(
+                err.code,
+                crate::scheduler_api::ErrorCode::Validation,
+                "{bad:?}"
+            );
+        }
+    }
+
+    fn window(mode: &str, minutes: Option<i64>) -> ScheduleRequest {
+        ScheduleRequest {
+            flexible_time_window: Some(FlexibleTimeWindow {
+                mode: Some(mode.to_owned()),
+                maximum_window_in_minutes: minutes,
+            }),
+            ..ScheduleRequest::default()
+        }
+    }
+
+    #[test]
+    fn flexible_windows_are_off_or_1_to_1440_minutes() {
+        assert_eq!(flexible_window(&window("OFF", None)).unwrap(), None);
+        assert_eq!(
+            flexible_window(&window("FLEXIBLE", Some(1))).unwrap(),
+            Some(1)
+        );
+        assert_eq!(
+            flexible_window(&window("FLEXIBLE", Some(1440))).unwrap(),
+            Some(1440)
+        );
+        for (mode, minutes) in [
+            ("FLEXIBLE", Some(0)),
+            ("FLEXIBLE", Some(1441)),
+            ("FLEXIBLE", None),
+            ("OFF", Some(5)),
+            ("SOMETIMES", None),
+        ] {
+            assert!(
+                flexible_window(&window(mode, minutes)).is_err(),
+                "{mode} {minutes:?}"
+            );
+        }
+        assert!(flexible_window(&ScheduleRequest::default()).is_err());
+    }
+
+    #[test]
+    fn retry_policies_default_to_aws_and_stay_in_bounds() {
+        let with = |age, attempts| ScheduleRequest {
+            target: Some(Target {
+                retry_policy: Some(WireRetry {
+                    maximum_event_age_in_seconds: age,
+                    maximum_retry_attempts: attempts,
+                }),
+                ..Target::default()
+            }),
+            ..ScheduleRequest::default()
+        };
+        assert_eq!(
+            retry_policy(&ScheduleRequest::default()).unwrap(),
+            RetryPolicy::default()
+        );
+        let edges = retry_policy(&with(Some(60), Some(0))).unwrap();
+        assert_eq!((edges.max_event_age_s, edges.max_retry_attempts), (60, 0));
+        let top = retry_policy(&with(Some(86_400), Some(185))).unwrap();
+        assert_eq!((top.max_event_age_s, top.max_retry_attempts), (86_400, 185));
+        for (age, attempts) in [
+            (Some(59), None),
+            (Some(86_401), None),
+            (None, Some(-1)),
+            (None, Some(186)),
+        ] {
+            assert!(
+                retry_policy(&with(age, attempts)).is_err(),
+                "{age:?} {attempts:?}"
+            );
+        }
+    }
+}

@@ -245,6 +245,27 @@ async fn schedule_groups_and_tags() -> Result<()> {
         .send()
         .await;
     assert_eq!(code(in_missing), "ResourceNotFoundException");
+    create(&c, &h, "refund", "rate(1 day)", "{}")
+        .group_name("orders")
+        .send()
+        .await?;
+    let in_orders = c.list_schedules().group_name("orders").send().await?;
+    let listed: Vec<_> = in_orders
+        .schedules()
+        .iter()
+        .map(|s| (s.group_name(), s.name()))
+        .collect();
+    assert_eq!(listed, [(Some("orders"), Some("refund"))]);
+    let got = c
+        .get_schedule()
+        .name("refund")
+        .group_name("orders")
+        .send()
+        .await?;
+    assert_eq!(
+        got.arn(),
+        Some("arn:aws:scheduler:us-east-1:000000000000:schedule/orders/refund")
+    );
     let default_gone = c.delete_schedule_group().name("default").send().await;
     assert_eq!(code(default_gone), "ValidationException");
     c.delete_schedule_group().name("customers").send().await?;
