@@ -1101,3 +1101,90 @@ async fn a_kept_schedule_whose_target_left_the_template_is_kept_but_does_not_run
     h.shutdown().await;
     Ok(())
 }
+
+/// `aws scheduler ...` (the AWS CLI) against the endpoint; `None` when no `aws` is installed.
+async fn aws(h: &Harness, args: &[&str]) -> Result<Option<(bool, String, String)>> {
+    let out = tokio::process::Command::new("aws")
+        .arg("scheduler")
+        .args(args)
+        .args(["--endpoint-url", &h.endpoint(), "--output", "json"])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_PAGER", "")
+        .output()
+        .await;
+    match out {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+        Ok(out) => Ok(Some((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))),
+    }
+}
+
+#[tokio::test]
+async fn the_aws_cli_creates_lists_and_deletes_schedules() -> Result<()> {
+    let h = start(None).await?;
+    let target = serde_json::json!({
+        "Arn": queue_arn(&h, "Jobs"),
+        "RoleArn": ROLE,
+        "Input": "{\"kind\":\"follow-up\"}",
+    })
+    .to_string();
+    let create = [
+        "create-schedule",
+        "--name",
+        "follow-up",
+        "--schedule-expression",
+        "at(2026-01-04T09:00:00)",
+        "--schedule-expression-timezone",
+        "Europe/Berlin",
+        "--flexible-time-window",
+        "Mode=OFF",
+        "--action-after-completion",
+        "DELETE",
+        "--target",
+        &target,
+    ];
+    let Some((ok, out, err)) = aws(&h, &create).await? else {
+        eprintln!("no aws CLI installed: skipped");
+        return Ok(());
+    };
+    assert!(ok, "{err}");
+    assert!(out.contains("schedule/default/follow-up"), "{out}");
+    let (ok, out, err) = aws(&h, &["list-schedules", "--name-prefix", "follow"])
+        .await?
+        .expect("aws");
+    assert!(ok, "{err}");
+    assert!(out.contains("\"Name\": \"follow-up\""), "{out}");
+    let (ok, _, err) = aws(
+        &h,
+        &[
+            "create-schedule",
+            "--name",
+            "bad",
+            "--schedule-expression",
+            "rate(1 hours)",
+            "--flexible-time-window",
+            "Mode=OFF",
+            "--target",
+            &target,
+        ],
+    )
+    .await?
+    .expect("aws");
+    assert!(!ok);
+    assert!(err.contains("ValidationException"), "{err}");
+
+    h.advance(Duration::from_secs(4 * 86_400)).await?;
+    assert_eq!(bodies(&h, "jobs"), [r#"{"kind":"follow-up"}"#]);
+    let (ok, _, err) = aws(&h, &["get-schedule", "--name", "follow-up"])
+        .await?
+        .expect("aws");
+    assert!(!ok && err.contains("ResourceNotFoundException"), "{err}");
+    h.shutdown().await;
+    Ok(())
+}
