@@ -214,6 +214,7 @@ impl SchedulerApi {
             arn: self.group_arn(name),
             creation_date: now,
             tags,
+            client_token: None,
         }
     }
 
@@ -558,17 +559,23 @@ impl SchedulerApi {
         ))
     }
 
-    /// CreateScheduleGroup: answers `{"ScheduleGroupArn"}`.
+    /// CreateScheduleGroup: answers `{"ScheduleGroupArn"}`; a retry with the same
+    /// `ClientToken` answers the same ARN instead of `ConflictException`.
     pub fn create_group(&self, name: &str, request: GroupRequest) -> Result<Value, ApiError> {
         validation::check_name("name", name)?;
         let tags = tag_map(&request.tags)?;
         let mut state = self.lock();
-        if state.groups.contains_key(name) {
+        if let Some(existing) = state.groups.get(name) {
+            // A retry of the request that created it (same ClientToken) gets the same answer.
+            if request.client_token.is_some() && existing.client_token == request.client_token {
+                return Ok(json!({ "ScheduleGroupArn": existing.arn }));
+            }
             return Err(ApiError::conflict(format!(
                 "Schedule group {name} already exists."
             )));
         }
-        let group = self.group(name, self.clock.now(), tags);
+        let mut group = self.group(name, self.clock.now(), tags);
+        group.client_token = request.client_token;
         let arn = group.arn.clone();
         let mut next = state.clone();
         next.groups.insert(name.to_owned(), group);

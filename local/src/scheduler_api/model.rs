@@ -161,6 +161,9 @@ pub struct StoredGroup {
     /// Its tags.
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// The `ClientToken` of the CreateScheduleGroup that made it.
+    #[serde(default)]
+    pub client_token: Option<String>,
 }
 
 /// Everything the Scheduler API keeps: groups and their schedules, by name.

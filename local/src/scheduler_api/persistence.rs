@@ -108,6 +108,7 @@ mod tests {
                 arn: "arn:aws:scheduler:us-east-1:000000000000:schedule-group/orders".into(),
                 creation_date: "2026-01-01T00:00:00Z".parse().unwrap(),
                 tags: [("team".to_owned(), "growth".to_owned())].into(),
+                client_token: None,
             },
         );
         store.save(&state).unwrap();

@@ -173,6 +173,15 @@ async fn schedule_groups_and_tags() -> Result<()> {
     );
     let again = c.create_schedule_group().name("customers").send().await;
     assert_eq!(code(again), "ConflictException");
+    let token = |t: &str| c.create_schedule_group().name("tokened").client_token(t);
+    let first = token("t-1").send().await?.schedule_group_arn;
+    assert_eq!(
+        token("t-1").send().await?.schedule_group_arn,
+        first,
+        "a retry"
+    );
+    assert_eq!(code(token("t-2").send().await), "ConflictException");
+    c.delete_schedule_group().name("tokened").send().await?;
     c.create_schedule_group().name("orders").send().await?;
 
     // Pagination and prefix.
