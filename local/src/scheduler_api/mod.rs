@@ -9,6 +9,11 @@
 //! each operation: validate, hand the runner the schedule, write the file, and only then
 //! change what it serves, undoing the runner's part if the file cannot be written.
 //!
+//! Restarts: a one-time schedule is written as completed when its occurrence starts, before
+//! it is delivered, so a restart (even after `kill -9`) never fires it again; a kill in the
+//! instant between the two loses that occurrence rather than sending it twice. One whose time
+//! passed while the emulator was down fires late, once, at the next start.
+//!
 //! Name space: the template's Scheduler schedules are in group `default` with the API's;
 //! GetSchedule and ListSchedules show them, CreateSchedule cannot reuse their names, and
 //! UpdateSchedule and DeleteSchedule refuse them with `ConflictException` ("Updating or
