@@ -114,6 +114,13 @@ pub enum DlqCommand {
 /// `nightshift schedule ...`.
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
+    /// List the running emulator's schedules: the template's and those created through the
+    /// Scheduler API.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the next fire times of an expression, one RFC 3339 timestamp per line.
     Next {
         /// `cron(...)`, `rate(...)` or `at(...)`.
@@ -305,6 +312,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Schedule {
+            command: ScheduleCommand::List { json },
+        } => {
+            let status = client.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status.schedules)?);
+            } else {
+                print!("{}", render_schedules(&status.schedules));
+            }
+            Ok(())
+        }
+        Command::Schedule {
             command:
                 ScheduleCommand::Next {
                     expression,
@@ -391,6 +409,29 @@ fn render_started(status: &Status) -> String {
         ));
     }
     out.push_str("  ctrl-c to stop\n");
+    out
+}
+
+/// The table of `nightshift schedule list`: one line per schedule, its group, where it comes
+/// from (`template` or `api`), its state, expression and zone, target and next fire time.
+pub fn render_schedules(schedules: &[crate::status::ScheduleStatus]) -> String {
+    let mut out = format!(
+        "{:<40}{:<10}{:<10}{:<32}{:<30}{}\n",
+        "GROUP/NAME", "SOURCE", "STATE", "EXPRESSION (ZONE)", "TARGET", "NEXT FIRE"
+    );
+    for s in schedules {
+        out.push_str(&format!(
+            "{:<40}{:<10}{:<10}{:<32}{:<30}{}\n",
+            format!("{}/{}", s.group, s.name),
+            if s.api { "api" } else { "template" },
+            if s.enabled { "ENABLED" } else { "DISABLED" },
+            format!("{} ({})", s.expression, s.timezone),
+            s.function,
+            s.next_fire
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| "never".into())
+        ));
+    }
     out
 }
 

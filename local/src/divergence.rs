@@ -146,6 +146,13 @@ pub const ALL: &[Divergence] = &[
         trigger: Trigger::Refused,
     },
     Divergence {
+        id: "scheduler-api-targets",
+        place: "Scheduler API targets",
+        aws: "any well-formed ARN is accepted; a bad target fails at delivery",
+        emulator: "`CreateSchedule` and `UpdateSchedule` refuse (`ValidationException`) a target that is not a function or queue of the template, a FIFO queue without `MessageGroupId`, and a dead-letter queue that is not a standard queue of the template",
+        trigger: Trigger::Request,
+    },
+    Divergence {
         id: "schedule-default-input",
         place: "Scheduler target without `Input`",
         aws: "a \"default notification\", shape undocumented",

@@ -22,6 +22,7 @@ use crate::invoker::{
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats};
 use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
+use crate::scheduler_api::SchedulerApi;
 use crate::shutdown::{Shutdown, Signal};
 use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
 use crate::sqs::model::OutgoingMessage;
@@ -69,6 +70,9 @@ pub enum EmulatorError {
     /// An SQS event source of the template cannot be mapped.
     #[error(transparent)]
     Mapping(#[from] crate::mapping::MappingError),
+    /// The Scheduler API's kept schedules could not be loaded.
+    #[error(transparent)]
+    SchedulerApi(#[from] crate::scheduler_api::SchedulerApiError),
     /// A schedule could not be set up, started or fired.
     #[error(transparent)]
     Schedule(#[from] crate::schedule::runner::RunnerError),
@@ -198,6 +202,7 @@ pub struct Emulator {
     runtime: Option<Runtime>,
     mappings: std::sync::Mutex<Vec<MappingHandle>>,
     schedules: ScheduleRunner,
+    scheduler_api: Arc<SchedulerApi>,
     schedules_task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     addr: SocketAddr,
     stop: Shutdown,
@@ -625,16 +630,25 @@ impl Emulator {
             Some(engine.clone()),
             clock.clone(),
         );
+        let runner_config = RunnerConfig {
+            region: options.region.clone(),
+            state_dir: options.state_dir.clone(),
+            ..RunnerConfig::default()
+        };
         let schedules = ScheduleRunner::new(
             &template,
             queues.clone(),
             Some(engine.clone()),
             clock.clone(),
-            RunnerConfig {
-                region: options.region.clone(),
-                state_dir: options.state_dir.clone(),
-                ..RunnerConfig::default()
-            },
+            runner_config.clone(),
+        )?;
+        // Before the runner starts, so the kept schedules start with the template's.
+        let scheduler_api = SchedulerApi::open(
+            &template,
+            schedules.clone(),
+            clock.clone(),
+            options.state_dir.as_deref(),
+            &runner_config,
         )?;
         let schedules_task = schedules.start(stop.signal())?;
 
@@ -653,6 +667,7 @@ impl Emulator {
             runtime,
             mappings: std::sync::Mutex::new(mappings),
             schedules,
+            scheduler_api,
             schedules_task: std::sync::Mutex::new(Some(schedules_task)),
             addr,
             stop,
@@ -818,6 +833,11 @@ impl Emulator {
     /// The schedule runner (for `wait_idle` and finer control in tests).
     pub fn schedules(&self) -> &ScheduleRunner {
         &self.schedules
+    }
+
+    /// The EventBridge Scheduler API served on the endpoint.
+    pub fn scheduler_api(&self) -> &Arc<SchedulerApi> {
+        &self.scheduler_api
     }
 
     /// Fires a schedule now (scheduled time = the clock's now) and returns the first attempt of
@@ -1067,6 +1087,8 @@ impl Emulator {
                 .into_iter()
                 .map(|s| ScheduleStatus {
                     name: s.name,
+                    group: s.group,
+                    api: s.dynamic,
                     function: s.target,
                     expression: s.expression,
                     timezone: s.timezone,

@@ -42,6 +42,7 @@ pub mod lambda_api;
 pub mod mapping;
 pub mod runtime;
 pub mod schedule;
+pub mod scheduler_api;
 mod server;
 pub mod shutdown;
 pub mod sqs;

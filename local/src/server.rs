@@ -1,6 +1,7 @@
 //! server: the emulator's one HTTP endpoint. It merges the SQS JSON protocol
-//! ([`crate::sqs::server`]), the control API of the CLI ([`crate::control`]) and Lambda's Invoke
-//! API ([`crate::lambda_api`]) on one listener, and serves it until the emulator stops.
+//! ([`crate::sqs::server`]), the control API of the CLI ([`crate::control`]), Lambda's Invoke
+//! API ([`crate::lambda_api`]) and the EventBridge Scheduler API ([`crate::scheduler_api`]) on
+//! one listener, and serves it until the emulator stops.
 //!
 //! Starting the emulator lives here, above [`crate::emulator`]: that module assembles the parts
 //! and knows none of the routers, and the routers know its [`Emulator`], so no module imports
@@ -63,6 +64,9 @@ fn router(emulator: &Arc<Emulator>) -> axum::Router {
     crate::sqs::server::router(emulator.engine().clone())
         .merge(crate::control::router(emulator.clone()))
         .merge(crate::lambda_api::router(emulator.clone()))
+        .merge(crate::scheduler_api::routes::router(
+            emulator.scheduler_api().clone(),
+        ))
 }
 
 /// Serves `emulator`'s endpoint on `listener` until `stopped` is triggered.

@@ -84,6 +84,12 @@ pub struct Status {
 pub struct ScheduleStatus {
     /// Schedule or rule name.
     pub name: String,
+    /// Schedule group (`default` for the template's schedules and rules).
+    #[serde(default = "default_group")]
+    pub group: String,
+    /// Whether it was created through the Scheduler API rather than by the template.
+    #[serde(default)]
+    pub api: bool,
     /// What it delivers to: the function it invokes, or `sqs:` and the queue's name.
     pub function: String,
     /// The expression.
@@ -102,6 +108,10 @@ pub struct ScheduleStatus {
     pub failures: u64,
     /// Occurrences sent to the dead-letter queue.
     pub dead_lettered: u64,
+}
+
+fn default_group() -> String {
+    crate::scheduler_api::model::DEFAULT_GROUP.to_owned()
 }
 
 /// A message in a dead-letter queue, for `dlq list`.

@@ -36,8 +36,8 @@ pub use delivery::{
 };
 pub use rate::{Rate, RateUnit};
 pub use runner::{
-    AttemptStatus, Failure, FireOutcome, LastResult, RunnerConfig, RunnerError, ScheduleRunner,
-    ScheduleStats,
+    AttemptStatus, CompletionHook, Failure, FireOutcome, LastResult, RunnerConfig, RunnerError,
+    ScheduleRunner, ScheduleStats,
 };
 
 /// Why a schedule expression (or its time zone) was rejected.

@@ -34,24 +34,35 @@ async fn fixture() -> Result<Harness> {
 }
 
 /// An HTTP answer: status, lower-cased headers, body.
-struct Answer {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or(Value::Null)
     }
 }
 
-/// One HTTP/1.1 request to the emulator, written by hand so the test needs no client crate.
+/// One HTTP/1.1 POST to the emulator, written by hand so the test needs no client crate.
 async fn post(h: &Harness, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<Answer> {
+    request(h, "POST", path, headers, body).await
+}
+
+/// One HTTP/1.1 request to the emulator.
+pub(crate) async fn request(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Answer> {
     let addr = h.emulator().addr();
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let mut request = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
     for (name, value) in headers {

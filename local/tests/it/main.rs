@@ -13,6 +13,7 @@ mod mapping;
 mod runtime;
 mod schedule;
 mod schedule_runner;
+mod scheduler_api;
 mod sqs;
 mod sqs_api;
 mod sqs_fifo;

@@ -132,7 +132,8 @@ impl Emulator {
     }
 }
 
-fn client(endpoint: &str) -> Client {
+/// An SQS client of the endpoint at `endpoint`.
+pub(crate) fn client(endpoint: &str) -> Client {
     let config = aws_sdk_sqs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

@@ -55,7 +55,8 @@ impl Inner {
         rng: &mut fastrand::Rng,
         stop: &mut Signal,
     ) -> Attempted {
-        let entry = &self.entries[occ.entry];
+        let entry = occ.entry.clone();
+        let entry = &*entry;
         let execution_id = new_execution_id(rng);
         let payload = entry.payload(&self.config, occ, &execution_id);
         let result = self.deliver_payload(&entry.target, &payload);

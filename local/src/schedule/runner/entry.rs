@@ -15,6 +15,7 @@ use crate::schedule::{
     ContextAttributes, FlexibleWindow, RetryPolicy, Schedule, ScheduleExpression, parse_time_zone,
     rule_arn, schedule_arn, scheduled_event_json, substitute_context,
 };
+use crate::shutdown::Shutdown;
 use crate::template::{ScheduleDef, ScheduleKind, ScheduleTarget, Template};
 
 impl Entry {
@@ -51,7 +52,9 @@ impl Entry {
         def: &ScheduleDef,
         template: &Template,
         config: &RunnerConfig,
+        group: Option<&str>,
     ) -> Result<Entry, RunnerError> {
+        let group = group.unwrap_or(&config.schedule_group);
         let expression_err = |source| RunnerError::Expression {
             schedule: def.id.clone(),
             source,
@@ -109,12 +112,9 @@ impl Entry {
             }
         };
         let arn = match def.kind {
-            ScheduleKind::ScheduleV2 => schedule_arn(
-                &config.region,
-                &config.account_id,
-                &config.schedule_group,
-                &def.name,
-            ),
+            ScheduleKind::ScheduleV2 => {
+                schedule_arn(&config.region, &config.account_id, group, &def.name)
+            }
             ScheduleKind::LegacyRule => rule_arn(&config.region, &config.account_id, &def.name),
         };
         let dlq = def.dead_letter_queue.as_ref().map(|id| {
@@ -124,6 +124,9 @@ impl Entry {
         });
         Ok(Entry {
             def: def.clone(),
+            group: group.to_owned(),
+            created_at: None,
+            removed: Shutdown::new(),
             schedule,
             target,
             target_arn,
@@ -138,6 +141,8 @@ impl Entry {
         ScheduleStats {
             id: self.def.id.clone(),
             name: self.def.name.clone(),
+            group: self.group.clone(),
+            dynamic: self.created_at.is_some(),
             target: self.target.to_string(),
             kind: self.def.kind,
             expression: self.def.expression.clone(),

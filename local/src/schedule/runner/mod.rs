@@ -1,5 +1,6 @@
-//! runner: fires the template's schedules on the emulator's clock and delivers them to functions
-//! and queues.
+//! runner: fires the template's schedules, and those the Scheduler API adds at run time
+//! ([`ScheduleRunner::add`], [`ScheduleRunner::remove`], [`ScheduleRunner::replace`]), on the
+//! emulator's clock and delivers them to functions and queues.
 //!
 //! [`ScheduleRunner`] runs one task per enabled schedule (`ScheduleV2` /
 //! `AWS::Scheduler::Schedule` and legacy `Schedule` rules). Each task computes the next fire
@@ -49,7 +50,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -82,7 +83,8 @@ pub use model::{
 /// schedules, it only stops a runaway.
 const MAX_ADVANCE_STEPS: u64 = 50_000_000;
 
-/// Fires the template's schedules; cheap to clone (one shared state).
+/// Fires the template's schedules and those added at run time; cheap to clone (one shared
+/// state).
 #[derive(Clone)]
 pub struct ScheduleRunner {
     inner: Arc<Inner>,
@@ -95,9 +97,9 @@ impl fmt::Debug for ScheduleRunner {
                 "schedules",
                 &self
                     .inner
-                    .entries
+                    .entries()
                     .iter()
-                    .map(|e| &e.def.id)
+                    .map(|e| e.def.id.clone())
                     .collect::<Vec<_>>(),
             )
             .field("started", &self.inner.started.load(Ordering::Relaxed))
@@ -105,8 +107,18 @@ impl fmt::Debug for ScheduleRunner {
     }
 }
 
+/// Called when a schedule added at run time ([`ScheduleRunner::add`]) starts its last
+/// occurrence, before delivering it, with the schedule's group and name: the Scheduler API
+/// marks a one-time schedule done (so a restart does not fire it again) and applies its
+/// `ActionAfterCompletion`.
+pub type CompletionHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
 struct Inner {
-    entries: Vec<Entry>,
+    /// The template's schedules, then those added at run time; guarded so that
+    /// [`ScheduleRunner::add`] and [`ScheduleRunner::start`] never both spawn one entry.
+    entries: RwLock<Vec<Arc<Entry>>>,
+    template: Template,
+    on_complete: Mutex<Option<CompletionHook>>,
     queues: AsyncInvoker,
     sqs: Option<SqsEngine>,
     clock: SharedClock,
@@ -140,6 +152,13 @@ impl fmt::Display for Deliver {
 /// One schedule, resolved against the template.
 struct Entry {
     def: ScheduleDef,
+    /// Its schedule group (`default` for the template's).
+    group: String,
+    /// When a schedule added at run time was created (or last updated): its rate anchor
+    /// across restarts. `None` for the template's, whose anchors live in the anchor store.
+    created_at: Option<DateTime<Utc>>,
+    /// Triggered when the schedule is removed: its task ends.
+    removed: Shutdown,
     schedule: Schedule,
     target: Deliver,
     target_arn: String,
@@ -164,7 +183,7 @@ struct Counters {
 
 /// One occurrence being delivered.
 struct Occurrence {
-    entry: usize,
+    entry: Arc<Entry>,
     scheduled: DateTime<Utc>,
     /// When the first attempt was due (after the flexible window): backoff counts from here.
     first_attempt_at: DateTime<Utc>,
@@ -197,7 +216,7 @@ impl ScheduleRunner {
         let entries = template
             .schedules
             .iter()
-            .map(|def| Entry::resolve(def, template, &config))
+            .map(|def| Entry::resolve(def, template, &config, None).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let rng = match config.seed {
             Some(seed) => fastrand::Rng::with_seed(seed),
@@ -205,7 +224,9 @@ impl ScheduleRunner {
         };
         Ok(ScheduleRunner {
             inner: Arc::new(Inner {
-                entries,
+                entries: RwLock::new(entries),
+                template: template.clone(),
+                on_complete: Mutex::new(None),
                 queues,
                 sqs,
                 clock,
@@ -230,15 +251,18 @@ impl ScheduleRunner {
         if self.inner.stop.is_triggered() {
             return Err(RunnerError::Stopped);
         }
-        if self.inner.started.swap(true, Ordering::SeqCst) {
-            return Err(RunnerError::AlreadyStarted);
-        }
         let now = self.inner.clock.now();
         let store = self.inner.config.state_dir.as_deref().map(AnchorStore::new);
         let stored = store.as_ref().map(AnchorStore::load).unwrap_or_default();
         let mut anchors = BTreeMap::new();
-        for (idx, entry) in self.inner.entries.iter().enumerate() {
-            if !entry.def.enabled {
+        // Under the lock, so an `add` racing with this spawns its entry exactly once.
+        let entries = self.inner.entries_mut();
+        if self.inner.started.swap(true, Ordering::SeqCst) {
+            return Err(RunnerError::AlreadyStarted);
+        }
+        for entry in entries.iter().filter(|e| e.def.enabled) {
+            if entry.created_at.is_some() {
+                self.inner.spawn_schedule(entry.clone(), now);
                 continue;
             }
             let (created_at, first) = entry.first_fire(now, stored.get(&entry.def.id));
@@ -251,25 +275,16 @@ impl ScheduleRunner {
                     },
                 );
             }
-            lock(&entry.counters).next_fire = first;
-            let tracker = self.inner.track();
-            let rng = lock(&self.inner.rng).fork();
-            let inner = self.inner.clone();
-            tokio::spawn(async move {
-                inner
-                    .run_schedule(idx, first, created_at, rng, tracker)
-                    .await;
-            });
+            self.inner.spawn_task(entry.clone(), first, created_at);
         }
+        let enabled = entries.iter().filter(|e| e.def.enabled).count();
+        drop(entries);
         if let Some(store) = store
             && anchors != stored
         {
             store.save(&anchors);
         }
-        tracing::info!(
-            schedules = self.inner.entries.iter().filter(|e| e.def.enabled).count(),
-            "schedule runner started"
-        );
+        tracing::info!(schedules = enabled, "schedule runner started");
         let inner = self.inner.clone();
         Ok(tokio::spawn(async move {
             let mut shutdown = shutdown;
@@ -297,14 +312,13 @@ impl ScheduleRunner {
     /// tests can show it; Lambda's retries of a failed attempt (and the Scheduler's of a failed
     /// invoke) happen in the background on the clock. Disabled schedules can be fired.
     pub async fn fire(&self, name: &str) -> Result<FireOutcome, RunnerError> {
-        let idx = self.inner.find(name)?;
+        let entry = self.inner.find(name)?;
         if self.inner.stop.is_triggered() {
             return Err(RunnerError::Stopped);
         }
-        let entry = &self.inner.entries[idx];
         let now = self.inner.clock.now();
         let mut rng = lock(&self.inner.rng).fork();
-        let mut occ = Occurrence::new(idx, now, now, uuid_from(&mut rng));
+        let mut occ = Occurrence::new(entry.clone(), now, now, uuid_from(&mut rng));
         {
             let mut c = lock(&entry.counters);
             c.fires += 1;
@@ -343,15 +357,93 @@ impl ScheduleRunner {
         })
     }
 
-    /// Per-schedule statistics, in template order.
+    /// Per-schedule statistics, in template order, then the schedules added at run time in
+    /// the order they were added.
     pub fn stats(&self) -> Vec<ScheduleStats> {
-        self.inner.entries.iter().map(Entry::stats).collect()
+        self.inner.entries().iter().map(|e| e.stats()).collect()
     }
 
     /// Statistics of one schedule (logical id, or name when unambiguous).
     pub fn schedule_stats(&self, name: &str) -> Result<ScheduleStats, RunnerError> {
-        let idx = self.inner.find(name)?;
-        Ok(self.inner.entries[idx].stats())
+        Ok(self.inner.find(name)?.stats())
+    }
+
+    /// Statistics of the schedule `name` of `group`, if there is one.
+    pub fn stats_in_group(&self, group: &str, name: &str) -> Option<ScheduleStats> {
+        self.inner
+            .entries()
+            .iter()
+            .find(|e| e.group == group && e.def.name == name)
+            .map(|e| e.stats())
+    }
+
+    /// Adds a schedule at run time (the Scheduler API's), in `group`, created (or last
+    /// updated) at `created_at`: it fires, retries and dead-letters as the template's do,
+    /// from now on if the runner is started, from [`Self::start`] otherwise. A `created_at`
+    /// before the clock's now is a schedule kept across a restart: a rate without `StartDate`
+    /// continues on its grid instead of firing at once, and an `at` already past does not
+    /// fire. Its target and dead-letter queue are logical ids of the runner's template.
+    pub fn add(
+        &self,
+        def: ScheduleDef,
+        group: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<(), RunnerError> {
+        let mut entry =
+            Entry::resolve(&def, &self.inner.template, &self.inner.config, Some(group))?;
+        entry.created_at = Some(created_at);
+        let entry = Arc::new(entry);
+        let mut entries = self.inner.entries_mut();
+        if entries
+            .iter()
+            .any(|e| e.group == group && e.def.name == def.name)
+        {
+            return Err(RunnerError::Duplicate {
+                group: group.to_owned(),
+                name: def.name,
+            });
+        }
+        entries.push(entry.clone());
+        if self.inner.started.load(Ordering::SeqCst)
+            && !self.inner.stop.is_triggered()
+            && entry.def.enabled
+        {
+            self.inner.spawn_schedule(entry, self.inner.clock.now());
+        }
+        tracing::debug!(group, schedule = %def.name, "schedule added");
+        Ok(())
+    }
+
+    /// Removes schedule `name` of `group`: it fires no more (an occurrence already being
+    /// delivered or retried finishes). False when there is no such schedule.
+    pub fn remove(&self, group: &str, name: &str) -> bool {
+        let mut entries = self.inner.entries_mut();
+        let Some(idx) = entries
+            .iter()
+            .position(|e| e.group == group && e.def.name == name)
+        else {
+            return false;
+        };
+        let entry = entries.remove(idx);
+        entry.removed.trigger();
+        tracing::debug!(group, schedule = name, "schedule removed");
+        true
+    }
+
+    /// Replaces schedule `def.name` of `group` by `def` ([`Self::remove`], then [`Self::add`]).
+    pub fn replace(
+        &self,
+        def: ScheduleDef,
+        group: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<(), RunnerError> {
+        self.remove(group, &def.name);
+        self.add(def, group, created_at)
+    }
+
+    /// Sets the hook called when a schedule added at run time starts its last occurrence.
+    pub fn on_complete(&self, hook: CompletionHook) {
+        *lock(&self.inner.on_complete) = Some(hook);
     }
 
     /// Resolves once every schedule task and pending delivery is waiting on an instant after
@@ -427,7 +519,7 @@ impl ScheduleRunner {
 
 impl Occurrence {
     fn new(
-        entry: usize,
+        entry: Arc<Entry>,
         scheduled: DateTime<Utc>,
         first_attempt_at: DateTime<Utc>,
         event_id: uuid::Uuid,

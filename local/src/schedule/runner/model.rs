@@ -48,6 +48,14 @@ pub enum RunnerError {
     /// [`ScheduleRunner::start`](super::ScheduleRunner::start) was called twice.
     #[error("the schedule runner is already started")]
     AlreadyStarted,
+    /// [`ScheduleRunner::add`](super::ScheduleRunner::add) of a name its group already has.
+    #[error("schedule {name} already exists in group {group}")]
+    Duplicate {
+        /// The group.
+        group: String,
+        /// The name.
+        name: String,
+    },
     /// The runner has been stopped.
     #[error("the schedule runner is stopped")]
     Stopped,
@@ -170,6 +178,10 @@ pub struct ScheduleStats {
     pub id: String,
     /// Schedule or rule name.
     pub name: String,
+    /// Schedule group (`default` for the template's schedules and rules).
+    pub group: String,
+    /// Whether it was added at run time (the Scheduler API) rather than by the template.
+    pub dynamic: bool,
     /// What it delivers to: the function's name, or `sqs:` and the queue's name.
     pub target: String,
     /// Scheduler or legacy rule.

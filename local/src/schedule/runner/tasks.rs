@@ -5,32 +5,80 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::{Inner, Occurrence, RunnerError, lock, uuid_from};
+use std::sync::{RwLockReadGuard, RwLockWriteGuard};
+
+use super::{Entry, Inner, Occurrence, RunnerError, lock, uuid_from};
 use crate::activity::Tracker;
+use crate::schedule::ScheduleExpression;
+use crate::schedule::anchors::Anchor;
 use crate::shutdown::Signal;
 
 /// Most attempts one occurrence can make: the first plus `MaximumRetryAttempts` (at most 185).
 const MAX_ATTEMPTS: u32 = 186;
 
 impl Inner {
-    pub(super) fn find(&self, name: &str) -> Result<usize, RunnerError> {
-        if let Some(idx) = self.entries.iter().position(|e| e.def.id == name) {
-            return Ok(idx);
+    /// The entries, for reading.
+    pub(super) fn entries(&self) -> RwLockReadGuard<'_, Vec<Arc<Entry>>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The entries, to add or remove one.
+    pub(super) fn entries_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Entry>>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn find(&self, name: &str) -> Result<Arc<Entry>, RunnerError> {
+        let entries = self.entries();
+        if let Some(entry) = entries.iter().find(|e| e.def.id == name) {
+            return Ok(entry.clone());
         }
-        let named: Vec<usize> = (0..self.entries.len())
-            .filter(|&i| self.entries[i].def.name == name)
-            .collect();
+        let named: Vec<&Arc<Entry>> = entries.iter().filter(|e| e.def.name == name).collect();
         match named.as_slice() {
             [] => Err(RunnerError::UnknownSchedule(name.to_owned())),
-            [idx] => Ok(*idx),
+            [entry] => Ok((*entry).clone()),
             many => Err(RunnerError::Ambiguous {
                 name: name.to_owned(),
-                ids: many
-                    .iter()
-                    .map(|&i| self.entries[i].def.id.clone())
-                    .collect(),
+                ids: many.iter().map(|e| e.def.id.clone()).collect(),
             }),
         }
+    }
+
+    /// Starts the task of a schedule added at run time, at `now`: its stored creation time
+    /// anchors a rate when it is before `now` (a restart). An enabled one-time schedule whose
+    /// time passed while the emulator was down fires at once, late, with its own scheduled
+    /// time: it is enabled because it never fired (the Scheduler API disables the ones that
+    /// did), and AWS would have fired it.
+    pub(super) fn spawn_schedule(self: &Arc<Self>, entry: Arc<Entry>, now: DateTime<Utc>) {
+        let restarted = entry.created_at.filter(|at| *at < now);
+        let stored = restarted.map(|anchor| Anchor {
+            expression: entry.def.expression.clone(),
+            anchor,
+        });
+        let (created_at, mut first) = entry.first_fire(now, stored.as_ref());
+        if let (None, Some(created), ScheduleExpression::At(_)) =
+            (first, restarted, &entry.schedule.expression)
+        {
+            first = entry.schedule.next_fire_after(created, created);
+        }
+        self.spawn_task(entry, first, created_at);
+    }
+
+    /// Starts one schedule's task, first firing at `first`.
+    pub(super) fn spawn_task(
+        self: &Arc<Self>,
+        entry: Arc<Entry>,
+        first: Option<DateTime<Utc>>,
+        created_at: DateTime<Utc>,
+    ) {
+        lock(&entry.counters).next_fire = first;
+        let tracker = self.track();
+        let rng = lock(&self.rng).fork();
+        let inner = self.clone();
+        tokio::spawn(async move {
+            inner
+                .run_schedule(entry, first, created_at, rng, tracker)
+                .await;
+        });
     }
 
     pub(super) fn track(&self) -> Tracker {
@@ -44,14 +92,14 @@ impl Inner {
     /// One schedule's task: waits for each fire time and delivers its occurrence.
     pub(super) async fn run_schedule(
         self: Arc<Self>,
-        idx: usize,
+        entry: Arc<Entry>,
         first: Option<DateTime<Utc>>,
         created_at: DateTime<Utc>,
         mut rng: fastrand::Rng,
         tracker: Tracker,
     ) {
-        let entry = &self.entries[idx];
         let mut stop = self.stop.signal();
+        let mut removed = entry.removed.signal();
         let mut next = first;
         // Ends with the expression (an `at`, an EndDate, the cron's years) or on stop.
         while let Some(scheduled) = next {
@@ -62,10 +110,11 @@ impl Inner {
                 tokio::select! {
                     biased;
                     () = stop.recv() => break,
+                    () = removed.recv() => break,
                     () = sleep => {}
                 }
                 tracker.run();
-            } else if stop.is_triggered() {
+            } else if stop.is_triggered() || removed.is_triggered() {
                 break;
             }
             let following = entry.schedule.next_fire_after(scheduled, created_at);
@@ -73,7 +122,7 @@ impl Inner {
                 .schedule
                 .flexible_window
                 .invocation_time(scheduled, &mut rng);
-            let mut occ = Occurrence::new(idx, scheduled, invoke_at, uuid_from(&mut rng));
+            let mut occ = Occurrence::new(entry.clone(), scheduled, invoke_at, uuid_from(&mut rng));
             {
                 let mut c = lock(&entry.counters);
                 c.fires += 1;
@@ -81,6 +130,13 @@ impl Inner {
                 c.next_fire = following;
             }
             tracing::debug!(schedule = %entry.def.id, scheduled_time = %scheduled, "schedule due");
+            if following.is_none() && entry.created_at.is_some() {
+                // Cloned out so the hook may add or remove schedules.
+                let hook = lock(&self.on_complete).clone();
+                if let Some(hook) = hook {
+                    hook(&entry.group, &entry.def.name);
+                }
+            }
             let behind = following.is_some_and(|f| f <= self.clock.now());
             let done = behind && self.attempt_due(&mut occ, &mut rng, &mut stop).await;
             if !done && !stop.is_triggered() {
@@ -139,7 +195,7 @@ impl Inner {
             }
             if stop.is_triggered() {
                 tracing::warn!(
-                    schedule = %self.entries[occ.entry].def.id,
+                    schedule = %occ.entry.def.id,
                     scheduled_time = %occ.scheduled,
                     attempt = occ.attempt,
                     "schedule delivery abandoned at shutdown"
