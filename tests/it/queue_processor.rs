@@ -62,7 +62,7 @@ async fn mixed_batch_from_fixture() {
         reasons
             .iter()
             .any(|r| r
-                == "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.signup"),
+                == "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.follow_up, user.signup"),
         "{reasons:?}"
     );
 

@@ -67,6 +67,9 @@ pub struct Template {
     /// Schedules targeting a function or (Scheduler only) a queue (SAM `Schedule`/`ScheduleV2`
     /// events, `AWS::Scheduler::Schedule`, `AWS::Events::Rule` with a `ScheduleExpression`).
     pub schedules: Vec<ScheduleDef>,
+    /// Names of the template's `AWS::Scheduler::ScheduleGroup`s, which the Scheduler API
+    /// serves besides `default` (functions create run-time schedules in them).
+    pub schedule_groups: Vec<String>,
 }
 
 /// A Lambda function (`AWS::Serverless::Function` or `AWS::Lambda::Function`).
