@@ -565,6 +565,14 @@ async fn the_real_binaries_under_the_process_runtime() {
         subjects,
         ["Welcome to nightshift", "Your order 1001 is confirmed"]
     );
+    // The binary reached the emulator's Scheduler API (AWS_ENDPOINT_URL_SCHEDULER, the
+    // template's group, role and queue): the signup's follow-up is scheduled.
+    let follow_up = h
+        .emulator()
+        .scheduler_api()
+        .get_schedule("follow-up-u-42", Some("nightshift-jobs"))
+        .unwrap();
+    assert_eq!(follow_up["ScheduleExpression"], "at(2026-11-24T09:31:00)");
     let dlq = h.emulator().dlq_list("jobs-dlq", 10).unwrap();
     assert_eq!(dlq.len(), 1);
     assert!(

@@ -192,6 +192,13 @@ fn variables_read(
             "MAIL_URL" => format!("file://{d}/outbox"),
             "BLOBS_URL" => format!("file://{d}/reports"),
             n if n.ends_with("_URL") => format!("http://127.0.0.1:9324/000000000000/{n}"),
+            // References to the stack's schedule group, role and queue, as the emulator
+            // resolves them.
+            "SCHEDULER_GROUP" => "nightshift-jobs".to_string(),
+            "SCHEDULER_ROLE_ARN" => {
+                "arn:aws:iam::000000000000:role/nightshift-JobsSchedulerRole".to_string()
+            }
+            "JOBS_QUEUE_ARN" => "arn:aws:sqs:us-east-1:000000000000:nightshift-jobs".to_string(),
             n => local[&function.id][n]
                 .as_str()
                 .map(str::to_string)
