@@ -352,7 +352,7 @@ async fn run_claimed(
             .await
             .map_err(RecordError::from_port)?;
     }
-    let result = schedule(deps, &effects).await?;
+    let result = schedule(deps, &effects, event_time(deps, record)).await?;
     let result = match &effects.adjustment {
         Some(adjustment) => apply(deps, adjustment, result).await?,
         None => result,
@@ -363,19 +363,36 @@ async fn run_claimed(
     ))
 }
 
-/// Earliest a one-time schedule is set for, from now: Scheduler refuses an `at()` in the past
+/// Earliest a one-time schedule is set for, after the event's time: Scheduler refuses an
+/// `at()` in the past
 /// (<https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html>,
-/// `ScheduleExpression`), which a job run late (a long retry, a redrive) would ask for.
+/// `ScheduleExpression`), which a job run late (a long retry) would ask for.
 const SCHEDULE_LEAD: chrono::Duration = chrono::Duration::minutes(1);
+
+/// "Now" by the event, as DESIGN.md has the functions read time: the latest of the record's
+/// `SentTimestamp` and `ApproximateFirstReceiveTimestamp` (the clock's now when it has
+/// neither). Not the system clock: under the emulator's virtual clock that would put a
+/// schedule days away from the time the emulator runs on.
+fn event_time(deps: &Deps, record: &SqsMessage) -> DateTime<Utc> {
+    ["SentTimestamp", "ApproximateFirstReceiveTimestamp"]
+        .iter()
+        .filter_map(|name| attribute_time(record, name))
+        .max()
+        .unwrap_or_else(|| deps.clock.now())
+}
 
 /// Schedules and cancels the later jobs of `effects`; returns the job's result with what was
 /// done (`scheduled`: ids and times; `cancelled`: the ids that had a schedule). Both are
-/// idempotent by id, so a retried record does them again harmlessly. A time already past (or
-/// within [`SCHEDULE_LEAD`]) is moved to now plus [`SCHEDULE_LEAD`]: the job is late, not
-/// lost.
-async fn schedule(deps: &Deps, effects: &Effects) -> Result<serde_json::Value, RecordError> {
+/// idempotent by id, so a retried record does them again harmlessly. A time already past at
+/// `now` (the event's time), or within [`SCHEDULE_LEAD`] of it, is moved to `now` plus
+/// [`SCHEDULE_LEAD`]: the job is late, not lost.
+async fn schedule(
+    deps: &Deps,
+    effects: &Effects,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, RecordError> {
     let mut result = effects.result.clone();
-    let earliest = deps.clock.now() + SCHEDULE_LEAD;
+    let earliest = now + SCHEDULE_LEAD;
     let mut scheduled = Vec::new();
     for later in &effects.schedules {
         let at = later.at.max(earliest);
