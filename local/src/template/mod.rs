@@ -4,11 +4,13 @@
 //! forms), applies `Globals.Function`, resolves parameters, pseudo parameters, `!Ref`,
 //! `!GetAtt`, `!Sub` and `!Join` to *local* values (queue URLs on the emulator's port, ARNs in
 //! account `000000000000`), merges the env file the way `sam local --env-vars` does, and
-//! returns the functions, queues, SQS event sources and schedules.
+//! returns the functions, queues, SQS event sources, schedules and schedule groups.
 //!
 //! Only what the emulator runs has to resolve: resources of other types (tables, alarms, ...)
 //! are ignored unless a modelled function or event depends on them, in which case the error
-//! names both ends.
+//! names both ends. `AWS::IAM::Role` is not run but resolves (`!Ref` its name, `!GetAtt
+//! .Arn` a local role ARN), so a function can be given the role its run-time schedules send
+//! with.
 
 mod build;
 mod env;
