@@ -292,6 +292,166 @@ impl Scheduler for EventBridgeScheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_scheduler::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+    use aws_smithy_types::body::SdkBody;
+
+    /// A scheduler whose requests are recorded and answered with `responses` (status,
+    /// `x-amzn-errortype`, body), in order.
+    fn replayed(
+        responses: &[(u16, Option<&str>, &str)],
+    ) -> (EventBridgeScheduler, StaticReplayClient) {
+        let events = responses
+            .iter()
+            .map(|(status, error, body)| {
+                let mut response = http::Response::builder()
+                    .status(*status)
+                    .header("content-type", "application/json");
+                if let Some(error) = error {
+                    response = response.header("x-amzn-errortype", *error);
+                }
+                ReplayEvent::new(
+                    http::Request::builder()
+                        .uri("https://scheduler.eu-central-1.amazonaws.com/")
+                        .body(SdkBody::empty())
+                        .unwrap(),
+                    response.body(SdkBody::from(body.to_string())).unwrap(),
+                )
+            })
+            .collect();
+        let replay = StaticReplayClient::new(events);
+        let config = aws_sdk_scheduler::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-central-1"))
+            .credentials_provider(Credentials::new("AKIDTEST", "secret", None, None, "test"))
+            .http_client(replay.clone())
+            // One request per call, so each answer above is one call's.
+            .retry_config(aws_sdk_scheduler::config::retry::RetryConfig::disabled())
+            .build();
+        let target = SchedulerTarget {
+            group: "nightshift-prod-jobs".into(),
+            role_arn: "arn:aws:iam::123456789012:role/jobs-scheduler".into(),
+            queue_arn: "arn:aws:sqs:eu-central-1:123456789012:nightshift-prod-jobs".into(),
+        };
+        (
+            EventBridgeScheduler::new(Client::from_conf(config), target),
+            replay,
+        )
+    }
+
+    /// (method, path, JSON body) of each request `replay` recorded.
+    fn sent(replay: &StaticReplayClient) -> Vec<(String, String, serde_json::Value)> {
+        replay
+            .actual_requests()
+            .map(|r| {
+                let body = r.body().bytes().unwrap_or_default();
+                let json = if body.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::from_slice(body).unwrap()
+                };
+                let uri: http::Uri = r.uri().parse().unwrap();
+                (r.method().to_string(), uri.path().to_string(), json)
+            })
+            .collect()
+    }
+
+    fn envelope() -> JobEnvelope {
+        JobEnvelope::new(
+            "follow-up-u-1",
+            "user.follow_up",
+            serde_json::json!({"user_id": "u-1"}),
+            "2026-11-24T10:00:00Z".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_taken_name_is_replaced_with_the_same_schedule() {
+        let (scheduler, replay) = replayed(&[
+            (
+                409,
+                Some("ConflictException"),
+                r#"{"Message":"Schedule follow-up-u-1 already exists."}"#,
+            ),
+            (
+                200,
+                None,
+                r#"{"ScheduleArn":"arn:aws:scheduler:eu-central-1:123456789012:schedule/nightshift-prod-jobs/follow-up-u-1"}"#,
+            ),
+        ]);
+        let at: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        scheduler
+            .schedule_job("follow-up-u-1", at, &envelope())
+            .await
+            .unwrap();
+        let requests = sent(&replay);
+        assert_eq!(requests.len(), 2);
+        // CreateSchedule is POST /schedules/{Name}, UpdateSchedule PUT, with the same body
+        // (https://docs.aws.amazon.com/scheduler/latest/APIReference/API_UpdateSchedule.html).
+        assert_eq!(
+            (requests[0].0.as_str(), requests[0].1.as_str()),
+            ("POST", "/schedules/follow-up-u-1")
+        );
+        assert_eq!(
+            (requests[1].0.as_str(), requests[1].1.as_str()),
+            ("PUT", "/schedules/follow-up-u-1")
+        );
+        let body = &requests[0].2;
+        assert_eq!(body["GroupName"], "nightshift-prod-jobs");
+        assert_eq!(body["ScheduleExpression"], "at(2026-11-24T10:00:00)");
+        assert_eq!(body["ScheduleExpressionTimezone"], "UTC");
+        assert_eq!(
+            body["FlexibleTimeWindow"],
+            serde_json::json!({"Mode": "OFF"})
+        );
+        assert_eq!(body["ActionAfterCompletion"], "DELETE");
+        assert_eq!(
+            body["Target"]["Arn"],
+            "arn:aws:sqs:eu-central-1:123456789012:nightshift-prod-jobs"
+        );
+        assert_eq!(
+            body["Target"]["RoleArn"],
+            "arn:aws:iam::123456789012:role/jobs-scheduler"
+        );
+        let input = JobEnvelope::parse(body["Target"]["Input"].as_str().unwrap()).unwrap();
+        assert_eq!(input, envelope());
+        let mut update = requests[1].2.clone();
+        let mut create = body.clone();
+        // CreateSchedule carries a generated ClientToken; UpdateSchedule has one too.
+        update.as_object_mut().unwrap().remove("ClientToken");
+        create.as_object_mut().unwrap().remove("ClientToken");
+        assert_eq!(update, create);
+    }
+
+    #[tokio::test]
+    async fn cancel_reads_not_found_as_nothing_to_cancel_and_throttling_as_transient() {
+        let (scheduler, replay) = replayed(&[
+            (200, None, "{}"),
+            (
+                404,
+                Some("ResourceNotFoundException"),
+                r#"{"Message":"Schedule follow-up-u-1 does not exist."}"#,
+            ),
+            (400, Some("ValidationException"), r#"{"Message":"bad"}"#),
+        ]);
+        assert!(scheduler.cancel("follow-up-u-1").await.unwrap());
+        assert!(!scheduler.cancel("follow-up-u-1").await.unwrap());
+        let err = scheduler.cancel("follow-up-u-1").await.unwrap_err();
+        assert!(matches!(err, ScheduleError::Rejected(_)), "{err}");
+        let requests = sent(&replay);
+        assert_eq!(
+            (requests[0].0.as_str(), requests[0].1.as_str()),
+            ("DELETE", "/schedules/follow-up-u-1")
+        );
+        // Throttling is a service error a retry can get past.
+        let (scheduler, _replay) = replayed(&[(
+            429,
+            Some("ThrottlingException"),
+            r#"{"Message":"Rate exceeded"}"#,
+        )]);
+        let err = scheduler.cancel("follow-up-u-1").await.unwrap_err();
+        assert!(matches!(err, ScheduleError::Transient(_)), "{err}");
+    }
 
     #[test]
     fn at_expressions_are_utc_to_the_second() {
