@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use crate::contracts::JobOutcome;
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
-    OutgoingEmail, Queue, QueueError, SendOptions, SequenceOutcome, Settled, Store, StoreError,
-    claim_decision,
+    OutgoingEmail, Queue, QueueDepth, QueueError, SendOptions, SequenceOutcome, Settled, Store,
+    StoreError, claim_decision,
 };
 
 /// A clock that moves only when told to.
@@ -59,7 +59,8 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
-    outcomes: Mutex<BTreeMap<String, JobOutcome>>,
+    /// Every recorded outcome by (job id, finish time), as the stores keep them.
+    outcomes: Mutex<BTreeMap<(String, DateTime<Utc>), JobOutcome>>,
     complete_failures: Mutex<VecDeque<StoreError>>,
     sequences: Mutex<BTreeMap<String, Sequence>>,
     consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
@@ -82,9 +83,15 @@ struct Sequence {
 }
 
 impl MemoryStore {
-    /// All recorded outcomes, by job id.
+    /// Each job's latest recorded outcome, by job id.
     pub fn outcomes(&self) -> BTreeMap<String, JobOutcome> {
-        self.outcomes.lock().unwrap().clone()
+        // Keys sort by (job id, finish time): the last insert per job id is its latest.
+        self.outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|((job_id, _), o)| (job_id.clone(), o.clone()))
+            .collect()
     }
 
     /// The idempotency record of `key`, if any.
@@ -214,10 +221,10 @@ impl Store for MemoryStore {
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
-        self.outcomes
-            .lock()
-            .unwrap()
-            .insert(outcome.job_id.clone(), outcome.clone());
+        self.outcomes.lock().unwrap().insert(
+            (outcome.job_id.clone(), outcome.finished_at),
+            outcome.clone(),
+        );
         Ok(())
     }
 
@@ -234,7 +241,7 @@ impl Store for MemoryStore {
             .filter(|o| o.finished_at >= from && o.finished_at < to)
             .cloned()
             .collect();
-        found.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
+        crate::ports::latest_per_job(&mut found);
         Ok(found)
     }
 }
@@ -325,6 +332,16 @@ impl Queue for MemoryQueue {
             timeout_seconds,
         ));
         Ok(())
+    }
+
+    /// Nothing ever leaves a [`MemoryQueue`] (it has no receive), so what a queue holds is
+    /// everything sent to it, all visible.
+    async fn depth(&self, queue_url: &str) -> Result<QueueDepth, QueueError> {
+        self.injected()?;
+        Ok(QueueDepth {
+            visible: self.sent_to(queue_url).len() as u64,
+            ..QueueDepth::default()
+        })
     }
 }
 
