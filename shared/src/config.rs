@@ -138,16 +138,22 @@ impl Env {
     /// A required queue URL (`http(s)://…`).
     pub fn queue_url(&self, var: &str) -> Result<String, ConfigError> {
         let value = self.required(var)?;
-        let url = url::Url::parse(&value)
-            .map_err(|e| ConfigError::invalid(var, &value, e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid(
-                var,
-                &value,
-                "expected an http(s) queue URL",
-            ));
-        }
+        check_queue_url(var, &value, &value)?;
         Ok(value)
+    }
+
+    /// An optional comma-separated list of queue URLs (unset or empty: none), each checked
+    /// as [`Env::queue_url`] checks one; the error quotes the whole value and names the entry.
+    pub fn queue_urls(&self, var: &str) -> Result<Vec<String>, ConfigError> {
+        let Some(value) = self.get(var) else {
+            return Ok(Vec::new());
+        };
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| check_queue_url(var, &value, entry).map(|()| entry.to_string()))
+            .collect()
     }
 
     /// The idempotency TTL (default [`crate::idempotency::DEFAULT_TTL`], 28 days and an hour).
@@ -352,6 +358,27 @@ fn local_path(var: &str, value: &str, rest: &str) -> Result<PathBuf, ConfigError
     Ok(PathBuf::from(rest))
 }
 
+/// Checks that `entry` (all of `value`, or one entry of a list) is an http(s) queue URL.
+fn check_queue_url(var: &str, value: &str, entry: &str) -> Result<(), ConfigError> {
+    let what = |reason: String| {
+        if entry == value {
+            reason
+        } else {
+            format!("entry {entry:?}: {reason}")
+        }
+    };
+    let url = url::Url::parse(entry)
+        .map_err(|e| ConfigError::invalid(var, value, what(e.to_string())))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(
+            var,
+            value,
+            what("expected an http(s) queue URL".into()),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,5 +495,32 @@ mod tests {
                 var: "JOBS_QUEUE_ARN".into()
             }
         );
+    }
+
+    #[test]
+    fn queue_url_lists_are_optional_and_name_a_bad_entry() {
+        let env = Env::from_map([
+            (
+                "DLQS",
+                "http://127.0.0.1:9324/000000000000/a, http://127.0.0.1:9324/000000000000/b,",
+            ),
+            ("EMPTY", ""),
+            ("BAD", "http://127.0.0.1:9324/000000000000/a,jobs-dlq"),
+        ]);
+        assert_eq!(
+            env.queue_urls("DLQS").unwrap(),
+            [
+                "http://127.0.0.1:9324/000000000000/a",
+                "http://127.0.0.1:9324/000000000000/b"
+            ]
+        );
+        assert!(env.queue_urls("EMPTY").unwrap().is_empty());
+        assert!(env.queue_urls("UNSET").unwrap().is_empty());
+        let err = env.queue_urls("BAD").unwrap_err().to_string();
+        assert!(
+            err.starts_with("environment variable BAD=\"http://"),
+            "{err}"
+        );
+        assert!(err.contains("entry \"jobs-dlq\""), "{err}");
     }
 }

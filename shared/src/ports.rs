@@ -128,6 +128,31 @@ pub trait Queue: Send + Sync {
         receipt_handle: &str,
         timeout_seconds: i32,
     ) -> Result<(), QueueError>;
+
+    /// How many messages `queue_url` holds now (SQS's approximate counts), e.g. what waits in
+    /// a dead-letter queue when a report is made.
+    async fn depth(&self, queue_url: &str) -> Result<QueueDepth, QueueError>;
+}
+
+/// A queue's messages by state, from SQS's `ApproximateNumberOfMessages`,
+/// `ApproximateNumberOfMessagesNotVisible` and `ApproximateNumberOfMessagesDelayed`
+/// attributes: approximate, as SQS says, but a message is in exactly one of them.
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html>
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Available for retrieval.
+    pub visible: u64,
+    /// Received and not deleted yet (in flight).
+    pub in_flight: u64,
+    /// Not available yet: delayed by a queue or message delay.
+    pub delayed: u64,
+}
+
+impl QueueDepth {
+    /// Every message the queue holds.
+    pub fn total(&self) -> u64 {
+        self.visible + self.in_flight + self.delayed
+    }
 }
 
 /// A store operation failed.
@@ -334,12 +359,24 @@ pub trait Store: Send + Sync {
     }
 
     /// Outcomes of jobs that finished in `[from, to)` (by [`JobOutcome::finished_at`]),
-    /// oldest first.
+    /// oldest first, one per job: its latest in the range ([`latest_per_job`]). A store keeps
+    /// every (job, finish time), so a job given up on one day and redriven to success on a
+    /// later one is found in both days.
     async fn outcomes_between(
         &self,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<JobOutcome>, StoreError>;
+}
+
+/// Keeps each job's latest outcome of `outcomes` (a job recorded twice in one range: a retry
+/// after its end was recorded, a lapsed claim whose late owner recorded too), ordered by
+/// finish time then job id. Every [`Store::outcomes_between`] ends with it, so each store
+/// counts a job once per range in the same way.
+pub fn latest_per_job(outcomes: &mut Vec<JobOutcome>) {
+    outcomes.sort_by(|a, b| (&a.job_id, b.finished_at).cmp(&(&b.job_id, a.finished_at)));
+    outcomes.dedup_by(|later, kept| later.job_id == kept.job_id);
+    outcomes.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
 }
 
 /// A fully rendered email, ready for a mailer.

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 use nightshift::contracts::{EmailRequest, JobOutcome, OutcomeStatus};
-use nightshift::ports::{Blobs, Retryable, Store};
+use nightshift::ports::{Blobs, Queue, Retryable, Store};
 
 use crate::support::*;
 
@@ -78,16 +78,7 @@ async fn scheduler_input_builds_yesterdays_report() {
     assert_eq!(summary.date.to_string(), "2026-11-21");
     assert_eq!((summary.total, summary.failed), (10, 3));
 
-    let csv = String::from_utf8(
-        world
-            .blobs
-            .get("reports/2026-11-21.csv")
-            .await
-            .unwrap()
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let csv = blob_text(&world, "reports/2026-11-21.csv").await;
     for line in [
         "summary,total,10",
         "summary,succeeded,7",
@@ -185,16 +176,7 @@ async fn zone_decides_the_day() {
         .await
         .unwrap();
     assert_eq!(summary.total, 10);
-    let csv = String::from_utf8(
-        world
-            .blobs
-            .get("reports/2026-11-21.csv")
-            .await
-            .unwrap()
-            .unwrap()
-            .to_vec(),
-    )
-    .unwrap();
+    let csv = blob_text(&world, "reports/2026-11-21.csv").await;
     assert!(csv.contains("summary,time_zone,UTC"));
 }
 
@@ -252,6 +234,11 @@ async fn report(world: &World, event: serde_json::Value) -> daily_report::Report
     daily_report::handler(world.daily_report("Europe/Berlin"), lambda_event(event))
         .await
         .unwrap()
+}
+
+async fn blob_text(world: &World, key: &str) -> String {
+    let bytes = world.blobs.get(key).await.unwrap().unwrap();
+    String::from_utf8(bytes.to_vec()).unwrap()
 }
 
 fn report_ids(world: &World) -> Vec<String> {
@@ -440,4 +427,78 @@ async fn a_job_given_up_then_redriven_is_counted_on_each_day_it_ended() {
     let again = report(&world, scheduled_for("2026-11-21")).await;
     assert!(again.already_done);
     assert_eq!((again.total, again.failed), (1, 1));
+    // And a forced regeneration still finds the failure: the store keeps an outcome per
+    // (job, finish time), so the success of the 23rd does not replace the 21st's failure.
+    let forced = report(
+        &world,
+        serde_json::json!({"date": "2026-11-21", "force": true}),
+    )
+    .await;
+    assert!(!forced.already_done);
+    assert_eq!((forced.total, forced.failed), (1, 1));
+}
+
+/// A record SQS dead-letters on its own (the function crashed or timed out on every receive)
+/// leaves no job outcome, so the day's figures cannot count it; the report shows what waits in
+/// each watched DLQ instead, in the summary, the CSV, the HTML and the email.
+#[tokio::test]
+async fn a_record_sqs_dead_lettered_without_an_outcome_shows_in_the_report() {
+    let world = World::new();
+    world.clock.set("2026-11-22T03:30:00Z".parse().unwrap());
+    // What SQS's redrive leaves behind: the original body in the DLQ, no outcome anywhere.
+    let body = fixture("jobs/order-placed.json");
+    world
+        .queue
+        .send(
+            JOBS_DLQ_URL,
+            &body,
+            &[],
+            &nightshift::ports::SendOptions::default(),
+        )
+        .await
+        .unwrap();
+    let summary = report(&world, scheduled_for("2026-11-21")).await;
+    assert_eq!((summary.total, summary.failed), (0, 0));
+    assert_eq!(summary.dead_letters, 1);
+    let csv = blob_text(&world, "reports/2026-11-21.csv").await;
+    assert!(
+        csv.contains("dead_letters_now,nightshift-jobs-dlq,1\n"),
+        "{csv}"
+    );
+    assert!(
+        csv.contains("dead_letters_now,nightshift-emails-dlq,0\n"),
+        "{csv}"
+    );
+    let html = world
+        .blobs
+        .get("reports/2026-11-21.html")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&html).contains("<td>nightshift-jobs-dlq</td><td>1</td>"));
+    let email = EmailRequest::parse(&world.queue.sent_to(EMAILS_URL)[0].body).unwrap();
+    assert_eq!(email.vars["dead_letters_total"], 1);
+    assert_eq!(
+        email.vars["dead_letters"][0]["queue"],
+        "nightshift-jobs-dlq"
+    );
+
+    // A depth that cannot be read fails the run (retried by Lambda, then the on-failure
+    // destination) instead of mailing a report that silently omits it.
+    world.clock.set("2026-11-23T03:30:00Z".parse().unwrap());
+    // The store answers first, then the DLQ depth read fails.
+    world
+        .queue
+        .fail_next(nightshift::ports::QueueError::Transient("throttled".into()));
+    let err = daily_report::handler(
+        world.daily_report("Europe/Berlin"),
+        lambda_event(scheduled_for("2026-11-22")),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("dead-letter queue depth: queue temporarily unavailable: throttled"),
+        "{err}"
+    );
 }

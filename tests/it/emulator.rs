@@ -263,6 +263,7 @@ fn functions(
                         recipients: vec!["ops@example.com".into()],
                         emails_queue_url: url(e, "emails"),
                         lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
+                        dead_letter_queues: vec![url(e, "jobs-dlq"), url(e, "emails-dlq")],
                     })
                 })
                 .clone();
@@ -586,11 +587,20 @@ async fn the_real_binaries_under_the_process_runtime() {
     // The schedule, fired by hand: the report lands in the work dir and is emailed.
     let fired = h.fire("DailyReportFunctionDaily").await.unwrap();
     assert!(fired.is_success(), "{fired:?}");
-    assert!(
+    let csv = std::fs::read_to_string(
         work.path()
-            .join(".nightshift/reports/reports/2026-11-20.csv")
-            .exists()
-    );
+            .join(".nightshift/reports/reports/2026-11-20.csv"),
+    )
+    .unwrap();
+    // The template's REPORT_DLQ_URLS (a !Join of the DLQs) reached the binary, which read
+    // each depth from the emulator: the malformed job waits in the jobs DLQ.
+    for row in [
+        "dead_letters_now,nightshift-jobs-dlq,1",
+        "dead_letters_now,nightshift-inventory-dlq.fifo,0",
+        "dead_letters_now,nightshift-emails-dlq,0",
+    ] {
+        assert!(csv.lines().any(|l| l == row), "{row} not in\n{csv}");
+    }
     h.run_until_idle().await.unwrap();
     assert_eq!(std::fs::read_dir(&outbox).unwrap().count(), 3);
     let status = h.emulator().status();

@@ -191,7 +191,9 @@ fn variables_read(
             "STORE_URL" => format!("sqlite://{d}/state.db"),
             "MAIL_URL" => format!("file://{d}/outbox"),
             "BLOBS_URL" => format!("file://{d}/reports"),
-            n if n.ends_with("_URL") => format!("http://127.0.0.1:9324/000000000000/{n}"),
+            n if n.ends_with("_URL") || n.ends_with("_URLS") => {
+                format!("http://127.0.0.1:9324/000000000000/{n}")
+            }
             // References to the stack's schedule group, role and queue, as the emulator
             // resolves them.
             "SCHEDULER_GROUP" => "nightshift-jobs".to_string(),
@@ -744,6 +746,9 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
             .chain([
                 "sqs:SendMessage on EmailsQueue".to_string(),
                 "sqs:SendMessage on ReportFailuresQueue".to_string(),
+                "sqs:GetQueueAttributes on JobsDLQ".to_string(),
+                "sqs:GetQueueAttributes on InventoryDLQ".to_string(),
+                "sqs:GetQueueAttributes on EmailsDLQ".to_string(),
                 format!("dynamodb:Query on StateTable{outcome}"),
                 "s3:PutObject on ReportsBucket/reports/*".to_string(),
             ])
@@ -779,6 +784,27 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
             }
         }
         for (name, value) in &f.env {
+            // A list of queues a function only watches: each may have its depth read.
+            if name.ends_with("_URLS") {
+                let args = match intrinsic(value) {
+                    Some((func, Value::Sequence(args))) if func == "Join" && args.len() == 2 => {
+                        args
+                    }
+                    _ => panic!("{}: {name} is not a !Join of queue references", f.id),
+                };
+                let queues: Vec<String> = as_list(&args[1])
+                    .into_iter()
+                    .filter_map(referenced_id)
+                    .collect();
+                assert!(!queues.is_empty(), "{}: {name} names no queue", f.id);
+                for queue in queues {
+                    assert!(
+                        got.contains(&format!("sqs:GetQueueAttributes on {queue}")),
+                        "{}: {name} names {queue}, whose depth it may not read",
+                        f.id
+                    );
+                }
+            }
             if name.ends_with("_QUEUE_URL") || name.ends_with("_DLQ_URL") {
                 let queue = referenced_id(value).expect("queue url is a !Ref");
                 assert!(

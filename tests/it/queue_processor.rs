@@ -231,8 +231,9 @@ async fn a_failure_on_the_last_receive_is_recorded_failed_and_dead_lettered_with
     assert!(world.store.record("job:job-order-1001").is_none());
 }
 
-#[tokio::test]
-async fn a_job_in_progress_elsewhere_comes_back_when_its_claim_lapses() {
+/// Runs the order fixture (first receive) while another invocation holds its claim for
+/// `claim_s` more seconds; returns the visibility timeout the record was given.
+async fn visibility_while_claimed_elsewhere(claim_s: i64) -> i32 {
     use nightshift::idempotency::fingerprint;
     use nightshift::ports::{ClaimRequest, Clock, Store};
     let world = World::new();
@@ -244,7 +245,7 @@ async fn a_job_in_progress_elsewhere_comes_back_when_its_claim_lapses() {
     let hash = fingerprint(&queue_processor::job_fingerprint(&envelope));
     let claim = ClaimRequest {
         now,
-        until: now + chrono::Duration::seconds(300),
+        until: now + chrono::Duration::seconds(claim_s),
         owner: "another-invocation",
         payload_hash: &hash,
     };
@@ -257,11 +258,26 @@ async fn a_job_in_progress_elsewhere_comes_back_when_its_claim_lapses() {
         .await
         .unwrap();
     assert_eq!(response.batch_item_failures.len(), 1);
-    // The backoff of a first receive is 5-10 s; the record waits for the claim instead.
-    let changes = world.queue.visibility_changes();
-    assert_eq!(changes.len(), 1);
-    assert_eq!(changes[0].2, 300);
     assert!(world.queue.sent_to(EMAILS_URL).is_empty());
+    let changes = world.queue.visibility_changes();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    changes[0].2
+}
+
+#[tokio::test]
+async fn a_job_in_progress_elsewhere_comes_back_when_its_claim_lapses() {
+    // The backoff of a first receive is 5-10 s; the record waits for the claim instead.
+    assert_eq!(visibility_while_claimed_elsewhere(300).await, 300);
+}
+
+/// The other half of the rule above: a claim about to lapse does not make the record come
+/// back sooner than its backoff, so a busy key cannot burn receives faster than a failure
+/// would (`maxReceiveCount` is sized for the backoff's horizon, `RetryPlan::derive`).
+#[tokio::test]
+async fn a_job_in_progress_elsewhere_waits_at_least_its_backoff() {
+    // First receive: the upper half of the backoff's first step (5-10 s), not the claim's 1 s.
+    let visibility = visibility_while_claimed_elsewhere(1).await;
+    assert!((5..=10).contains(&visibility), "{visibility}");
 }
 
 #[tokio::test]

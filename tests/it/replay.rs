@@ -184,10 +184,12 @@ async fn a_recorded_session_replays_against_fresh_functions_with_every_response_
         report_entry.event,
         json!({"scheduled_time": "2026-11-22T03:00:00Z"})
     );
+    // `dead_letters`: what waits in the DLQs the template's REPORT_DLQ_URLS names when the
+    // report is made (the session's dead-lettered job, unknown kind and rejected email).
     assert_eq!(
         report_entry.response.as_ref().unwrap(),
         &json!({
-            "date": "2026-11-21", "total": 3, "failed": 1,
+            "date": "2026-11-21", "total": 3, "failed": 1, "dead_letters": 3,
             "csv_key": "reports/2026-11-21.csv", "html_key": "reports/2026-11-21.html",
             "already_done": false
         })
@@ -319,7 +321,7 @@ async fn the_aws_fixture_events_replay_and_show_their_responses() {
     // The confirmation goes out; the header injection is dead-lettered.
     assert_eq!(response_of(&report, 2), ("success", &ok));
     let summary = json!({
-        "date": "2026-11-21", "total": 3, "failed": 1,
+        "date": "2026-11-21", "total": 3, "failed": 1, "dead_letters": 3,
         "csv_key": "reports/2026-11-21.csv", "html_key": "reports/2026-11-21.html",
         "already_done": false
     });

@@ -142,6 +142,7 @@ impl World {
             recipients: vec!["ops@example.com".into()],
             emails_queue_url: EMAILS_URL.into(),
             lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
+            dead_letter_queues: vec![JOBS_DLQ_URL.into(), EMAILS_DLQ_URL.into()],
         })
     }
 

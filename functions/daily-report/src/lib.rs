@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::info;
 
-use crate::report::{aggregate, to_csv, to_html};
+use crate::report::{QueueCount, aggregate, to_csv, to_html};
 
 /// Everything the handler needs, built once per instance.
 pub struct Deps {
@@ -63,6 +63,10 @@ pub struct Deps {
     pub emails_queue_url: String,
     /// Days before the report date that each run checks for missing reports.
     pub lookback_days: u32,
+    /// Dead-letter queues whose depth each report shows (`REPORT_DLQ_URLS`): a record SQS
+    /// dead-letters after its function crashed or timed out on the last receive has no job
+    /// outcome, so a report counts it only here.
+    pub dead_letter_queues: Vec<String>,
 }
 
 /// Days each run looks back for missing reports (`REPORT_LOOKBACK_DAYS`).
@@ -72,7 +76,8 @@ pub const MAX_LOOKBACK_DAYS: u32 = 12;
 
 impl Deps {
     /// Reads `STORE_URL`, `BLOBS_URL`, `EMAILS_QUEUE_URL`, `REPORT_TIME_ZONE`,
-    /// `REPORT_RECIPIENTS`, `REPORT_LOOKBACK_DAYS` and `IDEMPOTENCY_TTL_SECONDS`.
+    /// `REPORT_RECIPIENTS`, `REPORT_LOOKBACK_DAYS`, `REPORT_DLQ_URLS` (optional) and
+    /// `IDEMPOTENCY_TTL_SECONDS`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let zone = env.required("REPORT_TIME_ZONE")?;
         let time_zone: Tz = zone.parse().map_err(|_| ConfigError::Invalid {
@@ -105,6 +110,7 @@ impl Deps {
             recipients,
             emails_queue_url: env.queue_url("EMAILS_QUEUE_URL")?,
             lookback_days,
+            dead_letter_queues: env.queue_urls("REPORT_DLQ_URLS")?,
         })
     }
 }
@@ -140,6 +146,9 @@ pub struct ReportSummary {
     pub total: u64,
     /// Failed jobs.
     pub failed: u64,
+    /// Messages waiting in the watched dead-letter queues when the report was made.
+    #[serde(default)]
+    pub dead_letters: u64,
     /// Key of the CSV file.
     pub csv_key: String,
     /// Key of the HTML file.
@@ -388,9 +397,29 @@ async fn day_outcomes(deps: &Deps, date: NaiveDate) -> Result<Vec<JobOutcome>, R
         .map_err(port("store"))
 }
 
+/// What waits in each watched dead-letter queue now, by queue name (the URL's last segment).
+async fn dead_letters(deps: &Deps) -> Result<Vec<QueueCount>, ReportError> {
+    let mut counts = Vec::with_capacity(deps.dead_letter_queues.len());
+    for url in &deps.dead_letter_queues {
+        let depth = deps
+            .queue
+            .depth(url)
+            .await
+            .map_err(port("dead-letter queue depth"))?;
+        let queue = url.rsplit('/').find(|s| !s.is_empty()).unwrap_or(url);
+        counts.push(QueueCount {
+            queue: queue.to_string(),
+            messages: depth.total(),
+        });
+    }
+    Ok(counts)
+}
+
 async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSummary, ReportError> {
     let outcomes = day_outcomes(deps, date).await?;
-    let report = aggregate(date, deps.time_zone.name(), &outcomes);
+    let mut report = aggregate(date, deps.time_zone.name(), &outcomes);
+    report.dead_letters = dead_letters(deps).await?;
+    let waiting: u64 = report.dead_letters.iter().map(|q| q.messages).sum();
     let csv_key = format!("reports/{date}.csv");
     let html_key = format!("reports/{date}.html");
     deps.blobs
@@ -410,6 +439,8 @@ async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSum
         ("p50_ms", json!(report.p50_ms)),
         ("p95_ms", json!(report.p95_ms)),
         ("top_errors", json!(report.top_errors)),
+        ("dead_letters", json!(report.dead_letters)),
+        ("dead_letters_total", json!(waiting)),
         ("csv_key", json!(csv_key)),
         ("html_key", json!(html_key)),
     ]
@@ -431,11 +462,12 @@ async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSum
         .send(&deps.emails_queue_url, &body, &[], &SendOptions::default())
         .await
         .map_err(port("queue"))?;
-    info!(%date, total = report.total, failed = report.failed, "report built");
+    info!(%date, total = report.total, failed = report.failed, dead_letters = waiting, "report built");
     Ok(ReportSummary {
         date,
         total: report.total,
         failed: report.failed,
+        dead_letters: waiting,
         csv_key,
         html_key,
         already_done: false,

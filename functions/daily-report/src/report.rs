@@ -29,6 +29,15 @@ pub struct ErrorCount {
     pub count: u64,
 }
 
+/// Messages waiting in one queue when the report was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueCount {
+    /// The queue's name.
+    pub queue: String,
+    /// Visible, in flight and delayed messages.
+    pub messages: u64,
+}
+
 /// One day's aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyReport {
@@ -50,6 +59,11 @@ pub struct DailyReport {
     pub p95_ms: u64,
     /// The most frequent errors, most frequent first (ties by text).
     pub top_errors: Vec<ErrorCount>,
+    /// The watched dead-letter queues and what waits in each when the report is made (not a
+    /// figure of the day: records SQS dead-lettered with no job outcome are only seen here).
+    /// [`aggregate`] leaves it empty; the handler fills it.
+    #[serde(default)]
+    pub dead_letters: Vec<QueueCount>,
 }
 
 /// Nearest-rank percentile of sorted values: the smallest value with at least `q` of the data
@@ -102,6 +116,7 @@ pub fn aggregate(date: NaiveDate, time_zone: &str, outcomes: &[JobOutcome]) -> D
         p50_ms: percentile(&latencies, 0.50),
         p95_ms: percentile(&latencies, 0.95),
         top_errors: top,
+        dead_letters: Vec::new(),
     }
 }
 
@@ -149,6 +164,9 @@ pub fn to_csv(r: &DailyReport) -> String {
     }
     for e in &r.top_errors {
         row("error", &e.error, e.count.to_string());
+    }
+    for q in &r.dead_letters {
+        row("dead_letters_now", &q.queue, q.messages.to_string());
     }
     out
 }
@@ -220,6 +238,22 @@ pub fn to_html(r: &DailyReport) -> String {
             c.failed
         );
     }
+    let mut dead_letters = String::new();
+    for q in &r.dead_letters {
+        let _ = write!(
+            dead_letters,
+            "<tr><td>{}</td><td>{}</td></tr>",
+            escape_html(&q.queue),
+            q.messages
+        );
+    }
+    let dead_letters = if dead_letters.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<h2>Waiting in dead-letter queues now</h2>\n<table><tr><th>queue</th><th>messages</th></tr>{dead_letters}</table>\n"
+        )
+    };
     let mut errors = String::new();
     for e in &r.top_errors {
         let _ = write!(
@@ -241,7 +275,7 @@ pub fn to_html(r: &DailyReport) -> String {
 <table><tr><th>kind</th><th>succeeded</th><th>failed</th></tr>{kinds}</table>
 <h2>Top errors</h2>
 <table><tr><th>count</th><th>error</th></tr>{errors}</table>
-</body></html>
+{dead_letters}</body></html>
 "#,
         date = r.date,
         tz = escape_html(&r.time_zone),

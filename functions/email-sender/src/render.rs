@@ -194,6 +194,44 @@ mod tests {
         );
     }
 
+    /// A report email enqueued by a daily-report from before `dead_letters` existed (in the
+    /// emails queue or its DLQ during a deploy) still renders; a new one shows the DLQs.
+    #[test]
+    fn report_emails_render_with_and_without_dead_letter_depths() {
+        let t = Templates::builtin();
+        let mut vars = BTreeMap::from([
+            ("date".to_string(), json!("2026-11-21")),
+            ("time_zone".to_string(), json!("Europe/Berlin")),
+            ("total".to_string(), json!(3)),
+            ("succeeded".to_string(), json!(2)),
+            ("failed".to_string(), json!(1)),
+            ("p50_ms".to_string(), json!(4)),
+            ("p95_ms".to_string(), json!(6)),
+            ("top_errors".to_string(), json!([])),
+            ("csv_key".to_string(), json!("reports/2026-11-21.csv")),
+            ("html_key".to_string(), json!("reports/2026-11-21.html")),
+        ]);
+        let old = t.render("daily_report", &vars).unwrap();
+        assert!(!old.text.contains("dead-letter"), "{}", old.text);
+        vars.insert(
+            "dead_letters".into(),
+            json!([{"queue": "nightshift-jobs-dlq", "messages": 2}]),
+        );
+        vars.insert("dead_letters_total".into(), json!(2));
+        let new = t.render("daily_report", &vars).unwrap();
+        assert!(
+            new.text
+                .contains("Waiting in dead-letter queues now: 2\n  nightshift-jobs-dlq: 2"),
+            "{}",
+            new.text
+        );
+        assert!(
+            new.html.contains("<li>nightshift-jobs-dlq: 2</li>"),
+            "{}",
+            new.html
+        );
+    }
+
     #[test]
     fn missing_variable_names_file_and_line() {
         let t = Templates::builtin();

@@ -76,11 +76,13 @@ pub(super) fn read_outcomes(path: &Path) -> Result<HashMap<String, String>, Chec
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
-    if !has_table(&conn, "outcomes").map_err(err)? {
+    // nightshift's SqliteStore keeps one row per (job, finish time); the latest is the job's
+    // outcome, so rows come in finish order and a later one replaces an earlier in the map.
+    if !has_table(&conn, "job_outcomes").map_err(err)? {
         return Ok(HashMap::new());
     }
     let mut statement = conn
-        .prepare("SELECT job_id, status FROM outcomes")
+        .prepare("SELECT job_id, status FROM job_outcomes ORDER BY job_id, finished_at_ms")
         .map_err(err)?;
     let rows = statement
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))

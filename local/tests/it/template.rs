@@ -141,6 +141,12 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("REPORT_TIME_ZONE", "Europe/Berlin"),
             ("REPORT_RECIPIENTS", "ops@example.com"),
             ("REPORT_LOOKBACK_DAYS", "7"),
+            (
+                "REPORT_DLQ_URLS",
+                &format!(
+                    "{URL}/nightshift-jobs-dlq,{URL}/nightshift-inventory-dlq.fifo,{URL}/nightshift-emails-dlq"
+                ),
+            ),
         ])
     );
 

@@ -761,11 +761,8 @@ impl Store for DynamoStore {
         }
         // The key range is exact; times before 1970 are clamped to 0 in keys, so filter too.
         outcomes.retain(|o| o.finished_at >= from && o.finished_at < to);
-        // A job recorded twice (a retry after its end was recorded, a lapsed claim whose late
-        // owner recorded too) has an item per finish time: its latest outcome counts, once.
-        outcomes.sort_by(|a, b| (&a.job_id, b.finished_at).cmp(&(&b.job_id, a.finished_at)));
-        outcomes.dedup_by(|later, kept| later.job_id == kept.job_id);
-        outcomes.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
+        // A job recorded twice has an item per finish time: its latest outcome counts, once.
+        crate::ports::latest_per_job(&mut outcomes);
         Ok(outcomes)
     }
 }

@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use crate::contracts::{JobEnvelope, JobOutcome};
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
-    OutgoingEmail, Queue, QueueError, ScheduleError, Scheduler, SendOptions, SequenceOutcome,
-    Settled, Store, StoreError, check_cron_fields, claim_decision, schedule_name,
+    OutgoingEmail, Queue, QueueDepth, QueueError, ScheduleError, Scheduler, SendOptions,
+    SequenceOutcome, Settled, Store, StoreError, check_cron_fields, claim_decision, schedule_name,
 };
 
 /// A clock that moves only when told to.
@@ -60,7 +60,8 @@ pub struct Record {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<BTreeMap<String, Record>>,
-    outcomes: Mutex<BTreeMap<String, JobOutcome>>,
+    /// Every recorded outcome by (job id, finish time), as the stores keep them.
+    outcomes: Mutex<BTreeMap<(String, DateTime<Utc>), JobOutcome>>,
     complete_failures: Mutex<VecDeque<StoreError>>,
     sequences: Mutex<BTreeMap<String, Sequence>>,
     consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
@@ -83,9 +84,15 @@ struct Sequence {
 }
 
 impl MemoryStore {
-    /// All recorded outcomes, by job id.
+    /// Each job's latest recorded outcome, by job id.
     pub fn outcomes(&self) -> BTreeMap<String, JobOutcome> {
-        self.outcomes.lock().unwrap().clone()
+        // Keys sort by (job id, finish time): the last insert per job id is its latest.
+        self.outcomes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|((job_id, _), o)| (job_id.clone(), o.clone()))
+            .collect()
     }
 
     /// The idempotency record of `key`, if any.
@@ -215,10 +222,10 @@ impl Store for MemoryStore {
     }
 
     async fn record_outcome(&self, outcome: &JobOutcome) -> Result<(), StoreError> {
-        self.outcomes
-            .lock()
-            .unwrap()
-            .insert(outcome.job_id.clone(), outcome.clone());
+        self.outcomes.lock().unwrap().insert(
+            (outcome.job_id.clone(), outcome.finished_at),
+            outcome.clone(),
+        );
         Ok(())
     }
 
@@ -235,7 +242,7 @@ impl Store for MemoryStore {
             .filter(|o| o.finished_at >= from && o.finished_at < to)
             .cloned()
             .collect();
-        found.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
+        crate::ports::latest_per_job(&mut found);
         Ok(found)
     }
 }
@@ -326,6 +333,16 @@ impl Queue for MemoryQueue {
             timeout_seconds,
         ));
         Ok(())
+    }
+
+    /// Nothing ever leaves a [`MemoryQueue`] (it has no receive), so what a queue holds is
+    /// everything sent to it, all visible.
+    async fn depth(&self, queue_url: &str) -> Result<QueueDepth, QueueError> {
+        self.injected()?;
+        Ok(QueueDepth {
+            visible: self.sent_to(queue_url).len() as u64,
+            ..QueueDepth::default()
+        })
     }
 }
 

@@ -57,7 +57,7 @@ impl SqliteStore {
                 StoreError::Permanent(format!("cannot create {}: {e}", dir.display()))
             })?;
         }
-        let conn = Connection::open(&path).map_err(classify)?;
+        let mut conn = Connection::open(&path).map_err(classify)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(classify)?;
         conn.execute_batch(
@@ -68,14 +68,17 @@ impl SqliteStore {
                  result TEXT,
                  expires_at_ms INTEGER NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS outcomes (
-                 job_id TEXT PRIMARY KEY,
+             CREATE TABLE IF NOT EXISTS job_outcomes (
+                 job_id TEXT NOT NULL,
+                 finished_at_ms INTEGER NOT NULL,
                  kind TEXT NOT NULL,
                  status TEXT NOT NULL,
                  submitted_at_ms INTEGER NOT NULL,
                  latency_ms INTEGER NOT NULL,
-                 error TEXT
+                 error TEXT,
+                 PRIMARY KEY (job_id, finished_at_ms)
              );
+             CREATE INDEX IF NOT EXISTS job_outcomes_by_finish ON job_outcomes (finished_at_ms);
              CREATE TABLE IF NOT EXISTS sequences (
                  key TEXT PRIMARY KEY,
                  last INTEGER NOT NULL,
@@ -83,7 +86,7 @@ impl SqliteStore {
              );",
         )
         .map_err(classify)?;
-        migrate(&conn).map_err(classify)?;
+        migrate(&mut conn).map_err(classify)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -111,9 +114,19 @@ impl SqliteStore {
     }
 }
 
-/// Columns added after the first release, added to databases made before them: claims' owner
-/// and payload hash, outcomes' finish time (old rows take their submission time).
-fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
+/// Databases made by earlier releases, brought up to date: claims gain their owner and payload
+/// hash; the `outcomes` table (one row per job, no finish time) moves into `job_outcomes` (one
+/// row per job and finish time), its rows taking their submission time as finish time.
+///
+/// One `BEGIN IMMEDIATE` transaction: every function instance opens the database at init, and
+/// two of them upgrading one old file at once must not both move the rows.
+fn migrate(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    upgrade(&tx)?;
+    tx.commit()
+}
+
+fn upgrade(conn: &Connection) -> Result<(), rusqlite::Error> {
     let has = |table: &str, column: &str| -> Result<bool, rusqlite::Error> {
         let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
         let names = stmt.query_map([], |row| row.get::<_, String>(1))?;
@@ -130,15 +143,22 @@ fn migrate(conn: &Connection) -> Result<(), rusqlite::Error> {
              ALTER TABLE idempotency ADD COLUMN payload_hash TEXT;",
         )?;
     }
-    if !has("outcomes", "finished_at_ms")? {
-        conn.execute_batch(
-            "ALTER TABLE outcomes ADD COLUMN finished_at_ms INTEGER;
-             UPDATE outcomes SET finished_at_ms = submitted_at_ms WHERE finished_at_ms IS NULL;",
-        )?;
+    // `PRAGMA table_info` of a missing table lists no columns.
+    if has("outcomes", "job_id")? {
+        let finished = if has("outcomes", "finished_at_ms")? {
+            "COALESCE(finished_at_ms, submitted_at_ms)"
+        } else {
+            "submitted_at_ms"
+        };
+        conn.execute_batch(&format!(
+            "INSERT OR REPLACE INTO job_outcomes
+                 (job_id, finished_at_ms, kind, status, submitted_at_ms, latency_ms, error)
+                 SELECT job_id, {finished}, kind, status, submitted_at_ms, latency_ms, error
+                 FROM outcomes;
+             DROP TABLE outcomes;"
+        ))?;
     }
-    conn.execute_batch(
-        "CREATE INDEX IF NOT EXISTS outcomes_by_finish ON outcomes (finished_at_ms);",
-    )
+    Ok(())
 }
 
 fn complete_key(
@@ -162,7 +182,7 @@ fn complete_key(
 
 fn insert_outcome(conn: &Connection, o: &JobOutcome) -> Result<(), rusqlite::Error> {
     conn.prepare_cached(
-        "INSERT OR REPLACE INTO outcomes
+        "INSERT OR REPLACE INTO job_outcomes
          (job_id, kind, status, submitted_at_ms, latency_ms, error, finished_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
@@ -335,7 +355,7 @@ impl Store for SqliteStore {
             .with_conn(move |conn| {
                 let mut stmt = conn.prepare_cached(
                     "SELECT job_id, kind, status, submitted_at_ms, latency_ms, error, finished_at_ms
-                     FROM outcomes WHERE finished_at_ms >= ?1 AND finished_at_ms < ?2
+                     FROM job_outcomes WHERE finished_at_ms >= ?1 AND finished_at_ms < ?2
                      ORDER BY finished_at_ms, job_id",
                 )?;
                 let rows = stmt.query_map(params![ms(from), ms(to)], |row| {
@@ -352,7 +372,8 @@ impl Store for SqliteStore {
                 rows.collect::<Result<Vec<_>, _>>()
             })
             .await?;
-        rows.into_iter()
+        let mut outcomes = rows
+            .into_iter()
             .map(
                 |(job_id, kind, status, submitted, latency, error, finished)| {
                     let Some(status) = OutcomeStatus::from_stored(&status) else {
@@ -372,7 +393,9 @@ impl Store for SqliteStore {
                     })
                 },
             )
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        crate::ports::latest_per_job(&mut outcomes);
+        Ok(outcomes)
     }
 }
 
@@ -525,6 +548,74 @@ mod tests {
             .unwrap();
         assert_eq!(old.len(), 1);
         assert_eq!(old[0].finished_at, old[0].submitted_at);
+    }
+
+    #[tokio::test]
+    async fn a_job_keeps_an_outcome_per_finish_time_and_counts_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("s.db")).unwrap();
+        let mut failed = outcome("j", "2026-11-21T09:00:00Z", "2026-11-21T10:00:00Z");
+        failed.status = OutcomeStatus::Failed;
+        failed.error = Some("retries exhausted".into());
+        // The same job ended again later that day (a lapsed claim's late owner) and, after a
+        // redrive, two days later.
+        let later = outcome("j", "2026-11-21T09:00:00Z", "2026-11-21T11:00:00Z");
+        let redriven = outcome("j", "2026-11-21T09:00:00Z", "2026-11-23T10:00:00Z");
+        for o in [&failed, &later, &redriven] {
+            store.record_outcome(o).await.unwrap();
+        }
+        let day = |d: &str| {
+            let from = t(&format!("{d}T00:00:00Z"));
+            (from, from + chrono::Duration::days(1))
+        };
+        let (from, to) = day("2026-11-21");
+        assert_eq!(
+            store.outcomes_between(from, to).await.unwrap(),
+            vec![later.clone()]
+        );
+        let (from, to) = day("2026-11-23");
+        assert_eq!(
+            store.outcomes_between(from, to).await.unwrap(),
+            vec![redriven.clone()]
+        );
+        // Recording the same (job, finish time) again replaces it.
+        store.record_outcome(&later).await.unwrap();
+        let (from, to) = day("2026-11-21");
+        assert_eq!(store.outcomes_between(from, to).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn databases_with_one_outcome_per_job_move_to_one_per_finish_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE outcomes (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL,
+                     submitted_at_ms INTEGER NOT NULL, latency_ms INTEGER NOT NULL, error TEXT,
+                     finished_at_ms INTEGER);
+                 INSERT INTO outcomes VALUES ('j', 'user.signup', 'failed', 1795000000000, 5, 'boom', 1795000000500);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let moved = store
+            .outcomes_between(from_ms(1_795_000_000_000), from_ms(1_795_000_001_000))
+            .await
+            .unwrap();
+        assert_eq!(moved.len(), 1);
+        assert_eq!(moved[0].finished_at, from_ms(1_795_000_000_500));
+        assert_eq!(moved[0].error.as_deref(), Some("boom"));
+        drop(store);
+        // Opening again finds nothing left to move.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store
+                .outcomes_between(from_ms(1_795_000_000_000), from_ms(1_795_000_001_000))
+                .await
+                .unwrap(),
+            moved
+        );
     }
 
     #[tokio::test]

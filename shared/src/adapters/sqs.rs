@@ -8,9 +8,9 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
 
-use crate::ports::{Attribute, Queue, QueueError, SendOptions};
+use crate::ports::{Attribute, Queue, QueueDepth, QueueError, SendOptions};
 
 /// Error codes SQS uses for throttling and overload; these pass, so they are retryable.
 const TRANSIENT_CODES: &[&str] = &[
@@ -132,6 +132,36 @@ impl Queue for SqsQueue {
             .map_err(classify)?;
         Ok(())
     }
+
+    async fn depth(&self, queue_url: &str) -> Result<QueueDepth, QueueError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(classify)?;
+        let attributes = out.attributes();
+        let count = |name: QueueAttributeName| -> Result<u64, QueueError> {
+            let value = attributes.and_then(|a| a.get(&name)).ok_or_else(|| {
+                QueueError::Rejected(format!("{queue_url}: no {} in the answer", name.as_str()))
+            })?;
+            value.parse().map_err(|_| {
+                QueueError::Rejected(format!(
+                    "{queue_url}: {} is {value:?}, not a count",
+                    name.as_str()
+                ))
+            })
+        };
+        Ok(QueueDepth {
+            visible: count(QueueAttributeName::ApproximateNumberOfMessages)?,
+            in_flight: count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+            delayed: count(QueueAttributeName::ApproximateNumberOfMessagesDelayed)?,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +174,11 @@ mod tests {
 
     /// A queue whose one request is recorded and answered with a sent message id.
     fn replayed() -> (SqsQueue, StaticReplayClient) {
+        replayed_with(r#"{"MessageId":"m-1","MD5OfMessageBody":"x"}"#)
+    }
+
+    /// A queue whose one request is recorded and answered with `answer`.
+    fn replayed_with(answer: &'static str) -> (SqsQueue, StaticReplayClient) {
         let replay = StaticReplayClient::new(vec![ReplayEvent::new(
             http::Request::builder()
                 .uri("https://sqs.eu-central-1.amazonaws.com/")
@@ -152,9 +187,7 @@ mod tests {
             http::Response::builder()
                 .status(200)
                 .header("content-type", "application/x-amz-json-1.0")
-                .body(SdkBody::from(
-                    r#"{"MessageId":"m-1","MD5OfMessageBody":"x"}"#,
-                ))
+                .body(SdkBody::from(answer))
                 .unwrap(),
         )]);
         let config = aws_sdk_sqs::Config::builder()
@@ -170,6 +203,41 @@ mod tests {
     fn sent_body(replay: &StaticReplayClient) -> serde_json::Value {
         let request = replay.actual_requests().next().expect("one request");
         serde_json::from_slice(request.body().bytes().expect("buffered body")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn depth_asks_for_the_three_counts_and_reads_them() {
+        let url = "https://sqs.eu-central-1.amazonaws.com/123456789012/jobs-dlq";
+        let (queue, replay) = replayed_with(
+            r#"{"Attributes":{"ApproximateNumberOfMessages":"3","ApproximateNumberOfMessagesNotVisible":"1","ApproximateNumberOfMessagesDelayed":"0"}}"#,
+        );
+        let depth = queue.depth(url).await.unwrap();
+        assert_eq!(
+            depth,
+            QueueDepth {
+                visible: 3,
+                in_flight: 1,
+                delayed: 0
+            }
+        );
+        assert_eq!(depth.total(), 4);
+        let body = sent_body(&replay);
+        assert_eq!(body["QueueUrl"], url);
+        assert_eq!(
+            body["AttributeNames"],
+            serde_json::json!([
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed"
+            ])
+        );
+        // An answer without a count is an error naming it, not a zero.
+        let (queue, _) = replayed_with(r#"{"Attributes":{"ApproximateNumberOfMessages":"3"}}"#);
+        let err = queue.depth(url).await.unwrap_err().to_string();
+        assert!(
+            err.contains("no ApproximateNumberOfMessagesNotVisible"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
