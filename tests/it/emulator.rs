@@ -87,8 +87,10 @@ pub fn in_process_functions(
 ) -> InProcessInvoker {
     let store = Arc::new(SqliteStore::open(dirs.db()).unwrap());
     let mailer = Arc::new(OutboxMailer::new(dirs.outbox()).unwrap());
-    // The replay sandbox these serve has an SQS endpoint only, no Scheduler API: schedules
-    // are kept in memory (a replay re-feeds the jobs they sent from the trace).
+    // The replay tests run these against the emulator and against the replay sandbox, whose
+    // Scheduler API is on an endpoint of its own that these functions (bound to the SQS
+    // endpoint) are not told: schedules are kept in memory in both runs, and a replay
+    // re-feeds the jobs they sent from the trace.
     let scheduler = Arc::new(nightshift::adapters::memory::MemoryScheduler::default());
     functions(dirs, endpoint, clock, store, mailer, Some(scheduler))
 }
