@@ -186,24 +186,11 @@ impl Env {
     }
 }
 
-/// Where and as whom run-time schedules send their job envelopes: what the scheduler adapter
-/// needs besides the endpoint ([`Env::scheduler_target`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchedulerTarget {
-    /// The schedule group holding the schedules (the functions' IAM policy is scoped to it).
-    pub group: String,
-    /// The role Scheduler assumes to send to the queue (the caller needs `iam:PassRole` on
-    /// it).
-    pub role_arn: String,
-    /// The ARN of the jobs queue.
-    pub queue_arn: String,
-}
-
 impl Env {
     /// The target of run-time schedules from `SCHEDULER_GROUP` (a schedule group name: 1 to
     /// 64 of `[0-9a-zA-Z-_.]`), `SCHEDULER_ROLE_ARN` (an IAM role ARN) and `JOBS_QUEUE_ARN`
     /// (an SQS queue ARN).
-    pub fn scheduler_target(&self) -> Result<SchedulerTarget, ConfigError> {
+    pub fn scheduler_target(&self) -> Result<crate::ports::SchedulerTarget, ConfigError> {
         let group = self.required(SCHEDULER_GROUP)?;
         crate::ports::schedule_name(&group).map_err(|_| {
             ConfigError::invalid(
@@ -231,7 +218,7 @@ impl Env {
                 "expected an SQS queue ARN like arn:aws:sqs:eu-central-1:123456789012:NAME",
             ));
         }
-        Ok(SchedulerTarget {
+        Ok(crate::ports::SchedulerTarget {
             group,
             role_arn,
             queue_arn,

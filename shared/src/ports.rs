@@ -521,6 +521,20 @@ pub fn check_cron_fields(id: &str, cron: &str) -> Result<(), ScheduleError> {
     Ok(())
 }
 
+/// Where and as whom a scheduler's schedules send their job envelopes: what the scheduler
+/// adapter is built with besides the endpoint
+/// ([`crate::config::Env::scheduler_target`] reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerTarget {
+    /// The schedule group holding the schedules (the functions' IAM policy is scoped to it).
+    pub group: String,
+    /// The role Scheduler assumes to send to the queue (the caller needs `iam:PassRole` on
+    /// it).
+    pub role_arn: String,
+    /// The ARN of the jobs queue.
+    pub queue_arn: String,
+}
+
 /// Puts job envelopes on the jobs queue at a later time: EventBridge Scheduler schedules
 /// whose target is the jobs queue. Every operation is keyed by a schedule id
 /// ([`schedule_name`]): scheduling an id again replaces its schedule, so a retried job never

@@ -23,8 +23,8 @@ use aws_sdk_scheduler::types::{
 use chrono::{DateTime, Utc};
 use tokio::sync::OnceCell;
 
-pub use crate::config::SchedulerTarget;
 use crate::contracts::JobEnvelope;
+pub use crate::ports::SchedulerTarget;
 use crate::ports::{ScheduleError, Scheduler, check_cron_fields, schedule_name};
 
 /// Error codes of Scheduler that pass, so they are retryable
