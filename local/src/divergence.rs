@@ -271,6 +271,7 @@ mod tests {
             queues: Default::default(),
             event_sources: Vec::new(),
             schedules: Vec::new(),
+            schedule_groups: Vec::new(),
         };
         assert!(applicable(&template, &ClockSpec::Real, true).is_empty());
         let manual = applicable(&template, &ClockSpec::Manual, true);

@@ -432,7 +432,15 @@ async fn process_runtime(
     let dir = target_dir(&options.project_root, release);
     let rt = Runtime::new(RuntimeOptions {
         region: options.region.clone(),
-        env: BTreeMap::from([("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.to_string())]),
+        // The endpoint serves SQS and the EventBridge Scheduler API (a function's run-time
+        // schedules); the SDKs read a service's endpoint from AWS_ENDPOINT_URL_<SERVICE>.
+        env: BTreeMap::from([
+            ("AWS_ENDPOINT_URL_SQS".to_string(), endpoint.to_string()),
+            (
+                "AWS_ENDPOINT_URL_SCHEDULER".to_string(),
+                endpoint.to_string(),
+            ),
+        ]),
         working_dir: Some(
             options
                 .work_dir

@@ -16,6 +16,13 @@ pub const STORE_URL: &str = "STORE_URL";
 pub const MAIL_URL: &str = "MAIL_URL";
 /// Variable selecting the blob store.
 pub const BLOBS_URL: &str = "BLOBS_URL";
+/// Variable naming the EventBridge Scheduler schedule group of run-time schedules.
+pub const SCHEDULER_GROUP: &str = "SCHEDULER_GROUP";
+/// Variable holding the ARN of the role EventBridge Scheduler assumes to send to the jobs
+/// queue.
+pub const SCHEDULER_ROLE_ARN: &str = "SCHEDULER_ROLE_ARN";
+/// Variable holding the ARN of the jobs queue, the target of run-time schedules.
+pub const JOBS_QUEUE_ARN: &str = "JOBS_QUEUE_ARN";
 /// Optional variable: how long completed idempotency records live, in seconds.
 pub const IDEMPOTENCY_TTL_SECONDS: &str = "IDEMPOTENCY_TTL_SECONDS";
 /// Variable holding the fault list of the emulator's fault injection (test builds only);
@@ -175,6 +182,46 @@ impl Env {
         let secs = self.parse_or::<u64>(RETRY_HORIZON_SECONDS, DEFAULT_HORIZON.as_secs())?;
         RetryPlan::for_consumer(Duration::from_secs(secs)).map_err(|e| {
             ConfigError::invalid(RETRY_HORIZON_SECONDS, &secs.to_string(), e.to_string())
+        })
+    }
+}
+
+impl Env {
+    /// The target of run-time schedules from `SCHEDULER_GROUP` (a schedule group name: 1 to
+    /// 64 of `[0-9a-zA-Z-_.]`), `SCHEDULER_ROLE_ARN` (an IAM role ARN) and `JOBS_QUEUE_ARN`
+    /// (an SQS queue ARN).
+    pub fn scheduler_target(&self) -> Result<crate::ports::SchedulerTarget, ConfigError> {
+        let group = self.required(SCHEDULER_GROUP)?;
+        crate::ports::schedule_name(&group).map_err(|_| {
+            ConfigError::invalid(
+                SCHEDULER_GROUP,
+                &group,
+                "a schedule group name has 1 to 64 ASCII letters, digits, - _ and .",
+            )
+        })?;
+        let role_arn = self.required(SCHEDULER_ROLE_ARN)?;
+        if !(role_arn.starts_with("arn:")
+            && role_arn.contains(":iam::")
+            && role_arn.contains(":role/"))
+        {
+            return Err(ConfigError::invalid(
+                SCHEDULER_ROLE_ARN,
+                &role_arn,
+                "expected an IAM role ARN like arn:aws:iam::123456789012:role/NAME",
+            ));
+        }
+        let queue_arn = self.required(JOBS_QUEUE_ARN)?;
+        if !(queue_arn.starts_with("arn:") && queue_arn.split(':').nth(2) == Some("sqs")) {
+            return Err(ConfigError::invalid(
+                JOBS_QUEUE_ARN,
+                &queue_arn,
+                "expected an SQS queue ARN like arn:aws:sqs:eu-central-1:123456789012:NAME",
+            ));
+        }
+        Ok(crate::ports::SchedulerTarget {
+            group,
+            role_arn,
+            queue_arn,
         })
     }
 }
@@ -388,6 +435,52 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("IDEMPOTENCY_TTL_SECONDS=\"soon\"")
+        );
+    }
+
+    #[test]
+    fn scheduler_targets_name_the_bad_variable() {
+        let good = [
+            ("SCHEDULER_GROUP", "nightshift-jobs"),
+            (
+                "SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/nightshift-jobs-scheduler",
+            ),
+            (
+                "JOBS_QUEUE_ARN",
+                "arn:aws:sqs:eu-central-1:123456789012:nightshift-jobs",
+            ),
+        ];
+        let target = Env::from_map(good).scheduler_target().unwrap();
+        assert_eq!(target.group, "nightshift-jobs");
+        for (var, bad, reason) in [
+            ("SCHEDULER_GROUP", "jobs/eu", "a schedule group name"),
+            (
+                "SCHEDULER_ROLE_ARN",
+                "nightshift-role",
+                "expected an IAM role ARN",
+            ),
+            (
+                "JOBS_QUEUE_ARN",
+                "https://sqs.eu-central-1.amazonaws.com/1/jobs",
+                "expected an SQS queue ARN",
+            ),
+        ] {
+            let env = Env::from_map(good.map(|(k, v)| (k, if k == var { bad } else { v })));
+            let err = env.scheduler_target().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "environment variable {var}=\"{bad}\" is invalid: {reason}"
+                )),
+                "{err}"
+            );
+        }
+        let env = Env::from_map(good.map(|(k, v)| (k, if k == "JOBS_QUEUE_ARN" { "" } else { v })));
+        assert_eq!(
+            env.scheduler_target().unwrap_err(),
+            ConfigError::Missing {
+                var: "JOBS_QUEUE_ARN".into()
+            }
         );
     }
 

@@ -8,9 +8,10 @@
 //!   derived from it;
 //! - [`record`] (from `nightshift-contract`, shared with the emulator): the receive count of
 //!   an SQS record and the attributes of a dead letter;
-//! - [`ports`]: the traits for queue, store, mail, blobs and clock, with retryable/permanent errors;
+//! - [`ports`]: the traits for queue, store, mail, blobs, scheduler and clock, with
+//!   retryable/permanent errors;
 //! - [`adapters`]: SQLite and DynamoDB stores, outbox, SMTP and SES mail, filesystem and S3
-//!   blobs, SQS, and in-memory doubles;
+//!   blobs, SQS, EventBridge Scheduler (feature `scheduler`), and in-memory doubles;
 //! - [`config`]: environment variables parsed into typed values (ports by URL, queue URLs,
 //!   limits), importing no adapter;
 //! - [`wiring`]: each port's adapter opened from the config, with its decorators;

@@ -1,16 +1,16 @@
 //! Ports: the I/O the functions need, as traits, with their error classes.
 //!
 //! Domain code and handlers talk only to these traits; [`crate::adapters`] implements them for
-//! SQS, SQLite, DynamoDB, an outbox directory, SMTP, SES, the filesystem and S3, and
-//! [`crate::config`] picks
-//! one per port from a URL. Every error says whether retrying can help
+//! SQS, SQLite, DynamoDB, an outbox directory, SMTP, SES, the filesystem, S3 and (feature
+//! `scheduler`) EventBridge Scheduler, and [`crate::wiring`] opens one per port from the
+//! configuration. Every error says whether retrying can help
 //! ([`Retryable::is_retryable`]), which decides between backoff and the DLQ.
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::contracts::JobOutcome;
+use crate::contracts::{JobEnvelope, JobOutcome};
 
 /// Errors that know whether a retry can succeed.
 pub trait Retryable {
@@ -457,6 +457,115 @@ pub trait Blobs: Send + Sync {
 
     /// Reads `key`, `None` when it does not exist.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BlobError>;
+}
+
+/// A scheduler operation failed.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum ScheduleError {
+    /// Throttled, timed out, unreachable or a server error.
+    #[error("scheduler temporarily unavailable: {0}")]
+    Transient(String),
+    /// The request can never succeed (an id that is no schedule name, a cron expression or
+    /// target the scheduler refuses, a missing group or permission).
+    #[error("schedule request rejected: {0}")]
+    Rejected(String),
+}
+
+impl Retryable for ScheduleError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, ScheduleError::Transient(_))
+    }
+}
+
+/// Longest schedule name EventBridge Scheduler accepts.
+pub const MAX_SCHEDULE_NAME: usize = 64;
+
+/// The schedule name of the job schedule `id`: the id itself, which must already satisfy
+/// Scheduler's name rule, 1 to 64 of `[0-9a-zA-Z-_.]`
+/// (<https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html>,
+/// `Name`). The identity keeps the mapping deterministic and one-to-one, so the same id
+/// always names the same schedule (idempotency, cancel) and two ids never share one; an id
+/// outside the rule is refused, naming it, rather than rewritten into a name another id could
+/// also map to.
+pub fn schedule_name(id: &str) -> Result<&str, ScheduleError> {
+    if id.is_empty() || id.len() > MAX_SCHEDULE_NAME {
+        return Err(ScheduleError::Rejected(format!(
+            "schedule id {id:?} is {} characters; a schedule name has 1 to {MAX_SCHEDULE_NAME}",
+            id.len()
+        )));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(ScheduleError::Rejected(format!(
+            "schedule id {id:?} contains {c:?}; a schedule name has only ASCII letters, digits \
+             and - _ ."
+        )));
+    }
+    Ok(id)
+}
+
+/// Checks the six fields of a Scheduler cron expression (`minutes hours day-of-month month
+/// day-of-week year`, like `0 9 ? * MON *`) for their number only; the scheduler checks
+/// each field's syntax
+/// (<https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#cron-based>).
+pub fn check_cron_fields(id: &str, cron: &str) -> Result<(), ScheduleError> {
+    let fields = cron.split_whitespace().count();
+    if fields != 6 {
+        return Err(ScheduleError::Rejected(format!(
+            "schedule {id}: cron expression {cron:?} has {fields} fields; Scheduler's has six \
+             (minutes hours day-of-month month day-of-week year), like \"0 9 ? * MON *\""
+        )));
+    }
+    Ok(())
+}
+
+/// Where and as whom a scheduler's schedules send their job envelopes: what the scheduler
+/// adapter is built with besides the endpoint
+/// ([`crate::config::Env::scheduler_target`] reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerTarget {
+    /// The schedule group holding the schedules (the functions' IAM policy is scoped to it).
+    pub group: String,
+    /// The role Scheduler assumes to send to the queue (the caller needs `iam:PassRole` on
+    /// it).
+    pub role_arn: String,
+    /// The ARN of the jobs queue.
+    pub queue_arn: String,
+}
+
+/// Puts job envelopes on the jobs queue at a later time: EventBridge Scheduler schedules
+/// whose target is the jobs queue. Every operation is keyed by a schedule id
+/// ([`schedule_name`]): scheduling an id again replaces its schedule, so a retried job never
+/// leaves two.
+#[async_trait]
+pub trait Scheduler: Send + Sync {
+    /// Sends `envelope` to the jobs queue once, at `at` (to the second), then forgets the
+    /// schedule. Replaces a schedule of the same id.
+    async fn schedule_job(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        envelope: &JobEnvelope,
+    ) -> Result<(), ScheduleError>;
+
+    /// Sends `envelope` to the jobs queue at every time of `cron` (Scheduler's six fields,
+    /// like `0 9 ? * MON *`, see [`check_cron_fields`]) in `time_zone`, until cancelled.
+    /// Each occurrence carries its own job id, `ID:SCHEDULED-TIME` (`weekly-7:2026-11-23T08:00:00Z`),
+    /// and that time as `submitted_at`, so the idempotency of job ids lets each occurrence run
+    /// once and every occurrence run. Replaces a schedule of the same id.
+    async fn schedule_recurring(
+        &self,
+        id: &str,
+        cron: &str,
+        time_zone: chrono_tz::Tz,
+        envelope: &JobEnvelope,
+    ) -> Result<(), ScheduleError>;
+
+    /// Deletes the schedule `id`; true when there was one, false when there was none (never
+    /// made, already fired, or cancelled before).
+    async fn cancel(&self, id: &str) -> Result<bool, ScheduleError>;
 }
 
 /// The current time; injected so tests and replays decide what "now" is.

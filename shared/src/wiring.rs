@@ -143,6 +143,18 @@ fn mailer_by_url(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
     }
 }
 
+/// Opens the scheduler of run-time schedules: EventBridge Scheduler (its endpoint as the SDK
+/// reads it: `AWS_ENDPOINT_URL_SCHEDULER`, else `AWS_ENDPOINT_URL`) for the target of
+/// `SCHEDULER_GROUP`, `SCHEDULER_ROLE_ARN` and `JOBS_QUEUE_ARN`
+/// ([`Env::scheduler_target`]). The client is built on first use.
+#[cfg(feature = "scheduler")]
+pub fn scheduler(env: &Env) -> Result<Arc<dyn crate::ports::Scheduler>, ConfigError> {
+    let target = env.scheduler_target()?;
+    Ok(Arc::new(
+        crate::adapters::scheduler::EventBridgeScheduler::lazy(target),
+    ))
+}
+
 /// Opens the blob store named by `BLOBS_URL`: `file://DIR` or `s3://BUCKET/PREFIX`.
 pub fn blobs(env: &Env) -> Result<Arc<dyn Blobs>, ConfigError> {
     let invalid = |reason: String| invalid(env, BLOBS_URL, reason);

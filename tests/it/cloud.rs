@@ -724,6 +724,7 @@ async fn cloud_the_three_functions_run_on_dynamodb_ses_and_s3() {
     let processor = Arc::new(queue_processor::Deps::new(
         queue.clone(),
         store.clone(),
+        Arc::new(nightshift::adapters::memory::MemoryScheduler::default()),
         clock.clone(),
         BatchConfig {
             source_queue_url: Some(JOBS_URL.into()),

@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use lambda_runtime::{Context, LambdaEvent};
 use nightshift::adapters::blobs::FsBlobs;
 use nightshift::adapters::mail::OutboxMailer;
+use nightshift::adapters::scheduler::{EventBridgeScheduler, SchedulerTarget};
 use nightshift::adapters::sqlite::SqliteStore;
 use nightshift::adapters::sqs::SqsQueue;
 use nightshift::batch::BatchConfig;
 use nightshift::idempotency::Idempotency;
-use nightshift::ports::{Clock, Mailer, Store};
+use nightshift::ports::{Clock, Mailer, Scheduler, Store};
 use nightshift::retry::RetryPlan;
 use nightshift_local::clock::SharedClock;
 use nightshift_local::harness::{Harness, HarnessInvoker, HarnessOptions};
@@ -86,7 +87,12 @@ pub fn in_process_functions(
 ) -> InProcessInvoker {
     let store = Arc::new(SqliteStore::open(dirs.db()).unwrap());
     let mailer = Arc::new(OutboxMailer::new(dirs.outbox()).unwrap());
-    in_process_functions_with(dirs, endpoint, clock, store, mailer)
+    // The replay tests run these against the emulator and against the replay sandbox, whose
+    // Scheduler API is on an endpoint of its own that these functions (bound to the SQS
+    // endpoint) are not told: schedules are kept in memory in both runs, and a replay
+    // re-feeds the jobs they sent from the trace.
+    let scheduler = Arc::new(nightshift::adapters::memory::MemoryScheduler::default());
+    functions(dirs, endpoint, clock, store, mailer, Some(scheduler))
 }
 
 /// [`in_process_functions`] on a given store and mailer (an outage, an SMTP server), with the
@@ -97,6 +103,19 @@ pub fn in_process_functions_with(
     clock: Arc<EmulatorClockSlot>,
     store: Arc<dyn Store>,
     mailer: Arc<dyn Mailer>,
+) -> InProcessInvoker {
+    functions(dirs, endpoint, clock, store, mailer, None)
+}
+
+/// The three handlers; queue-processor schedules on `scheduler`, or on the emulator's
+/// Scheduler API when `None`.
+fn functions(
+    dirs: &Dirs,
+    endpoint: Arc<std::sync::OnceLock<String>>,
+    clock: Arc<EmulatorClockSlot>,
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+    scheduler: Option<Arc<dyn Scheduler>>,
 ) -> InProcessInvoker {
     let plan = RetryPlan::default();
     let blobs = Arc::new(FsBlobs::new(dirs.reports()).unwrap());
@@ -121,6 +140,7 @@ pub fn in_process_functions_with(
             queue.clone(),
             deps_qp,
         );
+        let scheduler = scheduler.clone();
         move |payload: Bytes, ctx: InvokeContext| {
             let deps = deps
                 .get_or_init(|| {
@@ -137,10 +157,27 @@ pub fn in_process_functions_with(
                         url(e, "inventory.fifo"),
                         url(e, "inventory-dlq.fifo"),
                     );
+                    // The template's schedule group, scheduler role and jobs queue, as the
+                    // emulator resolves them.
+                    let scheduler = scheduler.clone().unwrap_or_else(|| {
+                        Arc::new(EventBridgeScheduler::for_endpoint(
+                            e,
+                            "us-east-1",
+                            SchedulerTarget {
+                                group: "nightshift-jobs".into(),
+                                role_arn:
+                                    "arn:aws:iam::000000000000:role/nightshift-JobsSchedulerRole"
+                                        .into(),
+                                queue_arn: "arn:aws:sqs:us-east-1:000000000000:nightshift-jobs"
+                                    .into(),
+                            },
+                        ))
+                    });
                     Arc::new(
                         queue_processor::Deps::new(
                             queue(),
                             store.clone(),
+                            scheduler,
                             clock.clone(),
                             jobs,
                             url(e, "emails"),
@@ -365,7 +402,7 @@ async fn malformed_and_unknown_jobs_land_in_the_dlq_with_reasons() {
     );
     assert_eq!(
         reasons[1],
-        "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.signup"
+        "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.follow_up, user.signup"
     );
     assert!(dirs.emails().is_empty());
     // Redrive puts them back on the jobs queue, where they fail again, into the DLQ again.
@@ -531,6 +568,14 @@ async fn the_real_binaries_under_the_process_runtime() {
         subjects,
         ["Welcome to nightshift", "Your order 1001 is confirmed"]
     );
+    // The binary reached the emulator's Scheduler API (AWS_ENDPOINT_URL_SCHEDULER, the
+    // template's group, role and queue): the signup's follow-up is scheduled.
+    let follow_up = h
+        .emulator()
+        .scheduler_api()
+        .get_schedule("follow-up-u-42", Some("nightshift-jobs"))
+        .unwrap();
+    assert_eq!(follow_up["ScheduleExpression"], "at(2026-11-24T09:31:00)");
     let dlq = h.emulator().dlq_list("jobs-dlq", 10).unwrap();
     assert_eq!(dlq.len(), 1);
     assert!(

@@ -194,6 +194,13 @@ fn variables_read(
             n if n.ends_with("_URL") || n.ends_with("_URLS") => {
                 format!("http://127.0.0.1:9324/000000000000/{n}")
             }
+            // References to the stack's schedule group, role and queue, as the emulator
+            // resolves them.
+            "SCHEDULER_GROUP" => "nightshift-jobs".to_string(),
+            "SCHEDULER_ROLE_ARN" => {
+                "arn:aws:iam::000000000000:role/nightshift-JobsSchedulerRole".to_string()
+            }
+            "JOBS_QUEUE_ARN" => "arn:aws:sqs:us-east-1:000000000000:nightshift-jobs".to_string(),
             n => local[&function.id][n]
                 .as_str()
                 .map(str::to_string)
@@ -593,6 +600,8 @@ fn service_owns(service: &str, ty: &str) -> bool {
             | ("logs", "AWS::Logs::LogGroup")
             | ("lambda", "AWS::Serverless::Function")
             | ("ses", "ses-identity")
+            | ("scheduler", "AWS::Scheduler::ScheduleGroup")
+            | ("iam", "AWS::IAM::Role")
     )
 }
 
@@ -616,6 +625,15 @@ fn scoped_resource(t: &Value, resource: &Value) -> Result<(String, String), Stri
             let identities = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/";
             if let Some(identity) = s.strip_prefix(identities) {
                 return Ok(("ses-identity".into(), format!("ses identity/{identity}")));
+            }
+            // The schedules of one of this stack's schedule groups: `schedule/${Group}/...`.
+            let schedules =
+                "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${";
+            if let Some((group, rest)) = s.strip_prefix(schedules).and_then(|r| r.split_once('}'))
+                && let Some(ty) = resource_type(t, group)
+                && ty == "AWS::Scheduler::ScheduleGroup"
+            {
+                return Ok((ty, format!("{group}{rest}")));
             }
             Err(format!(
                 "!Sub {s:?} is not scoped to a resource of this stack"
@@ -695,6 +713,13 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
                 format!("dynamodb:PutItem on StateTable{outcome}"),
                 format!("dynamodb:GetItem on StateTable{sequences}"),
                 format!("dynamodb:UpdateItem on StateTable{sequences}"),
+                // The Scheduler port: create, replace and cancel its own group's schedules,
+                // passing them their role (nightshift::adapters::scheduler).
+                "scheduler:CreateSchedule on JobsScheduleGroup/*".to_string(),
+                "scheduler:UpdateSchedule on JobsScheduleGroup/*".to_string(),
+                "scheduler:DeleteSchedule on JobsScheduleGroup/*".to_string(),
+                "iam:PassRole on JobsSchedulerRole [StringEquals iam:PassedToService scheduler.amazonaws.com]"
+                    .to_string(),
             ])
             .collect(),
     );
@@ -809,12 +834,94 @@ fn infra_iam_no_role_allows_a_wildcard_or_an_unscoped_resource() {
             "sqs:SendMessage on ReportScheduleDLQ".to_string(),
         ])
     );
-    let trust = &t["Resources"]["ReportScheduleRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-        [0];
-    assert_eq!(trust["Principal"]["Service"], "scheduler.amazonaws.com");
-    assert!(!trust["Condition"]["StringEquals"]["aws:SourceAccount"].is_null());
+    // The run-time schedules' role: put a job on the jobs queue, nothing else.
+    assert_eq!(
+        grants(&t, "JobsSchedulerRole").unwrap(),
+        BTreeSet::from(["sqs:SendMessage on JobsQueue".to_string()])
+    );
+    for role in ["ReportScheduleRole", "JobsSchedulerRole"] {
+        let trust = &t["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"][0];
+        assert_eq!(
+            trust["Principal"]["Service"], "scheduler.amazonaws.com",
+            "{role}"
+        );
+        assert!(
+            !trust["Condition"]["StringEquals"]["aws:SourceAccount"].is_null(),
+            "{role}"
+        );
+    }
     assert!(ids_of_type(&t, "AWS::IAM::Policy").is_empty());
     assert!(ids_of_type(&t, "AWS::IAM::ManagedPolicy").is_empty());
+}
+
+/// Problems with queue-processor's run-time schedules: the variables the Scheduler port
+/// reads (`nightshift::config::Env::scheduler_target`) must name the group its grants cover,
+/// a role it may pass, whose policy may send to the queue the schedules target.
+fn scheduler_problems(t: &Value) -> Vec<String> {
+    let f = functions(t)
+        .into_iter()
+        .find(|f| f.id == "QueueProcessorFunction")
+        .expect("queue-processor");
+    let var = |name: &str| f.env.get(name).and_then(referenced_id);
+    let mut problems = Vec::new();
+    let (Some(group), Some(role), Some(queue), Some(own_role)) = (
+        var(nightshift::config::SCHEDULER_GROUP),
+        var(nightshift::config::SCHEDULER_ROLE_ARN),
+        var(nightshift::config::JOBS_QUEUE_ARN),
+        f.role.clone(),
+    ) else {
+        return vec!["a scheduler variable or the role is not a reference".into()];
+    };
+    let own = grants(t, &own_role).unwrap_or_default();
+    for action in ["CreateSchedule", "UpdateSchedule", "DeleteSchedule"] {
+        let line = format!("scheduler:{action} on {group}/*");
+        if !own.contains(&line) {
+            problems.push(format!("{own_role} lacks {line}"));
+        }
+    }
+    if !own
+        .iter()
+        .any(|g| g.starts_with(&format!("iam:PassRole on {role} ")))
+    {
+        problems.push(format!("{own_role} may not pass {role}"));
+    }
+    let passed = grants(t, &role).unwrap_or_default();
+    if !passed.contains(&format!("sqs:SendMessage on {queue}")) {
+        problems.push(format!(
+            "{role} may not send to {queue}, the schedules' target"
+        ));
+    }
+    if !f.sqs_sources.contains(&queue) {
+        problems.push(format!(
+            "{queue}, the schedules' target, is not the function's source"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn infra_run_time_schedules_can_reach_the_jobs_queue() {
+    let t = template();
+    assert_eq!(scheduler_problems(&t), Vec::<String>::new());
+    // Broken copies: the role may no longer send to the queue; the group is another one.
+    let mut broken = t.clone();
+    broken["Resources"]["JobsSchedulerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+        [0]["Action"] = Value::String("sqs:GetQueueUrl".into());
+    assert_eq!(
+        scheduler_problems(&broken),
+        ["JobsSchedulerRole may not send to JobsQueue, the schedules' target"]
+    );
+    let mut broken = t.clone();
+    broken["Resources"]["QueueProcessorFunction"]["Properties"]["Environment"]["Variables"]["SCHEDULER_GROUP"] =
+        serde_yaml::from_str("!Ref StateTable").unwrap();
+    assert_eq!(
+        scheduler_problems(&broken),
+        [
+            "QueueProcessorRole lacks scheduler:CreateSchedule on StateTable/*",
+            "QueueProcessorRole lacks scheduler:UpdateSchedule on StateTable/*",
+            "QueueProcessorRole lacks scheduler:DeleteSchedule on StateTable/*",
+        ]
+    );
 }
 
 #[test]

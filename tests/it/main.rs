@@ -15,5 +15,6 @@ mod outage;
 mod pipeline;
 mod queue_processor;
 mod replay;
+mod scheduler_port;
 mod support;
 mod tls;

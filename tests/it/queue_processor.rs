@@ -62,7 +62,7 @@ async fn mixed_batch_from_fixture() {
         reasons
             .iter()
             .any(|r| r
-                == "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.signup"),
+                == "unknown job kind \"invoice.paid\"; known kinds: inventory.adjusted, order.placed, user.follow_up, user.signup"),
         "{reasons:?}"
     );
 
@@ -319,4 +319,180 @@ async fn a_reused_job_id_with_other_work_is_dead_lettered_not_skipped() {
         world.store.outcomes()["job-order-1001"].status,
         OutcomeStatus::Succeeded
     );
+}
+
+/// A record of `body` sent (and first received) at `sent`.
+fn record_sent_at(
+    id: &str,
+    body: &str,
+    receive_count: u32,
+    sent: &str,
+) -> aws_lambda_events::sqs::SqsMessage {
+    let mut r = record(id, body, receive_count);
+    let ms = sent
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .unwrap()
+        .timestamp_millis()
+        .to_string();
+    r.attributes.insert("SentTimestamp".into(), ms.clone());
+    r.attributes
+        .insert("ApproximateFirstReceiveTimestamp".into(), ms);
+    r
+}
+
+fn signup_body(submitted_at: &str) -> String {
+    serde_json::json!({"v":1,"id":"job-signup-7","kind":"user.signup",
+        "payload":{"user_id":"u-7","email":"ada@example.com","name":"Ada"},
+        "submitted_at": submitted_at})
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_signup_schedules_its_follow_up_once_even_when_retried() {
+    let world = World::new();
+    let deps = world.queue_processor();
+    let body = signup_body("2026-11-22T08:00:00Z");
+    // The scheduler is throttled on the first try: the record is retried, and its welcome
+    // email (same id) is enqueued again for email-sender to drop as a duplicate.
+    world
+        .scheduler
+        .fail_next(nightshift::ports::ScheduleError::Transient(
+            "throttled".into(),
+        ));
+    let first = queue_processor::handler(
+        deps.clone(),
+        lambda_event(event_of(vec![record_sent_at(
+            "m1",
+            &body,
+            1,
+            "2026-11-22T08:00:01Z",
+        )])),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first.batch_item_failures.len(), 1, "{first:?}");
+    assert!(world.scheduler.schedules().is_empty());
+    for receive in [2, 3] {
+        let again = queue_processor::handler(
+            deps.clone(),
+            lambda_event(event_of(vec![record_sent_at(
+                "m1",
+                &body,
+                receive,
+                "2026-11-22T08:00:01Z",
+            )])),
+        )
+        .await
+        .unwrap();
+        assert!(again.batch_item_failures.is_empty(), "{again:?}");
+    }
+    let schedules = world.scheduler.schedules();
+    assert_eq!(schedules.len(), 1, "one schedule per id");
+    assert_eq!(schedules[0].id, "follow-up-u-7");
+    let due = world
+        .scheduler
+        .take_due("2026-11-25T08:00:00Z".parse().unwrap());
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].kind, "user.follow_up");
+    assert_eq!(
+        due[0].submitted_at.to_rfc3339(),
+        "2026-11-25T08:00:00+00:00"
+    );
+
+    // What Scheduler sends then becomes the getting-started email, once.
+    let fired = serde_json::to_string(&due[0]).unwrap();
+    for receive in [1, 2] {
+        let response = queue_processor::handler(
+            deps.clone(),
+            lambda_event(event_of(vec![record_sent_at(
+                "m2",
+                &fired,
+                receive,
+                "2026-11-25T08:00:00Z",
+            )])),
+        )
+        .await
+        .unwrap();
+        assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    }
+    let getting_started: Vec<EmailRequest> = world
+        .queue
+        .sent_to(EMAILS_URL)
+        .iter()
+        .map(|m| EmailRequest::parse(&m.body).unwrap())
+        .filter(|e| e.template.as_deref() == Some("getting_started"))
+        .collect();
+    assert_eq!(
+        getting_started.len(),
+        1,
+        "the redelivery is a duplicate job"
+    );
+    assert_eq!(getting_started[0].to, ["ada@example.com"]);
+}
+
+#[tokio::test]
+async fn a_signup_run_after_its_follow_up_time_schedules_it_just_after_the_event() {
+    let world = World::new();
+    let deps = world.queue_processor();
+    // Submitted five days before it was sent (a producer's backlog): its follow-up time has
+    // passed by the event's time, so the follow-up goes out a minute after it.
+    let body = signup_body("2026-11-17T08:00:00Z");
+    let response = queue_processor::handler(
+        deps,
+        lambda_event(event_of(vec![record_sent_at(
+            "m1",
+            &body,
+            1,
+            "2026-11-22T08:00:00Z",
+        )])),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    let schedule = world.scheduler.get("follow-up-u-7").unwrap();
+    assert_eq!(
+        schedule.when,
+        nightshift::adapters::memory::When::At("2026-11-22T08:01:00Z".parse().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn an_order_cancels_its_customers_follow_up_and_says_so() {
+    let world = World::new();
+    let deps = world.queue_processor();
+    let signup = queue_processor::handler(
+        deps.clone(),
+        lambda_event(event_of(vec![record_sent_at(
+            "m1",
+            &signup_body("2026-11-22T08:00:00Z"),
+            1,
+            "2026-11-22T08:00:00Z",
+        )])),
+    )
+    .await
+    .unwrap();
+    assert!(signup.batch_item_failures.is_empty());
+    let order = serde_json::json!({"v":1,"id":"job-order-7","kind":"order.placed",
+        "payload":{"order_id":"o-7","customer_email":"ada@example.com","customer_id":"u-7",
+                   "currency":"EUR","items":[{"sku":"A","quantity":1,"unit_price_cents":100}]},
+        "submitted_at":"2026-11-23T08:00:00Z"})
+    .to_string();
+    let response = queue_processor::handler(
+        deps,
+        lambda_event(event_of(vec![record_sent_at(
+            "m2",
+            &order,
+            1,
+            "2026-11-23T08:00:00Z",
+        )])),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(world.scheduler.schedules().is_empty(), "cancelled");
+    let outcome = world.store.outcomes()["job-order-7"].clone();
+    assert_eq!(outcome.status, OutcomeStatus::Succeeded);
+    let record = world.store.record("job:job-order-7").unwrap();
+    let result: serde_json::Value = serde_json::from_str(&record.result.unwrap()).unwrap();
+    assert_eq!(result["cancelled"], serde_json::json!(["follow-up-u-7"]));
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::{Context, LambdaEvent};
 use nightshift::adapters::memory::{
-    ManualClock, MemoryBlobs, MemoryMailer, MemoryQueue, MemoryStore,
+    ManualClock, MemoryBlobs, MemoryMailer, MemoryQueue, MemoryScheduler, MemoryStore,
 };
 use nightshift::batch::BatchConfig;
 
@@ -69,6 +69,7 @@ pub struct World {
     pub store: Arc<MemoryStore>,
     pub mailer: Arc<MemoryMailer>,
     pub blobs: Arc<MemoryBlobs>,
+    pub scheduler: Arc<MemoryScheduler>,
     pub clock: Arc<ManualClock>,
 }
 
@@ -79,6 +80,7 @@ impl World {
             store: Arc::default(),
             mailer: Arc::default(),
             blobs: Arc::default(),
+            scheduler: Arc::default(),
             clock: Arc::new(ManualClock::new("2026-11-22T08:00:00Z".parse().unwrap())),
         }
     }
@@ -97,6 +99,7 @@ impl World {
         Arc::new(queue_processor::Deps::new(
             self.queue.clone(),
             self.store.clone(),
+            self.scheduler.clone(),
             self.clock.clone(),
             config,
             EMAILS_URL.into(),

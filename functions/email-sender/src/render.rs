@@ -19,6 +19,11 @@ const BUILTIN: &[(&str, &str, &str)] = &[
         include_str!("../templates/welcome.html"),
     ),
     (
+        "getting_started",
+        include_str!("../templates/getting_started.txt"),
+        include_str!("../templates/getting_started.html"),
+    ),
+    (
         "daily_report",
         include_str!("../templates/daily_report.txt"),
         include_str!("../templates/daily_report.html"),
@@ -268,7 +273,7 @@ mod tests {
         let err = t.render("nope", &BTreeMap::new()).unwrap_err().to_string();
         assert_eq!(
             err,
-            "unknown template \"nope\"; known templates: daily_report, order_confirmation, welcome"
+            "unknown template \"nope\"; known templates: daily_report, getting_started, order_confirmation, welcome"
         );
         let err = Templates::from_sources([("x".into(), "ok\n{% if %}".into(), "".into())])
             .err()

@@ -2,8 +2,10 @@
 //! in order per SKU, inventory adjustments from the inventory FIFO queue.
 //!
 //! For each record: decode the [`JobEnvelope`], claim the job id, run the job for its `kind`
-//! ([`jobs`]), enqueue the emails it asks for, apply its adjustment in its key's sequence
-//! ([`Store::apply_in_sequence`]), record a [`JobOutcome`], complete the claim.
+//! ([`jobs`]), enqueue the emails it asks for, schedule and cancel the later jobs it asks for
+//! ([`Scheduler`]: EventBridge Scheduler puts them on the jobs queue at their time), apply its
+//! adjustment in its key's sequence ([`Store::apply_in_sequence`]), record a [`JobOutcome`],
+//! complete the claim.
 //! Malformed bodies, unknown kinds and invalid payloads are permanent (DLQ at once); queue and
 //! store trouble is retryable (backoff, then SQS redrive). An adjustment whose earlier
 //! sequence numbers are not consumed yet waits (retryable) instead of applying out of order;
@@ -33,12 +35,12 @@ use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
 use nightshift::idempotency::{Begin, Idempotency};
 use nightshift::ports::{
-    Clock, Queue, Retryable, SendOptions, SequenceOutcome, Store, SystemClock,
+    Clock, Queue, Retryable, Scheduler, SendOptions, SequenceOutcome, Store, SystemClock,
 };
 use serde_json::json;
 use tracing::{info, warn};
 
-use crate::jobs::{Adjustment, JobError, Registry};
+use crate::jobs::{Adjustment, Effects, JobError, Registry};
 
 /// Everything the handler needs, built once per instance.
 pub struct Deps {
@@ -46,6 +48,8 @@ pub struct Deps {
     pub queue: Arc<dyn Queue>,
     /// Outcomes and idempotency records.
     pub store: Arc<dyn Store>,
+    /// Where jobs asking for later jobs schedule and cancel them.
+    pub scheduler: Arc<dyn Scheduler>,
     /// Time for idempotency expiry and fallback timestamps.
     pub clock: Arc<dyn Clock>,
     /// Claims on job ids.
@@ -66,10 +70,12 @@ pub struct Deps {
 
 impl Deps {
     /// Reads `STORE_URL`, `JOBS_QUEUE_URL`, `JOBS_DLQ_URL`, `INVENTORY_QUEUE_URL`,
-    /// `INVENTORY_DLQ_URL`, `EMAILS_QUEUE_URL`, `RETRY_HORIZON_SECONDS` and
-    /// `IDEMPOTENCY_TTL_SECONDS`; `queue` is the SQS client built by `main`.
+    /// `INVENTORY_DLQ_URL`, `EMAILS_QUEUE_URL`, `RETRY_HORIZON_SECONDS`,
+    /// `IDEMPOTENCY_TTL_SECONDS` and the scheduler's `SCHEDULER_GROUP`, `SCHEDULER_ROLE_ARN`
+    /// and `JOBS_QUEUE_ARN`; `queue` is the SQS client built by `main`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let store = nightshift::wiring::store(env)?;
+        let scheduler = nightshift::wiring::scheduler(env)?;
         let plan = env.retry_plan()?;
         let mut config = BatchConfig {
             source_queue_url: Some(env.queue_url("JOBS_QUEUE_URL")?),
@@ -87,6 +93,7 @@ impl Deps {
         Ok(Deps::new(
             queue,
             store,
+            scheduler,
             Arc::new(SystemClock),
             config,
             env.queue_url("EMAILS_QUEUE_URL")?,
@@ -106,6 +113,7 @@ impl Deps {
     pub fn new(
         queue: Arc<dyn Queue>,
         store: Arc<dyn Store>,
+        scheduler: Arc<dyn Scheduler>,
         clock: Arc<dyn Clock>,
         config: BatchConfig,
         emails_queue_url: String,
@@ -124,6 +132,7 @@ impl Deps {
             processor: BatchProcessor::new(queue.clone(), config),
             queue,
             store,
+            scheduler,
             clock,
             emails_queue_url,
             registry: Registry::standard(),
@@ -343,14 +352,78 @@ async fn run_claimed(
             .await
             .map_err(RecordError::from_port)?;
     }
+    let result = schedule(deps, &effects, event_time(deps, record)).await?;
     let result = match &effects.adjustment {
-        Some(adjustment) => apply(deps, adjustment, effects.result).await?,
-        None => effects.result,
+        Some(adjustment) => apply(deps, adjustment, result).await?,
+        None => result,
     };
     Ok((
         result.to_string(),
         outcome(deps, envelope, record, started, None),
     ))
+}
+
+/// Earliest a one-time schedule is set for, after the event's time: Scheduler refuses an
+/// `at()` in the past
+/// (<https://docs.aws.amazon.com/scheduler/latest/APIReference/API_CreateSchedule.html>,
+/// `ScheduleExpression`), which a job run late (a long retry) would ask for.
+const SCHEDULE_LEAD: chrono::Duration = chrono::Duration::minutes(1);
+
+/// "Now" by the event, as DESIGN.md has the functions read time: the latest of the record's
+/// `SentTimestamp` and `ApproximateFirstReceiveTimestamp` (the clock's now when it has
+/// neither). Not the system clock: under the emulator's virtual clock that would put a
+/// schedule days away from the time the emulator runs on.
+fn event_time(deps: &Deps, record: &SqsMessage) -> DateTime<Utc> {
+    ["SentTimestamp", "ApproximateFirstReceiveTimestamp"]
+        .iter()
+        .filter_map(|name| attribute_time(record, name))
+        .max()
+        .unwrap_or_else(|| deps.clock.now())
+}
+
+/// Schedules and cancels the later jobs of `effects`; returns the job's result with what was
+/// done (`scheduled`: ids and times; `cancelled`: the ids that had a schedule). Both are
+/// idempotent by id, so a retried record does them again harmlessly. A time already past at
+/// `now` (the event's time), or within [`SCHEDULE_LEAD`] of it, is moved to `now` plus
+/// [`SCHEDULE_LEAD`]: the job is late, not lost.
+async fn schedule(
+    deps: &Deps,
+    effects: &Effects,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, RecordError> {
+    let mut result = effects.result.clone();
+    let earliest = now + SCHEDULE_LEAD;
+    let mut scheduled = Vec::new();
+    for later in &effects.schedules {
+        let at = later.at.max(earliest);
+        deps.scheduler
+            .schedule_job(&later.id, at, &later.envelope)
+            .await
+            .map_err(RecordError::from_port)?;
+        info!(schedule = %later.id, %at, kind = %later.envelope.kind, "job scheduled");
+        scheduled.push(json!({"id": later.id, "at": at}));
+    }
+    let mut cancelled = Vec::new();
+    for id in &effects.cancels {
+        let existed = deps
+            .scheduler
+            .cancel(id)
+            .await
+            .map_err(RecordError::from_port)?;
+        info!(schedule = %id, existed, "scheduled job cancelled");
+        if existed {
+            cancelled.push(id.clone());
+        }
+    }
+    if let Some(object) = result.as_object_mut() {
+        if !effects.schedules.is_empty() {
+            object.insert("scheduled".into(), json!(scheduled));
+        }
+        if !effects.cancels.is_empty() {
+            object.insert("cancelled".into(), json!(cancelled));
+        }
+    }
+    Ok(result)
 }
 
 /// Applies an adjustment as its key's next sequence number; `result` is the job's result,

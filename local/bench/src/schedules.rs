@@ -74,6 +74,7 @@ impl ScheduleBench {
                     Some(r#"{"scheduled_time":"<aws.scheduler.scheduled-time>"}"#),
                 ),
             ],
+            schedule_groups: Vec::new(),
         };
         // Scheduler → Lambda is an asynchronous invocation, as on AWS.
         let queues = AsyncInvoker::new(

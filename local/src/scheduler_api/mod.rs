@@ -180,10 +180,16 @@ impl SchedulerApi {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
         };
-        state
-            .groups
-            .entry(DEFAULT_GROUP.to_owned())
-            .or_insert_with(|| api.group(DEFAULT_GROUP, now, BTreeMap::new()));
+        // `default` always exists; the template's groups exist as CloudFormation would have
+        // made them (a kept group of that name, with its tags, stays as it is).
+        for name in std::iter::once(DEFAULT_GROUP)
+            .chain(template.schedule_groups.iter().map(String::as_str))
+        {
+            state
+                .groups
+                .entry(name.to_owned())
+                .or_insert_with(|| api.group(name, now, BTreeMap::new()));
+        }
         for schedules in state.schedules.values() {
             for kept in schedules.values() {
                 api.run_kept(kept);

@@ -4,11 +4,13 @@
 //! forms), applies `Globals.Function`, resolves parameters, pseudo parameters, `!Ref`,
 //! `!GetAtt`, `!Sub` and `!Join` to *local* values (queue URLs on the emulator's port, ARNs in
 //! account `000000000000`), merges the env file the way `sam local --env-vars` does, and
-//! returns the functions, queues, SQS event sources and schedules.
+//! returns the functions, queues, SQS event sources, schedules and schedule groups.
 //!
 //! Only what the emulator runs has to resolve: resources of other types (tables, alarms, ...)
 //! are ignored unless a modelled function or event depends on them, in which case the error
-//! names both ends.
+//! names both ends. `AWS::IAM::Role` is not run but resolves (`!Ref` its name, `!GetAtt
+//! .Arn` a local role ARN), so a function can be given the role its run-time schedules send
+//! with.
 
 mod build;
 mod env;
@@ -67,6 +69,9 @@ pub struct Template {
     /// Schedules targeting a function or (Scheduler only) a queue (SAM `Schedule`/`ScheduleV2`
     /// events, `AWS::Scheduler::Schedule`, `AWS::Events::Rule` with a `ScheduleExpression`).
     pub schedules: Vec<ScheduleDef>,
+    /// Names of the template's `AWS::Scheduler::ScheduleGroup`s, which the Scheduler API
+    /// serves besides `default` (functions create run-time schedules in them).
+    pub schedule_groups: Vec<String>,
 }
 
 /// A Lambda function (`AWS::Serverless::Function` or `AWS::Lambda::Function`).

@@ -23,6 +23,10 @@ pub(crate) const SCHEDULE: &str = "AWS::Scheduler::Schedule";
 pub(crate) const RULE: &str = "AWS::Events::Rule";
 pub(crate) const EVENT_SOURCE_MAPPING: &str = "AWS::Lambda::EventSourceMapping";
 pub(crate) const EVENT_INVOKE_CONFIG: &str = "AWS::Lambda::EventInvokeConfig";
+pub(crate) const SCHEDULE_GROUP: &str = "AWS::Scheduler::ScheduleGroup";
+/// Not run by the emulator, but a function's environment may name one (the role Scheduler
+/// assumes for a function's run-time schedules), so its `Ref` and `Arn` resolve.
+pub(crate) const ROLE: &str = "AWS::IAM::Role";
 
 /// Whether a resource of this type is a Lambda function.
 pub(crate) fn is_function(kind: &str) -> bool {
@@ -399,7 +403,14 @@ impl<'t> Resolver<'t> {
         let kind = res.kind.as_str();
         let value = match kind {
             QUEUE => self.queue_url(&self.physical_name(name, at)?),
-            k if is_function(k) || k == SCHEDULE || k == RULE => self.physical_name(name, at)?,
+            k if is_function(k)
+                || k == SCHEDULE
+                || k == RULE
+                || k == SCHEDULE_GROUP
+                || k == ROLE =>
+            {
+                self.physical_name(name, at)?
+            }
             _ => return Err(self.unmodelled(name, kind, at)),
         };
         Ok(Some(Json::String(value)))
@@ -420,7 +431,14 @@ impl<'t> Resolver<'t> {
         let kind = res.kind.as_str();
         let known: &[&str] = match kind {
             QUEUE => &["Arn", "QueueName", "QueueUrl"],
-            k if is_function(k) || k == SCHEDULE || k == RULE => &["Arn"],
+            k if is_function(k)
+                || k == SCHEDULE
+                || k == RULE
+                || k == SCHEDULE_GROUP
+                || k == ROLE =>
+            {
+                &["Arn"]
+            }
             _ => return Err(self.unmodelled(id, kind, at)),
         };
         if !known.contains(&attribute) {
@@ -439,6 +457,11 @@ impl<'t> Resolver<'t> {
                 self.region
             ),
             (RULE, _) => format!("arn:aws:events:{}:{ACCOUNT_ID}:rule/{name}", self.region),
+            (SCHEDULE_GROUP, _) => format!(
+                "arn:aws:scheduler:{}:{ACCOUNT_ID}:schedule-group/{name}",
+                self.region
+            ),
+            (ROLE, _) => format!("arn:aws:iam::{ACCOUNT_ID}:role/{name}"),
             _ => self.function_arn(&name),
         })
     }
@@ -551,6 +574,10 @@ impl<'t> Resolver<'t> {
             }
             k if is_function(k) => {
                 let name = self.opt_string(props, "FunctionName", &at)?;
+                Ok(name.unwrap_or_else(|| derive(&self.stack, id, 64)))
+            }
+            ROLE => {
+                let name = self.opt_string(props, "RoleName", &at)?;
                 Ok(name.unwrap_or_else(|| derive(&self.stack, id, 64)))
             }
             _ => {

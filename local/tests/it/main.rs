@@ -10,6 +10,7 @@ mod invoke_async;
 mod lambda_api;
 mod layering;
 mod mapping;
+mod run_time_schedules;
 mod runtime;
 mod schedule;
 mod schedule_runner;

@@ -73,6 +73,7 @@ fn template(schedules: Vec<ScheduleDef>) -> Template {
         queues: BTreeMap::new(),
         event_sources: Vec::new(),
         schedules,
+        schedule_groups: Vec::new(),
     }
 }
 

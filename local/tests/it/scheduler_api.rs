@@ -54,7 +54,7 @@ fn client(h: &Harness) -> Client {
     client_at(&h.endpoint())
 }
 
-fn client_at(endpoint: &str) -> Client {
+pub(crate) fn client_at(endpoint: &str) -> Client {
     let config = aws_sdk_scheduler::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

@@ -94,6 +94,15 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
                 &format!("{URL}/nightshift-inventory-dlq.fifo"),
             ),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
+            ("SCHEDULER_GROUP", "nightshift-jobs"),
+            (
+                "SCHEDULER_ROLE_ARN",
+                "arn:aws:iam::000000000000:role/nightshift-JobsSchedulerRole",
+            ),
+            (
+                "JOBS_QUEUE_ARN",
+                "arn:aws:sqs:eu-central-1:000000000000:nightshift-jobs",
+            ),
             ("RETRY_HORIZON_SECONDS", "3600"),
         ])
     );
@@ -280,6 +289,19 @@ fn real_template_without_env_file_keeps_cloud_defaults_and_takes_overrides() -> 
     assert_eq!(t.functions["EmailSenderFunction"].env["MAIL_URL"], "ses");
     assert_eq!(dr.name, "dev-DailyReportFunction");
     assert_eq!(t.schedules[0].timezone, "America/New_York");
+    // queue-processor's run-time schedules: the template's schedule group (which the
+    // Scheduler API then serves), the role they send with, and their target, all resolved.
+    let qp = &t.functions["QueueProcessorFunction"];
+    assert_eq!(qp.env["SCHEDULER_GROUP"], "dev-jobs");
+    assert_eq!(
+        qp.env["SCHEDULER_ROLE_ARN"],
+        "arn:aws:iam::000000000000:role/dev-JobsSchedulerRole"
+    );
+    assert_eq!(
+        qp.env["JOBS_QUEUE_ARN"],
+        "arn:aws:sqs:eu-central-1:000000000000:dev-jobs"
+    );
+    assert_eq!(t.schedule_groups, ["dev-jobs"]);
     Ok(())
 }
 

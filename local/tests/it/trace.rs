@@ -914,3 +914,60 @@ fn recorded_entries_from_the_harness_are_normalised_in_seq_order() {
     assert_eq!(entries[1].response, Some(failures(&["msg-2"])));
     assert_eq!(entries[1].at, Some(at));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_keeps_run_time_schedules_without_firing_them() {
+    // queue-processor schedules a signup's follow-up on AWS_ENDPOINT_URL_SCHEDULER while it is
+    // replayed: the sandbox's Scheduler API accepts it in the template's group, and it never
+    // fires (what it sent is in the trace already).
+    let options = emulator_options("2026-11-21T09:30:00Z");
+    let sandbox = Sandbox::start(&options, Some(Arc::new(deterministic_processor())))
+        .await
+        .unwrap();
+    assert_ne!(sandbox.scheduler_endpoint(), sandbox.endpoint());
+    let client = crate::scheduler_api::client_at(sandbox.scheduler_endpoint());
+    client
+        .create_schedule()
+        .name("follow-up-u-42")
+        .group_name("nightshift-jobs")
+        .schedule_expression("at(2026-11-21T10:00:00)")
+        .flexible_time_window(
+            aws_sdk_scheduler::types::FlexibleTimeWindow::builder()
+                .mode(aws_sdk_scheduler::types::FlexibleTimeWindowMode::Off)
+                .build()
+                .unwrap(),
+        )
+        .target(
+            aws_sdk_scheduler::types::Target::builder()
+                .arn("arn:aws:sqs:us-east-1:000000000000:nightshift-jobs")
+                .role_arn("arn:aws:iam::000000000000:role/nightshift-JobsSchedulerRole")
+                .input("{}")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let got = client
+        .get_schedule()
+        .name("follow-up-u-42")
+        .group_name("nightshift-jobs")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.schedule_expression(), Some("at(2026-11-21T10:00:00)"));
+    nightshift_local::clock::Clock::as_manual(sandbox.clock().as_ref())
+        .expect("a manual clock")
+        .advance(std::time::Duration::from_secs(3600))
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(
+        sandbox
+            .engine()
+            .peek_messages("nightshift-jobs", 10)
+            .unwrap()
+            .is_empty(),
+        "the schedule's time passed and nothing was sent"
+    );
+    sandbox.shutdown(std::time::Duration::from_secs(1)).await;
+}

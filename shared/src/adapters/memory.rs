@@ -1,5 +1,6 @@
 //! In-memory adapters: fast, inspectable doubles for tests and for the emulator's
 //! in-process invoker. Each can be told to fail, to exercise the retry and DLQ paths.
+//! [`MemoryScheduler`] keeps schedules without firing them: a test asks it what is due.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -8,11 +9,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use crate::contracts::JobOutcome;
+use crate::contracts::{JobEnvelope, JobOutcome};
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
-    OutgoingEmail, Queue, QueueDepth, QueueError, SendOptions, SequenceOutcome, Settled, Store,
-    StoreError, claim_decision,
+    OutgoingEmail, Queue, QueueDepth, QueueError, ScheduleError, Scheduler, SendOptions,
+    SequenceOutcome, Settled, Store, StoreError, check_cron_fields, claim_decision, schedule_name,
 };
 
 /// A clock that moves only when told to.
@@ -409,10 +410,142 @@ impl Blobs for MemoryBlobs {
     }
 }
 
+/// When a schedule of [`MemoryScheduler`] sends its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    /// Once, at this time ([`Scheduler::schedule_job`]).
+    At(DateTime<Utc>),
+    /// At every time of a cron expression ([`Scheduler::schedule_recurring`]).
+    Cron {
+        /// The six fields.
+        expression: String,
+        /// The zone they are read in.
+        time_zone: chrono_tz::Tz,
+    },
+}
+
+/// One schedule of [`MemoryScheduler`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduledJob {
+    /// The schedule id.
+    pub id: String,
+    /// When it sends.
+    pub when: When,
+    /// What it sends.
+    pub envelope: JobEnvelope,
+}
+
+/// A scheduler in memory: keeps the schedules by id under the adapter's rules (name rule,
+/// six cron fields, one schedule per id) and fires nothing; [`MemoryScheduler::take_due`]
+/// plays the scheduler's part of sending what is due.
+#[derive(Debug, Default)]
+pub struct MemoryScheduler {
+    schedules: Mutex<BTreeMap<String, ScheduledJob>>,
+    failures: Mutex<VecDeque<ScheduleError>>,
+}
+
+impl MemoryScheduler {
+    /// Every schedule, by id.
+    pub fn schedules(&self) -> Vec<ScheduledJob> {
+        self.schedules.lock().unwrap().values().cloned().collect()
+    }
+
+    /// The schedule `id`, if there is one.
+    pub fn get(&self, id: &str) -> Option<ScheduledJob> {
+        self.schedules.lock().unwrap().get(id).cloned()
+    }
+
+    /// The one-time schedules due at `now` (their time is `now` or earlier), earliest first.
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<ScheduledJob> {
+        let mut due: Vec<ScheduledJob> = self
+            .schedules()
+            .into_iter()
+            .filter(|s| matches!(s.when, When::At(at) if at <= now))
+            .collect();
+        due.sort_by_key(|s| match s.when {
+            When::At(at) => at,
+            When::Cron { .. } => now,
+        });
+        due
+    }
+
+    /// Removes the one-time schedules due at `now` and returns their envelopes, earliest
+    /// first: what the scheduler sends then, deleting each schedule after it fired
+    /// (`ActionAfterCompletion: DELETE`).
+    pub fn take_due(&self, now: DateTime<Utc>) -> Vec<JobEnvelope> {
+        let due = self.due(now);
+        let mut schedules = self.schedules.lock().unwrap();
+        for s in &due {
+            schedules.remove(&s.id);
+        }
+        due.into_iter().map(|s| s.envelope).collect()
+    }
+
+    /// Makes the next call fail with `error` (queued: one failure per call).
+    pub fn fail_next(&self, error: ScheduleError) {
+        self.failures.lock().unwrap().push_back(error);
+    }
+
+    fn injected(&self) -> Result<(), ScheduleError> {
+        match self.failures.lock().unwrap().pop_front() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn put(&self, id: &str, when: When, envelope: &JobEnvelope) -> Result<(), ScheduleError> {
+        self.injected()?;
+        schedule_name(id)?;
+        self.schedules.lock().unwrap().insert(
+            id.to_string(),
+            ScheduledJob {
+                id: id.to_string(),
+                when,
+                envelope: envelope.clone(),
+            },
+        );
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Scheduler for MemoryScheduler {
+    async fn schedule_job(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+        envelope: &JobEnvelope,
+    ) -> Result<(), ScheduleError> {
+        self.put(id, When::At(at), envelope)
+    }
+
+    async fn schedule_recurring(
+        &self,
+        id: &str,
+        cron: &str,
+        time_zone: chrono_tz::Tz,
+        envelope: &JobEnvelope,
+    ) -> Result<(), ScheduleError> {
+        check_cron_fields(id, cron)?;
+        let when = When::Cron {
+            expression: cron.to_string(),
+            time_zone,
+        };
+        self.put(id, when, envelope)
+    }
+
+    async fn cancel(&self, id: &str) -> Result<bool, ScheduleError> {
+        self.injected()?;
+        schedule_name(id)?;
+        Ok(self.schedules.lock().unwrap().remove(id).is_some())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::conformance;
+    use crate::ports::Retryable;
 
     #[tokio::test]
     async fn sequences_follow_the_store_rules() {
@@ -445,5 +578,94 @@ mod tests {
             store.apply_in_sequence("k", 1, 3).await,
             Ok(SequenceOutcome::Applied { balance: 3 })
         );
+    }
+
+    fn envelope(id: &str) -> JobEnvelope {
+        JobEnvelope::new(
+            id,
+            "user.follow_up",
+            serde_json::json!({"user_id": "u-1"}),
+            "2026-11-21T10:00:00Z".parse().unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn one_schedule_per_id_and_due_ones_are_taken_once() {
+        let scheduler = MemoryScheduler::default();
+        let t0: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        scheduler
+            .schedule_job("follow-up-u-1", t0, &envelope("a"))
+            .await
+            .unwrap();
+        // Scheduling the same id again replaces it: one schedule, the later envelope.
+        let later = t0 + chrono::Duration::hours(1);
+        scheduler
+            .schedule_job("follow-up-u-1", later, &envelope("b"))
+            .await
+            .unwrap();
+        scheduler
+            .schedule_recurring(
+                "weekly-u-1",
+                "0 9 ? * MON *",
+                chrono_tz::Europe::Berlin,
+                &envelope("w"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(scheduler.schedules().len(), 2);
+        assert!(scheduler.due(t0).is_empty(), "replaced by the later time");
+        assert_eq!(scheduler.due(later).len(), 1);
+        assert_eq!(
+            scheduler
+                .take_due(later)
+                .iter()
+                .map(|e| e.id.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+        assert!(scheduler.take_due(later).is_empty(), "deleted after firing");
+        // The recurring schedule is never "due" as a one-time one, and stays until cancelled.
+        assert!(scheduler.cancel("weekly-u-1").await.unwrap());
+        assert!(!scheduler.cancel("weekly-u-1").await.unwrap());
+        assert!(!scheduler.cancel("follow-up-u-1").await.unwrap());
+        assert!(scheduler.schedules().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ids_outside_the_name_rule_and_bad_crons_are_refused_naming_them() {
+        let scheduler = MemoryScheduler::default();
+        let at: DateTime<Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+        let err = scheduler
+            .schedule_job("follow-up:u/1", at, &envelope("a"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "schedule request rejected: schedule id \"follow-up:u/1\" contains ':'; a schedule \
+             name has only ASCII letters, digits and - _ ."
+        );
+        assert!(!err.is_retryable());
+        let long = "x".repeat(65);
+        assert!(
+            scheduler
+                .schedule_job(&long, at, &envelope("a"))
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("is 65 characters; a schedule name has 1 to 64")
+        );
+        let err = scheduler
+            .schedule_recurring("weekly", "0 9 * *", chrono_tz::UTC, &envelope("a"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("schedule weekly: cron expression \"0 9 * *\" has 4 fields"),
+            "{err}"
+        );
+        assert!(scheduler.schedules().is_empty());
+        scheduler.fail_next(ScheduleError::Transient("throttled".into()));
+        let err = scheduler.cancel("weekly").await.unwrap_err();
+        assert!(err.is_retryable());
     }
 }

@@ -8,6 +8,8 @@
 //! - [`dynamodb`]: the store on DynamoDB (cloud default);
 //! - [`ses`]: mail through SES v2 (cloud default);
 //! - [`s3`]: report files on S3 through `object_store` (cloud default);
+//! - `scheduler` (feature `scheduler`): run-time schedules on EventBridge Scheduler through
+//!   aws-sdk-scheduler (the emulator or AWS);
 //! - `memory` (tests, and feature `test-util`): in-memory doubles for tests and in-process runs;
 //! - `conformance` (tests, and feature `test-util`): the checks every store adapter passes.
 
@@ -20,6 +22,8 @@ pub mod mail;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod s3;
+#[cfg(feature = "scheduler")]
+pub mod scheduler;
 pub mod ses;
 pub mod sqlite;
 pub mod sqs;

@@ -1,15 +1,18 @@
 //! Job kinds. A job is pure: it validates its payload and says what should happen (emails to
-//! enqueue, a result to record); the handler does the I/O. Adding a kind = one type
-//! implementing [`Job`], registered in [`Registry::standard`].
+//! enqueue, jobs to schedule or cancel, a result to record); the handler does the I/O. Adding
+//! a kind = one type implementing [`Job`], registered in [`Registry::standard`].
 
+pub mod follow_up;
 pub mod inventory;
 mod order;
 mod signup;
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use nightshift::contracts::{EmailRequest, JobEnvelope};
 
+pub use follow_up::UserFollowUp;
 pub use inventory::InventoryAdjusted;
 pub use order::{Item, OrderPlaced};
 pub use signup::UserSignup;
@@ -23,6 +26,22 @@ pub struct Effects {
     pub result: serde_json::Value,
     /// A change to apply to a key's balance in its sequence order (`inventory.adjusted`).
     pub adjustment: Option<Adjustment>,
+    /// Jobs to put on the jobs queue later, through the scheduler.
+    pub schedules: Vec<LaterJob>,
+    /// Ids of scheduled jobs to cancel (one not scheduled, or already sent, is no error).
+    pub cancels: Vec<String>,
+}
+
+/// A job to put on the jobs queue at a later time ([`nightshift::ports::Scheduler::schedule_job`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LaterJob {
+    /// The schedule id (a schedule name: [`nightshift::ports::schedule_name`]); scheduling
+    /// it again replaces the schedule, and [`Effects::cancels`] names it.
+    pub id: String,
+    /// When the job goes on the queue.
+    pub at: DateTime<Utc>,
+    /// The job.
+    pub envelope: JobEnvelope,
 }
 
 /// A delta for a key's balance, to apply only as the key's next sequence number
@@ -107,11 +126,13 @@ impl Registry {
         }
     }
 
-    /// The kinds this crate ships: `inventory.adjusted`, `order.placed`, `user.signup`.
+    /// The kinds this crate ships: `inventory.adjusted`, `order.placed`, `user.follow_up`,
+    /// `user.signup`.
     pub fn standard() -> Self {
         Registry::empty()
             .with(InventoryAdjusted)
             .with(OrderPlaced)
+            .with(UserFollowUp)
             .with(UserSignup)
     }
 
@@ -165,7 +186,7 @@ mod tests {
         let effects = Effects {
             emails: vec![email("welcome-1", "Hi"), email("welcome-2", "Hello")],
             result: serde_json::Value::Null,
-            adjustment: None,
+            ..Effects::default()
         };
         let bodies = effects.email_bodies().unwrap();
         let parsed: Vec<_> = bodies
@@ -183,7 +204,7 @@ mod tests {
                 email("welcome-2", "Hi\nBcc: x@y.zz"),
             ],
             result: serde_json::Value::Null,
-            adjustment: None,
+            ..Effects::default()
         };
         assert_eq!(
             effects.email_bodies().unwrap_err(),
@@ -196,7 +217,7 @@ mod tests {
         let long = Effects {
             emails: vec![email(&"x".repeat(129), "Hi")],
             result: serde_json::Value::Null,
-            adjustment: None,
+            ..Effects::default()
         };
         assert!(
             long.email_bodies()

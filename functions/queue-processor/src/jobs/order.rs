@@ -1,4 +1,6 @@
-//! `order.placed`: validate the items, compute the total, confirm by email.
+//! `order.placed`: validate the items, compute the total, confirm by email; an order with a
+//! `customer_id` cancels that user's "getting started" follow-up ([`super::follow_up`]): they
+//! got started.
 
 use std::collections::BTreeMap;
 
@@ -6,7 +8,7 @@ use nightshift::contracts::{EmailRequest, JobEnvelope};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Effects, Job, JobError, address, payload};
+use super::{Effects, Job, JobError, address, follow_up, payload};
 
 /// Largest quantity of one line item.
 pub const MAX_QUANTITY: u32 = 10_000;
@@ -30,6 +32,9 @@ struct Payload {
     customer_email: String,
     #[serde(default)]
     customer_name: Option<String>,
+    /// The `user_id` of `user.signup`, when the customer has an account.
+    #[serde(default)]
+    customer_id: Option<String>,
     currency: String,
     items: Vec<Item>,
 }
@@ -108,10 +113,18 @@ impl Job for OrderPlaced {
             "order_confirmation",
             vars,
         );
+        // A customer id that cannot name a follow-up schedule never had one: nothing to cancel.
+        let cancels = p
+            .customer_id
+            .as_deref()
+            .and_then(follow_up::schedule_id)
+            .into_iter()
+            .collect();
         Ok(Effects {
-            adjustment: None,
             emails: vec![email],
+            cancels,
             result: json!({"order_id": p.order_id, "total_cents": total, "currency": p.currency}),
+            ..Effects::default()
         })
     }
 }
@@ -146,6 +159,23 @@ mod tests {
         assert_eq!(email.to, vec!["ada@example.com"]);
         assert_eq!(email.vars["total"], json!("25.99"));
         email.validate().unwrap();
+        // Without a customer id there is no follow-up to cancel.
+        assert!(effects.cancels.is_empty());
+    }
+
+    #[test]
+    fn an_order_with_a_customer_id_cancels_their_follow_up() {
+        let mut payload = good();
+        payload["customer_id"] = json!("u-7");
+        let effects = OrderPlaced.run(&envelope(payload.clone())).unwrap();
+        assert_eq!(effects.cancels, ["follow-up-u-7"]);
+        assert!(effects.schedules.is_empty());
+        // An id no follow-up could have been scheduled under cancels nothing, and the order
+        // goes through.
+        payload["customer_id"] = json!("tenant/7");
+        let effects = OrderPlaced.run(&envelope(payload)).unwrap();
+        assert!(effects.cancels.is_empty());
+        assert_eq!(effects.emails.len(), 1);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `user.signup`: send the welcome email.
+//! `user.signup`: send the welcome email, and schedule the "getting started" follow-up 3 days
+//! later ([`super::follow_up`]).
 
 use std::collections::BTreeMap;
 
@@ -6,6 +7,7 @@ use nightshift::contracts::{EmailRequest, JobEnvelope};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::follow_up;
 use super::{Effects, Job, JobError, address, payload};
 
 #[derive(Debug, Deserialize)]
@@ -38,15 +40,21 @@ impl Job for UserSignup {
         address("email", &p.email)?;
         let email = EmailRequest::from_template(
             format!("welcome-{}", envelope.id),
-            vec![p.email],
+            vec![p.email.clone()],
             "Welcome to nightshift",
             "welcome",
             BTreeMap::from([("name".to_string(), json!(p.name))]),
         );
+        let user = follow_up::Payload {
+            user_id: p.user_id.clone(),
+            email: p.email,
+            name: p.name,
+        };
         Ok(Effects {
-            adjustment: None,
             emails: vec![email],
+            schedules: vec![follow_up::schedule_for(user, envelope.submitted_at)?],
             result: json!({"user_id": p.user_id}),
+            ..Effects::default()
         })
     }
 }
@@ -66,6 +74,16 @@ mod tests {
         let effects = UserSignup.run(&env).unwrap();
         assert_eq!(effects.emails[0].id, "welcome-job-2");
         assert_eq!(effects.emails[0].template.as_deref(), Some("welcome"));
+        // The follow-up: 3 days after the signup's submission, under the user's id.
+        assert_eq!(effects.schedules.len(), 1);
+        let later = &effects.schedules[0];
+        assert_eq!(later.id, "follow-up-u-1");
+        assert_eq!(later.at.to_rfc3339(), "2026-11-24T10:00:00+00:00");
+        assert_eq!(later.envelope.kind, "user.follow_up");
+        assert_eq!(
+            later.envelope.payload,
+            json!({"user_id":"u-1","email":"grace@example.com","name":"Grace"})
+        );
         let bad = JobEnvelope::new(
             "j",
             "user.signup",

@@ -24,7 +24,7 @@ use super::expr::Expr;
 use super::params;
 use super::resolve::{
     At, EVENT_INVOKE_CONFIG, EVENT_SOURCE_MAPPING, QUEUE, RULE, Resolver, Resource, SAM_FUNCTION,
-    SCHEDULE, entries, is_function,
+    SCHEDULE, SCHEDULE_GROUP, entries, is_function,
 };
 use super::{LoadOptions, Template};
 use event_sources::check_visibility_covers_timeouts;
@@ -210,7 +210,8 @@ impl Builder<'_, '_> {
                 || res.kind == SCHEDULE
                 || res.kind == RULE
                 || res.kind == EVENT_SOURCE_MAPPING
-                || res.kind == EVENT_INVOKE_CONFIG;
+                || res.kind == EVENT_INVOKE_CONFIG
+                || res.kind == SCHEDULE_GROUP;
             if !modelled {
                 tracing::debug!(resource = %id, r#type = %res.kind, "resource not modelled, ignored");
                 continue;
@@ -279,11 +280,16 @@ impl Builder<'_, '_> {
         check_redrive_allowed(&queues)?;
         schedules::check_fifo_targets(&schedules, &queues)?;
         check_visibility_covers_timeouts(&event_sources, &queues, &functions)?;
+        let mut schedule_groups = Vec::new();
+        for (id, _) in resources.iter().filter(|(_, r)| r.kind == SCHEDULE_GROUP) {
+            schedule_groups.push(self.r.physical_name(id, &At::new(id))?);
+        }
         Ok(Template {
             functions,
             queues,
             event_sources,
             schedules,
+            schedule_groups,
         })
     }
 
