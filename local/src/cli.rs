@@ -3,7 +3,7 @@
 
 use std::io::Read;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -137,15 +137,65 @@ pub enum ScheduleCommand {
     },
 }
 
+/// Templates `sam` finds in a project's directory, in the order it looks, then the place this
+/// workspace keeps its own.
+pub const TEMPLATE_CANDIDATES: [&str; 3] = ["template.yaml", "template.yml", "infra/template.yaml"];
+
+/// Environment files (`sam local --env-vars` format) read when none is named: this
+/// workspace's, then the name `sam`'s documentation uses.
+pub const ENV_FILE_CANDIDATES: [&str; 2] = ["infra/env.local.json", "env.json"];
+
+/// Where a command finds the SAM template and the environment file, so that `nightshift up`
+/// works in any SAM project's directory as `sam local` does.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProjectArgs {
+    /// The SAM template [default: the first of template.yaml, template.yml and
+    /// infra/template.yaml in the current directory]
+    #[arg(long)]
+    pub template: Option<PathBuf>,
+    /// The `sam local --env-vars` file, `none` for none [default: infra/env.local.json or
+    /// env.json when there is one, else none]
+    #[arg(long)]
+    pub env_file: Option<String>,
+}
+
+impl ProjectArgs {
+    /// The template and environment file for a project in `root`: those named, else the
+    /// first candidate that exists. No template found is an error naming every place looked
+    /// at; no environment file is fine (the template's own variables apply).
+    pub fn resolve(&self, root: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
+        let template = match &self.template {
+            Some(path) => root.join(path),
+            None => TEMPLATE_CANDIDATES
+                .iter()
+                .map(|c| root.join(c))
+                .find(|p| p.is_file())
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "no SAM template in {}: looked for {}; name one with --template",
+                        root.display(),
+                        TEMPLATE_CANDIDATES.join(", ")
+                    )
+                })?,
+        };
+        let env_file = match self.env_file.as_deref() {
+            Some("none") => None,
+            Some(path) => Some(root.join(path)),
+            None => ENV_FILE_CANDIDATES
+                .iter()
+                .map(|c| root.join(c))
+                .find(|p| p.is_file()),
+        };
+        Ok((template, env_file))
+    }
+}
+
 /// `nightshift up` options.
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
-    /// The SAM template.
-    #[arg(long, default_value = "infra/template.yaml")]
-    pub template: PathBuf,
-    /// The `sam local --env-vars` file (`none` for none).
-    #[arg(long, default_value = "infra/env.local.json")]
-    pub env_file: String,
+    /// The template and the environment file.
+    #[command(flatten)]
+    pub project: ProjectArgs,
     /// Where queues are journaled.
     #[arg(long, default_value = ".nightshift")]
     pub state_dir: PathBuf,
@@ -351,8 +401,7 @@ async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("--clock {}", args.clock))?;
     let mut options = EmulatorOptions::new(&root);
-    options.template = root.join(&args.template);
-    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    (options.template, options.env_file) = args.project.resolve(&root)?;
     options.addr = SocketAddr::from(([127, 0, 0, 1], port));
     options.state_dir = (!args.ephemeral).then(|| root.join(&args.state_dir));
     options.clock = clock;
@@ -525,12 +574,9 @@ pub struct ReplayArgs {
     /// Replay only this function's events.
     #[arg(long)]
     pub function: Option<String>,
-    /// The SAM template.
-    #[arg(long, default_value = "infra/template.yaml")]
-    pub template: PathBuf,
-    /// The `sam local --env-vars` file (`none` for none).
-    #[arg(long, default_value = "infra/env.local.json")]
-    pub env_file: String,
+    /// The template and the environment file.
+    #[command(flatten)]
+    pub project: ProjectArgs,
     /// Invoke functions through this Lambda Invoke API instead of running them (their state
     /// is then theirs, not fresh).
     #[arg(long)]
@@ -561,8 +607,7 @@ fn up_options_from(port: u16, args: &UpArgs) -> anyhow::Result<EmulatorOptions> 
         .parse()
         .with_context(|| format!("--clock {}", args.clock))?;
     let mut options = EmulatorOptions::new(&root);
-    options.template = root.join(&args.template);
-    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    (options.template, options.env_file) = args.project.resolve(&root)?;
     options.addr = SocketAddr::from(([127, 0, 0, 1], port));
     options.state_dir = (!args.ephemeral).then(|| root.join(&args.state_dir));
     options.clock = clock;
@@ -672,8 +717,7 @@ async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
     }
     let root = std::env::current_dir().context("no current directory")?;
     let mut options = EmulatorOptions::new(&root);
-    options.template = root.join(&args.template);
-    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    (options.template, options.env_file) = args.project.resolve(&root)?;
     options.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     options.state_dir = None;
     options.invoker = match args.invoke_endpoint {
@@ -781,12 +825,9 @@ pub struct CheckArgs {
     /// Seed of the jobs and of every fault decision.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// The SAM template.
-    #[arg(long, default_value = "infra/template.yaml")]
-    pub template: PathBuf,
-    /// The `sam local --env-vars` file (`none` for none).
-    #[arg(long, default_value = "infra/env.local.json")]
-    pub env_file: String,
+    /// The template and the environment file.
+    #[command(flatten)]
+    pub project: ProjectArgs,
     /// Do not run `cargo build` first.
     #[arg(long)]
     pub no_build: bool,
@@ -801,8 +842,7 @@ pub struct CheckArgs {
 async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let root = std::env::current_dir().context("no current directory")?;
     let mut options = crate::check::CheckOptions::new(&root);
-    options.template = root.join(&args.template);
-    options.env_file = (args.env_file != "none").then(|| root.join(&args.env_file));
+    (options.template, options.env_file) = args.project.resolve(&root)?;
     options.jobs = args.jobs;
     options.bad_share = args.bad_share;
     options.faults = args.faults;

@@ -257,13 +257,17 @@ pub async fn build_functions(
     binaries: &[String],
     release: bool,
 ) -> Result<(), EmulatorError> {
-    let mut cmd =
-        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    // Fault injection is a test feature of the functions: the emulator's builds carry it
-    // (`up --faults`, `check`), deploy builds do not (nightshift's `faults` feature).
-    // `--workspace`: the workspace's default members are the deploy crates only.
-    cmd.args(["build", "--workspace", "--features", "nightshift/faults"])
-        .current_dir(root);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = tokio::process::Command::new(&cargo);
+    // `--workspace`: a workspace's default members may leave functions out (this one's are
+    // the deploy crates only); a single crate is a workspace of one.
+    cmd.args(["build", "--workspace"]).current_dir(root);
+    // Fault injection is a test feature of nightshift's functions: the emulator's builds
+    // carry it (`up --faults`, `check`), deploy builds do not. Another project's functions
+    // have no such feature and are built as they are.
+    if workspace_has_package(&cargo, root, "nightshift").await? {
+        cmd.args(["--features", "nightshift/faults"]);
+    }
     if release {
         cmd.arg("--release");
     }
@@ -284,6 +288,34 @@ pub async fn build_functions(
         )));
     }
     Ok(())
+}
+
+/// Whether the cargo workspace at `root` has a package named `name` (`cargo metadata`, which
+/// also reads the workspace's members and excludes as cargo does).
+async fn workspace_has_package(
+    cargo: &str,
+    root: &Path,
+    name: &str,
+) -> Result<bool, EmulatorError> {
+    let out = tokio::process::Command::new(cargo)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .current_dir(root)
+        .output()
+        .await
+        .map_err(|e| EmulatorError::Build(format!("cannot run cargo: {e}")))?;
+    if !out.status.success() {
+        return Err(EmulatorError::Build(format!(
+            "cargo metadata in {} exited with {}: {}",
+            root.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| EmulatorError::Build(format!("cargo metadata answered no JSON: {e}")))?;
+    Ok(metadata["packages"]
+        .as_array()
+        .is_some_and(|packages| packages.iter().any(|p| p["name"] == name)))
 }
 
 /// Where cargo puts the binaries of `root`.
@@ -1142,5 +1174,42 @@ impl Emulator {
         if let Err(e) = self.engine.shutdown() {
             warn!(error = %e, "journal flush failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_nightshift_package_is_found_in_its_workspace_only() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        assert!(
+            workspace_has_package(&cargo, &workspace, "nightshift")
+                .await
+                .unwrap()
+        );
+        // A single crate of another project: built without nightshift's feature.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"my-fn\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+        assert!(
+            !workspace_has_package(&cargo, dir.path(), "nightshift")
+                .await
+                .unwrap()
+        );
+        // Not a cargo project: an error that says where.
+        let empty = tempfile::tempdir().unwrap();
+        let err = workspace_has_package(&cargo, empty.path(), "nightshift")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cargo metadata in"), "{err}");
     }
 }

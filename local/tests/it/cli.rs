@@ -4,8 +4,13 @@
 use std::process::Command;
 
 fn nightshift(args: &[&str]) -> (bool, String, String) {
+    nightshift_in(&std::env::current_dir().unwrap(), args)
+}
+
+fn nightshift_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_nightshift"))
         .args(args)
+        .current_dir(dir)
         .env_remove("NIGHTSHIFT_PORT")
         .output()
         .expect("runs");
@@ -91,4 +96,70 @@ fn a_template_it_cannot_model_is_an_error_naming_the_resource() {
         err.contains("resource Q") && err.contains("Missing"),
         "{err}"
     );
+}
+
+/// A template whose queue's redrive names `missing`: `up` fails at load naming it, which
+/// shows which template was read without building or starting anything.
+fn broken_template(missing: &str) -> String {
+    format!(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      RedrivePolicy:\n        deadLetterTargetArn: !GetAtt {missing}.Arn\n        maxReceiveCount: 3\n"
+    )
+}
+
+#[test]
+fn up_finds_the_template_where_sam_looks_and_needs_no_env_file() {
+    let args = ["--port", "0", "up", "--ephemeral", "--no-build"];
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing there: the error names every place looked at.
+    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    assert!(!ok);
+    assert!(
+        err.contains("no SAM template in")
+            && err.contains("looked for template.yaml, template.yml, infra/template.yaml"),
+        "{err}"
+    );
+    // infra/template.yaml (this workspace's place) is found, with no env file anywhere.
+    std::fs::create_dir(dir.path().join("infra")).unwrap();
+    std::fs::write(
+        dir.path().join("infra/template.yaml"),
+        broken_template("Infra"),
+    )
+    .unwrap();
+    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    assert!(!ok && err.contains("Infra"), "{err}");
+    // template.yml comes before it, and template.yaml before both, as sam looks.
+    std::fs::write(dir.path().join("template.yml"), broken_template("Yml")).unwrap();
+    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    assert!(!ok && err.contains("Yml"), "{err}");
+    std::fs::write(dir.path().join("template.yaml"), broken_template("Yaml")).unwrap();
+    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    assert!(!ok && err.contains("Yaml"), "{err}");
+    // --template still chooses.
+    let (ok, _, err) = nightshift_in(
+        dir.path(),
+        &[
+            "--port",
+            "0",
+            "up",
+            "--ephemeral",
+            "--no-build",
+            "--template",
+            "template.yml",
+        ],
+    );
+    assert!(!ok && err.contains("Yml"), "{err}");
+    // A named env file that is not there is an error naming it; env.json is read when present.
+    let (ok, _, err) = nightshift_in(
+        dir.path(),
+        &[
+            "--port",
+            "0",
+            "up",
+            "--ephemeral",
+            "--no-build",
+            "--env-file",
+            "missing.json",
+        ],
+    );
+    assert!(!ok && err.contains("missing.json"), "{err}");
 }

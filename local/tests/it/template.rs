@@ -1361,3 +1361,22 @@ fn template_redrive_allow_policy_is_read_and_enforced_at_load() -> anyhow::Resul
     );
     Ok(())
 }
+
+/// As `sam build` with cargo-lambda: the binary is Metadata.BuildProperties.Binary, else the
+/// name of the package at CodeUri (its default binary), which need not be the directory's
+/// name (`CodeUri: .` in a single-crate project); the directory's name only without a
+/// Cargo.toml.
+#[test]
+fn a_function_runs_the_binary_of_the_package_at_its_code_uri() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\n\n[package]\nversion = \"0.1.0\"\nname = \"consumer\" # the crate\n\n[dependencies]\nname = \"not-this\"\n",
+    )?;
+    std::fs::create_dir(dir.path().join("no-manifest"))?;
+    let yaml = "Transform: AWS::Serverless-2016-10-31\nResources:\n  Here:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: .\n      Handler: bootstrap\n      Runtime: provided.al2023\n  Bare:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: no-manifest/\n      Handler: bootstrap\n      Runtime: provided.al2\n";
+    let t = Template::from_yaml(yaml, dir.path(), &opts())?;
+    assert_eq!(t.function("Here").expect("Here").binary, "consumer");
+    assert_eq!(t.function("Bare").expect("Bare").binary, "no-manifest");
+    Ok(())
+}

@@ -89,7 +89,11 @@ impl Builder<'_, '_> {
                 .transpose()?,
         };
         let code_uri = code_path.as_deref().map(|p| self.base_dir.join(p));
+        // As `sam build` with cargo-lambda: Metadata.BuildProperties.Binary, else the package
+        // at CodeUri, whose default binary has the package's name; the directory's name only
+        // when there is no Cargo.toml to read (a prebuilt or not yet written crate).
         let binary = from_metadata
+            .or_else(|| code_uri.as_deref().and_then(package_name))
             .or_else(|| {
                 code_path
                     .as_deref()
@@ -148,6 +152,33 @@ impl Builder<'_, '_> {
 }
 
 /// The binary name a code path implies: its last segment (the crate directory).
+/// The `name` of the `[package]` table of `dir/Cargo.toml`, read line by line: a package's
+/// name is always a plain string there (cargo does not let it be inherited from the
+/// workspace), so no TOML parser is needed. None without a file or a package table.
+fn package_name(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+    let mut in_package = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_package = line == "[package]";
+            continue;
+        }
+        if !in_package {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() == "name" {
+            let value = value.trim();
+            let name = value.strip_prefix('"')?.split('"').next()?;
+            return (!name.is_empty()).then(|| name.to_owned());
+        }
+    }
+    None
+}
+
 fn last_segment(base_dir: &Path, code: &str) -> Option<String> {
     let path = Path::new(code.trim_end_matches(['/', '\\']));
     match path.file_name() {
