@@ -52,6 +52,22 @@ impl ScheduleBench {
     /// A runner over `rate(5 minutes)` and the daily report's cron (02:00 Europe/Berlin) on a
     /// manual clock at 2026-01-01, with a counting no-op function, waiting on the clock.
     async fn start() -> Result<Self> {
+        let schedules = vec![
+            schedule_def("Poll", "rate(5 minutes)", "UTC", None),
+            schedule_def(
+                "Daily",
+                "cron(0 2 * * ? *)",
+                "Europe/Berlin",
+                Some(r#"{"scheduled_time":"<aws.scheduler.scheduled-time>"}"#),
+            ),
+        ];
+        Self::with(schedules).await
+    }
+
+    /// A runner over `schedules`, started, on a manual clock at 2026-01-01, with a counting
+    /// no-op function; waits until each schedule waits on the clock.
+    async fn with(schedules: Vec<ScheduleDef>) -> Result<Self> {
+        let waiting = schedules.len();
         let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse()?;
         let (clock, manual) = clock::manual(start);
         let count = Arc::new(AtomicU64::new(0));
@@ -65,15 +81,7 @@ impl ScheduleBench {
             functions: BTreeMap::new(),
             queues: BTreeMap::new(),
             event_sources: Vec::new(),
-            schedules: vec![
-                schedule_def("Poll", "rate(5 minutes)", "UTC", None),
-                schedule_def(
-                    "Daily",
-                    "cron(0 2 * * ? *)",
-                    "Europe/Berlin",
-                    Some(r#"{"scheduled_time":"<aws.scheduler.scheduled-time>"}"#),
-                ),
-            ],
+            schedules,
             schedule_groups: Vec::new(),
         };
         // Scheduler → Lambda is an asynchronous invocation, as on AWS.
@@ -95,7 +103,7 @@ impl ScheduleBench {
         )?;
         let shutdown = Shutdown::new();
         runner.start(shutdown.signal())?;
-        tokio::time::timeout(STALL, manual.wait_for_waiters(2))
+        tokio::time::timeout(STALL, manual.wait_for_waiters(waiting))
             .await
             .context("schedule tasks never waited on the clock")?;
         Ok(ScheduleBench {
@@ -187,6 +195,24 @@ pub(super) async fn schedules() -> Result<Vec<Row>> {
         jumped <= BUDGET_SCHEDULE_YEAR,
     ));
 
+    eprintln!("schedules: {ONE_TIME} one-time schedules added at run time");
+    let (added, fired, invocations) = one_time_schedules(ONE_TIME).await?;
+    ensure!(
+        invocations == ONE_TIME as u64,
+        "{invocations} of {ONE_TIME} one-time schedules fired"
+    );
+    rows.push(Row::info(
+        "emulator",
+        format!(
+            "{ONE_TIME} one-time at() schedules: ScheduleRunner::add each, then one clock jump + wait_idle"
+        ),
+        format!(
+            "added in {:.3} s, fired in {:.3} s ({invocations} invocations)",
+            added.as_secs_f64(),
+            fired.as_secs_f64()
+        ),
+    ));
+
     eprintln!("schedules: asynchronous invocations");
     const EVENTS: usize = 100_000;
     let (elapsed, invocations) = async_invocations(EVENTS).await?;
@@ -204,6 +230,41 @@ pub(super) async fn schedules() -> Result<Vec<Row>> {
         ),
     ));
     Ok(rows)
+}
+
+/// How many one-time schedules the run-time row adds (issue 12: an application's "send this
+/// in 3 days" at scale).
+const ONE_TIME: usize = 100_000;
+
+/// `n` one-time `at()` schedules, one second apart from 2026-01-01T00:00:01, added to a started
+/// runner as the Scheduler API adds them (`ScheduleRunner::add`), then fired by one jump of
+/// the manual clock past the last: the wall time of the adds, of the fires, and how many ran.
+/// Only the runner is measured here, not the Scheduler API's HTTP and state file.
+async fn one_time_schedules(n: usize) -> Result<(Duration, Duration, u64)> {
+    let bench = ScheduleBench::with(Vec::new()).await?;
+    let start: DateTime<Utc> = "2026-01-01T00:00:00Z".parse()?;
+    let started = Instant::now();
+    for i in 0..n {
+        let at = start + chrono::Duration::seconds(i as i64 + 1);
+        let def = schedule_def(
+            &format!("once-{i}"),
+            &format!("at({})", at.format("%Y-%m-%dT%H:%M:%S")),
+            "UTC",
+            None,
+        );
+        bench.runner.add(def, "default", start)?;
+    }
+    let added = started.elapsed();
+    tokio::time::timeout(STALL, bench.manual.wait_for_waiters(n))
+        .await
+        .context("the one-time schedules never waited on the clock")?;
+    let started = Instant::now();
+    bench.manual.advance(Duration::from_secs(n as u64 + 60))?;
+    tokio::time::timeout(STALL, bench.runner.wait_idle())
+        .await
+        .context("the runner never caught up")?;
+    let fired = started.elapsed();
+    Ok((added, fired, bench.stop()))
 }
 
 /// `events` Event invocations through the asynchronous queue of a counting no-op function:

@@ -43,6 +43,7 @@
 //! `wait_idle`, `advance_to`); the rest, by role:
 //! - `model`: the public values (settings, errors, outcomes, statistics);
 //! - `entry`: one schedule resolved against the template, with its counters and payloads;
+//! - `entries`: the schedules in order, indexed by group and name;
 //! - `tasks`: the task per schedule and the task per waiting delivery;
 //! - `attempt`: one delivery attempt and what follows it (retry or finish);
 //! - `dead_letter`: the dead-letter message, or the drop.
@@ -69,12 +70,14 @@ use crate::template::{ScheduleDef, Template};
 
 mod attempt;
 mod dead_letter;
+mod entries;
 mod entry;
 mod model;
 mod tasks;
 
 use attempt::{AttemptError, Sent};
 pub use dead_letter::DLQ_ATTRIBUTES;
+use entries::Entries;
 pub use model::{
     AttemptStatus, Failure, FireOutcome, LastResult, RunnerConfig, RunnerError, ScheduleStats,
 };
@@ -116,7 +119,7 @@ pub type CompletionHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 struct Inner {
     /// The template's schedules, then those added at run time; guarded so that
     /// [`ScheduleRunner::add`] and [`ScheduleRunner::start`] never both spawn one entry.
-    entries: RwLock<Vec<Arc<Entry>>>,
+    entries: RwLock<Entries>,
     template: Template,
     on_complete: Mutex<Option<CompletionHook>>,
     queues: AsyncInvoker,
@@ -224,7 +227,7 @@ impl ScheduleRunner {
         };
         Ok(ScheduleRunner {
             inner: Arc::new(Inner {
-                entries: RwLock::new(entries),
+                entries: RwLock::new(Entries::from_list(entries)),
                 template: template.clone(),
                 on_complete: Mutex::new(None),
                 queues,
@@ -370,11 +373,7 @@ impl ScheduleRunner {
 
     /// Statistics of the schedule `name` of `group`, if there is one.
     pub fn stats_in_group(&self, group: &str, name: &str) -> Option<ScheduleStats> {
-        self.inner
-            .entries()
-            .iter()
-            .find(|e| e.group == group && e.def.name == name)
-            .map(|e| e.stats())
+        self.inner.entries().get(group, name).map(|e| e.stats())
     }
 
     /// Adds a schedule at run time (the Scheduler API's), in `group`, created (or last
@@ -394,10 +393,7 @@ impl ScheduleRunner {
         entry.created_at = Some(created_at);
         let entry = Arc::new(entry);
         let mut entries = self.inner.entries_mut();
-        if entries
-            .iter()
-            .any(|e| e.group == group && e.def.name == def.name)
-        {
+        if entries.get(group, &def.name).is_some() {
             return Err(RunnerError::Duplicate {
                 group: group.to_owned(),
                 name: def.name,
@@ -417,14 +413,9 @@ impl ScheduleRunner {
     /// Removes schedule `name` of `group`: it fires no more (an occurrence already being
     /// delivered or retried finishes). False when there is no such schedule.
     pub fn remove(&self, group: &str, name: &str) -> bool {
-        let mut entries = self.inner.entries_mut();
-        let Some(idx) = entries
-            .iter()
-            .position(|e| e.group == group && e.def.name == name)
-        else {
+        let Some(entry) = self.inner.entries_mut().remove(group, name) else {
             return false;
         };
-        let entry = entries.remove(idx);
         entry.removed.trigger();
         tracing::debug!(group, schedule = name, "schedule removed");
         true

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use std::sync::{RwLockReadGuard, RwLockWriteGuard};
 
+use super::entries::Entries;
 use super::{Entry, Inner, Occurrence, RunnerError, lock, uuid_from};
 use crate::activity::Tracker;
 use crate::schedule::ScheduleExpression;
@@ -18,12 +19,12 @@ const MAX_ATTEMPTS: u32 = 186;
 
 impl Inner {
     /// The entries, for reading.
-    pub(super) fn entries(&self) -> RwLockReadGuard<'_, Vec<Arc<Entry>>> {
+    pub(super) fn entries(&self) -> RwLockReadGuard<'_, Entries> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The entries, to add or remove one.
-    pub(super) fn entries_mut(&self) -> RwLockWriteGuard<'_, Vec<Arc<Entry>>> {
+    pub(super) fn entries_mut(&self) -> RwLockWriteGuard<'_, Entries> {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 
