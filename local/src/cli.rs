@@ -464,22 +464,50 @@ fn render_started(status: &Status) -> String {
 /// The table of `nightshift schedule list`: one line per schedule, its group, where it comes
 /// from (`template` or `api`), its state, expression and zone, target and next fire time.
 pub fn render_schedules(schedules: &[crate::status::ScheduleStatus]) -> String {
-    let mut out = format!(
-        "{:<40}{:<10}{:<10}{:<32}{:<30}{}\n",
-        "GROUP/NAME", "SOURCE", "STATE", "EXPRESSION (ZONE)", "TARGET", "NEXT FIRE"
-    );
-    for s in schedules {
-        out.push_str(&format!(
-            "{:<40}{:<10}{:<10}{:<32}{:<30}{}\n",
-            format!("{}/{}", s.group, s.name),
-            if s.api { "api" } else { "template" },
-            if s.enabled { "ENABLED" } else { "DISABLED" },
-            format!("{} ({})", s.expression, s.timezone),
-            s.function,
-            s.next_fire
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .unwrap_or_else(|| "never".into())
-        ));
+    let header = [
+        "GROUP/NAME",
+        "SOURCE",
+        "STATE",
+        "EXPRESSION (ZONE)",
+        "TARGET",
+        "NEXT FIRE",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<[String; 6]> = schedules
+        .iter()
+        .map(|s| {
+            [
+                format!("{}/{}", s.group, s.name),
+                (if s.api { "api" } else { "template" }).to_owned(),
+                (if s.enabled { "ENABLED" } else { "DISABLED" }).to_owned(),
+                format!("{} ({})", s.expression, s.timezone),
+                s.function.clone(),
+                s.next_fire
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_else(|| "never".into()),
+            ]
+        })
+        .collect();
+    // Each column as wide as its widest cell plus two spaces: names and expressions of any
+    // length never run into the next column.
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}", width = widths[i] + 2));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
     }
     out
 }

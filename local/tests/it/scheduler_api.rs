@@ -400,6 +400,14 @@ async fn schedules_are_created_read_updated_listed_and_deleted() -> Result<()> {
     assert!(line("default/follow-up").contains("api"), "{table}");
     assert!(line("default/follow-up").contains("DISABLED"), "{table}");
     assert!(line("default/nightly").contains("template"), "{table}");
+    // Columns are as wide as their cells: every line has its six fields apart, however long.
+    for l in table.lines() {
+        assert_eq!(
+            l.split("  ").filter(|f| !f.trim().is_empty()).count(),
+            6,
+            "{l:?} in\n{table}"
+        );
+    }
     // `nightshift schedule list` prints that table from the control endpoint.
     let port = h.emulator().addr().port().to_string();
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nightshift"))
