@@ -108,10 +108,14 @@ fn broken_template(missing: &str) -> String {
 
 #[test]
 fn up_finds_the_template_where_sam_looks_and_needs_no_env_file() {
-    let args = ["--port", "0", "up", "--ephemeral", "--no-build"];
     let dir = tempfile::tempdir().unwrap();
+    let up = |extra: &[&str]| {
+        let mut args = vec!["--port", "0", "up", "--ephemeral", "--no-build"];
+        args.extend_from_slice(extra);
+        nightshift_in(dir.path(), &args)
+    };
     // Nothing there: the error names every place looked at.
-    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    let (ok, _, err) = up(&[]);
     assert!(!ok);
     assert!(
         err.contains("no SAM template in")
@@ -125,41 +129,23 @@ fn up_finds_the_template_where_sam_looks_and_needs_no_env_file() {
         broken_template("Infra"),
     )
     .unwrap();
-    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    let (ok, _, err) = up(&[]);
     assert!(!ok && err.contains("Infra"), "{err}");
     // template.yml comes before it, and template.yaml before both, as sam looks.
     std::fs::write(dir.path().join("template.yml"), broken_template("Yml")).unwrap();
-    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    let (ok, _, err) = up(&[]);
     assert!(!ok && err.contains("Yml"), "{err}");
     std::fs::write(dir.path().join("template.yaml"), broken_template("Yaml")).unwrap();
-    let (ok, _, err) = nightshift_in(dir.path(), &args);
+    let (ok, _, err) = up(&[]);
     assert!(!ok && err.contains("Yaml"), "{err}");
     // --template still chooses.
-    let (ok, _, err) = nightshift_in(
-        dir.path(),
-        &[
-            "--port",
-            "0",
-            "up",
-            "--ephemeral",
-            "--no-build",
-            "--template",
-            "template.yml",
-        ],
-    );
+    let (ok, _, err) = up(&["--template", "template.yml"]);
     assert!(!ok && err.contains("Yml"), "{err}");
-    // A named env file that is not there is an error naming it; env.json is read when present.
-    let (ok, _, err) = nightshift_in(
-        dir.path(),
-        &[
-            "--port",
-            "0",
-            "up",
-            "--ephemeral",
-            "--no-build",
-            "--env-file",
-            "missing.json",
-        ],
-    );
+    // A named env file that is not there is an error naming it.
+    let (ok, _, err) = up(&["--env-file", "missing.json"]);
     assert!(!ok && err.contains("missing.json"), "{err}");
+    // env.json is read when present: a broken one is an error naming it.
+    std::fs::write(dir.path().join("env.json"), "{").unwrap();
+    let (ok, _, err) = up(&[]);
+    assert!(!ok && err.contains("env.json"), "{err}");
 }

@@ -21,6 +21,32 @@ pub fn https_client() -> aws_sdk_sqs::config::SharedHttpClient {
         .clone()
 }
 
+/// Whether a retry of the call that failed with `err` can succeed: no answer came (timeout,
+/// dispatch or response failure), or the service answered with one of `transient_codes`
+/// (throttling, overload); a request that could not be built, or any other service error, is
+/// rejected. The SQS and Scheduler adapters sort their errors with it; each SDK re-exports
+/// the same `SdkError`, so one function serves every client.
+pub fn is_transient<E, R>(
+    err: &aws_sdk_sqs::error::SdkError<E, R>,
+    transient_codes: &[&str],
+) -> bool
+where
+    E: aws_sdk_sqs::error::ProvideErrorMetadata,
+{
+    use aws_sdk_sqs::error::SdkError;
+    match err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => service
+            .err()
+            .code()
+            .is_some_and(|code| transient_codes.contains(&code)),
+        _ => true,
+    }
+}
+
 /// Makes rustls on ring the process's TLS provider, for the clients that take the process
 /// default (object_store's reqwest client for S3); idempotent. Call it before building one.
 pub fn install_tls_provider() {

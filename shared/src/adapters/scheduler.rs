@@ -214,16 +214,10 @@ where
     R: std::fmt::Debug,
 {
     let text = format!("schedule {name}: {}", error_text(&err));
-    match &err {
-        SdkError::ConstructionFailure(_) => ScheduleError::Rejected(text),
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            ScheduleError::Transient(text)
-        }
-        SdkError::ServiceError(service) => match service.err().code() {
-            Some(code) if TRANSIENT_CODES.contains(&code) => ScheduleError::Transient(text),
-            _ => ScheduleError::Rejected(text),
-        },
-        _ => ScheduleError::Transient(text),
+    if crate::adapters::aws::is_transient(&err, TRANSIENT_CODES) {
+        ScheduleError::Transient(text)
+    } else {
+        ScheduleError::Rejected(text)
     }
 }
 

@@ -67,16 +67,10 @@ where
     R: std::fmt::Debug,
 {
     let text = aws_sdk_sqs::error::DisplayErrorContext(&err).to_string();
-    match &err {
-        SdkError::ConstructionFailure(_) => QueueError::Rejected(text),
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            QueueError::Transient(text)
-        }
-        SdkError::ServiceError(service) => match service.err().code() {
-            Some(code) if TRANSIENT_CODES.contains(&code) => QueueError::Transient(text),
-            _ => QueueError::Rejected(text),
-        },
-        _ => QueueError::Transient(text),
+    if crate::adapters::aws::is_transient(&err, TRANSIENT_CODES) {
+        QueueError::Transient(text)
+    } else {
+        QueueError::Rejected(text)
     }
 }
 

@@ -34,6 +34,24 @@ pub struct Payload {
     pub name: String,
 }
 
+impl Payload {
+    /// The payload of `envelope`, checked: a user id and a name that are not blank, and a
+    /// valid email address. `user.signup` carries the same three fields and reads them here.
+    pub fn read(envelope: &JobEnvelope) -> Result<Self, JobError> {
+        let p: Payload = payload(envelope)?;
+        if p.user_id.trim().is_empty() {
+            return Err(JobError::InvalidPayload(
+                "`user_id` must not be empty".into(),
+            ));
+        }
+        if p.name.trim().is_empty() {
+            return Err(JobError::InvalidPayload("`name` must not be empty".into()));
+        }
+        address("email", &p.email)?;
+        Ok(p)
+    }
+}
+
 /// The schedule id (and job id) of `user_id`'s follow-up: `follow-up-USER`, which must be a
 /// schedule name ([`nightshift::ports::schedule_name`]: at most 64 of `[0-9a-zA-Z-_.]`, so a
 /// user id of at most 54 of them); `None` for a user id that cannot have one.
@@ -73,16 +91,7 @@ impl Job for UserFollowUp {
     }
 
     fn run(&self, envelope: &JobEnvelope) -> Result<Effects, JobError> {
-        let p: Payload = payload(envelope)?;
-        if p.user_id.trim().is_empty() {
-            return Err(JobError::InvalidPayload(
-                "`user_id` must not be empty".into(),
-            ));
-        }
-        if p.name.trim().is_empty() {
-            return Err(JobError::InvalidPayload("`name` must not be empty".into()));
-        }
-        address("email", &p.email)?;
+        let p = Payload::read(envelope)?;
         let email = EmailRequest::from_template(
             format!("getting-started-{}", envelope.id),
             vec![p.email],

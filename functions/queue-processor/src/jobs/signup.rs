@@ -4,19 +4,10 @@
 use std::collections::BTreeMap;
 
 use nightshift::contracts::{EmailRequest, JobEnvelope};
-use serde::Deserialize;
 use serde_json::json;
 
 use super::follow_up;
-use super::{Effects, Job, JobError, address, payload};
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Payload {
-    user_id: String,
-    email: String,
-    name: String,
-}
+use super::{Effects, Job, JobError};
 
 /// The `user.signup` job.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,16 +19,8 @@ impl Job for UserSignup {
     }
 
     fn run(&self, envelope: &JobEnvelope) -> Result<Effects, JobError> {
-        let p: Payload = payload(envelope)?;
-        if p.user_id.trim().is_empty() {
-            return Err(JobError::InvalidPayload(
-                "`user_id` must not be empty".into(),
-            ));
-        }
-        if p.name.trim().is_empty() {
-            return Err(JobError::InvalidPayload("`name` must not be empty".into()));
-        }
-        address("email", &p.email)?;
+        // The signup's payload is the follow-up's: who, where to write, and how to greet them.
+        let p = follow_up::Payload::read(envelope)?;
         let email = EmailRequest::from_template(
             format!("welcome-{}", envelope.id),
             vec![p.email.clone()],
@@ -45,15 +28,11 @@ impl Job for UserSignup {
             "welcome",
             BTreeMap::from([("name".to_string(), json!(p.name))]),
         );
-        let user = follow_up::Payload {
-            user_id: p.user_id.clone(),
-            email: p.email,
-            name: p.name,
-        };
+        let result = json!({"user_id": p.user_id});
         Ok(Effects {
             emails: vec![email],
-            schedules: vec![follow_up::schedule_for(user, envelope.submitted_at)?],
-            result: json!({"user_id": p.user_id}),
+            schedules: vec![follow_up::schedule_for(p, envelope.submitted_at)?],
+            result,
             ..Effects::default()
         })
     }
