@@ -1174,6 +1174,9 @@ impl Emulator {
         if let Err(e) = self.engine.shutdown() {
             warn!(error = %e, "journal flush failed");
         }
+        if let Err(e) = self.scheduler_api.sync() {
+            warn!(error = %e, "scheduler journal flush failed");
+        }
     }
 }
 

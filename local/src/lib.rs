@@ -21,6 +21,8 @@
 //! - [`schedule`]: AWS cron / rate / at expressions, time zones, schedule targets;
 //! - [`template`]: the SAM template and env.local.json, resolved into a model;
 //! - [`invoker`]: how an event reaches a function (process runtime, remote Invoke API, in-process);
+//! - [`journal`]: the append-only JSON-lines journal that keeps the SQS engine's and the Scheduler
+//!   API's state in the state dir;
 //! - [`invoke_async`]: Lambda's asynchronous (`Event`) invocation: retries, destinations, DLQ;
 //! - [`lambda_api`]: Lambda's Invoke API on the emulator's endpoint;
 //! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
@@ -38,6 +40,7 @@ pub mod faults;
 pub mod harness;
 pub mod invoke_async;
 pub mod invoker;
+pub mod journal;
 pub mod lambda_api;
 pub mod mapping;
 pub mod runtime;

@@ -5,9 +5,9 @@
 //!
 //! Layout: [`routes`] is the protocol (paths, methods, query parameters, error shapes),
 //! [`model`] the bodies and what is kept, [`validation`] AWS's checks of a request,
-//! [`persistence`] the file in the state dir. [`SchedulerApi`] here holds the state and runs
-//! each operation: validate, hand the runner the schedule, write the file, and only then
-//! change what it serves, undoing the runner's part if the file cannot be written.
+//! [`persistence`] the journal in the state dir. [`SchedulerApi`] here holds the state and runs
+//! each operation: validate, hand the runner the schedule, journal the change, and only then
+//! change what it serves, undoing the runner's part if the change cannot be journaled.
 //!
 //! Restarts: a one-time schedule is written as completed when its occurrence starts, before
 //! it is delivered, so a restart (even after `kill -9`) never fires it again; a kill in the
@@ -41,7 +41,7 @@ use model::{
     DEFAULT_GROUP, GroupRequest, ScheduleRequest, SchedulerState, StoredGroup, StoredSchedule, Tag,
     epoch,
 };
-use persistence::{Store, StoreError};
+use persistence::{Change, Store, StoreError};
 
 /// Most items of one ListSchedules or ListScheduleGroups page.
 const MAX_RESULTS: usize = 100;
@@ -129,7 +129,7 @@ impl From<StoreError> for ApiError {
 /// Why the Scheduler API could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerApiError {
-    /// The state dir's file could not be read.
+    /// The state dir's journal could not be opened or read.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -165,10 +165,12 @@ impl SchedulerApi {
         state_dir: Option<&Path>,
         config: &RunnerConfig,
     ) -> Result<Arc<Self>, SchedulerApiError> {
-        let store = state_dir.map(Store::new);
-        let mut state = match &store {
-            Some(store) => store.load()?,
-            None => SchedulerState::default(),
+        let (store, mut state) = match state_dir {
+            Some(dir) => {
+                let (store, state) = Store::open(dir)?;
+                (Some(store), state)
+            }
+            None => (None, SchedulerState::default()),
         };
         let now = clock.now();
         let api = SchedulerApi {
@@ -229,10 +231,23 @@ impl SchedulerApi {
         }
     }
 
-    /// Writes `state` (when there is a state dir).
-    fn save(&self, state: &SchedulerState) -> Result<(), StoreError> {
+    /// Journals `change` (when there is a state dir), then applies it to `state`: a change
+    /// that cannot be written is not made.
+    fn save(&self, state: &mut SchedulerState, change: Change) -> Result<(), StoreError> {
+        if let Some(store) = &self.store {
+            store.append(&change)?;
+        }
+        state.apply(change);
+        if let Some(store) = &self.store {
+            store.compact_if_due(state);
+        }
+        Ok(())
+    }
+
+    /// Syncs the journal to disk; called on orderly shutdown.
+    pub fn sync(&self) -> Result<(), StoreError> {
         match &self.store {
-            Some(store) => store.save(state),
+            Some(store) => store.sync(),
             None => Ok(()),
         }
     }
@@ -359,8 +374,8 @@ impl SchedulerApi {
         Ok(json!({}))
     }
 
-    /// Puts `stored` (or removes the schedule when `None`) in the runner, the file and the
-    /// state, in that order, undoing the runner's change when the file cannot be written.
+    /// Puts `stored` (or removes the schedule when `None`) in the runner, the journal and the
+    /// state, in that order, undoing the runner's change when the journal cannot be written.
     fn commit(
         &self,
         state: &mut SchedulerState,
@@ -375,16 +390,15 @@ impl SchedulerApi {
             .get(group)
             .and_then(|s| s.get(name))
             .cloned();
-        let mut next = state.clone();
-        match &stored {
-            Some(s) => {
-                next.schedules
-                    .entry(group.to_owned())
-                    .or_default()
-                    .insert(name.to_owned(), s.clone());
-            }
-            None => next.remove_schedule(group, name),
-        }
+        let change = match stored {
+            Some(schedule) => Change::PutSchedule {
+                schedule: Box::new(schedule),
+            },
+            None => Change::DeleteSchedule {
+                group: group.to_owned(),
+                name: name.to_owned(),
+            },
+        };
         let runner_result = match def {
             Some(def) => self.runner.replace(def, group, now),
             None => {
@@ -393,14 +407,13 @@ impl SchedulerApi {
             }
         };
         runner_result.map_err(|e| ApiError::validation(e.to_string()))?;
-        if let Err(e) = self.save(&next) {
+        if let Err(e) = self.save(state, change) {
             self.runner.remove(group, name);
             if let Some(previous) = previous {
                 self.run_kept(&previous);
             }
             return Err(e.into());
         }
-        *state = next;
         Ok(())
     }
 
@@ -437,18 +450,24 @@ impl SchedulerApi {
         let Some(kept) = state.schedules.get(group).and_then(|s| s.get(name)) else {
             return;
         };
-        let mut next = state.clone();
         let delete = kept.request.action_after_completion.as_deref() == Some("DELETE");
-        if delete {
-            next.remove_schedule(group, name);
+        let change = if delete {
             self.runner.remove(group, name);
-        } else if let Some(kept) = next.schedules.get_mut(group).and_then(|s| s.get_mut(name)) {
-            kept.completed = true;
-        }
-        if let Err(e) = self.save(&next) {
+            Change::DeleteSchedule {
+                group: group.to_owned(),
+                name: name.to_owned(),
+            }
+        } else {
+            Change::PutSchedule {
+                schedule: Box::new(StoredSchedule {
+                    completed: true,
+                    ..kept.clone()
+                }),
+            }
+        };
+        if let Err(e) = self.save(&mut state, change) {
             tracing::error!(group, schedule = name, error = %e, "schedule completion not written");
         }
-        *state = next;
         tracing::info!(
             group,
             schedule = name,
@@ -588,10 +607,7 @@ impl SchedulerApi {
         let mut group = self.group(name, self.clock.now(), tags);
         group.client_token = request.client_token;
         let arn = group.arn.clone();
-        let mut next = state.clone();
-        next.groups.insert(name.to_owned(), group);
-        self.save(&next)?;
-        *state = next;
+        self.save(&mut state, Change::PutGroup { group })?;
         tracing::info!(group = name, "schedule group created");
         Ok(json!({ "ScheduleGroupArn": arn }))
     }
@@ -618,14 +634,20 @@ impl SchedulerApi {
         if !state.groups.contains_key(name) {
             return Err(Self::no_group(name));
         }
-        let mut next = state.clone();
-        next.groups.remove(name);
-        let removed = next.schedules.remove(name).unwrap_or_default();
-        self.save(&next)?;
-        for schedule in removed.keys() {
+        let removed: Vec<String> = state
+            .schedules
+            .get(name)
+            .map(|s| s.keys().cloned().collect())
+            .unwrap_or_default();
+        self.save(
+            &mut state,
+            Change::DeleteGroup {
+                name: name.to_owned(),
+            },
+        )?;
+        for schedule in &removed {
             self.runner.remove(name, schedule);
         }
-        *state = next;
         tracing::info!(
             group = name,
             schedules = removed.len(),
@@ -672,12 +694,9 @@ impl SchedulerApi {
         let tags = tag_map(tags)?;
         let mut state = self.lock();
         let name = self.tagged_group(&state, arn)?.to_owned();
-        let mut next = state.clone();
-        if let Some(group) = next.groups.get_mut(&name) {
-            group.tags.extend(tags);
-        }
-        self.save(&next)?;
-        *state = next;
+        let mut group = state.groups[&name].clone();
+        group.tags.extend(tags);
+        self.save(&mut state, Change::PutGroup { group })?;
         Ok(json!({}))
     }
 
@@ -685,14 +704,11 @@ impl SchedulerApi {
     pub fn untag_resource(&self, arn: &str, keys: &[String]) -> Result<Value, ApiError> {
         let mut state = self.lock();
         let name = self.tagged_group(&state, arn)?.to_owned();
-        let mut next = state.clone();
-        if let Some(group) = next.groups.get_mut(&name) {
-            for key in keys {
-                group.tags.remove(key);
-            }
+        let mut group = state.groups[&name].clone();
+        for key in keys {
+            group.tags.remove(key);
         }
-        self.save(&next)?;
-        *state = next;
+        self.save(&mut state, Change::PutGroup { group })?;
         Ok(json!({}))
     }
 

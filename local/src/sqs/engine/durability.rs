@@ -54,13 +54,13 @@ impl SqsEngine {
         for task in lock(&self.inner.tasks).iter() {
             records.push(Record::Task { task: task.clone() });
         }
-        lock(journal).rewrite(&records)
+        Ok(lock(journal).rewrite(&records)?)
     }
 
     /// Syncs the journal to disk; call on orderly shutdown.
     pub fn shutdown(&self) -> Result<(), SqsError> {
         match &self.inner.journal {
-            Some(journal) => lock(journal).sync(),
+            Some(journal) => Ok(lock(journal).sync()?),
             None => Ok(()),
         }
     }

@@ -155,7 +155,7 @@ impl SqsEngine {
     pub fn new(config: SqsConfig, clock: SharedClock) -> Result<Self, SqsError> {
         let (journal, records) = match config.journal.clone() {
             Some(journal_config) => {
-                let (journal, records) = Journal::open(journal_config)?;
+                let (journal, records) = super::journal::open(journal_config)?;
                 (Some(Mutex::new(journal)), records)
             }
             None => (None, Vec::new()),
@@ -281,8 +281,9 @@ impl SqsEngine {
 
     fn journal(&self, records: &[Record]) -> Result<(), SqsError> {
         match &self.inner.journal {
-            Some(journal) => lock(journal).append(records).inspect_err(|err| {
+            Some(journal) => lock(journal).append(records).map_err(|err| {
                 tracing::error!(error = %err, "sqs journal append failed");
+                err.into()
             }),
             None => Ok(()),
         }
