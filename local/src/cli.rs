@@ -137,13 +137,7 @@ pub enum ScheduleCommand {
     },
 }
 
-/// Templates `sam` finds in a project's directory, in the order it looks, then the place this
-/// workspace keeps its own.
-pub const TEMPLATE_CANDIDATES: [&str; 3] = ["template.yaml", "template.yml", "infra/template.yaml"];
-
-/// Environment files (`sam local --env-vars` format) read when none is named: this
-/// workspace's, then the name `sam`'s documentation uses.
-pub const ENV_FILE_CANDIDATES: [&str; 2] = ["infra/env.local.json", "env.json"];
+pub use crate::emulator::{ENV_FILE_CANDIDATES, TEMPLATE_CANDIDATES};
 
 /// Where a command finds the SAM template and the environment file, so that `nightshift up`
 /// works in any SAM project's directory as `sam local` does.
@@ -166,25 +160,20 @@ impl ProjectArgs {
     pub fn resolve(&self, root: &Path) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
         let template = match &self.template {
             Some(path) => root.join(path),
-            None => TEMPLATE_CANDIDATES
-                .iter()
-                .map(|c| root.join(c))
-                .find(|p| p.is_file())
-                .ok_or_else(|| {
+            None => {
+                crate::emulator::first_existing(root, &TEMPLATE_CANDIDATES).ok_or_else(|| {
                     anyhow::anyhow!(
                         "no SAM template in {}: looked for {}; name one with --template",
                         root.display(),
                         TEMPLATE_CANDIDATES.join(", ")
                     )
-                })?,
+                })?
+            }
         };
         let env_file = match self.env_file.as_deref() {
             Some("none") => None,
             Some(path) => Some(root.join(path)),
-            None => ENV_FILE_CANDIDATES
-                .iter()
-                .map(|c| root.join(c))
-                .find(|p| p.is_file()),
+            None => crate::emulator::first_existing(root, &ENV_FILE_CANDIDATES),
         };
         Ok((template, env_file))
     }

@@ -161,14 +161,35 @@ pub struct EmulatorOptions {
     pub extra_env: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+/// Templates `sam` finds in a project's directory, in the order it looks ("it looks for a
+/// template.[yaml|yml] file in your current working directory by default",
+/// <https://github.com/awsdocs/aws-sam-developer-guide/blob/master/doc_source/serverless-sam-cli-using-validate.md>),
+/// then the place this workspace keeps its own.
+pub const TEMPLATE_CANDIDATES: [&str; 3] = ["template.yaml", "template.yml", "infra/template.yaml"];
+
+/// Environment files (`sam local --env-vars` format) read when none is named: this
+/// workspace's, then the name `sam`'s documentation uses.
+pub const ENV_FILE_CANDIDATES: [&str; 2] = ["infra/env.local.json", "env.json"];
+
+/// The first of `candidates` under `root` that is a file.
+pub fn first_existing(root: &Path, candidates: &[&str]) -> Option<PathBuf> {
+    candidates
+        .iter()
+        .map(|c| root.join(c))
+        .find(|p| p.is_file())
+}
+
 impl EmulatorOptions {
-    /// Defaults for a project at `root`: `infra/template.yaml`, `infra/env.local.json`,
-    /// `127.0.0.1:9324`, state in `.nightshift/`, the real clock, process invoker with build.
+    /// Defaults for a project at `root`: the first of [`TEMPLATE_CANDIDATES`] there (else
+    /// `infra/template.yaml`, whose absence the start reports), the first of
+    /// [`ENV_FILE_CANDIDATES`] if any, `127.0.0.1:9324`, state in `.nightshift/`, the real
+    /// clock, process invoker with build.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         EmulatorOptions {
-            template: root.join("infra/template.yaml"),
-            env_file: Some(root.join("infra/env.local.json")),
+            template: first_existing(&root, &TEMPLATE_CANDIDATES)
+                .unwrap_or_else(|| root.join("infra/template.yaml")),
+            env_file: first_existing(&root, &ENV_FILE_CANDIDATES),
             addr: SocketAddr::from(([127, 0, 0, 1], 9324)),
             state_dir: Some(root.join(".nightshift")),
             clock: ClockSpec::Real,

@@ -5,6 +5,7 @@ mod cli;
 mod divergence;
 mod event_invoke_template;
 mod faults;
+mod foreign_project;
 mod fuzz;
 mod invoke_async;
 mod lambda_api;
