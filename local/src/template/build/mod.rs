@@ -361,7 +361,7 @@ impl Builder<'_, '_> {
             false
         });
         for event in &skipped_events {
-            tracing::warn!(id = %event.id, kind = event.kind, function = %event.function, "{}, skipped", event.reason);
+            tracing::warn!(function = %event.function, "{} {} left out: {}", event.kind, event.id, event.reason);
         }
         check_redrive_allowed(&queues)?;
         schedules::check_fifo_targets(&schedules, &queues)?;
