@@ -83,6 +83,8 @@ impl ScheduleBench {
             event_sources: Vec::new(),
             schedules,
             schedule_groups: Vec::new(),
+            skipped_functions: Vec::new(),
+            skipped_events: Vec::new(),
         };
         // Scheduler → Lambda is an asynchronous invocation, as on AWS.
         let queues = AsyncInvoker::new(
