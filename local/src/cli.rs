@@ -210,6 +210,10 @@ pub struct UpArgs {
     /// Stack name used in resource names.
     #[arg(long, default_value = "nightshift")]
     pub stack_name: String,
+    /// Template parameter values, as `sam` takes them: `Key=Value` or
+    /// `ParameterKey=Key,ParameterValue=Value`, separated by spaces.
+    #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
+    pub parameter_overrides: Vec<String>,
     /// Region in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -384,32 +388,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
-    let root = std::env::current_dir().context("no current directory")?;
-    let clock: ClockSpec = args
-        .clock
-        .parse()
-        .with_context(|| format!("--clock {}", args.clock))?;
-    let mut options = EmulatorOptions::new(&root);
-    (options.template, options.env_file) = args.project.resolve(&root)?;
-    options.addr = SocketAddr::from(([127, 0, 0, 1], port));
-    options.state_dir = (!args.ephemeral).then(|| root.join(&args.state_dir));
-    options.clock = clock;
-    if let Some(start) = &args.clock_start {
-        options.clock_start = parse_time(start)?;
-    }
-    options.invoker = match args.invoke_endpoint {
-        Some(url) => InvokerChoice::Remote(url),
-        None => InvokerChoice::Process {
-            release: args.release,
-            build: !args.no_build,
-        },
-    };
-    options.stack_name = args.stack_name;
-    options.region = args.region;
-    options.work_dir = args.work_dir.map(|d| root.join(d));
+    let mut options = up_options_from(port, &args)?;
     let wrap = apply_faults(&mut options, args.faults.as_deref(), args.fault_seed)?;
     let emulator = Emulator::start_wrapped(options, None, wrap).await?;
-    print!("{}", render_started(&emulator.status()));
+    print!(
+        "{}",
+        render_started(&emulator.status(), emulator.template())
+    );
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for ctrl-c")?;
@@ -418,7 +403,7 @@ async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn render_started(status: &Status) -> String {
+fn render_started(status: &Status, template: &crate::template::Template) -> String {
     let mut out = format!(
         "nightshift emulator up\n  SQS endpoint   {}   (aws --endpoint-url {} sqs list-queues)\n  clock          {} at {}\n",
         status.endpoint,
@@ -446,8 +431,96 @@ fn render_started(status: &Status) -> String {
                 .unwrap_or_else(|| "never".into())
         ));
     }
+    out.push_str(&render_skipped(template));
     out.push_str("  ctrl-c to stop\n");
     out
+}
+
+/// What `up` prints under what it started: the functions of the template it does not run,
+/// and the event sources and schedules left out with them, each with the reason.
+pub fn render_skipped(template: &crate::template::Template) -> String {
+    let mut out = String::new();
+    for f in &template.skipped_functions {
+        out.push_str(&format!(
+            "  skipped        function {}: {}\n",
+            f.logical_id, f.reason
+        ));
+    }
+    for e in &template.skipped_events {
+        out.push_str(&format!(
+            "  skipped        {} {}: {}\n",
+            e.kind, e.id, e.reason
+        ));
+    }
+    out
+}
+
+/// Template parameter values from `--parameter-overrides`, in both forms `sam` accepts
+/// ("Use the same format as the AWS CLI ... --parameter-overrides ParameterKey=hello,
+/// ParameterValue=world ParameterKey=apple,ParameterValue=banana" or `KeyPairName=MyKey
+/// InstanceType=t1.micro`:
+/// <https://docs.aws.amazon.com/serverless-application-model/latest/developerguide/sam-cli-command-reference-sam-local-invoke.html>):
+/// `Key=Value` or `ParameterKey=Key,ParameterValue=Value`, several in one argument separated
+/// by spaces (quote a value to keep its spaces) or in several arguments. A later value of a
+/// key wins. Keys the template does not declare are refused when it is loaded.
+pub fn parse_parameter_overrides(
+    args: &[String],
+) -> Result<std::collections::BTreeMap<String, String>, ParameterOverrideError> {
+    let mut out = std::collections::BTreeMap::new();
+    for arg in args {
+        for token in split_unquoted(arg) {
+            let (key, value) = match token.strip_prefix("ParameterKey=") {
+                Some(rest) => rest.split_once(",ParameterValue="),
+                None => token.split_once('='),
+            }
+            .filter(|(key, _)| !key.is_empty())
+            .ok_or_else(|| ParameterOverrideError(token.clone()))?;
+            out.insert(key.to_owned(), unquote(value).to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// A `--parameter-overrides` entry in neither form `sam` accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--parameter-overrides: {0:?} is neither Key=Value nor ParameterKey=Key,ParameterValue=Value"
+)]
+pub struct ParameterOverrideError(pub String);
+
+/// Splits on whitespace outside single or double quotes (the quotes are kept, for `unquote`).
+fn split_unquoted(text: &str) -> Vec<String> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (None, c) if c.is_whitespace() => {
+                if !current.is_empty() {
+                    tokens.push(std::mem::take(&mut current));
+                }
+                continue;
+            }
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.is_empty() {
+        tokens.push(current);
+    }
+    tokens
+}
+
+/// A value without the quotes around it, if it has a matching pair.
+fn unquote(value: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = value.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    value
 }
 
 /// The table of `nightshift schedule list`: one line per schedule, its group, where it comes
@@ -611,6 +684,10 @@ pub struct ReplayArgs {
     /// Stack name used in resource names.
     #[arg(long, default_value = "nightshift")]
     pub stack_name: String,
+    /// Template parameter values, as `sam` takes them: `Key=Value` or
+    /// `ParameterKey=Key,ParameterValue=Value`, separated by spaces.
+    #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
+    pub parameter_overrides: Vec<String>,
     /// Region in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     pub region: String,
@@ -639,6 +716,7 @@ fn up_options_from(port: u16, args: &UpArgs) -> anyhow::Result<EmulatorOptions> 
         },
     };
     options.stack_name = args.stack_name.clone();
+    options.parameter_overrides = parse_parameter_overrides(&args.parameter_overrides)?;
     options.region = args.region.clone();
     options.work_dir = args.work_dir.as_ref().map(|d| root.join(d));
     Ok(options)
@@ -700,7 +778,10 @@ async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
         .cloned()
         .context("the emulator did not wrap its invoker")?;
     recorder.set_clock(emulator.clock().clone());
-    print!("{}", render_started(&emulator.status()));
+    print!(
+        "{}",
+        render_started(&emulator.status(), emulator.template())
+    );
     println!("  recording to   {} (times: {times})", args.out.display());
     tokio::signal::ctrl_c()
         .await
@@ -745,6 +826,7 @@ async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
         },
     };
     options.stack_name = args.stack_name;
+    options.parameter_overrides = parse_parameter_overrides(&args.parameter_overrides)?;
     options.region = args.region;
     if let Some(start) = trace
         .header

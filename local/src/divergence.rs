@@ -272,6 +272,8 @@ mod tests {
             event_sources: Vec::new(),
             schedules: Vec::new(),
             schedule_groups: Vec::new(),
+            skipped_functions: Vec::new(),
+            skipped_events: Vec::new(),
         };
         assert!(applicable(&template, &ClockSpec::Real, true).is_empty());
         let manual = applicable(&template, &ClockSpec::Manual, true);

@@ -86,6 +86,16 @@ pub enum EmulatorError {
     /// `fire` reached the schedule's target, which could not be invoked.
     #[error("cannot invoke the schedule's target: {0}")]
     FireTarget(#[source] crate::invoker::InvokeError),
+    /// A function's prebuilt artifact (`CodeUri` naming a `bootstrap` or a `.zip`) cannot be
+    /// run.
+    #[error("function {function}: {source}")]
+    Artifact {
+        /// The function's logical id.
+        function: String,
+        /// What is wrong with the artifact.
+        #[source]
+        source: crate::artifact::ArtifactError,
+    },
 }
 
 /// An accelerated clock under which a mapped queue's visibility timeout, which the clock
@@ -153,6 +163,8 @@ pub struct EmulatorOptions {
     pub invoker: InvokerChoice,
     /// The stack name used in resource names.
     pub stack_name: String,
+    /// Template parameter values (`--parameter-overrides`), which win over `Default`s.
+    pub parameter_overrides: BTreeMap<String, String>,
     /// The region in ARNs and `AWS_REGION`.
     pub region: String,
     /// Extra environment variables of the process-runtime functions, by function name, `*`
@@ -199,6 +211,7 @@ impl EmulatorOptions {
                 build: true,
             },
             stack_name: "nightshift".into(),
+            parameter_overrides: BTreeMap::new(),
             region: "us-east-1".into(),
             work_dir: None,
             extra_env: BTreeMap::new(),
@@ -474,9 +487,12 @@ async fn process_runtime(
     (release, build): (bool, bool),
     mappings: &[MappingConfig],
 ) -> Result<Runtime, EmulatorError> {
+    // A function with a prebuilt artifact at its CodeUri runs it as it is: only crates are
+    // built.
     let binaries: Vec<String> = template
         .functions
         .values()
+        .filter(|f| f.prebuilt.is_none())
         .map(|f| f.binary.clone())
         .collect();
     if build && !binaries.is_empty() {
@@ -503,8 +519,24 @@ async fn process_runtime(
         log_sink: tracing_log_sink(),
         ..RuntimeOptions::default()
     });
+    // Zips are extracted under the state dir, else under a directory of this process's own.
+    let extract_root = options
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("nightshift-{}", std::process::id())))
+        .join("artifacts");
     for f in template.functions.values() {
-        let binary = dir.join(&f.binary);
+        let binary = match &f.prebuilt {
+            Some(artifact) => {
+                crate::artifact::bootstrap(artifact, &extract_root.join(&f.logical_id)).map_err(
+                    |source| EmulatorError::Artifact {
+                        function: f.logical_id.clone(),
+                        source,
+                    },
+                )?
+            }
+            None => dir.join(&f.binary),
+        };
         if !binary.exists() {
             return Err(EmulatorError::Build(format!(
                 "function {} needs {}, which does not exist (build it or drop --no-build)",
@@ -628,7 +660,7 @@ impl Emulator {
                 port: addr.port(),
                 region: options.region.clone(),
                 stack_name: options.stack_name.clone(),
-                ..LoadOptions::default()
+                parameter_overrides: options.parameter_overrides.clone(),
             },
         )?;
         if let ClockSpec::Accelerated { factor } = options.clock {

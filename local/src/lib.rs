@@ -26,9 +26,11 @@
 //! - [`invoke_async`]: Lambda's asynchronous (`Event`) invocation: retries, destinations, DLQ;
 //! - [`lambda_api`]: Lambda's Invoke API on the emulator's endpoint;
 //! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
-//! - [`runtime`]: the Lambda Runtime API server and the pool of function processes.
+//! - [`runtime`]: the Lambda Runtime API server and the pool of function processes;
+//! - [`artifact`]: prebuilt deployment packages (`bootstrap`, `.zip`) a function runs as is.
 
 mod activity;
+pub mod artifact;
 pub mod check;
 pub mod cli;
 pub mod clock;

@@ -78,6 +78,8 @@ impl ScheduleBench {
             event_sources: Vec::new(),
             schedules,
             schedule_groups: Vec::new(),
+            skipped_functions: Vec::new(),
+            skipped_events: Vec::new(),
         };
         Self::over(template).await
     }

@@ -6,6 +6,12 @@
 //! account `000000000000`), merges the env file the way `sam local --env-vars` does, and
 //! returns the functions, queues, SQS event sources, schedules and schedule groups.
 //!
+//! Functions of Lambda's OS-only runtimes (`provided.al2023`, `provided.al2`, or no
+//! `Runtime`) are run; those of other languages and container images are listed in
+//! [`Template::skipped_functions`] with the events that target them, and the rest runs. A
+//! `CodeUri` naming a built artifact (a `bootstrap`, a directory holding one, a `.zip`) is
+//! run as it is ([`Prebuilt`]).
+//!
 //! Only what the emulator runs has to resolve: resources of other types (tables, alarms, ...)
 //! are ignored unless a modelled function or event depends on them, in which case the error
 //! names both ends. `AWS::IAM::Role` is not run but resolves (`!Ref` its name, `!GetAtt
@@ -72,6 +78,35 @@ pub struct Template {
     /// Names of the template's `AWS::Scheduler::ScheduleGroup`s, which the Scheduler API
     /// serves besides `default` (functions create run-time schedules in them).
     pub schedule_groups: Vec<String>,
+    /// Functions of the template the emulator does not run (another language's runtime, a
+    /// container image), with the reason; they are absent from `functions`.
+    pub skipped_functions: Vec<SkippedFunction>,
+    /// Event sources and schedules left out because their function is skipped; their queues
+    /// still exist.
+    pub skipped_events: Vec<SkippedEvent>,
+}
+
+/// A function the emulator leaves out, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedFunction {
+    /// Logical id in the template.
+    pub logical_id: String,
+    /// Why it is not run, e.g. `runtime nodejs20.x is not an OS-only runtime ...`.
+    pub reason: String,
+}
+
+/// An SQS event source or a schedule left out because the function it feeds is skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEvent {
+    /// Id of the event source or schedule, as [`SqsEventSource::id`] or [`ScheduleDef::id`]
+    /// would have it.
+    pub id: String,
+    /// `event source` or `schedule`.
+    pub kind: &'static str,
+    /// Logical id of the skipped function it targets.
+    pub function: String,
+    /// Why it is left out.
+    pub reason: String,
 }
 
 /// A Lambda function (`AWS::Serverless::Function` or `AWS::Lambda::Function`).
@@ -84,10 +119,17 @@ pub struct FunctionDef {
     /// Local function ARN.
     pub arn: String,
     /// Binary (cargo-lambda target) that runs the function: `Metadata.BuildProperties.Binary`,
-    /// else the last path segment of `CodeUri` (the crate directory).
+    /// else the package name at `CodeUri`, else its last path segment (the crate directory;
+    /// for a prebuilt artifact, the directory `cargo lambda build` named after the binary).
     pub binary: String,
     /// `CodeUri` (or a local `Code` path) joined to the template's directory.
     pub code_uri: Option<PathBuf>,
+    /// The deployment package at `code_uri` when it is already built (a `bootstrap`
+    /// executable or a `.zip` holding one): run as it is, not built with cargo.
+    pub prebuilt: Option<Prebuilt>,
+    /// `Runtime` (after `Globals`), if set: an OS-only runtime (`provided.al2023`,
+    /// `provided.al2`), since functions of other runtimes are skipped.
+    pub runtime: Option<String>,
     /// `Timeout` in seconds (default 3).
     pub timeout_s: u32,
     /// `MemorySize` in MB (default 128).
@@ -107,6 +149,18 @@ pub struct FunctionDef {
     /// Logical id of the SQS queue of `DeadLetterQueue` (SAM) or `DeadLetterConfig`: where a
     /// discarded asynchronous event goes when there is no on-failure destination.
     pub dead_letter_queue: Option<String>,
+}
+
+/// A deployment package found at a function's `CodeUri` (or `Code`), which the emulator runs
+/// instead of building the crate: what `cargo lambda build` leaves in
+/// `target/lambda/<name>/` (`bootstrap`, or `bootstrap.zip` with `--output-format zip`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prebuilt {
+    /// A `bootstrap` executable: the file `CodeUri` names, or the one in the directory it
+    /// names.
+    Bootstrap(PathBuf),
+    /// A `.zip` deployment package with `bootstrap` at its root, extracted before it runs.
+    Zip(PathBuf),
 }
 
 /// Lambda's error handling of asynchronous invocations for one function.

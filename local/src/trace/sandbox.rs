@@ -59,7 +59,7 @@ impl Sandbox {
                 port: server.local_addr().port(),
                 region: options.region.clone(),
                 stack_name: options.stack_name.clone(),
-                ..LoadOptions::default()
+                parameter_overrides: options.parameter_overrides.clone(),
             },
         )
         .map_err(EmulatorError::from)?;

@@ -20,4 +20,5 @@ mod sqs;
 mod sqs_api;
 mod sqs_fifo;
 mod template;
+mod template_forms;
 mod trace;

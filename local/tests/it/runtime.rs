@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 
 /// The `test-function` example binary, built next to this test binary.
-fn test_function() -> PathBuf {
+pub(crate) fn test_function() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");

@@ -74,6 +74,8 @@ fn template(schedules: Vec<ScheduleDef>) -> Template {
         event_sources: Vec::new(),
         schedules,
         schedule_groups: Vec::new(),
+        skipped_functions: Vec::new(),
+        skipped_events: Vec::new(),
     }
 }
 

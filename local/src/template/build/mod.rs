@@ -26,7 +26,7 @@ use super::resolve::{
     At, EVENT_INVOKE_CONFIG, EVENT_SOURCE_MAPPING, QUEUE, RULE, Resolver, Resource, SAM_FUNCTION,
     SCHEDULE, SCHEDULE_GROUP, entries, is_function,
 };
-use super::{LoadOptions, Template};
+use super::{Destination, LoadOptions, ScheduleTarget, SkippedEvent, SkippedFunction, Template};
 use event_sources::check_visibility_covers_timeouts;
 use queues::{check_redrive_allowed, check_redrive_kinds};
 use schedules::add_sam_dead_letter_queues;
@@ -191,6 +191,30 @@ fn collect_resources(root: &Expr) -> Result<BTreeMap<String, Resource>, Template
     Ok(resources)
 }
 
+/// The SQS and schedule events of a skipped SAM function, listed as skipped without being
+/// read further (ids as [`Builder::sam_events`] gives them: `{function}{event}`).
+fn skipped_sam_events(id: &str, res: &Resource) -> Vec<SkippedEvent> {
+    let Some(Expr::Map(events)) = res.properties.get("Events") else {
+        return Vec::new();
+    };
+    events
+        .iter()
+        .filter_map(|(event, decl)| {
+            let kind = match decl.get("Type") {
+                Some(Expr::Str(t)) if t == "SQS" => "event source",
+                Some(Expr::Str(t)) if t == "Schedule" || t == "ScheduleV2" => "schedule",
+                _ => return None,
+            };
+            Some(SkippedEvent {
+                id: format!("{id}{event}"),
+                kind,
+                function: id.to_owned(),
+                reason: format!("its function {id} is skipped"),
+            })
+        })
+        .collect()
+}
+
 struct Builder<'a, 't> {
     r: &'a Resolver<'t>,
     opts: &'a LoadOptions,
@@ -247,14 +271,41 @@ impl Builder<'_, '_> {
         check_redrive_kinds(&queues)?;
 
         let mut functions = BTreeMap::new();
+        let mut skipped_functions = Vec::new();
         for (id, res) in resources.iter().filter(|(_, r)| is_function(&r.kind)) {
+            if let Some(reason) = self.skip_reason(id, res)? {
+                tracing::warn!(function = %id, %reason, "function not run by the emulator, skipped");
+                skipped_functions.push(SkippedFunction {
+                    logical_id: id.clone(),
+                    reason,
+                });
+                continue;
+            }
             functions.insert(id.clone(), self.function(id, res)?);
         }
+        let skipped = |id: &str| skipped_functions.iter().any(|s| s.logical_id == id);
         self.apply_event_invoke_configs(&mut functions)?;
         event_invoke::check_destination_queues(&functions, &queues)?;
+        for f in functions.values_mut() {
+            let config = &mut f.event_invoke;
+            for slot in [&mut config.on_success, &mut config.on_failure] {
+                if let Some(Destination::Function(target)) = slot.as_ref()
+                    && skipped(target)
+                {
+                    tracing::warn!(function = %f.logical_id, destination = %target, "destination function not run by the emulator: its records are logged and dropped");
+                    *slot = Some(Destination::Unmodelled {
+                        kind: "Lambda".to_owned(),
+                        target: target.clone(),
+                    });
+                }
+            }
+        }
         if let Some(env) = self.env {
             for unused in env.unused_entries(|k| {
-                functions.contains_key(k) || functions.values().any(|f| f.name == k)
+                functions.contains_key(k)
+                    || functions.values().any(|f| f.name == k)
+                    || skipped(k)
+                    || self.function_by_name.get(k).is_some_and(|id| skipped(id))
             }) {
                 tracing::warn!(entry = unused, file = %env.path().display(), "env file entry names no function of the template");
             }
@@ -262,8 +313,12 @@ impl Builder<'_, '_> {
 
         let mut event_sources = Vec::new();
         let mut schedules = Vec::new();
+        let mut skipped_events = Vec::new();
         for (id, res) in resources {
             match res.kind.as_str() {
+                // A skipped function's own events are not read: its template may use
+                // properties of its language the emulator does not check.
+                SAM_FUNCTION if skipped(id) => skipped_events.extend(skipped_sam_events(id, res)),
                 SAM_FUNCTION => {
                     self.sam_events(id, res, &queues, &mut event_sources, &mut schedules)?
                 }
@@ -276,6 +331,37 @@ impl Builder<'_, '_> {
                 RULE => schedules.extend(self.events_rule(id, res)?),
                 _ => {}
             }
+        }
+        let reason = |function: &str| format!("its function {function} is skipped");
+        event_sources.retain(|source| {
+            if !skipped(&source.function) {
+                return true;
+            }
+            skipped_events.push(SkippedEvent {
+                id: source.id.clone(),
+                kind: "event source",
+                function: source.function.clone(),
+                reason: reason(&source.function),
+            });
+            false
+        });
+        schedules.retain(|schedule| {
+            let ScheduleTarget::Function(function) = &schedule.target else {
+                return true;
+            };
+            if !skipped(function) {
+                return true;
+            }
+            skipped_events.push(SkippedEvent {
+                id: schedule.id.clone(),
+                kind: "schedule",
+                function: function.clone(),
+                reason: reason(function),
+            });
+            false
+        });
+        for event in &skipped_events {
+            tracing::warn!(function = %event.function, "{} {} left out: {}", event.kind, event.id, event.reason);
         }
         check_redrive_allowed(&queues)?;
         schedules::check_fifo_targets(&schedules, &queues)?;
@@ -290,6 +376,8 @@ impl Builder<'_, '_> {
             event_sources,
             schedules,
             schedule_groups,
+            skipped_functions,
+            skipped_events,
         })
     }
 
