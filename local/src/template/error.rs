@@ -54,7 +54,8 @@ pub enum TemplateError {
     /// A modelled resource depends on a resource whose type the emulator does not run.
     #[error(
         "resource {resource}: type {kind} is not modelled by the emulator \
-         (needed by resource {needed_by} property {property})"
+         (needed by resource {needed_by} property {property}){}",
+        unmodelled_hint(.needed_by, .property)
     )]
     Unmodelled {
         /// Logical id of the unmodelled resource.
@@ -104,5 +105,20 @@ impl TemplateError {
             resource: resource.into(),
             message: message.into(),
         }
+    }
+}
+
+/// How to run without an unmodelled resource, when there is a way: a variable is the common
+/// case (a table's name, a bucket's), and the env file replaces the template's value before
+/// it is resolved, so the function runs against a local stand-in, as `sam local --env-vars`
+/// does.
+fn unmodelled_hint(function: &str, property: &str) -> String {
+    match property.strip_prefix("Environment.Variables.") {
+        Some(variable) => format!(
+            "; give {variable} a local value in the env file (--env-file, sam local \
+             --env-vars format: {{\"{function}\": {{\"{variable}\": \"...\"}}}}) to run \
+             {function} without it"
+        ),
+        None => String::new(),
     }
 }

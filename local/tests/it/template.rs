@@ -753,7 +753,9 @@ fn template_env_var_on_unmodelled_resource_needs_an_override() {
     assert_eq!(
         load_err(ENV_TEMPLATE),
         "resource Table: type AWS::DynamoDB::Table is not modelled by the emulator \
-         (needed by resource A property Environment.Variables.TABLE)"
+         (needed by resource A property Environment.Variables.TABLE); give TABLE a local \
+         value in the env file (--env-file, sam local --env-vars format: \
+         {\"A\": {\"TABLE\": \"...\"}}) to run A without it"
     );
 }
 
@@ -949,7 +951,9 @@ fn template_error_unmodelled_dependency_but_unrelated_resources_are_ignored() ->
             "{FN_HEAD}  X:\n    Type: AWS::StepFunctions::StateMachine\n  F:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: f\n      Environment:\n        Variables: {{SM: !GetAtt X.Arn}}\n"
         )),
         "resource X: type AWS::StepFunctions::StateMachine is not modelled by the emulator \
-         (needed by resource F property Environment.Variables.SM)"
+         (needed by resource F property Environment.Variables.SM); give SM a local value in \
+         the env file (--env-file, sam local --env-vars format: {\"F\": {\"SM\": \"...\"}}) \
+         to run F without it"
     );
     Ok(())
 }
