@@ -138,12 +138,8 @@ impl Inner {
                     hook(&entry.group, &entry.def.name);
                 }
             }
-            // An attempt only hands the payload over (to the function's asynchronous queue or
-            // the target queue), so one due now is made here, in line: a task per occurrence
-            // cost a spawn and a wake-up per fire, which dominated a stepped year of
-            // `rate(5 minutes)` on the multi-thread runtime. Only an occurrence that waits (a
-            // flexible window, a retry's backoff) gets a task of its own.
-            let done = self.attempt_due(&mut occ, &mut rng, &mut stop).await;
+            let behind = following.is_some_and(|f| f <= self.clock.now());
+            let done = behind && self.attempt_due(&mut occ, &mut rng, &mut stop).await;
             if !done && !stop.is_triggered() {
                 self.spawn_delivery(occ, rng.fork());
             }
