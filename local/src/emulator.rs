@@ -26,7 +26,7 @@ use crate::scheduler_api::SchedulerApi;
 use crate::shutdown::{Shutdown, Signal};
 use crate::sqs::engine::{JournalConfig, SqsConfig, SqsEngine};
 use crate::sqs::model::OutgoingMessage;
-use crate::template::{LoadOptions, QueueDef, Template};
+use crate::template::{FunctionDef, LoadOptions, QueueDef, Template};
 
 /// Why the emulator could not start or an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +40,11 @@ pub enum EmulatorError {
     /// Building the functions failed.
     #[error("build failed: {0}")]
     Build(String),
+    /// The project cannot be run as it is: no function the emulator can run, a `CodeUri`
+    /// that does not exist, a binary cargo does not know. The message names the function,
+    /// where the template declares it, and what to do.
+    #[error("{0}")]
+    Project(String),
     /// Binding or serving failed.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -324,13 +329,90 @@ pub async fn build_functions(
     Ok(())
 }
 
-/// Whether the cargo workspace at `root` has a package named `name` (`cargo metadata`, which
-/// also reads the workspace's members and excludes as cargo does).
-async fn workspace_has_package(
-    cargo: &str,
-    root: &Path,
-    name: &str,
-) -> Result<bool, EmulatorError> {
+/// `file:line` of `logical_id`'s entry in the template at `path` (its first line at that key,
+/// YAML `  Id:` or JSON `"Id":`), for messages that point at it; the file alone when the entry
+/// is not found.
+pub fn template_line(path: &Path, logical_id: &str) -> String {
+    let line = std::fs::read_to_string(path).ok().and_then(|text| {
+        text.lines().position(|l| {
+            let t = l.trim_start();
+            let key = t
+                .strip_prefix(logical_id)
+                .or_else(|| {
+                    t.strip_prefix('"')
+                        .and_then(|r| r.strip_prefix(logical_id))
+                        .and_then(|r| r.strip_prefix('"'))
+                })
+                .map(str::trim_start);
+            t.len() < l.len() && key.is_some_and(|rest| rest.starts_with(':'))
+        })
+    });
+    match line {
+        Some(i) => format!("{}:{}", path.display(), i + 1),
+        None => path.display().to_string(),
+    }
+}
+
+/// Refuses, before cargo runs, a function cargo cannot build: its `CodeUri` does not exist,
+/// or no package of the workspace has its binary. The message names the function, its line
+/// in the template and what to do, where cargo's own error would name neither.
+async fn check_buildable(
+    options: &EmulatorOptions,
+    template: &Template,
+) -> Result<(), EmulatorError> {
+    let crates: Vec<(&String, &FunctionDef)> = template
+        .functions
+        .iter()
+        .filter(|(_, f)| f.prebuilt.is_none())
+        .collect();
+    for (id, f) in &crates {
+        if let Some(dir) = f.code_uri.as_deref().filter(|d| !d.exists()) {
+            return Err(EmulatorError::Project(format!(
+                "function {id} ({}): its CodeUri {} does not exist; point it at the function's \
+                 crate (the directory of its Cargo.toml) or at a built artifact (a bootstrap \
+                 or a .zip)",
+                template_line(&options.template, id),
+                dir.display()
+            )));
+        }
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let metadata = cargo_metadata(&cargo, &options.project_root).await?;
+    let binaries: Vec<&str> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| p["targets"].as_array().into_iter().flatten())
+        .filter(|t| {
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+        })
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    for (id, f) in &crates {
+        if !binaries.contains(&f.binary.as_str()) {
+            return Err(EmulatorError::Project(format!(
+                "function {id} ({}): no package of the cargo workspace at {} has a binary named \
+                 {}; set Metadata.BuildProperties.Binary to one it has ({}), or CodeUri to the \
+                 function's crate",
+                template_line(&options.template, id),
+                options.project_root.display(),
+                f.binary,
+                if binaries.is_empty() {
+                    "none".to_owned()
+                } else {
+                    binaries.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `cargo metadata --no-deps` of the workspace at `root` (its members and their targets, as
+/// cargo reads them).
+async fn cargo_metadata(cargo: &str, root: &Path) -> Result<serde_json::Value, EmulatorError> {
     let out = tokio::process::Command::new(cargo)
         .args(["metadata", "--no-deps", "--format-version", "1"])
         .current_dir(root)
@@ -345,8 +427,18 @@ async fn workspace_has_package(
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
-    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .map_err(|e| EmulatorError::Build(format!("cargo metadata answered no JSON: {e}")))?;
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| EmulatorError::Build(format!("cargo metadata answered no JSON: {e}")))
+}
+
+/// Whether the cargo workspace at `root` has a package named `name` (`cargo metadata`, which
+/// also reads the workspace's members and excludes as cargo does).
+async fn workspace_has_package(
+    cargo: &str,
+    root: &Path,
+    name: &str,
+) -> Result<bool, EmulatorError> {
+    let metadata = cargo_metadata(cargo, root).await?;
     Ok(metadata["packages"]
         .as_array()
         .is_some_and(|packages| packages.iter().any(|p| p["name"] == name)))
@@ -496,7 +588,22 @@ async fn process_runtime(
         .map(|f| f.binary.clone())
         .collect();
     if build && !binaries.is_empty() {
-        build_functions(&options.project_root, &binaries, release).await?;
+        check_buildable(options, template).await?;
+        build_functions(&options.project_root, &binaries, release)
+            .await
+            .map_err(|e| match e {
+                EmulatorError::Build(message) => EmulatorError::Build(format!(
+                    "{message}, building {}: cargo's errors are above",
+                    template
+                        .functions
+                        .iter()
+                        .filter(|(_, f)| f.prebuilt.is_none())
+                        .map(|(id, f)| format!("{id} (binary {})", f.binary))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+                other => other,
+            })?;
     }
     let dir = target_dir(&options.project_root, release);
     let rt = Runtime::new(RuntimeOptions {
@@ -663,6 +770,26 @@ impl Emulator {
                 parameter_overrides: options.parameter_overrides.clone(),
             },
         )?;
+        if template.functions.is_empty() && !template.skipped_functions.is_empty() {
+            let skipped: Vec<String> = template
+                .skipped_functions
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} ({}): {}",
+                        s.logical_id,
+                        template_line(&options.template, &s.logical_id),
+                        s.reason
+                    )
+                })
+                .collect();
+            return Err(EmulatorError::Project(format!(
+                "no function of {} can be run by the emulator: {}; it runs Rust (and other \
+                 native) functions on provided.al2023 or provided.al2",
+                options.template.display(),
+                skipped.join("; ")
+            )));
+        }
         if let ClockSpec::Accelerated { factor } = options.clock {
             let note = accelerated_visibility(&template, factor)?;
             if let Some(note) = note {

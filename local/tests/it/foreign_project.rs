@@ -209,3 +209,108 @@ fn the_readme_example_is_the_fixture_test() {
         project().join("checks/tests/pipeline.rs").display()
     );
 }
+
+/// `nightshift up` in `dir`: its exit code and standard error.
+fn up_in(dir: &Path) -> Result<(Option<i32>, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nightshift"))
+        .current_dir(dir)
+        .args(["--port", &port.to_string(), "up", "--ephemeral"])
+        .env_remove("NIGHTSHIFT_PORT")
+        .output()?;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+const BAD_HEAD: &str = "Transform: AWS::Serverless-2016-10-31\nResources:\n";
+
+/// Issue 14 item 5: a project that cannot be run stops `up` with one message naming the
+/// function, its line in the template and what to do, and exit code 2.
+#[test]
+fn a_project_that_cannot_run_stops_up_naming_the_function_its_line_and_the_fix() -> Result<()> {
+    let crate_files = |dir: &Path, main: &str| -> Result<()> {
+        std::fs::write(
+            dir.join("Cargo.toml"),
+            "[package]\nname = \"consumer\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        )?;
+        std::fs::create_dir_all(dir.join("src"))?;
+        std::fs::write(dir.join("src/main.rs"), main)?;
+        Ok(())
+    };
+    let cases: [(&str, &str, Option<&str>, &[&str]); 4] = [
+        (
+            "only another language",
+            "  Web:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: web/\n      Handler: index.handler\n      Runtime: nodejs20.x\n",
+            None,
+            &[
+                "no function of",
+                "Web (",
+                "template.yaml:3)",
+                "nodejs20.x",
+                "provided.al2023",
+            ],
+        ),
+        (
+            "a CodeUri that does not exist",
+            "  Queue:\n    Type: AWS::SQS::Queue\n  Consumer:\n    Type: AWS::Serverless::Function\n    Properties:\n      Runtime: provided.al2023\n      CodeUri: ./missing\n",
+            None,
+            &[
+                "function Consumer (",
+                "template.yaml:5)",
+                "missing does not exist",
+                "Cargo.toml",
+            ],
+        ),
+        (
+            "a binary cargo does not know",
+            "  Consumer:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties: {Binary: nope}\n    Properties:\n      CodeUri: .\n",
+            Some("fn main() {}\n"),
+            &[
+                "function Consumer (",
+                "template.yaml:3)",
+                "binary named nope",
+                "(consumer)",
+                "Metadata.BuildProperties.Binary",
+            ],
+        ),
+        (
+            "a build that fails",
+            "  Consumer:\n    Type: AWS::Serverless::Function\n    Properties:\n      CodeUri: .\n",
+            Some("fn main() { this is not rust }\n"),
+            &[
+                "build failed",
+                "Consumer (binary consumer)",
+                "cargo's errors are above",
+            ],
+        ),
+    ];
+    for (what, resources, main, expected) in cases {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("template.yaml"),
+            format!("{BAD_HEAD}{resources}"),
+        )?;
+        if let Some(main) = main {
+            crate_files(dir.path(), main)?;
+        }
+        let (code, stderr) = up_in(dir.path())?;
+        assert_eq!(code, Some(2), "{what}: {stderr}");
+        // The emulator's own message is the last; cargo's errors, if any, come before it.
+        let message = stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_default();
+        for part in expected {
+            assert!(
+                message.contains(part),
+                "{what}: {part:?} not in {message:?}"
+            );
+        }
+    }
+    Ok(())
+}
