@@ -297,14 +297,27 @@ pub async fn build_functions(
     release: bool,
 ) -> Result<(), EmulatorError> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = tokio::process::Command::new(&cargo);
+    let metadata = cargo_metadata(&cargo, root).await?;
+    cargo_build(&cargo, root, &metadata, binaries, release).await
+}
+
+/// `cargo build` of `binaries` in the workspace at `root`, whose `cargo metadata` is
+/// `metadata`.
+async fn cargo_build(
+    cargo: &str,
+    root: &Path,
+    metadata: &serde_json::Value,
+    binaries: &[String],
+    release: bool,
+) -> Result<(), EmulatorError> {
+    let mut cmd = tokio::process::Command::new(cargo);
     // `--workspace`: a workspace's default members may leave functions out (this one's are
     // the deploy crates only); a single crate is a workspace of one.
     cmd.args(["build", "--workspace"]).current_dir(root);
     // Fault injection is a test feature of nightshift's functions: the emulator's builds
     // carry it (`up --faults`, `check`), deploy builds do not. Another project's functions
     // have no such feature and are built as they are.
-    if workspace_has_package(&cargo, root, "nightshift").await? {
+    if has_package(metadata, "nightshift") {
         cmd.args(["--features", "nightshift/faults"]);
     }
     if release {
@@ -353,19 +366,16 @@ pub fn template_line(path: &Path, logical_id: &str) -> String {
     }
 }
 
-/// Refuses, before cargo runs, a function cargo cannot build: its `CodeUri` does not exist,
-/// or no package of the workspace has its binary. The message names the function, its line
-/// in the template and what to do, where cargo's own error would name neither.
+/// Refuses, before cargo builds, a function of `crates` cargo cannot build: its `CodeUri` does
+/// not exist, or no package of the workspace has its binary. The message names the function,
+/// its line in the template and what to do, where cargo's own error would name neither.
+/// Returns the workspace's `cargo metadata`, which the build reads too.
 async fn check_buildable(
     options: &EmulatorOptions,
-    template: &Template,
-) -> Result<(), EmulatorError> {
-    let crates: Vec<(&String, &FunctionDef)> = template
-        .functions
-        .iter()
-        .filter(|(_, f)| f.prebuilt.is_none())
-        .collect();
-    for (id, f) in &crates {
+    crates: &[(&String, &FunctionDef)],
+    cargo: &str,
+) -> Result<serde_json::Value, EmulatorError> {
+    for (id, f) in crates {
         if let Some(dir) = f.code_uri.as_deref().filter(|d| !d.exists()) {
             return Err(EmulatorError::Project(format!(
                 "function {id} ({}): its CodeUri {} does not exist; point it at the function's \
@@ -376,8 +386,7 @@ async fn check_buildable(
             )));
         }
     }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let metadata = cargo_metadata(&cargo, &options.project_root).await?;
+    let metadata = cargo_metadata(cargo, &options.project_root).await?;
     let binaries: Vec<&str> = metadata["packages"]
         .as_array()
         .into_iter()
@@ -390,7 +399,7 @@ async fn check_buildable(
         })
         .filter_map(|t| t["name"].as_str())
         .collect();
-    for (id, f) in &crates {
+    for (id, f) in crates {
         if !binaries.contains(&f.binary.as_str()) {
             return Err(EmulatorError::Project(format!(
                 "function {id} ({}): no package of the cargo workspace at {} has a binary named \
@@ -407,7 +416,7 @@ async fn check_buildable(
             )));
         }
     }
-    Ok(())
+    Ok(metadata)
 }
 
 /// `cargo metadata --no-deps` of the workspace at `root` (its members and their targets, as
@@ -431,17 +440,11 @@ async fn cargo_metadata(cargo: &str, root: &Path) -> Result<serde_json::Value, E
         .map_err(|e| EmulatorError::Build(format!("cargo metadata answered no JSON: {e}")))
 }
 
-/// Whether the cargo workspace at `root` has a package named `name` (`cargo metadata`, which
-/// also reads the workspace's members and excludes as cargo does).
-async fn workspace_has_package(
-    cargo: &str,
-    root: &Path,
-    name: &str,
-) -> Result<bool, EmulatorError> {
-    let metadata = cargo_metadata(cargo, root).await?;
-    Ok(metadata["packages"]
+/// Whether `cargo metadata` lists a package named `name`.
+fn has_package(metadata: &serde_json::Value, name: &str) -> bool {
+    metadata["packages"]
         .as_array()
-        .is_some_and(|packages| packages.iter().any(|p| p["name"] == name)))
+        .is_some_and(|packages| packages.iter().any(|p| p["name"] == name))
 }
 
 /// Where cargo puts the binaries of `root`.
@@ -581,23 +584,22 @@ async fn process_runtime(
 ) -> Result<Runtime, EmulatorError> {
     // A function with a prebuilt artifact at its CodeUri runs it as it is: only crates are
     // built.
-    let binaries: Vec<String> = template
+    let crates: Vec<(&String, &FunctionDef)> = template
         .functions
-        .values()
-        .filter(|f| f.prebuilt.is_none())
-        .map(|f| f.binary.clone())
+        .iter()
+        .filter(|(_, f)| f.prebuilt.is_none())
         .collect();
-    if build && !binaries.is_empty() {
-        check_buildable(options, template).await?;
-        build_functions(&options.project_root, &binaries, release)
+    if build && !crates.is_empty() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let metadata = check_buildable(options, &crates, &cargo).await?;
+        let binaries: Vec<String> = crates.iter().map(|(_, f)| f.binary.clone()).collect();
+        cargo_build(&cargo, &options.project_root, &metadata, &binaries, release)
             .await
             .map_err(|e| match e {
                 EmulatorError::Build(message) => EmulatorError::Build(format!(
                     "{message}, building {}: cargo's errors are above",
-                    template
-                        .functions
+                    crates
                         .iter()
-                        .filter(|(_, f)| f.prebuilt.is_none())
                         .map(|(id, f)| format!("{id} (binary {})", f.binary))
                         .collect::<Vec<_>>()
                         .join(", ")
@@ -1363,6 +1365,15 @@ impl Emulator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether the cargo workspace at `root` has a package named `name`, as the build reads it.
+    async fn workspace_has_package(
+        cargo: &str,
+        root: &Path,
+        name: &str,
+    ) -> Result<bool, EmulatorError> {
+        Ok(has_package(&cargo_metadata(cargo, root).await?, name))
+    }
 
     #[tokio::test]
     async fn the_nightshift_package_is_found_in_its_workspace_only() {
