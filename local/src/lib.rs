@@ -27,6 +27,7 @@
 //! - [`lambda_api`]: Lambda's Invoke API on the emulator's endpoint;
 //! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes;
+//! - [`logs`]: the functions' log lines as kept, streamed and rendered for the terminal;
 //! - [`artifact`]: prebuilt deployment packages (`bootstrap`, `.zip`) a function runs as is.
 
 mod activity;
@@ -44,6 +45,7 @@ pub mod invoke_async;
 pub mod invoker;
 pub mod journal;
 pub mod lambda_api;
+pub mod logs;
 pub mod mapping;
 pub mod runtime;
 pub mod schedule;
