@@ -94,6 +94,25 @@ pub enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// Delete every message of a queue (PurgeQueue: once a minute per queue, as in SQS).
+    Purge {
+        /// The queue.
+        queue: String,
+    },
+    /// Print the functions' log lines the running emulator keeps; --follow keeps printing.
+    Logs {
+        /// Only this function (logical id, name or short name).
+        function: Option<String>,
+        /// Keep printing new lines as the functions write them.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only the lines of this invocation.
+        #[arg(long)]
+        request_id: Option<String>,
+        /// Print the JSON records instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `nightshift dlq ...`.
@@ -108,6 +127,9 @@ pub enum DlqCommand {
     Redrive {
         /// The dead-letter queue.
         dlq: String,
+        /// Only this message (repeat for more); every message when absent.
+        #[arg(long = "message-id")]
+        message_ids: Vec<String>,
     },
 }
 
@@ -120,6 +142,17 @@ pub enum ScheduleCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Let a schedule fire again (the template's until the next start; the Scheduler API's
+    /// by an UpdateSchedule, kept).
+    Enable {
+        /// Schedule name, as `schedule list` shows it.
+        name: String,
+    },
+    /// Stop a schedule from firing (see `enable`).
+    Disable {
+        /// Schedule name, as `schedule list` shows it.
+        name: String,
     },
     /// Print the next fire times of an expression, one RFC 3339 timestamp per line.
     Next {
@@ -348,10 +381,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Dlq {
-            command: DlqCommand::Redrive { dlq },
+            command: DlqCommand::Redrive { dlq, message_ids },
         } => {
-            let task = client.redrive(&dlq).await?;
-            println!("redrive started: {}", task.task_handle);
+            let answer = client.redrive_messages(&dlq, &message_ids).await?;
+            match (answer.task_handle, answer.moved) {
+                (Some(task), _) => println!("redrive started: {task}"),
+                (None, moved) => println!(
+                    "{} of {} messages moved back",
+                    moved.unwrap_or(0),
+                    message_ids.len()
+                ),
+            }
+            Ok(())
+        }
+        Command::Schedule {
+            command: ScheduleCommand::Enable { name },
+        } => {
+            let detail = client.set_schedule_state(&name, true).await?;
+            println!(
+                "{} enabled; next fire {}",
+                detail.status.name,
+                detail
+                    .next_fires
+                    .first()
+                    .map_or("-".to_owned(), |t| t.to_rfc3339())
+            );
+            Ok(())
+        }
+        Command::Schedule {
+            command: ScheduleCommand::Disable { name },
+        } => {
+            let detail = client.set_schedule_state(&name, false).await?;
+            println!("{} disabled", detail.status.name);
+            Ok(())
+        }
+        Command::Purge { queue } => {
+            let queue = client.purge(&queue).await?;
+            println!("{queue}: purged");
+            Ok(())
+        }
+        Command::Logs {
+            function,
+            follow,
+            request_id,
+            json,
+        } => {
+            let query = crate::control::LogsQuery {
+                function,
+                request_id,
+                follow,
+            };
+            client
+                .logs(&query, |record| {
+                    if json {
+                        println!("{}", serde_json::to_string(&record).unwrap_or_default());
+                    } else {
+                        println!("{}", crate::logs::plain(&record));
+                    }
+                })
+                .await?;
             Ok(())
         }
         Command::Schedule {

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::clock::{ClockSpec, SharedClock};
+use crate::history::History;
 use crate::invoke_async::{Accepted, AsyncInvoker};
 use crate::invoker::{
     Decorator, InvokeRequest, InvokeResponse, Invoker, Layers, RemoteInvoker, Slot,
@@ -226,7 +227,7 @@ impl EmulatorOptions {
 }
 
 pub use crate::status::{
-    DlqMessage, FunctionStatus, MappingStatus, QueueStatus, ScheduleStatus, Status,
+    DlqMessage, FunctionStatus, MappingStatus, QueueStatus, ScheduleDetail, ScheduleStatus, Status,
 };
 
 /// A running emulator.
@@ -246,6 +247,10 @@ pub struct Emulator {
     addr: SocketAddr,
     stop: Shutdown,
     server: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    history: History,
+    series: crate::series::Series,
+    /// The per-run token the dashboard's requests carry (see [`crate::dashboard`]).
+    token: String,
 }
 
 /// Under an accelerated clock, visibility timeouts pass `factor` times faster while function
@@ -556,14 +561,22 @@ pub(crate) async fn functions_invoker(
     mappings: &[MappingConfig],
     invoker: Option<Arc<dyn Invoker>>,
     layers: Layers,
+    history: Option<&History>,
 ) -> Result<(Arc<dyn Invoker>, Option<Runtime>), EmulatorError> {
     let mut runtime = None;
     let invoker: Arc<dyn Invoker> = match (invoker, &options.invoker) {
         (Some(invoker), _) => invoker,
         (None, InvokerChoice::Remote(url)) => remote_by_binary(url, template),
         (None, InvokerChoice::Process { release, build }) => {
-            let rt =
-                process_runtime(options, template, endpoint, (*release, *build), mappings).await?;
+            let rt = process_runtime(
+                options,
+                template,
+                endpoint,
+                (*release, *build),
+                mappings,
+                history,
+            )
+            .await?;
             runtime = Some(rt.clone());
             Arc::new(ProcessInvoker::new(rt))
         }
@@ -581,6 +594,7 @@ async fn process_runtime(
     endpoint: &str,
     (release, build): (bool, bool),
     mappings: &[MappingConfig],
+    history: Option<&History>,
 ) -> Result<Runtime, EmulatorError> {
     // A function with a prebuilt artifact at its CodeUri runs it as it is: only crates are
     // built.
@@ -625,7 +639,10 @@ async fn process_runtime(
                 .clone()
                 .unwrap_or_else(|| options.project_root.clone()),
         ),
-        log_sink: tracing_log_sink(),
+        log_sink: match history {
+            Some(history) => history.tee(tracing_log_sink()),
+            None => tracing_log_sink(),
+        },
         ..RuntimeOptions::default()
     });
     // Zips are extracted under the state dir, else under a directory of this process's own.
@@ -816,6 +833,10 @@ impl Emulator {
         let mapping_configs = MappingConfig::all_from_template(&template, &options.region)?;
         let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = in_flight.clone();
+        let history = History::new(clock.clone());
+        let series = crate::series::Series::new(history.clone());
+        let recorded = history.clone();
+        // The history sits outside the injected faults, so it shows what a caller saw.
         let layers = Layers::new()
             .layer_if(wrap)
             .layer(move |inner| -> Arc<dyn Invoker> {
@@ -823,7 +844,8 @@ impl Emulator {
                     inner,
                     in_flight: counted,
                 })
-            });
+            })
+            .layer(move |inner| recorded.decorate(inner));
         let (invoker, runtime) = functions_invoker(
             &options,
             &template,
@@ -831,6 +853,7 @@ impl Emulator {
             &mapping_configs,
             invoker,
             layers,
+            Some(&history),
         )
         .await?;
         let stop = Shutdown::new();
@@ -878,6 +901,7 @@ impl Emulator {
         info!(endpoint = %endpoint, queues = template.queues.len(), functions = template.functions.len(),
               mappings = mappings.len(), schedules = template.schedules.len(), clock = %options.clock, "emulator up");
         let stopped = stop.signal();
+        series.spawn(engine.clone(), stop.signal());
         let emulator = Arc::new(Emulator {
             template,
             engine: engine.clone(),
@@ -894,6 +918,9 @@ impl Emulator {
             addr,
             stop,
             server: std::sync::Mutex::new(None),
+            series,
+            history,
+            token: crate::dashboard::new_token(),
         });
         Ok(Assembled {
             emulator,
@@ -1251,6 +1278,143 @@ impl Emulator {
             .start_message_move_task(&arn, destination.as_deref(), None)?)
     }
 
+    /// Moves the chosen messages of a dead-letter queue back to its source queue (the
+    /// dashboard's redrive of selected messages, `dlq redrive --message-id`); returns how many
+    /// moved. The DLQ must serve exactly one source queue, so where they go is not a guess.
+    pub fn redrive_messages(
+        &self,
+        dlq: &str,
+        message_ids: &[String],
+    ) -> Result<u64, EmulatorError> {
+        let name = self.resolve_queue(dlq)?;
+        let sources = self.engine.list_dead_letter_source_queues(&name)?;
+        let [source] = sources.as_slice() else {
+            return Err(EmulatorError::NotFound {
+                kind: "single source queue of dead-letter queue",
+                name,
+                known: sources.join(", "),
+            });
+        };
+        Ok(self.engine.move_selected(&name, source, message_ids)?)
+    }
+
+    /// PurgeQueue on a queue (at most once a minute per queue, as SQS allows).
+    pub fn purge(&self, queue: &str) -> Result<String, EmulatorError> {
+        let name = self.resolve_queue(queue)?;
+        self.engine.purge_queue(&name)?;
+        Ok(name)
+    }
+
+    /// A queue's messages in send order (visible, in flight and delayed), without receiving
+    /// them; with `search`, only those whose id, body or attribute values contain it.
+    pub fn queue_messages(
+        &self,
+        queue: &str,
+        search: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DlqMessage>, EmulatorError> {
+        let name = self.resolve_queue(queue)?;
+        let needle = search.map(str::trim).filter(|s| !s.is_empty());
+        let all = self
+            .engine
+            .peek_messages(&name, if needle.is_some() { usize::MAX } else { limit })?;
+        Ok(all
+            .into_iter()
+            .map(DlqMessage::from)
+            .filter(|m| {
+                needle.is_none_or(|q| {
+                    m.message_id.contains(q)
+                        || m.body.contains(q)
+                        || m.attributes.values().any(|v| v.contains(q))
+                })
+            })
+            .take(limit)
+            .collect())
+    }
+
+    /// Enables or disables a schedule: the template's through the runner, those created
+    /// through the Scheduler API by an UpdateSchedule of their `State` (journaled).
+    pub fn set_schedule_enabled(&self, schedule: &str, enabled: bool) -> Result<(), EmulatorError> {
+        let status = self.schedule_status(schedule)?;
+        if status.api {
+            self.scheduler_api
+                .set_state(&status.name, &status.group, enabled)
+                .map_err(|e| EmulatorError::Project(format!("schedule {}: {e}", status.name)))?;
+        } else {
+            self.schedules
+                .set_enabled(&status.group, &status.name, enabled)?;
+        }
+        Ok(())
+    }
+
+    fn schedule_status(&self, schedule: &str) -> Result<ScheduleStatus, EmulatorError> {
+        let all = self.status().schedules;
+        let found = all
+            .iter()
+            .find(|s| s.name == schedule || format!("{}/{}", s.group, s.name) == schedule)
+            .cloned();
+        found.ok_or_else(|| EmulatorError::NotFound {
+            kind: "schedule",
+            name: schedule.to_owned(),
+            known: all
+                .iter()
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// A schedule with its next five fires and the runs the history keeps.
+    pub fn schedule_detail(&self, schedule: &str) -> Result<ScheduleDetail, EmulatorError> {
+        let status = self.schedule_status(schedule)?;
+        let next_fires = match status.next_fire.filter(|_| status.enabled) {
+            Some(first) => std::iter::once(first)
+                .chain(
+                    crate::schedule::next_fire_times(
+                        &status.expression,
+                        &status.timezone,
+                        first,
+                        4,
+                    )
+                    .unwrap_or_default(),
+                )
+                .collect(),
+            None => Vec::new(),
+        };
+        let runs = self.history.list(&crate::history::InvocationQuery {
+            q: None,
+            ..Default::default()
+        });
+        let trigger = format!("schedule:{}", status.name);
+        let runs = runs.into_iter().filter(|r| r.trigger == trigger).collect();
+        Ok(ScheduleDetail {
+            status,
+            next_fires,
+            runs,
+        })
+    }
+
+    /// The invocation history (recent invocations, their events, answers and logs).
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// The per-second samples the dashboard's overview charts.
+    pub fn series(&self) -> &crate::series::Series {
+        &self.series
+    }
+
+    /// The per-run token a browser's state-changing request must carry
+    /// (`x-nightshift-token`); the dashboard's page holds it.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Turns true when the emulator stops (long-lived responses end with it).
+    pub fn stopped(&self) -> Signal {
+        self.stop.signal()
+    }
+
     /// Everything `nightshift status` shows.
     pub fn status(&self) -> Status {
         let queues = self
@@ -1258,21 +1422,29 @@ impl Emulator {
             .stats()
             .into_iter()
             .map(|q| QueueStatus {
+                oldest_age_s: q
+                    .oldest_sent_at
+                    .map(|t| (self.clock.now() - t).num_seconds().max(0)),
+                max_receive_count: q.dead_letter_queue.as_ref().map(|(_, n)| *n),
+                dead_letter_queue: q.dead_letter_queue.map(|(n, _)| n),
+                dead_letter_sources: q.dead_letter_sources,
                 name: q.name,
                 url: q.url,
                 visible: q.visible,
                 in_flight: q.in_flight,
                 delayed: q.delayed,
-                dead_letter_queue: q.dead_letter_queue.map(|(n, _)| n),
             })
             .collect();
         let functions = self
             .runtime
             .as_ref()
             .map(|rt| {
+                let percentiles = self.history.percentiles();
                 rt.stats()
                     .into_iter()
                     .map(|f| FunctionStatus {
+                        p50_ms: percentiles.get(&f.name).and_then(|p| p.p50_ms),
+                        p95_ms: percentiles.get(&f.name).and_then(|p| p.p95_ms),
                         name: f.name,
                         instances: f.instances,
                         busy: f.busy,

@@ -182,6 +182,10 @@ pub struct InvokeRequest {
     pub payload: Bytes,
     /// The request id the function sees (`Lambda-Runtime-Aws-Request-Id`).
     pub request_id: String,
+    /// What caused the invocation, for the invocation history: `sqs:<queue>`,
+    /// `schedule:<name>`, `destination:<function>` (an on-success or on-failure record), `event`
+    /// (an asynchronous invoke), `invoke` (a synchronous one).
+    pub trigger: String,
 }
 
 impl InvokeRequest {
@@ -191,7 +195,14 @@ impl InvokeRequest {
             function: function.into(),
             payload: payload.into(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            trigger: TRIGGER_INVOKE.to_owned(),
         }
+    }
+
+    /// The same request with the given trigger (see [`InvokeRequest::trigger`]).
+    pub fn with_trigger(mut self, trigger: impl Into<String>) -> Self {
+        self.trigger = trigger.into();
+        self
     }
 
     /// The same request with the given request id.
@@ -200,6 +211,11 @@ impl InvokeRequest {
         self
     }
 }
+
+/// The trigger of a synchronous invoke (the Invoke API, `nightshift invoke`, the harness).
+pub const TRIGGER_INVOKE: &str = "invoke";
+/// The trigger of an asynchronous (`Event`) invoke that came from no schedule.
+pub const TRIGGER_EVENT: &str = "event";
 
 /// What came back from one invocation that reached the function.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,6 +8,9 @@
 //! - [`emulator`]: the emulator assembled from a template, and its library API; [`status`]:
 //!   what `status` and `dlq list` show;
 //! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
+//! - [`dashboard`]: the web pages at `/ui` (embedded), which act through [`control`];
+//!   [`history`]: recent invocations with their events, answers and logs; [`series`]: the
+//!   per-second samples the overview charts;
 //! - `server`: the one HTTP endpoint (SQS, control, Invoke API) and `Emulator::start`;
 //! - [`harness`]: the emulator as a test harness (manual clock, recorded invocations);
 //! - [`faults`]: seeded fault injection per function (in the functions, in the invoker, kills);
@@ -36,11 +39,13 @@ pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod control;
+pub mod dashboard;
 pub mod divergence;
 pub mod duration;
 pub mod emulator;
 pub mod faults;
 pub mod harness;
+pub mod history;
 pub mod invoke_async;
 pub mod invoker;
 pub mod journal;
@@ -50,6 +55,7 @@ pub mod mapping;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler_api;
+pub mod series;
 mod server;
 pub mod shutdown;
 pub mod sqs;

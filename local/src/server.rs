@@ -61,8 +61,17 @@ impl Emulator {
 
 /// The routes of every API the emulator serves.
 fn router(emulator: &Arc<Emulator>) -> axum::Router {
+    // The control endpoint and the pages that call it are guarded against other sites; the
+    // AWS protocols are not (their clients are programs, and a browser cannot send their
+    // X-Amz-Target header across sites without a CORS preflight the emulator never grants).
+    let guarded = crate::control::router(emulator.clone())
+        .merge(crate::dashboard::router(emulator.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            emulator.clone(),
+            crate::dashboard::guard,
+        ));
     crate::sqs::server::router(emulator.engine().clone())
-        .merge(crate::control::router(emulator.clone()))
+        .merge(guarded)
         .merge(crate::lambda_api::router(emulator.clone()))
         .merge(crate::scheduler_api::routes::router(
             emulator.scheduler_api().clone(),

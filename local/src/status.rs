@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::invoke_async::AsyncStats;
-use crate::sqs::model::MessageSnapshot;
+use std::collections::BTreeMap;
+
+use crate::history::InvocationSummary;
+use crate::sqs::model::{MessageSnapshot, MessageState};
 
 /// One queue's counts, for `status`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -23,10 +26,19 @@ pub struct QueueStatus {
     pub delayed: usize,
     /// Its dead-letter queue, when it has one.
     pub dead_letter_queue: Option<String>,
+    /// The redrive policy's `maxReceiveCount`, when it has a dead-letter queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_receive_count: Option<u32>,
+    /// The queues whose dead-letter queue this is (empty for any other queue).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dead_letter_sources: Vec<String>,
+    /// Age of its oldest message in seconds, on the emulator's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_age_s: Option<i64>,
 }
 
 /// One function's counters, for `status`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FunctionStatus {
     /// Function name.
     pub name: String,
@@ -44,6 +56,12 @@ pub struct FunctionStatus {
     pub crashes: u64,
     /// Cold starts.
     pub cold_starts: u64,
+    /// Median duration of its recent invocations, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p50_ms: Option<f64>,
+    /// 95th percentile duration of its recent invocations, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p95_ms: Option<f64>,
 }
 
 /// One event source mapping, for `status`.
@@ -127,6 +145,12 @@ pub struct DlqMessage {
     pub reason: Option<String>,
     /// The body.
     pub body: String,
+    /// `visible`, `in_flight` or `delayed`.
+    #[serde(default)]
+    pub state: String,
+    /// Its message attributes' string values (binary ones as `<binary>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 impl From<MessageSnapshot> for DlqMessage {
@@ -145,6 +169,29 @@ impl From<MessageSnapshot> for DlqMessage {
             receive_count: m.receive_count,
             reason,
             body: m.body,
+            state: match m.state {
+                MessageState::Visible => "visible",
+                MessageState::InFlight => "in_flight",
+                MessageState::Delayed => "delayed",
+            }
+            .to_owned(),
+            attributes: m
+                .message_attributes
+                .into_iter()
+                .map(|(k, v)| (k, v.string_value.unwrap_or_else(|| "<binary>".to_owned())))
+                .collect(),
         }
     }
+}
+
+/// One schedule with what its page shows: the next fires and its recent runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ScheduleDetail {
+    /// Its status line.
+    #[serde(flatten)]
+    pub status: ScheduleStatus,
+    /// The next five fire times (fewer when the expression runs out; none while disabled).
+    pub next_fires: Vec<DateTime<Utc>>,
+    /// The invocations it caused that the history keeps, newest first.
+    pub runs: Vec<InvocationSummary>,
 }

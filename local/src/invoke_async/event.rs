@@ -25,6 +25,8 @@ pub(super) struct Event {
     pub(super) function: Arc<AsyncFunction>,
     pub(super) request_id: String,
     pub(super) payload: Bytes,
+    /// What caused it ([`crate::invoker::InvokeRequest::trigger`]).
+    pub(super) trigger: String,
     /// Accepted at + `MaximumEventAgeInSeconds`: no attempt starts later.
     pub(super) expires_at: DateTime<Utc>,
     /// Invocations that reached the function (`approximateInvokeCount`).
@@ -105,7 +107,8 @@ impl Inner {
                 return;
             }
             let request = InvokeRequest::new(event.function.name.clone(), event.payload.clone())
-                .with_request_id(event.request_id.clone());
+                .with_request_id(event.request_id.clone())
+                .with_trigger(event.trigger.clone());
             self.count(&event.function.name, |s| s.attempts += 1);
             let result = tokio::select! {
                 biased;
@@ -248,7 +251,8 @@ impl Inner {
                 self.send(event, condition, queue, OutgoingMessage::new(record))
             }
             Target::Function(name) => {
-                if let Err(e) = self.accept(name, Bytes::from(record)) {
+                let trigger = format!("destination:{}", event.function.name);
+                if let Err(e) = self.accept(name, Bytes::from(record), &trigger) {
                     tracing::error!(function = %event.function.name, request_id = %event.request_id, destination = %name, error = %e, "async invocation record lost: the destination function refused it");
                 }
             }

@@ -295,7 +295,19 @@ impl AsyncInvoker {
         function: &str,
         payload: impl Into<Bytes>,
     ) -> Result<Accepted, InvokeError> {
-        self.inner.accept(function, payload.into())
+        self.inner
+            .accept(function, payload.into(), crate::invoker::TRIGGER_EVENT)
+    }
+
+    /// [`Self::invoke_async`] with the trigger the invocation history shows (a schedule's
+    /// `schedule:<name>`).
+    pub fn invoke_async_from(
+        &self,
+        function: &str,
+        payload: impl Into<Bytes>,
+        trigger: &str,
+    ) -> Result<Accepted, InvokeError> {
+        self.inner.accept(function, payload.into(), trigger)
     }
 
     /// Resolves once every accepted event is waiting for an instant after the clock's now (or
@@ -353,7 +365,12 @@ impl Inner {
             .or_else(|| self.functions.values().find(|f| f.arn == name))
     }
 
-    fn accept(self: &Arc<Self>, function: &str, payload: Bytes) -> Result<Accepted, InvokeError> {
+    fn accept(
+        self: &Arc<Self>,
+        function: &str,
+        payload: Bytes,
+        trigger: &str,
+    ) -> Result<Accepted, InvokeError> {
         if self.stop.is_triggered() {
             return Err(InvokeError::ShuttingDown);
         }
@@ -375,6 +392,7 @@ impl Inner {
             function,
             request_id: request_id.clone(),
             payload,
+            trigger: trigger.to_owned(),
             expires_at: accepted_at
                 .checked_add_signed(age)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),

@@ -41,3 +41,17 @@ impl LogRecord {
         }
     }
 }
+
+/// The record as one plain line: `time function request-id line` (the terminal's renderer
+/// does more; this is what `nightshift logs` prints to a pipe).
+pub fn plain(record: &LogRecord) -> String {
+    format!(
+        "{} {} {} {}",
+        record
+            .time
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        record.function,
+        record.request_id.as_deref().unwrap_or("-"),
+        record.line
+    )
+}

@@ -540,6 +540,7 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
             function: config.function.clone(),
             payload: payload.into(),
             request_id: request_id.clone(),
+            trigger: format!("sqs:{}", config.queue),
         };
         tracing::debug!("invoking");
         let ids: Vec<String> = batch.iter().map(|r| r.message_id.clone()).collect();

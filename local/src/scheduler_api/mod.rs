@@ -353,6 +353,23 @@ impl SchedulerApi {
         Ok(json!({ "ScheduleArn": arn }))
     }
 
+    /// UpdateSchedule with only the `State` changed (`ENABLED` or `DISABLED`): the dashboard's
+    /// and `nightshift schedule enable|disable`'s switch for a schedule created through the
+    /// API, journaled like any update.
+    pub fn set_state(&self, name: &str, group: &str, enabled: bool) -> Result<Value, ApiError> {
+        let mut request = self
+            .lock()
+            .schedules
+            .get(group)
+            .and_then(|s| s.get(name))
+            .ok_or_else(|| Self::no_schedule(name))?
+            .request
+            .clone();
+        request.state = Some(if enabled { "ENABLED" } else { "DISABLED" }.to_owned());
+        request.group_name = Some(group.to_owned());
+        self.update_schedule(name, request)
+    }
+
     /// DeleteSchedule.
     pub fn delete_schedule(&self, name: &str, group: Option<&str>) -> Result<Value, ApiError> {
         let group = group.unwrap_or(DEFAULT_GROUP);

@@ -82,6 +82,7 @@ impl Sandbox {
             &[],
             invoker,
             Layers::new(),
+            None,
         )
         .await?;
         let queues = crate::invoke_async::AsyncInvoker::from_template(

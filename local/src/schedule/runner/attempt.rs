@@ -59,7 +59,7 @@ impl Inner {
         let entry = &*entry;
         let execution_id = new_execution_id(rng);
         let payload = entry.payload(&self.config, occ, &execution_id);
-        let result = self.deliver_payload(&entry.target, &payload);
+        let result = self.deliver_payload(&entry.target, &payload, &entry.def.name);
         let now = self.clock.now();
         let failure = result.as_ref().err().map(AttemptError::failure);
         let Some(failure) = failure else {
@@ -143,11 +143,16 @@ impl Inner {
 
     /// Hands `payload` to the target: the function's asynchronous queue, or a message on the
     /// target queue.
-    fn deliver_payload(&self, target: &Deliver, payload: &Bytes) -> Result<Sent, AttemptError> {
+    fn deliver_payload(
+        &self,
+        target: &Deliver,
+        payload: &Bytes,
+        schedule: &str,
+    ) -> Result<Sent, AttemptError> {
         match target {
             Deliver::Function(name) => self
                 .queues
-                .invoke_async(name, payload.clone())
+                .invoke_async_from(name, payload.clone(), &format!("schedule:{schedule}"))
                 .map(Sent::Accepted)
                 .map_err(AttemptError::Invoke),
             Deliver::Queue {

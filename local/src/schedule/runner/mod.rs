@@ -172,7 +172,7 @@ struct Entry {
     counters: Mutex<Counters>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Counters {
     next_fire: Option<DateTime<Utc>>,
     last_fire: Option<DateTime<Utc>>,
@@ -430,6 +430,47 @@ impl ScheduleRunner {
     ) -> Result<(), RunnerError> {
         self.remove(group, &def.name);
         self.add(def, group, created_at)
+    }
+
+    /// Enables or disables schedule `name` of `group` (the dashboard's and
+    /// `nightshift schedule enable|disable`'s switch for the template's schedules; those of the
+    /// Scheduler API change through [`crate::scheduler_api::SchedulerApi::set_state`]). A
+    /// disabled schedule stops firing (an occurrence being delivered finishes); enabled again,
+    /// it fires from now on: a rate anchored at the moment it is enabled, as a new schedule
+    /// is. Its counters are kept. Not kept across a restart: the template says what a start
+    /// begins with. False when it already was so.
+    pub fn set_enabled(&self, group: &str, name: &str, enabled: bool) -> Result<bool, RunnerError> {
+        let mut entries = self.inner.entries_mut();
+        let old = entries
+            .get(group, name)
+            .cloned()
+            .ok_or_else(|| RunnerError::UnknownSchedule(name.to_owned()))?;
+        if old.def.enabled == enabled {
+            return Ok(false);
+        }
+        let mut def = old.def.clone();
+        def.enabled = enabled;
+        let mut entry = Entry::resolve(
+            &def,
+            &self.inner.template,
+            &self.inner.config,
+            old.created_at.map(|_| group),
+        )?;
+        entry.created_at = old.created_at;
+        *lock(&entry.counters) = lock(&old.counters).clone();
+        lock(&entry.counters).next_fire = None;
+        let entry = Arc::new(entry);
+        entries.remove(group, name);
+        old.removed.trigger();
+        entries.push(entry.clone());
+        drop(entries);
+        if enabled && self.inner.started.load(Ordering::SeqCst) && !self.inner.stop.is_triggered() {
+            let now = self.inner.clock.now();
+            let (created_at, first) = entry.first_fire(now, None);
+            self.inner.spawn_task(entry, first, created_at);
+        }
+        tracing::info!(group, schedule = name, enabled, "schedule switched");
+        Ok(true)
     }
 
     /// Sets the hook called when a schedule added at run time starts its last occurrence.

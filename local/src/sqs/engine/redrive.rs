@@ -135,6 +135,38 @@ impl SqsEngine {
         Ok(task_handle)
     }
 
+    /// Moves the messages `message_ids` of dead-letter queue `source` (name or URL) back to
+    /// `destination`, as a move task moves them (new id, send time and receive count, same
+    /// body and attributes): the redrive of chosen messages the dashboard and
+    /// `nightshift dlq redrive --message-id` offer. SQS's own API moves whole queues only;
+    /// this is the emulator's tool, not an SQS operation. Only visible messages move (one
+    /// received since it was listed stays); returns how many moved.
+    pub fn move_selected(
+        &self,
+        source: &str,
+        destination: &str,
+        message_ids: &[String],
+    ) -> Result<u64, SqsError> {
+        let source = self.lookup(source)?;
+        let target = self.lookup(destination)?;
+        let seqs: Vec<u64> = {
+            let mut state = lock(&source.state);
+            state.refresh(self.now_ms());
+            state
+                .visible_seqs(usize::MAX)
+                .into_iter()
+                .filter(|seq| {
+                    state
+                        .get(*seq)
+                        .is_some_and(|m| message_ids.contains(&m.data.id))
+                })
+                .collect()
+        };
+        let moved = self.op(|| self.move_messages(&source, &target, &seqs))?;
+        tracing::info!(source = %source.name, destination = %target.name, moved, asked = message_ids.len(), "selected messages redriven");
+        Ok(moved)
+    }
+
     fn move_messages(
         &self,
         source: &QueueHandle,

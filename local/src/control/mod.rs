@@ -4,25 +4,31 @@
 //!
 //! Errors come back as `{"error": "..."}` with a 4xx/5xx status; the client turns them into
 //! [`ControlError::Remote`] with the server's message.
+//!
+//! Layout: this file holds the request shapes and the routes; [`client`] the client the CLI
+//! and the harness use; `live` the long-lived answers (the server-sent events of the
+//! dashboard, the log stream of `nightshift logs`). The dashboard's pages call these same
+//! routes, so every action has one implementation.
+
+mod client;
+mod live;
+
+pub use client::{ControlClient, ControlError};
+pub use live::LogsQuery;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Query, State};
-use axum::http::{Method, Request, StatusCode};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::parse_duration;
-use crate::emulator::{DlqMessage, Emulator, EmulatorError, Status};
+use crate::emulator::{DlqMessage, Emulator, EmulatorError, ScheduleDetail, Status};
+use crate::history::{Invocation, InvocationQuery, InvocationSummary};
 use crate::invoker::InvokeOutcome;
 use crate::sqs::OutgoingMessage;
 
@@ -105,13 +111,52 @@ pub struct AdvanceResponse {
 pub struct RedriveRequest {
     /// The dead-letter queue.
     pub dlq: String,
+    /// Only these messages (by id); every visible message when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub message_ids: Vec<String>,
 }
 
 /// Answer to a redrive.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RedriveResponse {
-    /// The move task handle.
-    pub task_handle: String,
+    /// The move task handle of a whole-queue redrive (`StartMessageMoveTask`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_handle: Option<String>,
+    /// How many of the chosen messages moved, for a redrive of chosen messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<u64>,
+}
+
+/// `POST /_nightshift/purge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PurgeRequest {
+    /// The queue.
+    pub queue: String,
+}
+
+/// `POST /_nightshift/schedules/state`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScheduleStateRequest {
+    /// Schedule name (or `group/name`).
+    pub schedule: String,
+    /// Enable (true) or disable (false).
+    pub enabled: bool,
+}
+
+/// `GET /_nightshift/queues/{queue}/messages`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MessagesQuery {
+    /// Only messages whose id, body or attribute values contain this.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// At most this many (100 when unset).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScheduleQuery {
+    name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +190,7 @@ impl From<EmulatorError> for ApiError {
             }
             EmulatorError::Clock(_) => StatusCode::CONFLICT,
             EmulatorError::Sqs(_) => StatusCode::BAD_REQUEST,
+            EmulatorError::Schedule(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -163,6 +209,21 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{PREFIX}/advance"), post(advance))
         .route(&format!("{PREFIX}/dlq"), get(dlq_list))
         .route(&format!("{PREFIX}/dlq/redrive"), post(redrive))
+        .route(&format!("{PREFIX}/purge"), post(purge))
+        .route(
+            &format!("{PREFIX}/queues/{{queue}}/messages"),
+            get(queue_messages),
+        )
+        .route(&format!("{PREFIX}/invocations"), get(invocations))
+        .route(
+            &format!("{PREFIX}/invocations/{{request_id}}"),
+            get(invocation),
+        )
+        .route(&format!("{PREFIX}/schedule"), get(schedule))
+        .route(&format!("{PREFIX}/schedules/state"), post(schedule_state))
+        .route(&format!("{PREFIX}/series"), get(series))
+        .route(&format!("{PREFIX}/events"), get(live::events))
+        .route(&format!("{PREFIX}/logs"), get(live::logs))
         .with_state(emulator)
 }
 
@@ -257,180 +318,75 @@ async fn redrive(
     State(e): State<Shared>,
     Json(req): Json<RedriveRequest>,
 ) -> Result<Json<RedriveResponse>, ApiError> {
+    if req.message_ids.is_empty() {
+        return Ok(Json(RedriveResponse {
+            task_handle: Some(e.redrive(&req.dlq)?),
+            moved: None,
+        }));
+    }
     Ok(Json(RedriveResponse {
-        task_handle: e.redrive(&req.dlq)?,
+        task_handle: None,
+        moved: Some(e.redrive_messages(&req.dlq, &req.message_ids)?),
     }))
 }
 
-/// A control call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// Nothing answers on the port.
-    #[error(
-        "no emulator answers on {endpoint} ({reason}); start one with `nightshift up` (same --port)"
-    )]
-    NotRunning {
-        /// The endpoint tried.
-        endpoint: String,
-        /// The connection error.
-        reason: String,
-    },
-    /// The emulator answered with an error.
-    #[error("{0}")]
-    Remote(String),
-    /// The answer was not understood.
-    #[error("unexpected answer from {endpoint}: {reason}")]
-    Protocol {
-        /// The endpoint.
-        endpoint: String,
-        /// What was wrong.
-        reason: String,
-    },
+async fn purge(
+    State(e): State<Shared>,
+    Json(req): Json<PurgeRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let queue = e.purge(&req.queue)?;
+    Ok(Json(serde_json::json!({ "queue": queue })))
 }
 
-/// Talks to a running emulator's control endpoint.
-pub struct ControlClient {
-    endpoint: String,
-    client: Client<HttpConnector, Body>,
+async fn queue_messages(
+    State(e): State<Shared>,
+    Path(queue): Path<String>,
+    Query(q): Query<MessagesQuery>,
+) -> Result<Json<Vec<DlqMessage>>, ApiError> {
+    Ok(Json(e.queue_messages(
+        &queue,
+        q.q.as_deref(),
+        q.limit.unwrap_or(100),
+    )?))
 }
 
-impl ControlClient {
-    /// A client for `http://127.0.0.1:{port}`.
-    pub fn new(endpoint: impl Into<String>) -> Self {
-        ControlClient {
-            endpoint: endpoint.into().trim_end_matches('/').to_string(),
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
+async fn invocations(
+    State(e): State<Shared>,
+    Query(q): Query<InvocationQuery>,
+) -> Json<Vec<InvocationSummary>> {
+    Json(e.history().list(&q))
+}
 
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> Result<T, ControlError> {
-        let uri = format!("{}{PREFIX}{path}", self.endpoint);
-        let request = Request::builder()
-            .method(method)
-            .uri(&uri)
-            .header("content-type", "application/json")
-            .body(
-                body.map(|b| Body::from(b.to_string()))
-                    .unwrap_or_else(Body::empty),
-            )
-            .map_err(|e| ControlError::Protocol {
-                endpoint: self.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
-        let response = tokio::time::timeout(Duration::from_secs(120), self.client.request(request))
-            .await
-            .map_err(|_| ControlError::NotRunning {
-                endpoint: self.endpoint.clone(),
-                reason: "no answer in 120 s".into(),
-            })?
-            .map_err(|e| ControlError::NotRunning {
-                endpoint: self.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
-        let status = response.status();
-        let bytes = axum::body::to_bytes(Body::new(response.into_body()), 64 * 1024 * 1024)
-            .await
-            .map_err(|e| ControlError::Protocol {
-                endpoint: self.endpoint.clone(),
-                reason: e.to_string(),
-            })?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| format!("{status}: {}", String::from_utf8_lossy(&bytes)));
-            return Err(ControlError::Remote(message));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ControlError::Protocol {
-            endpoint: self.endpoint.clone(),
-            reason: e.to_string(),
-        })
-    }
-
-    /// The emulator's status.
-    pub async fn status(&self) -> Result<Status, ControlError> {
-        self.call(Method::GET, "/status", None).await
-    }
-
-    /// Sends a message.
-    pub async fn send(&self, queue: &str, body: &str) -> Result<SendResponse, ControlError> {
-        self.send_message(&SendRequest {
-            queue: queue.to_owned(),
-            body: body.to_owned(),
-            group_id: None,
-            dedup_id: None,
-        })
-        .await
-    }
-
-    /// Sends a message with its FIFO group and deduplication ids.
-    pub async fn send_message(&self, request: &SendRequest) -> Result<SendResponse, ControlError> {
-        let body = serde_json::to_value(request).unwrap_or_default();
-        self.call(Method::POST, "/send", Some(body)).await
-    }
-
-    /// Fires a schedule.
-    pub async fn fire(&self, schedule: &str) -> Result<FireResponse, ControlError> {
-        self.call(
-            Method::POST,
-            "/fire",
-            Some(serde_json::json!({"schedule": schedule})),
+async fn invocation(
+    State(e): State<Shared>,
+    Path(request_id): Path<String>,
+) -> Result<Json<Invocation>, ApiError> {
+    e.history().get(&request_id).map(Json).ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no invocation {request_id} in the history (it keeps the last {} of each function)",
+                crate::history::KEEP_PER_FUNCTION
+            ),
         )
-        .await
-    }
+    })
+}
 
-    /// Invokes a function, synchronously or (`asynchronous`) as an `Event`.
-    pub async fn invoke(
-        &self,
-        function: &str,
-        payload: &str,
-        asynchronous: bool,
-    ) -> Result<FireResponse, ControlError> {
-        self.call(
-            Method::POST,
-            "/invoke",
-            Some(serde_json::json!({"function": function, "payload": payload, "async": asynchronous})),
-        )
-        .await
-    }
+async fn schedule(
+    State(e): State<Shared>,
+    Query(q): Query<ScheduleQuery>,
+) -> Result<Json<ScheduleDetail>, ApiError> {
+    Ok(Json(e.schedule_detail(&q.name)?))
+}
 
-    /// Advances the manual clock.
-    pub async fn advance(&self, by: &str) -> Result<AdvanceResponse, ControlError> {
-        self.call(
-            Method::POST,
-            "/advance",
-            Some(serde_json::json!({"by": by})),
-        )
-        .await
-    }
+async fn schedule_state(
+    State(e): State<Shared>,
+    Json(req): Json<ScheduleStateRequest>,
+) -> Result<Json<ScheduleDetail>, ApiError> {
+    e.set_schedule_enabled(&req.schedule, req.enabled)?;
+    Ok(Json(e.schedule_detail(&req.schedule)?))
+}
 
-    /// Lists a DLQ.
-    pub async fn dlq_list(&self, queue: &str) -> Result<Vec<DlqMessage>, ControlError> {
-        let q: String = queue
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect();
-        self.call(Method::GET, &format!("/dlq?queue={q}"), None)
-            .await
-    }
-
-    /// Redrives a DLQ.
-    pub async fn redrive(&self, dlq: &str) -> Result<RedriveResponse, ControlError> {
-        self.call(
-            Method::POST,
-            "/dlq/redrive",
-            Some(serde_json::json!({"dlq": dlq})),
-        )
-        .await
-    }
+async fn series(State(e): State<Shared>) -> Json<Vec<crate::series::Sample>> {
+    Json(e.series().samples())
 }
