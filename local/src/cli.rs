@@ -501,6 +501,7 @@ fn render_started(status: &Status, template: &crate::template::Template) -> Stri
             .now
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
+    out.push_str(&format!("  dashboard      {}/ui\n", status.endpoint));
     for q in &status.queues {
         out.push_str(&format!("  queue          {}\n", q.url));
     }

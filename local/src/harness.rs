@@ -361,6 +361,38 @@ impl Harness {
             .map_err(EmulatorError::from)?)
     }
 
+    /// Purges a queue (the dashboard's **purge**, `nightshift purge`).
+    pub fn purge(&self, queue: &str) -> Result<(), HarnessError> {
+        self.emulator.purge(queue)?;
+        Ok(())
+    }
+
+    /// Moves a dead-letter queue's messages back to their source (the dashboard's
+    /// **redrive**, `nightshift dlq redrive`): all of them when `message_ids` is empty, else
+    /// those; then waits until the work it started is done. Returns how many chosen messages
+    /// moved (0 for a whole-queue redrive, which is a move task).
+    pub async fn redrive(&self, dlq: &str, message_ids: &[String]) -> Result<u64, HarnessError> {
+        let moved = if message_ids.is_empty() {
+            self.emulator.redrive(dlq)?;
+            0
+        } else {
+            self.emulator.redrive_messages(dlq, message_ids)?
+        };
+        self.run_until_idle().await?;
+        Ok(moved)
+    }
+
+    /// Enables or disables a schedule (the dashboard's switch,
+    /// `nightshift schedule enable|disable`).
+    pub fn set_schedule_enabled(&self, schedule: &str, enabled: bool) -> Result<(), HarnessError> {
+        Ok(self.emulator.set_schedule_enabled(schedule, enabled)?)
+    }
+
+    /// The invocation history the dashboard shows (events, answers, log lines).
+    pub fn history(&self) -> &crate::history::History {
+        self.emulator.history()
+    }
+
     /// Stops everything.
     pub async fn shutdown(&self) {
         self.emulator.shutdown(Duration::from_secs(2)).await;

@@ -1,7 +1,9 @@
 //! Integration tests of the emulator, compiled into one binary.
 
 mod async_harness;
+mod browser;
 mod cli;
+mod dashboard;
 mod divergence;
 mod event_invoke_template;
 mod faults;

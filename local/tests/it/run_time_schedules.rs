@@ -21,13 +21,18 @@ fn workspace_root() -> PathBuf {
 
 /// `nightshift up` on the real template, its functions running in `work`, its queues and
 /// schedules kept in `state`.
-struct App {
+pub(crate) struct App {
     child: tokio::process::Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 impl App {
-    async fn start(work: &Path, state: &Path, clock_start: &str, build: bool) -> Result<App> {
+    pub(crate) async fn start(
+        work: &Path,
+        state: &Path,
+        clock_start: &str,
+        build: bool,
+    ) -> Result<App> {
         let root = workspace_root();
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -59,7 +64,7 @@ impl App {
         bail!("nightshift up ended before it served")
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
@@ -98,7 +103,7 @@ impl App {
     }
 
     /// SIGKILL, as `kill -9`.
-    async fn kill(mut self) -> Result<()> {
+    pub(crate) async fn kill(mut self) -> Result<()> {
         self.child.start_kill()?;
         self.child.wait().await?;
         Ok(())
