@@ -158,8 +158,7 @@ pub struct InvocationQuery {
 }
 
 /// A change the live views are told about.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum LiveEvent {
     /// An invocation started or ended.
     Invocation(Arc<InvocationSummary>),
@@ -394,7 +393,7 @@ impl History {
             })
             .filter(|e| needle.is_none_or(|q| matches(e, q)))
             .collect();
-        all.sort_by(|a, b| b.summary.seq.cmp(&a.summary.seq));
+        all.sort_by_key(|e| std::cmp::Reverse(e.summary.seq));
         all.into_iter()
             .take(limit)
             .map(|e| e.summary.clone())

@@ -85,9 +85,9 @@ async fn pump_events(e: Shared, logs: bool, tx: mpsc::Sender<Event>) {
                         continue;
                     }
                     sent += 1;
-                    json_event("invocation", &summary)
+                    json_event("invocation", summary.as_ref())
                 }
-                Ok(LiveEvent::Log(record)) if logs => json_event("log", &record),
+                Ok(LiveEvent::Log(record)) if logs => json_event("log", record.as_ref()),
                 Ok(LiveEvent::Log(_)) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     skipped += n;

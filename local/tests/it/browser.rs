@@ -12,7 +12,6 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -81,28 +80,43 @@ async fn browser(driver: &Driver) -> Result<Client> {
     }
     let mut caps = serde_json::Map::new();
     caps.insert("goog:chromeOptions".into(), options);
-    Ok(
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&driver.url)
-            .await
-            .context("a Chromium session through chromedriver")?,
-    )
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .context("a Chromium session through chromedriver")
 }
 
-/// Waits (bounded) until the element at `css` has a text containing `text`.
-async fn wait_text(c: &Client, css: &str, text: &str) -> Result<Element> {
+/// Waits (bounded) until an element at `css` has a text containing `text`; returns the text.
+/// Pages redraw as the emulator changes, so elements are looked up afresh each time.
+async fn wait_text(c: &Client, css: &str, text: &str) -> Result<String> {
     let mut last = String::new();
     for _ in 0..300 {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
+        for e in c.find_all(Locator::Css(css)).await.unwrap_or_default() {
             last = e.text().await.unwrap_or_default();
             if last.contains(text) {
-                return Ok(e);
+                return Ok(last);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("{css} never contained {text:?} within 30 s; last text: {last:?}")
+}
+
+/// Clicks the element at `css`, looking it up again if a redraw replaced it meanwhile.
+async fn click(c: &Client, css: &str) -> Result<()> {
+    let mut last = None;
+    for _ in 0..50 {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return Ok(()),
+                Err(err) => last = Some(err.to_string()),
+            },
+            Err(err) => last = Some(err.to_string()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("cannot click {css}: {}", last.unwrap_or_default())
 }
 
 /// Waits (bounded) until `css` matches nothing.
@@ -114,6 +128,24 @@ async fn wait_gone(c: &Client, css: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("{css} still there after 30 s")
+}
+
+/// On the overview, clicks **advance `by`** and waits until the clock shows the move; returns
+/// the clock's text before and after.
+async fn advance(c: &Client, endpoint: &str, by: &str) -> Result<(String, String)> {
+    c.goto(&format!("{endpoint}/ui")).await?;
+    let before = wait_text(c, "#clock-now", "20").await?;
+    click(c, &format!("button[data-advance=\"{by}\"]")).await?;
+    // The flash comes when the advance has answered: everything it made due is done.
+    wait_text(c, "#flash", "clock at").await?;
+    for _ in 0..300 {
+        let now = c.find(Locator::Css("#clock-now")).await?.text().await?;
+        if now != before {
+            return Ok((before, now));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the clock still shows {before} 30 s after advance {by}")
 }
 
 async fn screenshot(c: &Client, dir: &Path, name: &str) -> Result<()> {
@@ -142,6 +174,15 @@ async fn the_dashboard_drives_the_emulator_in_chromium() -> Result<()> {
     let driver = Driver::start(&chromedriver).await?;
     let c = browser(&driver).await?;
     let result = steps(&c, &app.endpoint(), &shots).await;
+    if result.is_err() {
+        // What the page showed when a step failed, for the CI log's reader.
+        let _ = screenshot(&c, &workspace_root().join("target"), "browser-failure.png").await;
+        let debug = c
+            .execute("return window.nightshiftDebug", vec![])
+            .await
+            .unwrap_or_default();
+        eprintln!("the page's state when the step failed: {debug}");
+    }
     let _ = c.close().await;
     app.kill().await?;
     result
@@ -157,7 +198,7 @@ async fn steps(c: &Client, endpoint: &str, shots: &Path) -> Result<()> {
         .await?
         .send_keys(r#"{"hello":"from the browser"}"#)
         .await?;
-    c.find(Locator::Css("#send-button")).await?.click().await?;
+    click(c, "#send-button").await?;
     wait_text(c, "#messages", "from the browser").await?;
     wait_text(c, "#flash", "sent ").await?;
 
@@ -166,76 +207,66 @@ async fn steps(c: &Client, endpoint: &str, shots: &Path) -> Result<()> {
     wait_text(c, "#queue-info", "visible").await?;
     c.find(Locator::Css("#send-body"))
         .await?
-        .send_keys(r#"{"v":1,"id":"job-browser-bad","kind":"no.such.kind","payload":{}}"#)
+        .send_keys(r#"{"v":1,"id":"job-browser-bad","kind":"no.such.kind","payload":{},"submitted_at":"2026-06-01T00:00:00Z"}"#)
         .await?;
-    c.find(Locator::Css("#send-button")).await?.click().await?;
+    click(c, "#send-button").await?;
+    wait_text(c, "#flash", "sent ").await?;
+    // The manual clock holds the mapping's 1 s batching window until it moves.
+    advance(c, endpoint, "1m").await?;
     c.goto(&ui("/queues/nightshift-jobs-dlq")).await?;
-    let row = wait_text(c, "#messages tr[data-message-id]", "job-browser-bad").await?;
-    let first_id = row.attr("data-message-id").await?.context("a message id")?;
+    wait_text(c, "#messages tr[data-message-id]", "job-browser-bad").await?;
+    let first_id = c
+        .execute(
+            "return [...document.querySelectorAll('#messages tr[data-message-id]')]
+               .find(r => r.textContent.includes('job-browser-bad')).dataset.messageId",
+            vec![],
+        )
+        .await?;
+    let first_id = first_id.as_str().context("a message id")?.to_owned();
     wait_text(c, "#messages .reason", "unknown job kind").await?;
     screenshot(c, shots, "dashboard-dlq.png").await?;
-    row.find(Locator::Css("input.select-message"))
-        .await?
-        .click()
-        .await?;
-    c.find(Locator::Css("#redrive-selected"))
-        .await?
-        .click()
-        .await?;
+    click(
+        c,
+        &format!("tr[data-message-id=\"{first_id}\"] input.select-message"),
+    )
+    .await?;
+    click(c, "#redrive-selected").await?;
     wait_text(c, "#flash", "1 message(s) moved back").await?;
-    // The redriven job ran again and, still unknown, came back under a new id.
+    // The redriven job leaves the DLQ; it runs again and, still unknown, comes back under a
+    // new id.
     wait_gone(c, &format!("tr[data-message-id=\"{first_id}\"]")).await?;
+    advance(c, endpoint, "1m").await?;
+    c.goto(&ui("/queues/nightshift-jobs-dlq")).await?;
     wait_text(c, "#messages", "job-browser-bad").await?;
 
     // 3. Fire the daily report from the schedules page and open its invocation.
     c.goto(&ui("/schedules")).await?;
-    let fire = wait_text(
+    wait_text(
         c,
         "tr[data-schedule=\"nightshift-daily-report\"]",
         "fire now",
     )
     .await?;
-    fire.find(Locator::Css("button.fire"))
-        .await?
-        .click()
-        .await?;
+    click(
+        c,
+        "tr[data-schedule=\"nightshift-daily-report\"] button.fire",
+    )
+    .await?;
     wait_text(c, "#flash", "nightshift-daily-report: success").await?;
     c.goto(&ui("/functions/nightshift-DailyReportFunction"))
         .await?;
-    let run = wait_text(c, "#invocations tr[data-request-id]", "schedule:").await?;
-    run.click().await?;
+    wait_text(c, "#invocations tr[data-request-id]", "schedule:").await?;
+    click(c, "#invocations tr[data-request-id] a").await?;
     wait_text(c, "#invocation-status", "success").await?;
     wait_text(c, "#event", "scheduled_time").await?;
     wait_text(c, "#logs", "REPORT").await?;
     screenshot(c, shots, "dashboard-invocation.png").await?;
 
     // 4. Advance the manual clock from the overview.
-    c.goto(&ui("")).await?;
-    let before = wait_text(c, "#clock-now", "2026-06-01")
-        .await?
-        .text()
-        .await?;
-    c.find(Locator::Css("button[data-advance=\"1h\"]"))
-        .await?
-        .click()
-        .await?;
-    let after_text = {
-        let mut text = before.clone();
-        for _ in 0..300 {
-            text = c.find(Locator::Css("#clock-now")).await?.text().await?;
-            if text != before {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        text
-    };
+    let (before, after) = advance(c, endpoint, "1h").await?;
     let parse = |t: &str| chrono::DateTime::parse_from_rfc3339(&t.replace(' ', "T"));
-    let moved = parse(&after_text)? - parse(&before)?;
-    assert!(
-        moved >= chrono::TimeDelta::hours(1),
-        "{before} -> {after_text}"
-    );
+    let moved = parse(&after)? - parse(&before)?;
+    assert_eq!(moved, chrono::TimeDelta::hours(1), "{before} -> {after}");
     wait_text(c, "#dlq-count", "1").await?;
     screenshot(c, shots, "dashboard-overview.png").await?;
     Ok(())

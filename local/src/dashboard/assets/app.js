@@ -6,6 +6,9 @@
 const API = "/_nightshift";
 const TOKEN = document.querySelector('meta[name="nightshift-token"]').content;
 const state = { status: null, samples: [], page: null, refreshTimer: null, lastRefresh: 0 };
+// What a test (or you, in the console) reads when a page looks stuck.
+window.nightshiftDebug = { pending: {}, errors: [], refreshes: 0 };
+window.addEventListener("error", (e) => window.nightshiftDebug.errors.push(String(e.message)));
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -19,7 +22,7 @@ function el(tag, attrs, ...children) {
     else if (k === "dataset") Object.assign(e.dataset, v);
     else e.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     e.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -36,8 +39,16 @@ async function api(path, body) {
     headers: { "content-type": "application/json", "x-nightshift-token": TOKEN },
     body: JSON.stringify(body),
   };
-  const res = await fetch(API + path, init);
-  const text = await res.text();
+  const debug = window.nightshiftDebug;
+  debug.pending[path] = (debug.pending[path] || 0) + 1;
+  let res, text;
+  try {
+    res = await fetch(API + path, init);
+    text = await res.text();
+  } finally {
+    debug.pending[path] -= 1;
+    if (!debug.pending[path]) delete debug.pending[path];
+  }
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
   if (!res.ok) throw new Error((data && data.error) || res.status + " " + text);
@@ -95,6 +106,15 @@ function badge(status) {
 
 function enc(s) { return encodeURIComponent(s); }
 
+// True when `data` is what `holder` last drew: the page skips the redraw, so a selection, a
+// hover or an open element survives the once-a-second refresh.
+function unchanged(holder, data) {
+  const text = JSON.stringify(data);
+  if (holder.drawn === text) return true;
+  holder.drawn = text;
+  return false;
+}
+
 // ---- routing -------------------------------------------------------------------------------
 
 const routes = [
@@ -144,7 +164,11 @@ function refreshSoon(delay) {
     state.refreshTimer = null;
     state.lastRefresh = Date.now();
     if (!state.page || !state.page.refresh) return;
-    try { await state.page.refresh(); } catch (e) { flash(e.message, true); }
+    window.nightshiftDebug.refreshes += 1;
+    try { await state.page.refresh(); } catch (e) {
+      window.nightshiftDebug.errors.push(String(e && e.stack || e));
+      flash(e.message, true);
+    }
   }, wait);
 }
 
@@ -170,7 +194,12 @@ function connect() {
     if (state.page && state.page.onInvocation) state.page.onInvocation(summary);
   });
   // EventSource reconnects by itself after an emulator restart; the series restarts with it.
+  // A page left for another is closed here: a page kept in the back/forward cache would keep
+  // its stream open, and a browser opens at most 6 connections to one host over HTTP/1.1.
+  window.addEventListener("pagehide", () => source.close(), { once: true });
 }
+
+window.addEventListener("pageshow", (ev) => { if (ev.persisted) connect(); });
 
 function showClock() {
   const s = state.status;
@@ -217,7 +246,9 @@ function overview(root) {
       card(sum("timeouts"), "timeouts"),
       card(s.queues.reduce((n, q) => n + q.visible, 0), "messages waiting"),
       el("div", { class: "card" }, el("div", { class: "n", id: "dlq-count" }, String(dead)),
-        el("div", { class: "l" }, "in dead-letter queues ", dlqs.map((q) => [link("/ui/queues/" + enc(q.name), q.name), " "]))),
+        el("div", { class: "l" }, "in dead-letter queues ", dlqs
+          .filter((q) => q.visible + q.in_flight + q.delayed > 0)
+          .map((q) => [link("/ui/queues/" + enc(q.name), q.name), " "]))),
       card(s.schedules.filter((x) => x.enabled).length + " / " + s.schedules.length, "schedules enabled"),
     );
     clockBox.replaceChildren(el("span", {}, "Clock: ", el("b", { id: "clock-now" }, time(s.now)), " (" + s.clock + ")"));
@@ -298,6 +329,7 @@ function queues(root) {
   return {
     async refresh() {
       const s = await status();
+      if (unchanged(table, s.queues)) return;
       table.replaceChildren(
         el("tr", {}, ["Queue", "Visible", "In flight", "Delayed", "Oldest", "Dead-letter queue", "Max receives"].map((h, i) => el("th", { class: i > 0 && i < 5 ? "num" : null }, h))),
         ...s.queues.map((q) => el("tr", { "data-queue": q.name },
@@ -349,9 +381,10 @@ function queue(root, name) {
         el("dt", {}, "URL"), el("dd", {}, q.url),
         el("dt", {}, "Messages"), el("dd", {}, `${q.visible} visible · ${q.in_flight} in flight · ${q.delayed} delayed · oldest ${age(q.oldest_age_s)}`),
         el("dt", {}, "Dead-letter queue"), el("dd", {}, q.dead_letter_queue ? [link("/ui/queues/" + enc(q.dead_letter_queue), q.dead_letter_queue), " after " + q.max_receive_count + " receives"] : "–"),
-        isDlq ? [el("dt", {}, "Dead letters of"), el("dd", {}, q.dead_letter_sources.map((x) => [link("/ui/queues/" + enc(x), x), " "]))] : null);
+        ...(isDlq ? [el("dt", {}, "Dead letters of"), el("dd", {}, q.dead_letter_sources.map((x) => [link("/ui/queues/" + enc(x), x), " "]))] : []));
       const messages = await api(`/queues/${enc(name)}/messages?limit=200&q=${enc(search.value)}`);
       document.getElementById("message-count").textContent = messages.length + " shown";
+      if (unchanged(table, [isDlq, messages])) return;
       for (const id of [...selected]) if (!messages.some((m) => m.message_id === id)) selected.delete(id);
       table.replaceChildren(
         el("tr", {}, isDlq ? el("th", {}, "") : null, ["Message", "State", "Sent", "Receives", isDlq ? "Reason" : "Attributes", "Body"].map((h) => el("th", {}, h))),
@@ -381,6 +414,7 @@ function functions(root) {
   return {
     async refresh() {
       const s = await status();
+      if (unchanged(table, s.functions)) return;
       table.replaceChildren(
         el("tr", {}, ["Function", "Instances", "Busy", "Invocations", "Errors", "Timeouts", "Crashes", "p50", "p95", "Cold starts"].map((h, i) => el("th", { class: i ? "num" : null }, h))),
         ...s.functions.map((f) => el("tr", { "data-function": f.name },
@@ -424,6 +458,7 @@ function fn(root, name) {
           card(ms(f.p50_ms), "p50"), card(ms(f.p95_ms), "p95"), card(f.instances + " / " + f.busy, "instances / busy"), card(f.cold_starts, "cold starts"));
       }
       const list = await api(`/invocations?function=${enc(name)}&status=${enc(filter.value)}&q=${enc(search.value)}&limit=200`);
+      if (unchanged(table, list)) return;
       table.replaceChildren(...invocationRows(list));
     },
     onInvocation(summary) { if (summary.function === name) refreshSoon(); },
@@ -468,6 +503,7 @@ function schedules(root) {
   return {
     async refresh() {
       const s = await status();
+      if (unchanged(table, s.schedules)) return;
       table.replaceChildren(
         el("tr", {}, ["Schedule", "Target", "Expression", "Time zone", "State", "Next fire", "Last fire", "Fires", "Failures", "Dead-lettered", ""].map((h) => el("th", {}, h))),
         ...s.schedules.map((x) => {
@@ -493,6 +529,7 @@ function schedule(root, name) {
   return {
     async refresh() {
       const d = await api("/schedule?name=" + enc(name));
+      if (unchanged(box, d)) return;
       const fire = el("button", { id: "fire-now" }, "fire now");
       fire.addEventListener("click", () => act(fire, () => api("/fire", { schedule: d.name }), (a) => d.name + ": " + a.outcome));
       const toggle = el("button", { id: "toggle", class: "secondary" }, d.enabled ? "disable" : "enable");
