@@ -174,6 +174,27 @@ impl Env {
 }
 
 impl Env {
+    /// The CloudWatch namespace of the function's metrics, from
+    /// [`crate::metrics::NAMESPACE_VAR`] (default [`crate::metrics::DEFAULT_NAMESPACE`]): 1 to
+    /// 255 characters, not starting with `AWS/`, which AWS reserves for its own services
+    /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Namespace>).
+    pub fn metrics_namespace(&self) -> Result<String, ConfigError> {
+        use crate::metrics::{DEFAULT_NAMESPACE, NAMESPACE_VAR};
+        let Some(namespace) = self.get(NAMESPACE_VAR) else {
+            return Ok(DEFAULT_NAMESPACE.to_string());
+        };
+        if namespace.len() > 255 || namespace.starts_with("AWS/") {
+            return Err(ConfigError::invalid(
+                NAMESPACE_VAR,
+                &namespace,
+                "a namespace has at most 255 characters and does not start with AWS/",
+            ));
+        }
+        Ok(namespace)
+    }
+}
+
+impl Env {
     /// The retry plan of the consumer ([`crate::retry::RetryPlan::for_consumer`]) for
     /// `RETRY_HORIZON_SECONDS` (default [`crate::retry::DEFAULT_HORIZON`]): the backoff, and the
     /// `maxReceiveCount` the template gives the source queue.
