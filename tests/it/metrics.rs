@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::LambdaEvent;
 use nightshift::adapters::memory::MemoryMetrics;
 use nightshift::contracts::{JobOutcome, OutcomeStatus};
 use nightshift::ports::{Clock, MailError, QueueError, Store};
@@ -55,9 +57,9 @@ fn flushed(metrics: &MemoryMetrics, at: i64) -> Vec<Value> {
     documents
 }
 
-fn job(kind: &str, outcome: &str, n: u64, durations: Value) -> Value {
+fn job(at: i64, kind: &str, outcome: &str, n: u64, durations: Value) -> Value {
     emf(
-        0,
+        at,
         "queue-processor",
         &[("Kind", kind), ("Outcome", outcome)],
         &[
@@ -80,62 +82,51 @@ fn batch(at: i64, size: u64, not_started: u64) -> Value {
     )
 }
 
-/// `job` documents carry timestamp 0 to stay short; stamps them `at`.
-fn at(at: i64, mut documents: Vec<Value>) -> Vec<Value> {
-    for document in &mut documents {
-        document["_aws"]["Timestamp"] = json!(at);
-    }
-    documents
+/// One queue-processor invocation with `left` before its deadline; the documents it flushed.
+async fn processed(world: &World, event: &SqsEvent, left: Duration) -> Vec<Value> {
+    let now = world.clock.now().timestamp_millis();
+    let event = LambdaEvent::new(event.clone(), context(left));
+    queue_processor::handler(world.queue_processor(), event)
+        .await
+        .unwrap();
+    flushed(&world.metrics, now)
 }
 
 #[tokio::test(start_paused = true)]
 async fn queue_processor_counts_jobs_by_kind_and_outcome() {
     let world = World::new();
     let now = world.clock.now().timestamp_millis();
-    let deps = world.queue_processor();
+    let event = sqs_event("sqs-event-jobs.json");
+    let left = Duration::from_secs(30);
     // The order job's email cannot be enqueued: retried. The signup job succeeds; the
     // malformed and the unknown-kind records are dead-lettered under the kind "unknown".
     world
         .queue
         .fail_next(QueueError::Transient("throttled".into()));
-    let event = sqs_event("sqs-event-jobs.json");
-    queue_processor::handler(deps.clone(), lambda_event(event.clone()))
-        .await
-        .unwrap();
     assert_eq!(
-        flushed(&world.metrics, now),
-        at(
-            now,
-            vec![
-                batch(0, 4, 0),
-                job("order.placed", "retried", 1, json!(0)),
-                job("unknown", "dead-lettered", 2, json!([0, 0])),
-                job("user.signup", "succeeded", 1, json!(0)),
-            ]
-        )
+        processed(&world, &event, left).await,
+        [
+            batch(now, 4, 0),
+            job(now, "order.placed", "retried", 1, json!(0)),
+            job(now, "unknown", "dead-lettered", 2, json!([0, 0])),
+            job(now, "user.signup", "succeeded", 1, json!(0)),
+        ]
     );
-
     // The same batch again: the signup job is a duplicate, the order job runs now.
-    queue_processor::handler(deps.clone(), lambda_event(event.clone()))
-        .await
-        .unwrap();
     assert_eq!(
-        flushed(&world.metrics, now),
-        at(
-            now,
-            vec![
-                batch(0, 4, 0),
-                job("order.placed", "succeeded", 1, json!(0)),
-                job("unknown", "dead-lettered", 2, json!([0, 0])),
-                job("user.signup", "duplicate-skipped", 1, json!(0)),
-            ]
-        )
+        processed(&world, &event, left).await,
+        [
+            batch(now, 4, 0),
+            job(now, "order.placed", "succeeded", 1, json!(0)),
+            job(now, "unknown", "dead-lettered", 2, json!([0, 0])),
+            job(now, "user.signup", "duplicate-skipped", 1, json!(0)),
+        ]
     );
-
     // One second left, less than the deadline margin: no record starts.
-    let short = lambda_runtime::LambdaEvent::new(event, context(Duration::from_secs(1)));
-    queue_processor::handler(deps, short).await.unwrap();
-    assert_eq!(flushed(&world.metrics, now), [batch(now, 4, 4)]);
+    assert_eq!(
+        processed(&world, &event, Duration::from_secs(1)).await,
+        [batch(now, 4, 4)]
+    );
 }
 
 #[tokio::test(start_paused = true)]
