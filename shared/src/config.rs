@@ -392,6 +392,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn metrics_namespace_defaults_and_refuses_aws_namespaces() {
+        let namespace = |value: &str| {
+            Env::from_map([(crate::metrics::NAMESPACE_VAR, value)]).metrics_namespace()
+        };
+        assert_eq!(namespace("").unwrap(), "nightshift");
+        assert_eq!(namespace("shop/prod").unwrap(), "shop/prod");
+        assert_eq!(
+            namespace("AWS/Lambda").unwrap_err().to_string(),
+            "environment variable NIGHTSHIFT_METRICS_NAMESPACE=\"AWS/Lambda\" is invalid: a namespace has at most 255 characters and does not start with AWS/"
+        );
+        assert!(namespace(&"n".repeat(256)).is_err());
+    }
+
+    #[test]
     fn urls_parse_into_what_they_name() {
         let env = Env::from_map([
             ("STORE_URL", "sqlite://.nightshift/state.db"),
