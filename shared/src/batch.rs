@@ -183,11 +183,15 @@ pub struct BatchReport {
     /// Records of a FIFO batch reported as failures without running because a record before
     /// them failed (in their group, or in the batch: [`FifoMode`]).
     pub skipped: usize,
+    /// What became of each record, by message id, in the order they were settled: for
+    /// metrics that name each record's fate with what only its handler knows (a job's kind).
+    pub fates: Vec<(String, Fate)>,
 }
 
 impl BatchReport {
     /// Counts what became of the record `id`, and lists it in the response unless it is done.
     fn add(&mut self, id: String, fate: Fate) {
+        self.fates.push((id.clone(), fate));
         match fate {
             Fate::Ran(Outcome::Succeeded) => self.succeeded += 1,
             Fate::Ran(Outcome::DeadLettered) => self.dead_lettered += 1,
@@ -246,16 +250,20 @@ pub fn deadline_instant(deadline: SystemTime) -> Instant {
             .unwrap_or_default()
 }
 
+/// How a record that ran (or failed without running) was settled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub enum Outcome {
+    /// Acknowledged after success.
     Succeeded,
+    /// Reported for retry (after a visibility change).
     Retried,
+    /// Moved to the DLQ and acknowledged.
     DeadLettered,
 }
 
-/// What became of one record of a batch.
+/// What became of one record of a batch ([`BatchReport::fates`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fate {
+pub enum Fate {
     /// It was settled: run, or failed without running (a FIFO record without a group).
     Ran(Outcome),
     /// A FIFO record not run because a record before it failed.

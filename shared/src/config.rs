@@ -174,6 +174,27 @@ impl Env {
 }
 
 impl Env {
+    /// The CloudWatch namespace of the function's metrics, from
+    /// [`crate::metrics::NAMESPACE_VAR`] (default [`crate::metrics::DEFAULT_NAMESPACE`]): 1 to
+    /// 255 characters, not starting with `AWS/`, which AWS reserves for its own services
+    /// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/cloudwatch_concepts.html#Namespace>).
+    pub fn metrics_namespace(&self) -> Result<String, ConfigError> {
+        use crate::metrics::{DEFAULT_NAMESPACE, NAMESPACE_VAR};
+        let Some(namespace) = self.get(NAMESPACE_VAR) else {
+            return Ok(DEFAULT_NAMESPACE.to_string());
+        };
+        if namespace.len() > 255 || namespace.starts_with("AWS/") {
+            return Err(ConfigError::invalid(
+                NAMESPACE_VAR,
+                &namespace,
+                "a namespace has at most 255 characters and does not start with AWS/",
+            ));
+        }
+        Ok(namespace)
+    }
+}
+
+impl Env {
     /// The retry plan of the consumer ([`crate::retry::RetryPlan::for_consumer`]) for
     /// `RETRY_HORIZON_SECONDS` (default [`crate::retry::DEFAULT_HORIZON`]): the backoff, and the
     /// `maxReceiveCount` the template gives the source queue.
@@ -369,6 +390,20 @@ fn check_queue_url(var: &str, value: &str, entry: &str) -> Result<(), ConfigErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_namespace_defaults_and_refuses_aws_namespaces() {
+        let namespace = |value: &str| {
+            Env::from_map([(crate::metrics::NAMESPACE_VAR, value)]).metrics_namespace()
+        };
+        assert_eq!(namespace("").unwrap(), "nightshift");
+        assert_eq!(namespace("shop/prod").unwrap(), "shop/prod");
+        assert_eq!(
+            namespace("AWS/Lambda").unwrap_err().to_string(),
+            "environment variable NIGHTSHIFT_METRICS_NAMESPACE=\"AWS/Lambda\" is invalid: a namespace has at most 255 characters and does not start with AWS/"
+        );
+        assert!(namespace(&"n".repeat(256)).is_err());
+    }
 
     #[test]
     fn urls_parse_into_what_they_name() {

@@ -18,6 +18,8 @@
 //! - `faults` (feature `faults`, test builds only): seeded fault injection (crash, timeout,
 //!   error, mail throttling) when `NIGHTSHIFT_FAULTS` is set, for the emulator's reliability
 //!   checker;
+//! - [`metrics`]: CloudWatch Embedded Metric Format, one collector per invocation flushed to
+//!   stdout, and a validator of EMF documents;
 //! - [`telemetry`]: tracing init (JSON when `AWS_LAMBDA_LOG_FORMAT=JSON`).
 
 pub mod adapters;
@@ -27,6 +29,7 @@ pub mod contracts;
 #[cfg(feature = "faults")]
 pub mod faults;
 pub mod idempotency;
+pub mod metrics;
 pub mod ports;
 pub mod retry;
 pub mod telemetry;

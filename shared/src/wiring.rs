@@ -14,6 +14,7 @@ use crate::adapters::sqlite::SqliteStore;
 use crate::config::{
     BLOBS_URL, BlobsUrl, ConfigError, Env, FAULTS_VAR, MAIL_URL, MailUrl, STORE_URL, StoreUrl,
 };
+use crate::metrics::{Emitter, Stdout};
 use crate::ports::{Blobs, Mailer, Queue, Store};
 
 /// What every function's `main` does before it starts the Lambda runtime: logs (JSON when
@@ -41,6 +42,16 @@ pub async fn function_deps<D>(
     deps(&Env::process(), queue)
         .map(Arc::new)
         .inspect_err(|e| tracing::error!(error = %e, "configuration error"))
+}
+
+/// The metrics emitter of `function`: EMF documents on stdout in the namespace of
+/// `NIGHTSHIFT_METRICS_NAMESPACE` ([`Env::metrics_namespace`]).
+pub fn metrics(env: &Env, function: &'static str) -> Result<Emitter, ConfigError> {
+    Ok(Emitter::new(
+        &env.metrics_namespace()?,
+        function,
+        Arc::new(Stdout),
+    ))
 }
 
 /// Opens the store named by `STORE_URL`: `sqlite://PATH` or `dynamodb://TABLE`; with

@@ -814,6 +814,7 @@ async fn cloud_the_three_functions_run_on_dynamodb_ses_and_s3() {
         emails_queue_url: EMAILS_URL.into(),
         lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
         dead_letter_queues: Vec::new(),
+        metrics: nightshift::metrics::Emitter::stdout(daily_report::FUNCTION),
     });
     clock.set(t("2026-11-22T03:00:00Z"));
     let event = serde_json::json!({"scheduled_time": "2026-11-22T03:00:00Z"});

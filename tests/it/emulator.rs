@@ -266,6 +266,7 @@ fn functions(
                         emails_queue_url: url(e, "emails"),
                         lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
                         dead_letter_queues: vec![url(e, "jobs-dlq"), url(e, "emails-dlq")],
+                        metrics: nightshift::metrics::Emitter::stdout(daily_report::FUNCTION),
                     })
                 })
                 .clone();

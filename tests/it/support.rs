@@ -7,9 +7,11 @@ use std::time::{Duration, SystemTime};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::{Context, LambdaEvent};
 use nightshift::adapters::memory::{
-    ManualClock, MemoryBlobs, MemoryMailer, MemoryQueue, MemoryScheduler, MemoryStore,
+    ManualClock, MemoryBlobs, MemoryMailer, MemoryMetrics, MemoryQueue, MemoryScheduler,
+    MemoryStore,
 };
 use nightshift::batch::BatchConfig;
+use nightshift::metrics::{DEFAULT_NAMESPACE, Emitter};
 
 pub const JOBS_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-jobs";
 pub const JOBS_DLQ_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-jobs-dlq";
@@ -71,6 +73,8 @@ pub struct World {
     pub blobs: Arc<MemoryBlobs>,
     pub scheduler: Arc<MemoryScheduler>,
     pub clock: Arc<ManualClock>,
+    /// The EMF documents the functions flushed, each checked against the specification.
+    pub metrics: Arc<MemoryMetrics>,
 }
 
 impl World {
@@ -81,6 +85,7 @@ impl World {
             mailer: Arc::default(),
             blobs: Arc::default(),
             scheduler: Arc::default(),
+            metrics: Arc::default(),
             clock: Arc::new(ManualClock::new("2026-11-22T08:00:00Z".parse().unwrap())),
         }
     }
@@ -96,15 +101,23 @@ impl World {
             max_receive_count: Some(plan.max_receive_count),
             ..BatchConfig::default()
         };
-        Arc::new(queue_processor::Deps::new(
-            self.queue.clone(),
-            self.store.clone(),
-            self.scheduler.clone(),
-            self.clock.clone(),
-            config,
-            EMAILS_URL.into(),
-            Duration::from_secs(86_400),
-        ))
+        Arc::new(
+            queue_processor::Deps::new(
+                self.queue.clone(),
+                self.store.clone(),
+                self.scheduler.clone(),
+                self.clock.clone(),
+                config,
+                EMAILS_URL.into(),
+                Duration::from_secs(86_400),
+            )
+            .with_metrics(self.emitter(queue_processor::FUNCTION)),
+        )
+    }
+
+    /// Metrics of `function` into [`World::metrics`].
+    pub fn emitter(&self, function: &'static str) -> Emitter {
+        Emitter::new(DEFAULT_NAMESPACE, function, self.metrics.clone())
     }
 
     pub fn email_sender(&self, per_second: f64) -> Arc<email_sender::Deps> {
@@ -114,16 +127,19 @@ impl World {
             jitter_seed: Some(1),
             ..BatchConfig::default()
         };
-        Arc::new(email_sender::Deps::new(
-            self.mailer.clone(),
-            self.store.clone(),
-            self.clock.clone(),
-            self.queue.clone(),
-            config,
-            "nightshift@example.com".into(),
-            per_second,
-            Duration::from_secs(86_400),
-        ))
+        Arc::new(
+            email_sender::Deps::new(
+                self.mailer.clone(),
+                self.store.clone(),
+                self.clock.clone(),
+                self.queue.clone(),
+                config,
+                "nightshift@example.com".into(),
+                per_second,
+                Duration::from_secs(86_400),
+            )
+            .with_metrics(self.emitter(email_sender::FUNCTION)),
+        )
     }
 
     pub fn daily_report(&self, zone: &str) -> Arc<daily_report::Deps> {
@@ -143,6 +159,7 @@ impl World {
             emails_queue_url: EMAILS_URL.into(),
             lookback_days: daily_report::DEFAULT_LOOKBACK_DAYS,
             dead_letter_queues: vec![JOBS_DLQ_URL.into(), EMAILS_DLQ_URL.into()],
+            metrics: self.emitter(daily_report::FUNCTION),
         })
     }
 

@@ -21,6 +21,12 @@
 //! function's `EventInvokeConfig`, two retries by default), then the event goes to the
 //! on-failure destination, never to the schedule's dead-letter queue.
 //!
+//! Each invocation flushes one CloudWatch EMF document ([`nightshift::metrics`]) with the
+//! dimension `Function`, on the error path too: the counts `ReportsGenerated` (reports built,
+//! forced and backfilled ones included), `ReportsBackfilled` and `ReportRows` (the job
+//! outcomes the reports built read), recorded every invocation (0 included), and
+//! `ReportDuration` (each report's build, in milliseconds).
+//!
 //! Layout: [`report`] is the pure aggregation and rendering; this file wires the ports.
 
 pub mod report;
@@ -36,6 +42,7 @@ use nightshift::contracts::{
     ContractError, EmailRequest, JobOutcome, ReportInput, validate_address,
 };
 use nightshift::idempotency::{Begin, Idempotency, Ticket};
+use nightshift::metrics::{Emitter, Metrics};
 use nightshift::ports::{Blobs, Clock, Queue, Retryable, SendOptions, Store, SystemClock};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -67,7 +74,15 @@ pub struct Deps {
     /// dead-letters after its function crashed or timed out on the last receive has no job
     /// outcome, so a report counts it only here.
     pub dead_letter_queues: Vec<String>,
+    /// Where each invocation's metrics go (crate docs).
+    pub metrics: Emitter,
 }
+
+/// The function's name in its metrics (the `Function` dimension).
+pub const FUNCTION: &str = "daily-report";
+
+/// The counts every invocation records (0 included), so each has a data point.
+const COUNTS: [&str; 3] = ["ReportsGenerated", "ReportsBackfilled", "ReportRows"];
 
 /// Days each run looks back for missing reports (`REPORT_LOOKBACK_DAYS`).
 pub const DEFAULT_LOOKBACK_DAYS: u32 = 7;
@@ -111,6 +126,7 @@ impl Deps {
             emails_queue_url: env.queue_url("EMAILS_QUEUE_URL")?,
             lookback_days,
             dead_letter_queues: env.queue_urls("REPORT_DLQ_URLS")?,
+            metrics: nightshift::wiring::metrics(env, FUNCTION)?,
         })
     }
 }
@@ -241,7 +257,7 @@ pub fn day_bounds(date: NaiveDate, zone: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
     (start_of(date), start_of(date.succ_opt().unwrap_or(date)))
 }
 
-/// The Lambda handler.
+/// The Lambda handler; flushes the invocation's metrics once at the end, failed or not.
 pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<serde_json::Value>,
@@ -250,7 +266,20 @@ pub async fn handler(
         deps.clock.as_ref(),
         nightshift::batch::invocation_deadline(&event.context),
     );
-    run(&deps, &event.payload, deadline, &event.context.request_id).await
+    let metrics = deps.metrics.invocation();
+    for name in COUNTS {
+        metrics.count(name, &[], 0);
+    }
+    let result = run(
+        &deps,
+        &event.payload,
+        deadline,
+        &event.context.request_id,
+        &metrics,
+    )
+    .await;
+    metrics.flush(deps.clock.now());
+    result
 }
 
 /// How long after a day ends its report may be made: outcomes are stamped when a job ends and
@@ -261,11 +290,13 @@ pub const SETTLE: chrono::Duration = chrono::Duration::minutes(15);
 /// Builds, stores and announces the report for the event's date, then the missing reports of
 /// the days before it. `request_id` (the invocation's, which Lambda keeps for the retries of
 /// an asynchronous event) names the email of a forced run, so a retried forced run mails once.
+/// The reports built go to `metrics`.
 pub async fn run(
     deps: &Deps,
     event: &serde_json::Value,
     deadline: DateTime<Utc>,
     request_id: &str,
+    metrics: &Metrics,
 ) -> Result<ReportSummary, ReportError> {
     let input = ReportInput::from_event(event)?;
     let now = input.scheduled_time.unwrap_or_else(|| deps.clock.now());
@@ -281,7 +312,7 @@ pub async fn run(
         // A forced run ignores the date's record and sends a new email, with its own id: the
         // first email's id is taken, by other numbers.
         let email_id = format!("daily-report-{date}-forced-{request_id}");
-        let summary = build(deps, date, &email_id).await?;
+        let summary = build(deps, date, &email_id, metrics).await?;
         info!(%date, "report regenerated");
         return Ok(summary);
     }
@@ -290,9 +321,9 @@ pub async fn run(
     let mut summary = match claim_report(deps, date, deadline).await? {
         Claimed::Done(summary) => summary,
         Claimed::Busy => return Err(ReportError::InProgress(date)),
-        Claimed::Ours(ticket) => make(deps, date, &ticket).await?,
+        Claimed::Ours(ticket) => make(deps, date, &ticket, metrics).await?,
     };
-    summary.backfilled = backfill(deps, date, deadline).await?;
+    summary.backfilled = backfill(deps, date, deadline, metrics).await?;
     Ok(summary)
 }
 
@@ -338,8 +369,13 @@ async fn claim_report(
 }
 
 /// Builds the report of a claimed date and completes the claim; releases it on failure.
-async fn make(deps: &Deps, date: NaiveDate, ticket: &Ticket) -> Result<ReportSummary, ReportError> {
-    let result = build(deps, date, &format!("daily-report-{date}")).await;
+async fn make(
+    deps: &Deps,
+    date: NaiveDate,
+    ticket: &Ticket,
+    metrics: &Metrics,
+) -> Result<ReportSummary, ReportError> {
+    let result = build(deps, date, &format!("daily-report-{date}"), metrics).await;
     match &result {
         Ok(summary) => {
             let recorded = serde_json::to_string(summary).expect("summary serializes");
@@ -362,6 +398,7 @@ async fn backfill(
     deps: &Deps,
     date: NaiveDate,
     deadline: DateTime<Utc>,
+    metrics: &Metrics,
 ) -> Result<Vec<NaiveDate>, ReportError> {
     let mut made = Vec::new();
     let mut running = false;
@@ -375,7 +412,8 @@ async fn backfill(
             Claimed::Ours(ticket) => {
                 let wanted = running || !day_outcomes(deps, day).await?.is_empty();
                 if wanted {
-                    make(deps, day, &ticket).await?;
+                    make(deps, day, &ticket, metrics).await?;
+                    metrics.count("ReportsBackfilled", &[], 1);
                     info!(date = %day, "missing report backfilled");
                     made.push(day);
                     running = true;
@@ -415,7 +453,15 @@ async fn dead_letters(deps: &Deps) -> Result<Vec<QueueCount>, ReportError> {
     Ok(counts)
 }
 
-async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSummary, ReportError> {
+/// Builds, stores and announces the report of `date`; once it is out, counts it and its rows
+/// and records how long it took in `metrics`.
+async fn build(
+    deps: &Deps,
+    date: NaiveDate,
+    email_id: &str,
+    metrics: &Metrics,
+) -> Result<ReportSummary, ReportError> {
+    let started = tokio::time::Instant::now();
     let outcomes = day_outcomes(deps, date).await?;
     let mut report = aggregate(date, deps.time_zone.name(), &outcomes);
     report.dead_letters = dead_letters(deps).await?;
@@ -463,6 +509,9 @@ async fn build(deps: &Deps, date: NaiveDate, email_id: &str) -> Result<ReportSum
         .await
         .map_err(port("queue"))?;
     info!(%date, total = report.total, failed = report.failed, dead_letters = waiting, "report built");
+    metrics.count("ReportsGenerated", &[], 1);
+    metrics.count("ReportRows", &[], outcomes.len() as u64);
+    metrics.duration("ReportDuration", &[], started.elapsed());
     Ok(ReportSummary {
         date,
         total: report.total,

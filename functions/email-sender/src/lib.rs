@@ -29,6 +29,16 @@
 //! before the invocation's deadline, and the records left then come back as batch item
 //! failures for a later invocation, never as an invocation timeout.
 //!
+//! # Metrics
+//!
+//! Each invocation flushes one CloudWatch EMF document ([`nightshift::metrics`]) with the
+//! dimension `Function`: the counts `EmailsSent`, `Recipients` (of the emails sent),
+//! `EmailsThrottled` (sends the mailer did not take for now: throttled or unreachable,
+//! [`MailError::Transient`]), `EmailsRejected` ([`MailError::Rejected`]), `EmailsUnconfirmed`
+//! ([`MailError::Unconfirmed`]) and `EmailsDeadLettered` (records moved to the DLQ), recorded
+//! every invocation (0 included); the durations `SendDuration` (each call to the mailer) and
+//! `PacerWait` (each wait for a send slot), in milliseconds.
+//!
 //! Layout: [`render`] templates, [`pacing`] the send-rate limiter, this file the wiring and the
 //! per-record flow; `main.rs` builds the clients and starts the runtime.
 
@@ -47,6 +57,7 @@ use nightshift::batch::{
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{EmailRequest, validate_address};
 use nightshift::idempotency::{Begin, Idempotency, IdempotencyError, Ticket};
+use nightshift::metrics::{Emitter, Metrics};
 use nightshift::ports::{
     Clock, MailError, Mailer, OutgoingEmail, Queue, Retryable, Store, SystemClock,
 };
@@ -55,6 +66,19 @@ use tracing::{error, info, warn};
 
 use crate::pacing::Pacer;
 use crate::render::Templates;
+
+/// The function's name in its metrics (the `Function` dimension).
+pub const FUNCTION: &str = "email-sender";
+
+/// The counts every invocation records (0 included), so each has a data point.
+const COUNTS: [&str; 6] = [
+    "EmailsSent",
+    "Recipients",
+    "EmailsThrottled",
+    "EmailsRejected",
+    "EmailsUnconfirmed",
+    "EmailsDeadLettered",
+];
 
 /// Default send rate: SES's default sending quota per second.
 pub const DEFAULT_MAX_PER_SECOND: f64 = 14.0;
@@ -99,6 +123,8 @@ pub struct Deps {
     pub from: String,
     /// No send starts later than this before the deadline ([`SEND_MARGIN`]).
     pub send_margin: Duration,
+    /// Where each invocation's metrics go (module docs, "Metrics").
+    pub metrics: Emitter,
 }
 
 impl Deps {
@@ -133,7 +159,15 @@ impl Deps {
             from,
             rate,
             env.idempotency_ttl()?,
-        ))
+        )
+        .with_metrics(nightshift::wiring::metrics(env, FUNCTION)?))
+    }
+
+    /// Sends the metrics of each invocation to `metrics` (by default: stdout, namespace
+    /// `nightshift`).
+    pub fn with_metrics(mut self, metrics: Emitter) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Wires explicit dependencies (tests, the emulator's in-process invoker).
@@ -156,6 +190,7 @@ impl Deps {
             pacer: Pacer::new(max_per_second),
             from,
             send_margin: SEND_MARGIN,
+            metrics: Emitter::stdout(FUNCTION),
         }
     }
 }
@@ -197,7 +232,8 @@ pub fn instance_rate(env: &Env) -> Result<f64, ConfigError> {
     Ok(rate / f64::from(instances))
 }
 
-/// The Lambda handler: processes one SQS batch of email requests.
+/// The Lambda handler: processes one SQS batch of email requests, and flushes the
+/// invocation's metrics once at the end.
 pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<SqsEvent>,
@@ -208,14 +244,22 @@ pub async fn handler(
     let send_by = ends
         .checked_sub(deps.send_margin)
         .unwrap_or_else(Instant::now);
+    let metrics = Arc::new(deps.metrics.invocation());
+    for name in COUNTS {
+        metrics.count(name, &[], 0);
+    }
     let worker = deps.clone();
+    let recorder = metrics.clone();
     let report = deps
         .processor
         .process(event.payload.records, ends, move |record| {
             let deps = worker.clone();
-            async move { process_record(&deps, record, deadline_utc, send_by).await }
+            let metrics = recorder.clone();
+            async move { process_record(&deps, record, deadline_utc, send_by, &metrics).await }
         })
         .await;
+    metrics.count("EmailsDeadLettered", &[], report.dead_lettered as u64);
+    metrics.flush(deps.idempotency.clock().now());
     Ok(report.response)
 }
 
@@ -260,11 +304,13 @@ fn email_fingerprint(request: &EmailRequest) -> Vec<u8> {
 }
 
 /// One record: validate, claim, render, pace, send, complete. No send starts after `send_by`.
+/// The pacer's wait, the send and its result go to `metrics`.
 pub async fn process_record(
     deps: &Deps,
     record: SqsMessage,
     deadline: DateTime<Utc>,
     send_by: Instant,
+    metrics: &Metrics,
 ) -> Result<(), RecordError> {
     let request = EmailRequest::parse(record.body.as_deref().unwrap_or(""))
         .map_err(|e| RecordError::Permanent(format!("invalid email request: {e}")))?;
@@ -297,7 +343,10 @@ pub async fn process_record(
             )));
         }
     };
-    if let Err(deferred) = deps.pacer.acquire(email.to.len(), send_by).await {
+    let waiting = Instant::now();
+    let slot = deps.pacer.acquire(email.to.len(), send_by).await;
+    metrics.duration("PacerWait", &[], waiting.elapsed());
+    if let Err(deferred) = slot {
         // Nothing was sent: free the id, and let a later invocation send it.
         release(deps, &ticket, &request.id).await;
         return Err(RecordError::RetryAfter {
@@ -305,8 +354,19 @@ pub async fn process_record(
             after: Duration::ZERO,
         });
     }
-    match deps.mailer.send(&email).await {
+    let sending = Instant::now();
+    let sent = deps.mailer.send(&email).await;
+    metrics.duration("SendDuration", &[], sending.elapsed());
+    let outcome = match &sent {
+        Ok(_) => "EmailsSent",
+        Err(MailError::Transient(_)) => "EmailsThrottled",
+        Err(MailError::Rejected(_)) => "EmailsRejected",
+        Err(MailError::Unconfirmed(_)) => "EmailsUnconfirmed",
+    };
+    metrics.count(outcome, &[], 1);
+    match sent {
         Ok(provider_id) => {
+            metrics.count("Recipients", &[], email.to.len() as u64);
             if let Err(e) = complete_sent(deps, &ticket, &provider_id).await {
                 // The email is out, so the record is acknowledged all the same; the claim
                 // stays in progress until the deadline, which holds back another delivery of

@@ -16,10 +16,12 @@
 //! [`BatchProcessor`] in [`FifoMode::SkipGroupOnError`]: each SKU (message group) in order,
 //! one record at a time, and a failing SKU holds back only its own later records.
 //!
-//! Layout: [`jobs`] holds the pure job kinds; this file wires dependencies ([`Deps`]) and the
-//! per-record flow; `main.rs` only builds clients and starts the runtime.
+//! Layout: [`jobs`] holds the pure job kinds; [`metrics`] what each invocation reports to
+//! CloudWatch (EMF on stdout); this file wires dependencies ([`Deps`]) and the per-record
+//! flow; `main.rs` only builds clients and starts the runtime.
 
 pub mod jobs;
+pub mod metrics;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,6 +36,7 @@ use nightshift::batch::{
 use nightshift::config::{ConfigError, Env};
 use nightshift::contracts::{CONTRACT_VERSION, JobEnvelope, JobOutcome, OutcomeStatus};
 use nightshift::idempotency::{Begin, Idempotency};
+use nightshift::metrics::Emitter;
 use nightshift::ports::{
     Clock, Queue, Retryable, Scheduler, SendOptions, SequenceOutcome, Store, SystemClock,
 };
@@ -41,6 +44,10 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::jobs::{Adjustment, Effects, JobError, Registry};
+use crate::metrics::{Runs, UNKNOWN_KIND};
+
+/// The function's name in its metrics (the `Function` dimension).
+pub const FUNCTION: &str = "queue-processor";
 
 /// Everything the handler needs, built once per instance.
 pub struct Deps {
@@ -66,6 +73,8 @@ pub struct Deps {
     /// The jobs queue's `maxReceiveCount`: a retryable failure on that receive is recorded as
     /// failed and dead-lettered ([`RecordError::exhausted`]).
     pub max_receive_count: Option<u32>,
+    /// Where each invocation's metrics go ([`metrics`]).
+    pub metrics: Emitter,
 }
 
 impl Deps {
@@ -99,7 +108,15 @@ impl Deps {
             env.queue_url("EMAILS_QUEUE_URL")?,
             env.idempotency_ttl()?,
         )
-        .with_inventory(inventory))
+        .with_inventory(inventory)
+        .with_metrics(nightshift::wiring::metrics(env, FUNCTION)?))
+    }
+
+    /// Sends the metrics of each invocation to `metrics` (by default: stdout, namespace
+    /// `nightshift`).
+    pub fn with_metrics(mut self, metrics: Emitter) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Uses `config` for records from the inventory FIFO queue (by default they get the jobs
@@ -136,6 +153,7 @@ impl Deps {
             clock,
             emails_queue_url,
             registry: Registry::standard(),
+            metrics: Emitter::stdout(FUNCTION),
         }
     }
 }
@@ -167,7 +185,8 @@ fn from_fifo_queue(record: &SqsMessage) -> bool {
 /// The Lambda handler: processes one SQS batch, returning the failed message ids. Records
 /// from a FIFO queue (the inventory queue) run through [`Deps::inventory_processor`], the
 /// others through [`Deps::processor`]; an event source mapping sends one queue's records per
-/// batch, so one of the two is empty.
+/// batch, so one of the two is empty. The invocation's metrics ([`metrics`]) are flushed once,
+/// at the end.
 pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<SqsEvent>,
@@ -176,6 +195,9 @@ pub async fn handler(
     let deadline_utc = nightshift::batch::deadline_on(deps.clock.as_ref(), deadline);
     let (fifo, standard): (Vec<_>, Vec<_>) =
         event.payload.records.into_iter().partition(from_fifo_queue);
+    let metrics = deps.metrics.invocation();
+    metrics.count("BatchSize", &[], (fifo.len() + standard.len()) as u64);
+    let runs = Arc::new(Runs::default());
     let mut response = SqsBatchResponse::default();
     for (processor, records) in [
         (&deps.processor, standard),
@@ -185,16 +207,27 @@ pub async fn handler(
             continue;
         }
         let worker = deps.clone();
+        let noted = runs.clone();
         let report = processor
             .process(records, deadline_instant(deadline), move |record| {
                 let deps = worker.clone();
-                async move { process_record(&deps, record, deadline_utc).await }
+                let runs = noted.clone();
+                async move {
+                    let id = record.message_id.clone().unwrap_or_default();
+                    let started = tokio::time::Instant::now();
+                    let (kind, result) = process_record(&deps, record, deadline_utc).await;
+                    let duplicate = matches!(result, Ok(Done::Duplicate));
+                    runs.note(id, kind, duplicate, started.elapsed());
+                    result.map(|_| ())
+                }
             })
             .await;
+        runs.record(&metrics, &report);
         response
             .batch_item_failures
             .extend(report.response.batch_item_failures);
     }
+    metrics.flush(deps.clock.now());
     Ok(response)
 }
 
@@ -204,16 +237,31 @@ fn attribute_time(record: &SqsMessage, name: &str) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
-/// One record: decode, claim, run, enqueue, record, complete.
+/// How a record that succeeded went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Done {
+    /// Its job ran.
+    Ran,
+    /// Its job had completed before (a redelivery, a resubmission): skipped.
+    Duplicate,
+}
+
+/// One record: decode, claim, run, enqueue, record, complete. Returns the job's kind as the
+/// metrics name it (a kind of the registry, or [`UNKNOWN_KIND`]) with the result.
 pub async fn process_record(
     deps: &Deps,
     record: SqsMessage,
     deadline: DateTime<Utc>,
-) -> Result<(), RecordError> {
+) -> (&'static str, Result<Done, RecordError>) {
     let started = Instant::now();
     let body = record.body.as_deref().unwrap_or("");
-    let envelope = JobEnvelope::parse(body)
-        .map_err(|e| RecordError::Permanent(format!("malformed job: {e}")))?;
+    let envelope = match JobEnvelope::parse(body) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            let reason = format!("malformed job: {e}");
+            return (UNKNOWN_KIND, Err(RecordError::Permanent(reason)));
+        }
+    };
     let span = tracing::Span::current();
     span.record("job_id", envelope.id.as_str());
     let Some(job) = deps.registry.get(&envelope.kind) else {
@@ -222,19 +270,35 @@ pub async fn process_record(
             envelope.kind,
             deps.registry.kinds().join(", ")
         );
-        record_outcome(deps, &envelope, &record, started, Some(&reason)).await?;
-        return Err(RecordError::Permanent(reason));
+        let recorded = record_outcome(deps, &envelope, &record, started, Some(&reason)).await;
+        return (
+            UNKNOWN_KIND,
+            recorded.and(Err(RecordError::Permanent(reason))),
+        );
     };
-    let result = claim_and_run(deps, job, &envelope, &record, started, deadline).await;
+    let result = run_job(deps, job, &envelope, &record, started, deadline).await;
+    (job.kind(), result)
+}
+
+/// Runs a known job: claims it, runs it, and gives up a retryable failure on the last receive.
+async fn run_job(
+    deps: &Deps,
+    job: &dyn jobs::Job,
+    envelope: &JobEnvelope,
+    record: &SqsMessage,
+    started: Instant,
+    deadline: DateTime<Utc>,
+) -> Result<Done, RecordError> {
+    let result = claim_and_run(deps, job, envelope, record, started, deadline).await;
     match result {
         // On the last receive SQS allows, a retryable failure is given up: it is recorded as
         // failed (so the daily report counts it) and dead-lettered with its reason, instead of
         // being moved to the DLQ by SQS with neither.
         Err(e) if e.is_retryable() => {
-            let e = e.exhausted(receive_count(&record), deps.max_receive_count);
+            let e = e.exhausted(receive_count(record), deps.max_receive_count);
             if let RecordError::Permanent(reason) = &e {
-                give_up_slot(deps, job, &envelope).await?;
-                record_outcome(deps, &envelope, &record, started, Some(reason)).await?;
+                give_up_slot(deps, job, envelope).await?;
+                record_outcome(deps, envelope, record, started, Some(reason)).await?;
             }
             Err(e)
         }
@@ -261,7 +325,7 @@ async fn claim_and_run(
     record: &SqsMessage,
     started: Instant,
     deadline: DateTime<Utc>,
-) -> Result<(), RecordError> {
+) -> Result<Done, RecordError> {
     let key = format!("job:{}", envelope.id);
     let ticket = match deps
         .idempotency
@@ -272,7 +336,7 @@ async fn claim_and_run(
         Begin::Started(ticket) => ticket,
         Begin::AlreadyCompleted(_) => {
             info!(job_id = %envelope.id, "duplicate job skipped");
-            return Ok(());
+            return Ok(Done::Duplicate);
         }
         Begin::InProgress(until) => {
             let after = deps.idempotency.remaining(until);
@@ -312,7 +376,7 @@ async fn claim_and_run(
     match result {
         Ok(()) => {
             info!(job_id = %envelope.id, kind = %envelope.kind, "job processed");
-            Ok(())
+            Ok(Done::Ran)
         }
         Err(e) => {
             if let Err(release) = deps.idempotency.abandon(&ticket).await {

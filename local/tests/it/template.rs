@@ -83,6 +83,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("STORE_URL", "sqlite://.nightshift/state.db"),
             ("IDEMPOTENCY_TTL_SECONDS", "1558800"),
             ("RUST_LOG", "info"),
+            ("NIGHTSHIFT_METRICS_NAMESPACE", "nightshift"),
             ("JOBS_QUEUE_URL", &format!("{URL}/nightshift-jobs")),
             ("JOBS_DLQ_URL", &format!("{URL}/nightshift-jobs-dlq")),
             (
@@ -117,6 +118,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("STORE_URL", "sqlite://.nightshift/state.db"),
             ("IDEMPOTENCY_TTL_SECONDS", "1558800"),
             ("RUST_LOG", "info"),
+            ("NIGHTSHIFT_METRICS_NAMESPACE", "nightshift"),
             ("MAIL_URL", "file://.nightshift/outbox"),
             ("MAIL_FROM", "nightshift@example.com"),
             ("MAIL_MAX_PER_SECOND", "14"),
@@ -136,6 +138,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("STORE_URL", "sqlite://.nightshift/state.db"),
             ("IDEMPOTENCY_TTL_SECONDS", "1558800"),
             ("RUST_LOG", "info"),
+            ("NIGHTSHIFT_METRICS_NAMESPACE", "nightshift"),
             ("BLOBS_URL", "file://.nightshift/reports"),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
             ("REPORT_TIME_ZONE", "Europe/Berlin"),

@@ -377,6 +377,29 @@ impl Mailer for MemoryMailer {
     }
 }
 
+/// A metrics sink that keeps the EMF documents written to it, each checked against the
+/// specification ([`crate::metrics::validate`]) as it arrives.
+#[derive(Debug, Default)]
+pub struct MemoryMetrics(Mutex<Vec<serde_json::Value>>);
+
+impl MemoryMetrics {
+    /// Takes the documents written so far, oldest first.
+    pub fn take(&self) -> Vec<serde_json::Value> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+impl crate::metrics::MetricsSink for MemoryMetrics {
+    fn write_line(&self, line: &str) {
+        let document: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        if let Err(e) = crate::metrics::validate(&document) {
+            panic!("not an EMF document ({e}): {line}");
+        }
+        self.0.lock().unwrap().push(document);
+    }
+}
+
 /// A blob store in memory.
 #[derive(Debug, Default)]
 pub struct MemoryBlobs {
