@@ -189,7 +189,7 @@ pub fn render_json(record: &LogRecord) -> String {
             ];
             for (key, value) in numbers {
                 if let Some(value) = value {
-                    object.put(key, value);
+                    object.put(key, number(value));
                 }
             }
             if let Some(status) = report.status {
@@ -211,11 +211,14 @@ pub fn render_json(record: &LogRecord) -> String {
                 object.put("level", level);
             }
             object.put("message", event.message);
-            if !event.fields.is_empty() {
-                object.put("fields", Value::Object(event.fields.into_iter().collect()));
-            }
-            if !event.span.is_empty() {
-                object.put("span", Value::Object(event.span.into_iter().collect()));
+            for (key, pairs) in [("fields", event.fields), ("span", event.span)] {
+                if !pairs.is_empty() {
+                    let mut inner = Object::default();
+                    for (k, v) in pairs {
+                        inner.put(&k, v);
+                    }
+                    object.put_raw(key, &inner.finish());
+                }
             }
         }
     }
@@ -275,6 +278,15 @@ impl Report {
             parts.push(format!("{mb} MB"));
         }
         parts.join(" ")
+    }
+}
+
+/// A whole number as an integer (`239`, not `239.0`).
+fn number(value: f64) -> Value {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        Value::from(value as i64)
+    } else {
+        Value::from(value)
     }
 }
 
@@ -771,10 +783,15 @@ struct Object(String);
 
 impl Object {
     fn put(&mut self, key: &str, value: impl Into<Value>) {
+        self.put_raw(key, &value.into().to_string());
+    }
+
+    /// Puts `json`, a JSON text, as the value of `key`.
+    fn put_raw(&mut self, key: &str, json: &str) {
         self.0.push(if self.0.is_empty() { '{' } else { ',' });
         self.0.push_str(&Value::from(key).to_string());
         self.0.push(':');
-        self.0.push_str(&value.into().to_string());
+        self.0.push_str(json);
     }
 
     fn finish(mut self) -> String {

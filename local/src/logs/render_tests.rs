@@ -182,9 +182,9 @@ fn a_report_in_json_carries_its_numbers() {
             "stream": "platform",
             "type": "platform.report",
             "duration_ms": 19.36,
-            "billed_duration_ms": 239.0,
-            "memory_size_mb": 256.0,
-            "max_memory_used_mb": 28.0,
+            "billed_duration_ms": 239,
+            "memory_size_mb": 256,
+            "max_memory_used_mb": 28,
             "init_duration_ms": 219.18,
             "message": report.line,
         })
@@ -202,9 +202,11 @@ fn a_function_line_in_json_is_one_object_with_the_parsed_event_merged_in() {
     assert_eq!(json["stream"], "stdout");
     assert_eq!(json["level"], "INFO");
     assert_eq!(json["message"], "batch processed");
-    assert_eq!(
-        json["fields"],
-        json!({"succeeded": 1, "retried": 0, "dead_lettered": 1, "not_started": 0, "skipped": 0})
+    assert!(
+        rendered.contains(
+            r#""fields":{"succeeded":1,"retried":0,"dead_lettered":1,"not_started":0,"skipped":0}"#
+        ),
+        "the fields keep their order: {rendered}"
     );
     assert_eq!(
         json["span"]["requestId"],

@@ -2,6 +2,7 @@
 
 mod async_harness;
 mod cli;
+mod client_env;
 mod divergence;
 mod event_invoke_template;
 mod faults;
