@@ -907,14 +907,19 @@ async fn replay_trace(args: ReplayArgs, log_format: LogFormat) -> anyhow::Result
     };
     options.work_dir = Some(work_dir.clone());
     let sandbox = Sandbox::start(&options, None).await?;
-    let replay_options = ReplayOptions {
+    let mut replay_options = ReplayOptions {
         check: args.check,
         function: args.function,
         normalize: NormalizeOptions {
             times: trace.times(),
         },
         clock: Some(sandbox.clock().clone()),
+        progress: None,
     };
+    let total = crate::trace::to_replay(&trace.entries, &replay_options);
+    replay_options.progress = Some(std::sync::Arc::new(crate::progress::Progress::new(
+        "replayed", total,
+    )));
     let report =
         crate::trace::replay(sandbox.invoker().as_ref(), &trace.entries, &replay_options).await;
     sandbox.shutdown(Duration::from_secs(5)).await;
@@ -1016,6 +1021,10 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     options.emulator = Some(std::env::current_exe().context("cannot find this executable")?);
     options.dir = args.dir.map(|d| root.join(d));
     options.keep = args.keep;
+    options.progress = Some(std::sync::Arc::new(crate::progress::Progress::new(
+        "jobs settled",
+        options.jobs,
+    )));
     let report = crate::check::run(options).await?;
     print!("{}", report.details());
     println!("{}", report.summary());
