@@ -51,7 +51,8 @@ impl Progress {
         let quarter = (done * 4).checked_div(self.total).unwrap_or(4);
         if quarter > state.1 {
             state.1 = quarter;
-            eprintln!("{} {done}/{} {note}", self.label, self.total);
+            let line = format!("{} {done}/{} {note}", self.label, self.total);
+            eprintln!("{}", line.trim_end());
         }
     }
 
