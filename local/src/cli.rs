@@ -14,6 +14,7 @@ use crate::clock::ClockSpec;
 use crate::control::ControlClient;
 use crate::emulator::{Emulator, EmulatorOptions, InvokerChoice, Status};
 use crate::invoker::Layers;
+use crate::logs::LogFormat;
 
 /// Docker-free emulator for nightshift: SQS, event source mappings, schedules and a Lambda
 /// runtime, driven by infra/template.yaml.
@@ -23,9 +24,35 @@ pub struct Cli {
     /// Port of the emulator's SQS and control endpoint on 127.0.0.1.
     #[arg(long, global = true, default_value_t = 9324, env = "NIGHTSHIFT_PORT")]
     pub port: u16,
+    /// How function logs and the emulator's own log are written: `human` (time, function,
+    /// level, message, fields) or `json` (one object per line) [default: human on a terminal,
+    /// json to a file or a pipe]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormatArg {
+    /// For people: one short line per log line, coloured on a terminal.
+    Human,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+impl Cli {
+    /// The log format asked for, else the one for where stdout goes
+    /// ([`LogFormat::detect`]).
+    pub fn log_format(&self) -> LogFormat {
+        match self.log_format {
+            Some(LogFormatArg::Human) => LogFormat::human(),
+            Some(LogFormatArg::Json) => LogFormat::Json,
+            None => LogFormat::detect(),
+        }
+    }
 }
 
 /// The commands.
@@ -109,7 +136,7 @@ pub enum Command {
         /// Only the lines of this invocation.
         #[arg(long)]
         request_id: Option<String>,
-        /// Print the JSON records instead of text.
+        /// One JSON object per line (the default when stdout is not a terminal).
         #[arg(long)]
         json: bool,
     },
@@ -304,11 +331,12 @@ fn print_answer(answer: &crate::control::FireResponse, what: &str) -> anyhow::Re
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let endpoint = format!("http://127.0.0.1:{}", cli.port);
     let client = ControlClient::new(&endpoint);
+    let log_format = cli.log_format();
     match cli.command {
-        Command::Up(args) => up(cli.port, args).await,
+        Command::Up(args) => up(cli.port, args, log_format).await,
         Command::Check(args) => check(args).await,
-        Command::Record(args) => record(cli.port, args).await,
-        Command::Replay(args) => replay_trace(args).await,
+        Command::Record(args) => record(cli.port, args, log_format).await,
+        Command::Replay(args) => replay_trace(args, log_format).await,
         Command::Send {
             queue,
             body,
@@ -431,13 +459,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 request_id,
                 follow,
             };
+            // Rendered as `up` renders them: for people on a terminal, JSON for a pipe.
+            let format = if json {
+                crate::logs::LogFormat::Json
+            } else {
+                crate::logs::LogFormat::detect()
+            };
             client
                 .logs(&query, |record| {
-                    if json {
-                        println!("{}", serde_json::to_string(&record).unwrap_or_default());
-                    } else {
-                        println!("{}", crate::logs::plain(&record));
-                    }
+                    let line = match format {
+                        crate::logs::LogFormat::Human { color } => {
+                            if crate::logs::render::is_quiet(&record) {
+                                return;
+                            }
+                            crate::logs::render_human(&record, color)
+                        }
+                        _ => crate::logs::render_json(&record),
+                    };
+                    use std::io::Write as _;
+                    // A closed pipe (`| head`) ends the output, not the process with a panic.
+                    let _ = writeln!(std::io::stdout().lock(), "{line}");
                 })
                 .await?;
             Ok(())
@@ -475,13 +516,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
+async fn up(port: u16, args: UpArgs, log_format: LogFormat) -> anyhow::Result<()> {
     let mut options = up_options_from(port, &args)?;
+    options.log_format = log_format;
+    let region = options.region.clone();
     let wrap = apply_faults(&mut options, args.faults.as_deref(), args.fault_seed)?;
     let emulator = Emulator::start_wrapped(options, None, wrap).await?;
     print!(
         "{}",
-        render_started(&emulator.status(), emulator.template())
+        render_started(&emulator.status(), emulator.template(), &region)
     );
     tokio::signal::ctrl_c()
         .await
@@ -491,11 +534,43 @@ async fn up(port: u16, args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn render_started(status: &Status, template: &crate::template::Template) -> String {
+/// The environment that points the AWS CLI, boto3 and the AWS SDKs at the emulator at
+/// `endpoint`, on a machine with no AWS profile: `AWS_ENDPOINT_URL` (every service the
+/// emulator serves is on it), dummy keys (the emulator checks no signature, but the clients
+/// sign every request and refuse to run without credentials) and the emulator's region
+/// (`AWS_REGION` for the SDKs, `AWS_DEFAULT_REGION` for the AWS CLI and boto3).
+pub fn client_env(endpoint: &str, region: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "nightshift".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "nightshift".to_owned()),
+        ("AWS_REGION", region.to_owned()),
+        ("AWS_DEFAULT_REGION", region.to_owned()),
+    ]
+}
+
+/// The command `up` prints under [`client_env`]. It names the endpoint although
+/// `AWS_ENDPOINT_URL` is set: version 1 of the AWS CLI sends `sqs` commands to AWS whatever
+/// the variable says (<https://github.com/aws/aws-cli/issues/8737>); its other commands, version
+/// 2, boto3 and the SDKs need only the variable.
+pub const CLIENT_EXAMPLE: &str = "aws --endpoint-url \"$AWS_ENDPOINT_URL\" sqs list-queues";
+
+/// [`client_env`] as the shell line `up` prints to paste: `export AWS_ENDPOINT_URL=… …`.
+pub fn render_client_env(endpoint: &str, region: &str) -> String {
+    let pairs: Vec<String> = client_env(endpoint, region)
+        .into_iter()
+        .map(|(key, value)| format!("{key}={value}"))
+        .collect();
+    format!("export {}", pairs.join(" "))
+}
+
+/// What `up` prints once it serves: the endpoint and the environment that points the AWS CLI
+/// and SDKs at it, the clock, the queues, mappings and schedules, what was skipped.
+fn render_started(status: &Status, template: &crate::template::Template, region: &str) -> String {
     let mut out = format!(
-        "nightshift emulator up\n  SQS endpoint   {}   (aws --endpoint-url {} sqs list-queues)\n  clock          {} at {}\n",
+        "nightshift emulator up\n  endpoint       {} (SQS, Lambda, Scheduler)\n  AWS CLI, SDKs  {}\n                 then: {CLIENT_EXAMPLE}\n  clock          {} at {}\n",
         status.endpoint,
-        status.endpoint,
+        render_client_env(&status.endpoint, region),
         status.clock,
         status
             .now
@@ -821,10 +896,11 @@ fn fresh_dir(purpose: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
+async fn record(port: u16, args: RecordArgs, log_format: LogFormat) -> anyhow::Result<()> {
     use crate::trace::{NormalizeOptions, TimeMode, TraceHeader, TraceWriter};
 
     let mut options = up_options_from(port, &args.up)?;
+    options.log_format = log_format;
     let times = match args.times.as_str() {
         // Only a manual clock from a fixed start reads the same in every run.
         "auto" if options.clock == ClockSpec::Manual && args.up.clock_start.is_some() => {
@@ -861,6 +937,7 @@ async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
         .layer(record_wrap)
         .layer_if(faults)
         .into_wrap();
+    let region = options.region.clone();
     let emulator = Emulator::start_wrapped(options, None, Some(wrap)).await?;
     let recorder = slot
         .get()
@@ -869,7 +946,7 @@ async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
     recorder.set_clock(emulator.clock().clone());
     print!(
         "{}",
-        render_started(&emulator.status(), emulator.template())
+        render_started(&emulator.status(), emulator.template(), &region)
     );
     println!("  recording to   {} (times: {times})", args.out.display());
     tokio::signal::ctrl_c()
@@ -886,7 +963,7 @@ async fn record(port: u16, args: RecordArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
+async fn replay_trace(args: ReplayArgs, log_format: LogFormat) -> anyhow::Result<()> {
     use crate::trace::{NormalizeOptions, ReplayOptions, Sandbox};
 
     let trace = crate::trace::load_trace(&args.trace)
@@ -907,6 +984,7 @@ async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
     (options.template, options.env_file) = args.project.resolve(&root)?;
     options.addr = SocketAddr::from(([127, 0, 0, 1], 0));
     options.state_dir = None;
+    options.log_format = log_format;
     options.invoker = match args.invoke_endpoint {
         Some(url) => InvokerChoice::Remote(url),
         None => InvokerChoice::Process {
@@ -931,14 +1009,19 @@ async fn replay_trace(args: ReplayArgs) -> anyhow::Result<()> {
     };
     options.work_dir = Some(work_dir.clone());
     let sandbox = Sandbox::start(&options, None).await?;
-    let replay_options = ReplayOptions {
+    let mut replay_options = ReplayOptions {
         check: args.check,
         function: args.function,
         normalize: NormalizeOptions {
             times: trace.times(),
         },
         clock: Some(sandbox.clock().clone()),
+        progress: None,
     };
+    let total = crate::trace::to_replay(&trace.entries, &replay_options);
+    replay_options.progress = Some(std::sync::Arc::new(crate::progress::Progress::new(
+        "replayed", total,
+    )));
     let report =
         crate::trace::replay(sandbox.invoker().as_ref(), &trace.entries, &replay_options).await;
     sandbox.shutdown(Duration::from_secs(5)).await;
@@ -1040,6 +1123,10 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     options.emulator = Some(std::env::current_exe().context("cannot find this executable")?);
     options.dir = args.dir.map(|d| root.join(d));
     options.keep = args.keep;
+    options.progress = Some(std::sync::Arc::new(crate::progress::Progress::new(
+        "jobs settled",
+        options.jobs,
+    )));
     let report = crate::check::run(options).await?;
     print!("{}", report.details());
     println!("{}", report.summary());

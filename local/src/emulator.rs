@@ -21,7 +21,7 @@ use crate::invoker::{
     Decorator, InvokeRequest, InvokeResponse, Invoker, Layers, RemoteInvoker, Slot,
 };
 use crate::mapping::{self, MappingConfig, MappingHandle, MappingStats};
-use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions, tracing_log_sink};
+use crate::runtime::{FunctionConfig, ProcessInvoker, Runtime, RuntimeOptions};
 use crate::schedule::runner::{RunnerConfig, ScheduleRunner};
 use crate::scheduler_api::SchedulerApi;
 use crate::shutdown::{Shutdown, Signal};
@@ -177,6 +177,9 @@ pub struct EmulatorOptions {
     /// for every function; they override the template's. Fault injection
     /// (`NIGHTSHIFT_FAULTS`, see [`crate::faults`]) goes through here.
     pub extra_env: BTreeMap<String, BTreeMap<String, String>>,
+    /// How the functions' log lines are written: for people on a terminal, JSON lines to a
+    /// file or a pipe ([`crate::logs::LogFormat::detect`]), or through `tracing`.
+    pub log_format: crate::logs::LogFormat,
 }
 
 /// Templates `sam` finds in a project's directory, in the order it looks ("it looks for a
@@ -201,7 +204,7 @@ impl EmulatorOptions {
     /// Defaults for a project at `root`: the first of [`TEMPLATE_CANDIDATES`] there (else
     /// `infra/template.yaml`, whose absence the start reports), the first of
     /// [`ENV_FILE_CANDIDATES`] if any, `127.0.0.1:9324`, state in `.nightshift/`, the real
-    /// clock, process invoker with build.
+    /// clock, process invoker with build, function logs for a terminal on one, else JSON.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         EmulatorOptions {
@@ -221,6 +224,7 @@ impl EmulatorOptions {
             region: "us-east-1".into(),
             work_dir: None,
             extra_env: BTreeMap::new(),
+            log_format: crate::logs::LogFormat::detect(),
             project_root: root,
         }
     }
@@ -640,8 +644,8 @@ async fn process_runtime(
                 .unwrap_or_else(|| options.project_root.clone()),
         ),
         log_sink: match history {
-            Some(history) => history.tee(tracing_log_sink()),
-            None => tracing_log_sink(),
+            Some(history) => history.tee(crate::logs::terminal_sink(options.log_format)),
+            None => crate::logs::terminal_sink(options.log_format),
         },
         ..RuntimeOptions::default()
     });

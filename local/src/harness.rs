@@ -199,13 +199,16 @@ pub struct HarnessOptions {
 
 impl HarnessOptions {
     /// The project at `root` (its `infra/template.yaml` and `infra/env.local.json`), a manual
-    /// clock starting at 2026-01-01T00:00:00Z, a free port, queues in memory.
+    /// clock starting at 2026-01-01T00:00:00Z, a free port, queues in memory, function logs
+    /// through `tracing` (the test's subscriber shows them).
     pub fn new(root: impl AsRef<Path>) -> Self {
         let mut up = EmulatorOptions::new(root.as_ref().to_path_buf());
         up.addr = ([127, 0, 0, 1], 0).into();
         up.clock = ClockSpec::Manual;
         up.clock_start = "2026-01-01T00:00:00Z".parse().expect("valid time");
         up.state_dir = None;
+        // A test's output is its own: function lines go to its tracing subscriber, if any.
+        up.log_format = crate::logs::LogFormat::Tracing;
         HarnessOptions {
             up,
             idle_timeout: Duration::from_secs(60),

@@ -31,6 +31,7 @@
 //! - [`mapping`]: SQS event source mappings: batching, invoking, partial batch responses;
 //! - [`runtime`]: the Lambda Runtime API server and the pool of function processes;
 //! - [`logs`]: the functions' log lines as kept, streamed and rendered for the terminal;
+//! - [`progress`]: how far `check` and `replay` are, as a bar on a terminal;
 //! - [`artifact`]: prebuilt deployment packages (`bootstrap`, `.zip`) a function runs as is.
 
 mod activity;
@@ -52,6 +53,7 @@ pub mod journal;
 pub mod lambda_api;
 pub mod logs;
 pub mod mapping;
+pub mod progress;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler_api;

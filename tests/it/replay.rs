@@ -128,6 +128,7 @@ async fn sandbox_for(dirs: &Dirs, start: DateTime<Utc>) -> Sandbox {
     let functions: Arc<dyn Invoker> =
         Arc::new(in_process_functions(dirs, endpoint.clone(), clock.clone()));
     let mut options = EmulatorOptions::new(workspace_root());
+    options.log_format = nightshift_local::logs::LogFormat::Tracing;
     options.addr = ([127, 0, 0, 1], 0).into();
     options.clock_start = start;
     let sandbox = Sandbox::start(&options, Some(functions)).await.unwrap();

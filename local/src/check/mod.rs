@@ -167,6 +167,9 @@ pub struct CheckOptions {
     pub skus: usize,
     /// Adjustments of each SKU, in sequence.
     pub adjustments_per_sku: u64,
+    /// Counts the jobs settled (gone from the jobs queue: processed or dead-lettered) while
+    /// the clock steps (`nightshift check`'s bar).
+    pub progress: Option<std::sync::Arc<crate::progress::Progress>>,
 }
 
 impl CheckOptions {
@@ -194,6 +197,7 @@ impl CheckOptions {
             clock_start: "2026-03-02T08:00:00Z".parse().expect("a valid time"),
             skus: 4,
             adjustments_per_sku: 6,
+            progress: None,
         }
     }
 }
@@ -403,6 +407,16 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
             .await
             .map_err(|e| launcher.lost(e))?;
         clock = status.now;
+        if let Some(progress) = &options.progress {
+            let pending: usize = status
+                .queues
+                .iter()
+                .filter(|q| q.name == targets.jobs_queue)
+                .map(|q| q.visible + q.in_flight + q.delayed)
+                .sum();
+            let note = format!("clock {}", clock.format("%H:%M"));
+            progress.set(jobs.len().saturating_sub(pending), &note);
+        }
         if n % 30 == 29 {
             info!(now = %clock, "still settling");
         }
@@ -410,6 +424,9 @@ pub async fn run(options: CheckOptions) -> Result<CheckReport, CheckError> {
             settled = true;
             break;
         }
+    }
+    if let Some(progress) = &options.progress {
+        progress.finish();
     }
     if !settled {
         warn!(max_virtual = ?options.max_virtual, "not settled within the virtual time bound");

@@ -91,7 +91,7 @@ pub use format::{
 };
 pub use normalize::{Normalizer, entries_from_invocations};
 pub use recorder::{RecorderSlot, TraceRecorder, recording_wrap};
-pub use replay::{ReplayOptions, ReplayReport, ReplayResult, Verdict, replay};
+pub use replay::{ReplayOptions, ReplayReport, ReplayResult, Verdict, replay, to_replay};
 pub use sandbox::Sandbox;
 
 use crate::emulator::EmulatorError;

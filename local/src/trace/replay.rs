@@ -22,6 +22,8 @@ pub struct ReplayOptions {
     /// A manual clock moved to each entry's `at` before it is sent (never backwards), so that
     /// functions reading the emulator's clock see the recorded time.
     pub clock: Option<SharedClock>,
+    /// Counts the events replayed, out of those to replay (`nightshift replay`'s bar).
+    pub progress: Option<std::sync::Arc<crate::progress::Progress>>,
 }
 
 /// How one replayed response compares.
@@ -147,6 +149,9 @@ pub async fn replay(
 ) -> ReplayReport {
     let mut normalizer = Normalizer::new(options.normalize);
     let mut report = ReplayReport::default();
+    if let Some(progress) = &options.progress {
+        progress.set(0, "");
+    }
     for entry in entries {
         // Every event teaches the normalizer its ids, replayed or not, so responses get the
         // placeholders the recording gave them.
@@ -207,6 +212,20 @@ pub async fn replay(
             verdict,
             differences,
         });
+        if let Some(progress) = &options.progress {
+            progress.set(report.results.len(), "");
+        }
+    }
+    if let Some(progress) = &options.progress {
+        progress.finish();
     }
     report
+}
+
+/// How many of `entries` a replay with `options` sends (those of [`ReplayOptions::function`]).
+pub fn to_replay(entries: &[TraceEntry], options: &ReplayOptions) -> usize {
+    entries
+        .iter()
+        .filter(|e| options.function.as_ref().is_none_or(|f| *f == e.function))
+        .count()
 }

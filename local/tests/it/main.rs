@@ -3,6 +3,7 @@
 mod async_harness;
 mod browser;
 mod cli;
+mod client_env;
 mod dashboard;
 mod divergence;
 mod event_invoke_template;

@@ -1128,6 +1128,7 @@ async fn a_restart_follows_the_template_where_it_dropped_a_redrive_policy() {
     };
     let options = || {
         let mut up = EmulatorOptions::new(dir.path());
+        up.log_format = nightshift_local::logs::LogFormat::Tracing;
         up.template = template.clone();
         up.env_file = None;
         up.addr = ([127, 0, 0, 1], 0).into();

@@ -583,6 +583,7 @@ Resources:
 "#,
     )?;
     let mut options = EmulatorOptions::new(root);
+    options.log_format = nightshift_local::logs::LogFormat::Tracing;
     options.template = root.join("template.yaml");
     options.env_file = None;
     options.addr = "127.0.0.1:0".parse()?;
@@ -638,6 +639,7 @@ async fn a_prebuilt_artifact_that_cannot_run_is_an_error_naming_it() -> Result<(
             ),
         )?;
         let mut options = EmulatorOptions::new(root);
+        options.log_format = nightshift_local::logs::LogFormat::Tracing;
         options.template = root.join("template.yaml");
         options.env_file = None;
         options.addr = "127.0.0.1:0".parse()?;

@@ -687,6 +687,7 @@ fn workspace_root() -> PathBuf {
 
 fn emulator_options(at: &str) -> EmulatorOptions {
     let mut up = EmulatorOptions::new(workspace_root());
+    up.log_format = nightshift_local::logs::LogFormat::Tracing;
     up.addr = ([127, 0, 0, 1], 0).into();
     up.clock = ClockSpec::Manual;
     up.clock_start = at.parse().unwrap();
