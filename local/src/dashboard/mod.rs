@@ -30,11 +30,6 @@ const SHELL: &str = include_str!("assets/index.html");
 const SCRIPT: &str = include_str!("assets/app.js");
 const STYLE: &str = include_str!("assets/app.css");
 
-/// A fresh per-run token.
-pub fn new_token() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
-}
-
 /// The pages and their assets.
 pub fn router(emulator: Arc<Emulator>) -> Router {
     Router::new()
