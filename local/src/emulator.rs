@@ -1353,7 +1353,7 @@ impl Emulator {
     }
 
     fn schedule_status(&self, schedule: &str) -> Result<ScheduleStatus, EmulatorError> {
-        let all = self.status().schedules;
+        let all = self.schedule_statuses();
         let found = all
             .iter()
             .find(|s| s.name == schedule || format!("{}/{}", s.group, s.name) == schedule)
@@ -1387,11 +1387,9 @@ impl Emulator {
             None => Vec::new(),
         };
         let runs = self.history.list(&crate::history::InvocationQuery {
-            q: None,
+            trigger: Some(format!("schedule:{}", status.name)),
             ..Default::default()
         });
-        let trigger = format!("schedule:{}", status.name);
-        let runs = runs.into_iter().filter(|r| r.trigger == trigger).collect();
         Ok(ScheduleDetail {
             status,
             next_fires,
@@ -1480,27 +1478,31 @@ impl Emulator {
             queues,
             functions,
             mappings,
-            schedules: self
-                .schedules
-                .stats()
-                .into_iter()
-                .map(|s| ScheduleStatus {
-                    name: s.name,
-                    group: s.group,
-                    api: s.dynamic,
-                    function: s.target,
-                    expression: s.expression,
-                    timezone: s.timezone,
-                    enabled: s.enabled,
-                    next_fire: s.next_fire,
-                    last_fire: s.last_fire,
-                    fires: s.fires,
-                    failures: s.failures,
-                    dead_lettered: s.dead_lettered,
-                })
-                .collect(),
+            schedules: self.schedule_statuses(),
             async_invocations: self.queues.stats(),
         }
+    }
+
+    /// Every schedule's status line, as `status` lists them.
+    fn schedule_statuses(&self) -> Vec<ScheduleStatus> {
+        self.schedules
+            .stats()
+            .into_iter()
+            .map(|s| ScheduleStatus {
+                name: s.name,
+                group: s.group,
+                api: s.dynamic,
+                function: s.target,
+                expression: s.expression,
+                timezone: s.timezone,
+                enabled: s.enabled,
+                next_fire: s.next_fire,
+                last_fire: s.last_fire,
+                fires: s.fires,
+                failures: s.failures,
+                dead_lettered: s.dead_lettered,
+            })
+            .collect()
     }
 
     /// Stops pollers and schedules, lets in-flight invocations finish, stops the functions

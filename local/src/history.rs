@@ -112,7 +112,7 @@ pub struct InvocationSummary {
     /// Max memory used, from the REPORT line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_memory_mb: Option<u64>,
-    /// The SQS message ids of the batch (empty for other events).
+    /// The SQS message ids of a mapping's batch (empty for other invocations).
     #[serde(default)]
     pub message_ids: Vec<String>,
     /// The error type and message of a failed invocation.
@@ -144,6 +144,9 @@ pub struct InvocationQuery {
     /// Only this function (name, exactly).
     #[serde(default)]
     pub function: Option<String>,
+    /// Only this trigger (exactly, e.g. `schedule:nightshift-daily-report`).
+    #[serde(default)]
+    pub trigger: Option<String>,
     /// Only this status (`success`, `error`, `timeout`, `crash`, `init_error`, `running`,
     /// `rejected`), or `failed` for every ending but success.
     #[serde(default)]
@@ -282,7 +285,7 @@ impl History {
                 duration_ms: None,
                 init_duration_ms: None,
                 max_memory_mb: None,
-                message_ids: message_ids(&req.payload),
+                message_ids: req.message_ids.clone(),
                 error: None,
             };
             let log = inner.functions.entry(req.function.clone()).or_default();
@@ -386,6 +389,12 @@ impl History {
             .iter()
             .filter(|(name, _)| query.function.as_ref().is_none_or(|f| f == *name))
             .flat_map(|(_, log)| log.entries.iter())
+            .filter(|e| {
+                query
+                    .trigger
+                    .as_ref()
+                    .is_none_or(|t| *t == e.summary.trigger)
+            })
             .filter(|e| match query.status.as_deref() {
                 None | Some("") | Some("all") => true,
                 Some("failed") => e.summary.status.is_failure(),
@@ -511,35 +520,6 @@ fn answer(outcome: &InvokeOutcome) -> (String, Option<String>) {
     }
 }
 
-/// The message ids of an SQS event (`Records[].messageId` of `aws:sqs` records).
-fn message_ids(payload: &[u8]) -> Vec<String> {
-    #[derive(Deserialize)]
-    struct Event {
-        #[serde(rename = "Records", default)]
-        records: Vec<Record>,
-    }
-    #[derive(Deserialize)]
-    struct Record {
-        #[serde(rename = "messageId")]
-        message_id: Option<String>,
-        #[serde(rename = "eventSource")]
-        event_source: Option<String>,
-    }
-    // Only SQS batches have records worth parsing; skip the parse for anything else.
-    if !memchr_find(payload.get(..64).unwrap_or(payload), b"Records") {
-        return Vec::new();
-    }
-    serde_json::from_slice::<Event>(payload)
-        .map(|e| {
-            e.records
-                .into_iter()
-                .filter(|r| r.event_source.as_deref() == Some("aws:sqs"))
-                .filter_map(|r| r.message_id)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// `Max Memory Used: N MB` of a REPORT line.
 fn report_memory_mb(line: &str) -> Option<u64> {
     let rest = line.strip_prefix("REPORT ")?;
@@ -601,9 +581,10 @@ mod tests {
     #[test]
     fn an_invocation_is_kept_with_its_event_answer_and_logs() {
         let h = history();
-        let req = InvokeRequest::new("worker", sqs_event(&["m-1", "m-2"]))
+        let mut req = InvokeRequest::new("worker", sqs_event(&["m-1", "m-2"]))
             .with_request_id("r-1")
             .with_trigger("sqs:jobs");
+        req.message_ids = vec!["m-1".into(), "m-2".into()];
         h.start(&req);
         let line = |stream, text: &str| {
             LogRecord::from_line(&LogLine {

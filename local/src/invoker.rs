@@ -186,6 +186,9 @@ pub struct InvokeRequest {
     /// `schedule:<name>`, `destination:<function>` (an on-success or on-failure record), `event`
     /// (an asynchronous invoke), `invoke` (a synchronous one).
     pub trigger: String,
+    /// The SQS message ids of the batch when an event source mapping invokes; empty
+    /// otherwise. The mapping knows them, so the invocation history need not parse the event.
+    pub message_ids: Vec<String>,
 }
 
 impl InvokeRequest {
@@ -196,6 +199,7 @@ impl InvokeRequest {
             payload: payload.into(),
             request_id: uuid::Uuid::new_v4().to_string(),
             trigger: TRIGGER_INVOKE.to_owned(),
+            message_ids: Vec::new(),
         }
     }
 

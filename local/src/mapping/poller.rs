@@ -536,14 +536,15 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
     let span = tracing::info_span!("invoke", function = %config.function, request_id = %request_id, records);
     async {
         let payload = event::assemble(&batch);
+        let ids: Vec<String> = batch.iter().map(|r| r.message_id.clone()).collect();
         let request = InvokeRequest {
             function: config.function.clone(),
             payload: payload.into(),
             request_id: request_id.clone(),
             trigger: format!("sqs:{}", config.queue),
+            message_ids: ids.clone(),
         };
         tracing::debug!("invoking");
-        let ids: Vec<String> = batch.iter().map(|r| r.message_id.clone()).collect();
         let settlement = match shared.invoker.invoke_in(slot, request).await {
             Ok(response) => settle(&ids, &response.outcome, config.report_batch_item_failures),
             Err(err) => Settlement::failed(&ids, SettleReason::InvokeFailed(err.to_string())),
