@@ -159,6 +159,7 @@ impl Emitter {
     pub fn invocation(&self) -> Metrics {
         Metrics {
             emitter: self.clone(),
+            rollups: &[],
             series: Mutex::default(),
         }
     }
@@ -179,10 +180,23 @@ struct Series {
 #[derive(Debug)]
 pub struct Metrics {
     emitter: Emitter,
+    rollups: &'static [&'static [&'static str]],
     series: Mutex<BTreeMap<Dimensions, BTreeMap<&'static str, Series>>>,
 }
 
 impl Metrics {
+    /// The same collector, publishing every metric also under each of `rollups` that its
+    /// dimensions cover: a rollup is a subset of dimension keys (besides `Function`, which
+    /// every set has), and EMF's `Dimensions` takes several sets for one value, so a job
+    /// counted under `Function, Kind, Outcome` with the rollups `[["Outcome"], []]` is also
+    /// counted under `Function, Outcome` and under `Function` alone. An alarm then reads a
+    /// function's total or its dead-lettered share directly; CloudWatch alarms cannot sum
+    /// over a dimension themselves (no `SEARCH` in an alarm).
+    pub fn with_rollups(mut self, rollups: &'static [&'static [&'static str]]) -> Self {
+        self.rollups = rollups;
+        self
+    }
+
     /// Adds `n` to the count `name` under `dimensions` (recorded even when `n` is 0, so the
     /// metric has a data point for every invocation).
     pub fn count(&self, name: &'static str, dimensions: &[(&'static str, &'static str)], n: u64) {
@@ -260,6 +274,21 @@ impl Metrics {
             keys.push(key);
             root.insert((*key).into(), json!(value));
         }
+        let mut sets = vec![keys];
+        for rollup in self.rollups {
+            if !rollup
+                .iter()
+                .all(|k| dimensions.iter().any(|(d, _)| d == k))
+            {
+                continue;
+            }
+            let set: Vec<&str> = std::iter::once(FUNCTION_DIMENSION)
+                .chain(rollup.iter().copied())
+                .collect();
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
         let mut definitions = Vec::with_capacity(metrics.len());
         for (name, unit, values) in metrics {
             definitions.push(json!({"Name": name, "Unit": unit.as_str()}));
@@ -275,7 +304,7 @@ impl Metrics {
                 "Timestamp": at.timestamp_millis(),
                 "CloudWatchMetrics": [{
                     "Namespace": &*emitter.namespace,
-                    "Dimensions": [keys],
+                    "Dimensions": sets,
                     "Metrics": definitions,
                 }],
             }),
@@ -492,6 +521,36 @@ mod tests {
                     "Dimensions": [["Function", "Kind"]], "Metrics": [
                         {"Name": "Jobs", "Unit": "Count"},
                         {"Name": "Took", "Unit": "Milliseconds"}]}]}}),
+            ]
+        );
+        for document in &documents {
+            validate(document).unwrap();
+        }
+    }
+
+    #[test]
+    fn rollups_publish_a_value_under_each_covered_dimension_set() {
+        let metrics = Emitter::new("ns", "f", Arc::new(Lines::default()))
+            .invocation()
+            .with_rollups(&[&["Outcome"], &["Region"], &[]]);
+        metrics.count("Jobs", &[("Kind", "a"), ("Outcome", "ok")], 1);
+        metrics.count("Batch", &[], 1);
+        let documents = metrics.documents(at());
+        let sets: Vec<&Value> = documents
+            .iter()
+            .map(|d| &d["_aws"]["CloudWatchMetrics"][0]["Dimensions"])
+            .collect();
+        // `Region` is not a dimension of either group, so it adds no set; `[]` is the
+        // `Function` set the batch group has already, so it is not repeated.
+        assert_eq!(
+            sets,
+            [
+                &json!([["Function"]]),
+                &json!([
+                    ["Function", "Kind", "Outcome"],
+                    ["Function", "Outcome"],
+                    ["Function"]
+                ]),
             ]
         );
         for document in &documents {

@@ -1252,12 +1252,10 @@ fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
                 .collect();
             assert_eq!(targets, [Some("AlarmTopic".to_string())], "{id} {actions}");
         }
-        let dimension = referenced_id(&p["Dimensions"][0]["Value"]).expect("dimension");
-        watched.insert(format!(
-            "{}/{} {dimension}",
-            p["Namespace"].as_str().unwrap(),
-            p["MetricName"].as_str().unwrap()
-        ));
+        for metric in alarm_metrics(p) {
+            let dimension = metric.dimensions.values().next().expect("dimension");
+            watched.insert(format!("{}/{} {dimension}", metric.namespace, metric.name));
+        }
     }
     for dlq in [
         "JobsDLQ",
@@ -1281,6 +1279,332 @@ fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
     }
 }
 
+/// A metric an alarm or the dashboard reads: namespace, name and dimensions, where a value
+/// that refers to a resource (`!Ref X`, `!GetAtt X.Attr`, `${X}` in the dashboard) is the
+/// resource's id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct MetricRef {
+    pub namespace: String,
+    pub name: String,
+    pub dimensions: BTreeMap<String, String>,
+}
+
+fn metric_ref(metric: &Value) -> MetricRef {
+    let dimensions = as_list(&metric["Dimensions"])
+        .into_iter()
+        .map(|d| {
+            let value = referenced_id(&d["Value"])
+                .or_else(|| scalar(&d["Value"]))
+                .expect("dimension value");
+            (
+                d["Name"].as_str().expect("dimension name").to_string(),
+                value,
+            )
+        })
+        .collect();
+    MetricRef {
+        namespace: metric["Namespace"].as_str().expect("namespace").to_string(),
+        name: metric["MetricName"]
+            .as_str()
+            .expect("metric name")
+            .to_string(),
+        dimensions,
+    }
+}
+
+/// The metrics an alarm reads: its one metric, or each `MetricStat` of a math alarm.
+fn alarm_metrics(p: &Value) -> Vec<MetricRef> {
+    if p["MetricName"].is_string() {
+        return vec![metric_ref(p)];
+    }
+    as_list(&p["Metrics"])
+        .into_iter()
+        .filter(|q| !q["MetricStat"].is_null())
+        .map(|q| metric_ref(&q["MetricStat"]["Metric"]))
+        .collect()
+}
+
+/// The dashboard's body with each `${X}` or `${X.Attr}` of its `!Sub` replaced by `X` (the
+/// names it substitutes are returned too), parsed.
+fn dashboard_body(t: &Value) -> (serde_json::Value, Vec<String>) {
+    let body = &t["Resources"]["OperationsDashboard"]["Properties"]["DashboardBody"];
+    let (f, text) = intrinsic(body).expect("DashboardBody is a !Sub");
+    assert_eq!(f, "Sub");
+    let text = text.as_str().expect("a !Sub of one string");
+    let names = sub_names(text);
+    let mut plain = text.to_string();
+    for name in &names {
+        let id = name.split('.').next().unwrap();
+        plain = plain.replace(&format!("${{{name}}}"), id);
+    }
+    let body = serde_json::from_str(&plain).expect("the dashboard body is JSON");
+    (body, names)
+}
+
+/// The metrics the dashboard's graphs name: `[namespace, name, key, value, ..., {options}]`
+/// entries, and the `{namespace,keys} MetricName="name"` of its `SEARCH` expressions (their
+/// `key="value"` terms as dimensions).
+fn dashboard_metrics(body: &serde_json::Value) -> Vec<MetricRef> {
+    let mut found = Vec::new();
+    for widget in body["widgets"].as_array().expect("widgets") {
+        for entry in widget["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let entry = entry.as_array().expect("a metric entry is an array");
+            if let Some(expression) = entry[0]["expression"].as_str() {
+                let Some((_, rest)) = expression.split_once("SEARCH('{") else {
+                    continue;
+                };
+                let (schema, terms) = rest.split_once('}').expect("a search schema");
+                let mut keys = schema.split(',');
+                let namespace = keys.next().unwrap().to_string();
+                let mut dimensions: BTreeMap<String, String> =
+                    keys.map(|k| (k.to_string(), String::new())).collect();
+                let mut name = String::new();
+                let terms = terms.split('\'').next().unwrap();
+                for term in terms.split_whitespace() {
+                    let (key, value) = term.split_once('=').expect("key=value");
+                    let value = value.trim_matches('"').to_string();
+                    if key == "MetricName" {
+                        name = value;
+                    } else {
+                        dimensions.insert(key.to_string(), value);
+                    }
+                }
+                found.push(MetricRef {
+                    namespace,
+                    name,
+                    dimensions,
+                });
+                continue;
+            }
+            let text: Vec<&str> = entry.iter().filter_map(|v| v.as_str()).collect();
+            let dimensions = text[2..]
+                .chunks(2)
+                .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+                .collect();
+            found.push(MetricRef {
+                namespace: text[0].to_string(),
+                name: text[1].to_string(),
+                dimensions,
+            });
+        }
+    }
+    found
+}
+
+/// Every metric of `namespace` the template's alarms and dashboard read (tests/it/metrics.rs
+/// holds the functions to emitting each of the template's own namespace); a `SEARCH` term
+/// is a dimension with an empty value when the search leaves it open.
+pub(crate) fn template_metrics(namespace: &str) -> BTreeSet<MetricRef> {
+    let t = template();
+    let mut all: Vec<MetricRef> = ids_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .flat_map(|id| alarm_metrics(&t["Resources"][id.as_str()]["Properties"]))
+        .collect();
+    all.extend(dashboard_metrics(&dashboard_body(&t).0));
+    all.into_iter()
+        .filter(|m| m.namespace == namespace)
+        .collect()
+}
+
+/// The namespace the template gives the functions' metrics.
+pub(crate) fn template_metrics_namespace() -> String {
+    template()["Globals"]["Function"]["Environment"]["Variables"]
+        [nightshift::metrics::NAMESPACE_VAR]
+        .as_str()
+        .expect("the template sets the metrics namespace")
+        .to_string()
+}
+
+/// The `Function` dimension each template function's metrics carry (its crate's `FUNCTION`).
+const METRICS_FUNCTION: &[(&str, &str)] = &[
+    ("QueueProcessorFunction", queue_processor::FUNCTION),
+    ("EmailSenderFunction", email_sender::FUNCTION),
+    ("DailyReportFunction", daily_report::FUNCTION),
+];
+
+/// What is wrong with the alarms beyond "a DLQ is not empty": each function's failure-rate
+/// alarm, its throttles, the daily report's absence, the state table's throttling.
+fn rate_alarm_problems(t: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let namespace = template_metrics_namespace();
+    let alarms: Vec<(String, &Value)> = ids_of_type(t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|id| {
+            let p = &t["Resources"][id.as_str()]["Properties"];
+            (id, p)
+        })
+        .collect();
+    for f in functions(t) {
+        let metrics_name = METRICS_FUNCTION
+            .iter()
+            .find(|(id, _)| *id == f.id)
+            .map(|(_, name)| *name)
+            .unwrap_or_else(|| panic!("{}: no metrics name known", f.id));
+        let own = |m: &MetricRef| {
+            (m.namespace == namespace
+                && m.dimensions.get("Function").map(String::as_str) == Some(metrics_name))
+                || (m.namespace == "AWS/Lambda" && m.dimensions.get("FunctionName") == Some(&f.id))
+        };
+        // A rate: a math alarm over two of the function's metrics whose returned expression
+        // divides, at the stack's FailureRatePercent.
+        let rate = alarms.iter().any(|(_, p)| {
+            let metrics = alarm_metrics(p);
+            let returned = as_list(&p["Metrics"])
+                .into_iter()
+                .filter(|q| q["ReturnData"].as_bool() == Some(true))
+                .filter_map(|q| q["Expression"].as_str())
+                .collect::<Vec<_>>();
+            metrics.len() == 2
+                && metrics.iter().all(own)
+                && returned.len() == 1
+                && returned[0].contains('/')
+                && referenced_id(&p["Threshold"]).as_deref() == Some("FailureRatePercent")
+        });
+        if !rate {
+            problems.push(format!("{}: no failure-rate alarm", f.id));
+        }
+        let throttles = alarms.iter().any(|(_, p)| {
+            alarm_metrics(p)
+                .iter()
+                .any(|m| m.namespace == "AWS/Lambda" && m.name == "Throttles" && own(m))
+        });
+        if !throttles {
+            problems.push(format!("{}: no throttles alarm", f.id));
+        }
+    }
+    let table_throttles: BTreeSet<String> = alarms
+        .iter()
+        .flat_map(|(_, p)| alarm_metrics(p))
+        .filter(|m| {
+            m.namespace == "AWS/DynamoDB"
+                && m.dimensions.get("TableName").map(String::as_str) == Some("StateTable")
+        })
+        .map(|m| m.name)
+        .collect();
+    for name in ["ReadThrottleEvents", "WriteThrottleEvents"] {
+        if !table_throttles.contains(name) {
+            problems.push(format!("StateTable: no alarm on {name}"));
+        }
+    }
+    // No report: ReportsGenerated below 1 for longer than the longest gap between two daily
+    // runs (25 hours, across a daylight-saving change), missing data breaching.
+    let missing = alarms.iter().find(|(_, p)| {
+        alarm_metrics(p).iter().any(|m| {
+            m.namespace == namespace
+                && m.name == "ReportsGenerated"
+                && m.dimensions.get("Function").map(String::as_str) == Some(daily_report::FUNCTION)
+        })
+    });
+    match missing {
+        None => problems.push("no alarm on a missing daily report".into()),
+        Some((id, p)) => {
+            let period = p["Period"].as_u64().unwrap_or(0);
+            let periods = p["EvaluationPeriods"].as_u64().unwrap_or(0);
+            let window = period * periods;
+            if window <= 25 * 3600 || window > 7 * 86_400 {
+                problems.push(format!(
+                    "{id}: watches {window} s, not more than a 25-hour gap between runs (and at most 7 days)"
+                ));
+            }
+            if p["DatapointsToAlarm"].as_u64().unwrap_or(periods) != periods
+                || p["ComparisonOperator"] != "LessThanThreshold"
+                || p["Threshold"].as_f64() != Some(1.0)
+                || p["TreatMissingData"] != "breaching"
+            {
+                problems.push(format!(
+                    "{id}: must alarm when every period of the window has no report, missing data included"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn infra_alarms_watch_failure_rates_throttles_and_the_daily_report() {
+    let t = template();
+    assert_eq!(rate_alarm_problems(&t), Vec::<String>::new());
+    // And the check fails on a template without them.
+    let mut broken = t.clone();
+    let resources = broken["Resources"].as_mapping_mut().unwrap();
+    for id in [
+        "EmailSenderFailureRateAlarm",
+        "DailyReportThrottlesAlarm",
+        "StateTableThrottlesAlarm",
+    ] {
+        resources.remove(id);
+    }
+    for key in ["EvaluationPeriods", "DatapointsToAlarm"] {
+        broken["Resources"]["DailyReportMissingAlarm"]["Properties"][key] = Value::from(24);
+    }
+    assert_eq!(
+        rate_alarm_problems(&broken),
+        [
+            "EmailSenderFunction: no failure-rate alarm",
+            "DailyReportFunction: no throttles alarm",
+            "StateTable: no alarm on ReadThrottleEvents",
+            "StateTable: no alarm on WriteThrottleEvents",
+            "DailyReportMissingAlarm: watches 86400 s, not more than a 25-hour gap between runs (and at most 7 days)",
+        ]
+    );
+}
+
+#[test]
+fn infra_dashboard_shows_every_alarm_and_resolves_every_name() {
+    let t = template();
+    let (body, names) = dashboard_body(&t);
+    let resources = resources(&t);
+    for name in &names {
+        let id = name.split('.').next().unwrap();
+        assert!(
+            id.starts_with("AWS::") || resources.contains_key(id),
+            "the dashboard names {name}, which is no resource"
+        );
+    }
+    let shown: BTreeSet<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| w["properties"]["alarms"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let alarms: BTreeSet<String> = ids_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        shown, alarms,
+        "the dashboard's alarm widget lists every alarm"
+    );
+    // The graphs: jobs, emails, reports, queues, functions, the table.
+    let graphed: BTreeSet<(String, String)> = dashboard_metrics(&body)
+        .into_iter()
+        .map(|m| (m.namespace, m.name))
+        .collect();
+    let namespace = template_metrics_namespace();
+    for (ns, name) in [
+        (namespace.as_str(), "Jobs"),
+        (&namespace, "JobDuration"),
+        (&namespace, "EmailsSent"),
+        (&namespace, "EmailsThrottled"),
+        (&namespace, "ReportsGenerated"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/DynamoDB", "WriteThrottleEvents"),
+    ] {
+        assert!(
+            graphed.contains(&(ns.to_string(), name.to_string())),
+            "the dashboard has no graph of {ns}/{name}"
+        );
+    }
+}
+
 #[test]
 fn infra_parameters_outputs_and_stages() {
     let t = template();
@@ -1290,6 +1614,7 @@ fn infra_parameters_outputs_and_stages() {
         "ReportRecipients",
         "ReportTimeZone",
         "AlarmEmail",
+        "FailureRatePercent",
     ] {
         assert!(!t["Parameters"][name].is_null(), "parameter {name}");
     }

@@ -3,6 +3,7 @@
 //! specification (`nightshift::metrics::validate`) as it is written. Time is paused, so the
 //! durations are exact (0 where nothing waits, the pacer's slots where it does).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::SqsEvent;
@@ -12,6 +13,7 @@ use nightshift::contracts::{JobOutcome, OutcomeStatus};
 use nightshift::ports::{Clock, MailError, QueueError, Store};
 use serde_json::{Value, json};
 
+use crate::infra::{MetricRef, template_metrics, template_metrics_namespace};
 use crate::support::*;
 
 /// An EMF document of `function` with the `dimensions` after `Function`, holding `metrics`
@@ -57,8 +59,10 @@ fn flushed(metrics: &MemoryMetrics, at: i64) -> Vec<Value> {
     documents
 }
 
+/// A queue-processor job document: under `Function, Kind, Outcome`, rolled up under
+/// `Function, Outcome` and `Function` (the sets the template's failure-rate alarm reads).
 fn job(at: i64, kind: &str, outcome: &str, n: u64, durations: Value) -> Value {
-    emf(
+    let mut document = emf(
         at,
         "queue-processor",
         &[("Kind", kind), ("Outcome", outcome)],
@@ -66,7 +70,13 @@ fn job(at: i64, kind: &str, outcome: &str, n: u64, durations: Value) -> Value {
             ("JobDuration", "Milliseconds", durations),
             ("Jobs", "Count", json!(n)),
         ],
-    )
+    );
+    document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([
+        ["Function", "Kind", "Outcome"],
+        ["Function", "Outcome"],
+        ["Function"]
+    ]);
+    document
 }
 
 fn batch(at: i64, size: u64, not_started: u64) -> Value {
@@ -152,7 +162,7 @@ async fn email_sender_counts_sends_recipients_and_pacing() {
         .await
         .unwrap();
     // The collector writes metrics sorted by name.
-    let document = |counts: [u64; 6], pacer_wait: Value, send_duration: Value| {
+    let document = |counts: [u64; 7], pacer_wait: Value, send_duration: Value| {
         let mut metrics: Vec<(&str, &str, Value)> = [
             "EmailsDeadLettered",
             "EmailsRejected",
@@ -160,6 +170,7 @@ async fn email_sender_counts_sends_recipients_and_pacing() {
             "EmailsThrottled",
             "EmailsUnconfirmed",
             "Recipients",
+            "RecordsProcessed",
         ]
         .into_iter()
         .zip(counts)
@@ -172,9 +183,9 @@ async fn email_sender_counts_sends_recipients_and_pacing() {
     };
     assert_eq!(
         flushed(&world.metrics, now),
-        // dead-lettered, rejected, sent, throttled, unconfirmed, recipients
+        // dead-lettered, rejected, sent, throttled, unconfirmed, recipients, processed
         [document(
-            [2, 1, 2, 0, 0, 3],
+            [2, 1, 2, 0, 0, 3, 4],
             json!([0, 1000, 3000]),
             json!([0, 0, 0])
         )]
@@ -192,7 +203,7 @@ async fn email_sender_counts_sends_recipients_and_pacing() {
     assert_eq!(failed_ids(&response), ["m5"]);
     assert_eq!(
         flushed(&world.metrics, now),
-        [document([0, 0, 0, 1, 0, 0], json!(1000), json!(0))]
+        [document([0, 0, 0, 1, 0, 0, 1], json!(1000), json!(0))]
     );
 }
 
@@ -260,4 +271,84 @@ async fn daily_report_counts_reports_backfills_and_rows() {
             .is_err()
     );
     assert_eq!(flushed(&world.metrics, now), [report(0, 0, 0, None)]);
+}
+
+/// Every metric the documents name, as the template would read it: for each dimension set,
+/// the metric under those keys with the document's values.
+fn emitted(documents: &[Value]) -> BTreeSet<MetricRef> {
+    let mut found = BTreeSet::new();
+    for document in documents {
+        for directive in document["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            let namespace = directive["Namespace"].as_str().unwrap();
+            for set in directive["Dimensions"].as_array().unwrap() {
+                let dimensions: BTreeMap<String, String> = set
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|k| {
+                        let k = k.as_str().unwrap();
+                        (k.to_string(), document[k].as_str().unwrap().to_string())
+                    })
+                    .collect();
+                for metric in directive["Metrics"].as_array().unwrap() {
+                    found.insert(MetricRef {
+                        namespace: namespace.to_string(),
+                        name: metric["Name"].as_str().unwrap().to_string(),
+                        dimensions: dimensions.clone(),
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The template's alarms and dashboard read only metrics the functions emit, under the
+/// dimensions they emit them with: a metric renamed in a function, or a dimension dropped,
+/// fails here instead of leaving an alarm that never fires (CloudWatch accepts an alarm on a
+/// metric that does not exist).
+#[tokio::test(start_paused = true)]
+async fn the_template_reads_only_metrics_the_functions_emit() {
+    let world = World::new();
+    let mut documents = Vec::new();
+    // Jobs of every outcome: retried, dead-lettered and succeeded, then duplicate-skipped.
+    let event = sqs_event("sqs-event-jobs.json");
+    world
+        .queue
+        .fail_next(QueueError::Transient("throttled".into()));
+    for _ in 0..2 {
+        documents.extend(processed(&world, &event, Duration::from_secs(30)).await);
+    }
+    let request =
+        json!({"v": 1, "id": "e1", "to": ["a@example.com"], "subject": "hi", "body": "x"});
+    let records = vec![record("m1", &request.to_string(), 1)];
+    email_sender::handler(world.email_sender(1.0), lambda_event(event_of(records)))
+        .await
+        .unwrap();
+    outcome(&world, "a", "2026-11-21T09:00:00Z").await;
+    let event = json!({"scheduled_time": "2026-11-22T01:00:00Z"});
+    daily_report::handler(world.daily_report("Europe/Berlin"), lambda_event(event))
+        .await
+        .unwrap();
+    documents.extend(world.metrics.take());
+    let emitted = emitted(&documents);
+
+    let namespace = template_metrics_namespace();
+    let read = template_metrics(&namespace);
+    assert!(read.len() >= 10, "{read:?}");
+    for metric in &read {
+        let found = emitted.iter().any(|e| {
+            e.namespace == metric.namespace
+                && e.name == metric.name
+                && e.dimensions.len() == metric.dimensions.len()
+                && metric.dimensions.iter().all(|(k, v)| {
+                    // A SEARCH leaves a dimension's value open.
+                    e.dimensions.get(k).is_some_and(|e| v.is_empty() || e == v)
+                })
+        });
+        assert!(
+            found,
+            "the template reads {metric:?}, which no function emits; emitted: {emitted:#?}"
+        );
+    }
 }

@@ -35,7 +35,8 @@
 //! dimension `Function`: the counts `EmailsSent`, `Recipients` (of the emails sent),
 //! `EmailsThrottled` (sends the mailer did not take for now: throttled or unreachable,
 //! [`MailError::Transient`]), `EmailsRejected` ([`MailError::Rejected`]), `EmailsUnconfirmed`
-//! ([`MailError::Unconfirmed`]) and `EmailsDeadLettered` (records moved to the DLQ), recorded
+//! ([`MailError::Unconfirmed`]), `EmailsDeadLettered` (records moved to the DLQ) and
+//! `RecordsProcessed` (records that ran to an outcome: sent, retried or dead-lettered), recorded
 //! every invocation (0 included); the durations `SendDuration` (each call to the mailer) and
 //! `PacerWait` (each wait for a send slot), in milliseconds.
 //!
@@ -259,6 +260,13 @@ pub async fn handler(
         })
         .await;
     metrics.count("EmailsDeadLettered", &[], report.dead_lettered as u64);
+    // The denominator of the template's failure-rate alarm (dead-lettered over processed):
+    // the records that ran to an outcome, retried ones included, not those left for later.
+    metrics.count(
+        "RecordsProcessed",
+        &[],
+        (report.succeeded + report.retried + report.dead_lettered) as u64,
+    );
     metrics.flush(deps.idempotency.clock().now());
     Ok(report.response)
 }

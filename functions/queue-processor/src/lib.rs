@@ -44,7 +44,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::jobs::{Adjustment, Effects, JobError, Registry};
-use crate::metrics::{Runs, UNKNOWN_KIND};
+use crate::metrics::{ROLLUPS, Runs, UNKNOWN_KIND};
 
 /// The function's name in its metrics (the `Function` dimension).
 pub const FUNCTION: &str = "queue-processor";
@@ -195,7 +195,7 @@ pub async fn handler(
     let deadline_utc = nightshift::batch::deadline_on(deps.clock.as_ref(), deadline);
     let (fifo, standard): (Vec<_>, Vec<_>) =
         event.payload.records.into_iter().partition(from_fifo_queue);
-    let metrics = deps.metrics.invocation();
+    let metrics = deps.metrics.invocation().with_rollups(ROLLUPS);
     metrics.count("BatchSize", &[], (fifo.len() + standard.len()) as u64);
     let runs = Arc::new(Runs::default());
     let mut response = SqsBatchResponse::default();

@@ -6,7 +6,9 @@
 //!   back behind a failure in their group), all Count, recorded (0 included) every invocation;
 //! - dimensions `Function`, `Kind`, `Outcome`: `Jobs` (Count) and `JobDuration`
 //!   (Milliseconds, one value per job), where `Kind` is a kind of the registry or
-//!   [`UNKNOWN_KIND`] and `Outcome` one of [`OUTCOMES`].
+//!   [`UNKNOWN_KIND`] and `Outcome` one of [`OUTCOMES`]; both also rolled up ([`ROLLUPS`])
+//!   under `Function, Outcome` and under `Function` alone, which the template's failure-rate
+//!   alarm divides (dead-lettered jobs over all jobs).
 //!
 //! The outcome is the batch processor's settlement of the record ([`BatchReport::fates`]), so
 //! a permanent failure whose DLQ could not be reached counts as retried, as it was.
@@ -24,6 +26,10 @@ pub const UNKNOWN_KIND: &str = "unknown";
 
 /// The values of the `Outcome` dimension.
 pub const OUTCOMES: [&str; 4] = ["succeeded", "retried", "dead-lettered", "duplicate-skipped"];
+
+/// The dimension sets (besides `Function`) that `Jobs` and `JobDuration` are also published
+/// under ([`Metrics::with_rollups`]): by outcome across kinds, and in total.
+pub const ROLLUPS: &[&[&str]] = &[&["Outcome"], &[]];
 
 /// What the metrics keep of a record that ran: its job's kind, whether it was a duplicate of
 /// a completed job, how long it took.
