@@ -126,6 +126,20 @@ pub enum Command {
         /// The queue.
         queue: String,
     },
+    /// The functions' metrics (their EMF lines, as CloudWatch would extract them): samples,
+    /// sum, average, p95 and maximum of each metric over a window of the emulator's clock.
+    Metrics {
+        /// Only this function: the `Function` dimension it gives its metrics
+        /// (`queue-processor`), or its logical id or name.
+        #[arg(long)]
+        function: Option<String>,
+        /// Only the last part of the emulator's clock: 90s, 10m, 1h, 1d.
+        #[arg(long)]
+        since: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the functions' log lines the running emulator keeps; --follow keeps printing.
     Logs {
         /// Only this function (logical id, name or short name).
@@ -446,6 +460,44 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Purge { queue } => {
             let queue = client.purge(&queue).await?;
             println!("{queue}: purged");
+            Ok(())
+        }
+        Command::Metrics {
+            function,
+            since,
+            json,
+        } => {
+            let since_s = since
+                .as_deref()
+                .map(crate::duration::parse_duration)
+                .transpose()?
+                .map(|d| d.as_secs());
+            let query = crate::metrics::MetricsQuery {
+                function: function.clone(),
+                since_s,
+            };
+            let summaries = client.metrics(&query).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
+            } else if summaries.is_empty() {
+                // Say why, so a typo in --function is not taken for "nothing happened".
+                let known: std::collections::BTreeSet<String> = client
+                    .status()
+                    .await?
+                    .metrics
+                    .into_iter()
+                    .filter_map(|t| t.metric.dimensions.get("Function").cloned())
+                    .collect();
+                match function {
+                    Some(f) if !known.is_empty() => println!(
+                        "no metrics of {f} in that window; functions with metrics: {}",
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                    _ => println!("no metrics in that window"),
+                }
+            } else {
+                print!("{}", crate::metrics::render_table(&summaries));
+            }
             Ok(())
         }
         Command::Logs {

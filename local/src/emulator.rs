@@ -1480,6 +1480,7 @@ impl Emulator {
             mappings,
             schedules: self.schedule_statuses(),
             async_invocations: self.queues.stats(),
+            metrics: self.history.metrics().totals(),
         }
     }
 

@@ -396,6 +396,14 @@ impl Harness {
         self.emulator.history()
     }
 
+    /// The functions' EMF metrics matching `query` (`nightshift metrics`).
+    pub fn metrics(
+        &self,
+        query: &crate::metrics::MetricsQuery,
+    ) -> Vec<crate::metrics::MetricSummary> {
+        self.emulator.history().metrics().query(query)
+    }
+
     /// Stops everything.
     pub async fn shutdown(&self) {
         self.emulator.shutdown(Duration::from_secs(2)).await;

@@ -22,6 +22,7 @@ use crate::invoker::{
     Decorator, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse, Invoker, Slot,
 };
 use crate::logs::LogRecord;
+use crate::metrics::MetricStore;
 use crate::runtime::{LogLine, LogSink, LogStream};
 
 /// Invocations kept per function (the oldest are dropped first).
@@ -232,6 +233,7 @@ pub struct History {
     inner: Arc<Mutex<Inner>>,
     live: broadcast::Sender<LiveEvent>,
     clock: SharedClock,
+    metrics: MetricStore,
 }
 
 impl History {
@@ -240,12 +242,18 @@ impl History {
         History {
             inner: Arc::default(),
             live: broadcast::channel(LIVE_BUFFER).0,
+            metrics: MetricStore::new(clock.clone()),
             clock,
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The metrics read from the functions' EMF lines, which reach the history's tee.
+    pub fn metrics(&self) -> &MetricStore {
+        &self.metrics
     }
 
     /// Subscribes to the changes from now on.
@@ -341,6 +349,11 @@ impl History {
     }
 
     fn log(&self, record: LogRecord) {
+        // EMF documents are what a function prints on stdout (CloudWatch Logs reads them
+        // from there); they stay log lines as well, as in CloudWatch.
+        if record.stream == LogStream::Stdout {
+            self.metrics.observe(&record.function, &record.line);
+        }
         let record = Arc::new(record);
         {
             let mut inner = self.lock();

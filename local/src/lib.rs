@@ -10,7 +10,8 @@
 //! - [`cli`]: the `nightshift` commands; [`control`]: their HTTP endpoint and client;
 //! - [`dashboard`]: the web pages at `/ui` (embedded), which act through [`control`];
 //!   [`history`]: recent invocations with their events, answers and logs; [`series`]: the
-//!   per-second samples the overview charts;
+//!   per-second samples the overview charts; [`metrics`]: the functions' EMF metrics as
+//!   CloudWatch would extract them (`nightshift metrics`);
 //! - `server`: the one HTTP endpoint (SQS, control, Invoke API) and `Emulator::start`;
 //! - [`harness`]: the emulator as a test harness (manual clock, recorded invocations);
 //! - [`faults`]: seeded fault injection per function (in the functions, in the invoker, kills);
@@ -53,6 +54,7 @@ pub mod journal;
 pub mod lambda_api;
 pub mod logs;
 pub mod mapping;
+pub mod metrics;
 pub mod progress;
 pub mod runtime;
 pub mod schedule;

@@ -95,6 +95,10 @@ pub struct Status {
     /// Asynchronous invocations of each function.
     #[serde(default)]
     pub async_invocations: Vec<AsyncStats>,
+    /// The functions' EMF metrics so far, as CloudWatch would extract them (running totals;
+    /// windows and percentiles: `nightshift metrics`).
+    #[serde(default)]
+    pub metrics: Vec<crate::metrics::MetricTotal>,
 }
 
 /// One schedule, for `status`.

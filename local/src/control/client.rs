@@ -179,6 +179,22 @@ impl ControlClient {
         .await
     }
 
+    /// The functions' EMF metrics matching `query`, with their statistics.
+    pub async fn metrics(
+        &self,
+        query: &crate::metrics::MetricsQuery,
+    ) -> Result<Vec<crate::metrics::MetricSummary>, ControlError> {
+        let mut path = "/metrics?".to_string();
+        if let Some(function) = &query.function {
+            path.push_str(&format!("function={}&", encode(function)));
+        }
+        if let Some(since) = query.since_s {
+            path.push_str(&format!("since_s={since}"));
+        }
+        self.call(Method::GET, path.trim_end_matches(['?', '&']), None)
+            .await
+    }
+
     /// Lists a DLQ.
     pub async fn dlq_list(&self, queue: &str) -> Result<Vec<DlqMessage>, ControlError> {
         self.call(Method::GET, &format!("/dlq?queue={}", encode(queue)), None)

@@ -222,6 +222,7 @@ pub fn router(emulator: Shared) -> Router {
         .route(&format!("{PREFIX}/schedule"), get(schedule))
         .route(&format!("{PREFIX}/schedules/state"), post(schedule_state))
         .route(&format!("{PREFIX}/series"), get(series))
+        .route(&format!("{PREFIX}/metrics"), get(metrics))
         .route(&format!("{PREFIX}/events"), get(live::events))
         .route(&format!("{PREFIX}/logs"), get(live::logs))
         .with_state(emulator)
@@ -351,6 +352,13 @@ async fn queue_messages(
         q.q.as_deref(),
         q.limit.unwrap_or(100),
     )?))
+}
+
+async fn metrics(
+    State(e): State<Shared>,
+    Query(q): Query<crate::metrics::MetricsQuery>,
+) -> Json<Vec<crate::metrics::MetricSummary>> {
+    Json(e.history().metrics().query(&q))
 }
 
 async fn invocations(

@@ -14,6 +14,7 @@ mod invoke_async;
 mod lambda_api;
 mod layering;
 mod mapping;
+mod metrics;
 mod run_time_schedules;
 mod runtime;
 mod schedule;

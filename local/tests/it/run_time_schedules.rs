@@ -68,9 +68,11 @@ impl App {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    async fn advance(&self, by: &str) -> Result<()> {
+    /// Runs `nightshift <args>` against this emulator; its stdout, or its stderr as the error.
+    pub(crate) async fn cli(&self, args: &[&str]) -> Result<String> {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nightshift"))
-            .args(["--port", &self.port.to_string(), "advance", by])
+            .args(["--port", &self.port.to_string()])
+            .args(args)
             .env_remove("NIGHTSHIFT_PORT")
             .output()
             .await?;
@@ -79,7 +81,11 @@ impl App {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Ok(())
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    pub(crate) async fn advance(&self, by: &str) -> Result<()> {
+        self.cli(&["advance", by]).await.map(drop)
     }
 
     /// Whether queue-processor's follow-up schedule of `user` exists.
