@@ -10,6 +10,7 @@
 //! broadcast with no subscriber costs a failed send.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -232,6 +233,9 @@ impl Inner {
 pub struct History {
     inner: Arc<Mutex<Inner>>,
     live: broadcast::Sender<LiveEvent>,
+    /// Live events published so far, so a subscriber that stops listening for a while
+    /// (over its rate cap) knows how many it missed.
+    published: Arc<AtomicU64>,
     clock: SharedClock,
     metrics: MetricStore,
 }
@@ -242,6 +246,7 @@ impl History {
         History {
             inner: Arc::default(),
             live: broadcast::channel(LIVE_BUFFER).0,
+            published: Arc::default(),
             metrics: MetricStore::new(clock.clone()),
             clock,
         }
@@ -254,6 +259,16 @@ impl History {
     /// The metrics read from the functions' EMF lines, which reach the history's tee.
     pub fn metrics(&self) -> &MetricStore {
         &self.metrics
+    }
+
+    fn publish(&self, event: LiveEvent) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+        let _ = self.live.send(event);
+    }
+
+    /// Live events published so far ([`History::subscribe`]).
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Relaxed)
     }
 
     /// Subscribes to the changes from now on.
@@ -317,7 +332,7 @@ impl History {
                 .insert(req.request_id.clone(), (req.function.clone(), seq));
             summary
         };
-        let _ = self.live.send(LiveEvent::Invocation(Arc::new(summary)));
+        self.publish(LiveEvent::Invocation(Arc::new(summary)));
     }
 
     fn end(&self, request_id: &str, result: &Result<InvokeResponse, InvokeError>) {
@@ -345,7 +360,7 @@ impl History {
             }
             entry.summary.clone()
         };
-        let _ = self.live.send(LiveEvent::Invocation(Arc::new(summary)));
+        self.publish(LiveEvent::Invocation(Arc::new(summary)));
     }
 
     fn log(&self, record: LogRecord) {
@@ -384,7 +399,7 @@ impl History {
                 log.loose.push_back((*record).clone());
             }
         }
-        let _ = self.live.send(LiveEvent::Log(record));
+        self.publish(LiveEvent::Log(record));
     }
 
     /// Ended invocations so far, by kind of ending.

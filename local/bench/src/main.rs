@@ -23,12 +23,14 @@ use clap::{Parser, ValueEnum};
 
 use nightshift_local::emulator::target_dir;
 
+mod dashboard;
 mod emulator;
 mod functions;
 mod measure;
 mod output;
 mod schedules;
 
+use dashboard::dashboard;
 use emulator::{emulator, replay_rows};
 use functions::{FunctionsSqs, functions};
 use output::print_table;
@@ -141,6 +143,8 @@ enum Group {
     Schedules,
     /// Binary sizes, cold starts and warm invocations of the three functions.
     Functions,
+    /// The emulator's throughput with and without a dashboard subscribed to its live stream.
+    Dashboard,
 }
 
 fn default_root() -> PathBuf {
@@ -188,6 +192,9 @@ async fn main() -> Result<()> {
     }
     if wants(Group::Schedules) {
         rows.extend(schedules(&scratch.dir).await?);
+    }
+    if wants(Group::Dashboard) {
+        rows.extend(dashboard(&scratch.dir).await?);
     }
     if wants(Group::Functions) {
         let env = FunctionsSqs::start(args.function_env.clone()).await?;

@@ -21,6 +21,9 @@ use crate::logs::LogRecord;
 /// next status event (`skipped`), so a load test cannot flood a browser tab.
 const MAX_EVENTS_PER_SECOND: u32 = 200;
 
+/// Log events sent to one subscriber per second at most (with `?logs=true`), likewise.
+const MAX_LOG_EVENTS_PER_SECOND: u32 = 1_000;
+
 /// `GET /_nightshift/events` query.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct EventsQuery {
@@ -60,34 +63,56 @@ pub(super) async fn events(
 }
 
 async fn pump_events(e: Shared, logs: bool, tx: mpsc::Sender<Event>) {
-    let mut live = e.history().subscribe();
+    let mut live = Some(e.history().subscribe());
     let mut stop = e.stopped();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let (mut sent, mut skipped) = (0u32, 0u64);
+    let (mut sent, mut logs_sent, mut skipped) = (0u32, 0u32, 0u64);
+    // Once a second's caps are reached the pump unsubscribes until the next tick, so a load
+    // test neither wakes it for each of the thousands of events it would only count nor
+    // makes the history keep them for it (a broadcast with no receiver stores nothing):
+    // what it missed is the history's published count since.
+    let mut paused: Option<u64> = None;
     loop {
         let event = tokio::select! {
             biased;
             () = stop.recv() => return,
             () = tx.closed() => return,
             _ = tick.tick() => {
+                if let Some(mark) = paused.take() {
+                    skipped += e.history().published().saturating_sub(mark);
+                    live = Some(e.history().subscribe());
+                }
                 let status = serde_json::json!({
                     "status": e.status(),
                     "sample": e.series().last(),
                     "skipped": std::mem::take(&mut skipped),
                 });
-                sent = 0;
+                (sent, logs_sent) = (0, 0);
                 json_event("status", &status)
             }
-            got = live.recv() => match got {
+            got = recv(&mut live), if live.is_some() => match got {
                 Ok(LiveEvent::Invocation(summary)) => {
                     if sent >= MAX_EVENTS_PER_SECOND {
                         skipped += 1;
+                        if !logs || logs_sent >= MAX_LOG_EVENTS_PER_SECOND {
+                            paused = Some(pause(&e, &mut live, &mut skipped));
+                        }
                         continue;
                     }
                     sent += 1;
                     json_event("invocation", summary.as_ref())
                 }
-                Ok(LiveEvent::Log(record)) if logs => json_event("log", record.as_ref()),
+                Ok(LiveEvent::Log(record)) if logs => {
+                    if logs_sent >= MAX_LOG_EVENTS_PER_SECOND {
+                        skipped += 1;
+                        if sent >= MAX_EVENTS_PER_SECOND {
+                            paused = Some(pause(&e, &mut live, &mut skipped));
+                        }
+                        continue;
+                    }
+                    logs_sent += 1;
+                    json_event("log", record.as_ref())
+                }
                 Ok(LiveEvent::Log(_)) => continue,
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     skipped += n;
@@ -100,6 +125,25 @@ async fn pump_events(e: Shared, logs: bool, tx: mpsc::Sender<Event>) {
             return;
         }
     }
+}
+
+/// The next live event; only polled while subscribed.
+async fn recv(
+    live: &mut Option<broadcast::Receiver<LiveEvent>>,
+) -> Result<LiveEvent, broadcast::error::RecvError> {
+    match live {
+        Some(live) => live.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Unsubscribes, counting the events still queued as skipped; the mark to count the rest
+/// from at the next tick.
+fn pause(e: &Shared, live: &mut Option<broadcast::Receiver<LiveEvent>>, skipped: &mut u64) -> u64 {
+    if let Some(rx) = live.take() {
+        *skipped += rx.len() as u64;
+    }
+    e.history().published()
 }
 
 fn json_event<T: Serialize>(name: &str, value: &T) -> Event {

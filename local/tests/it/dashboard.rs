@@ -446,3 +446,58 @@ async fn the_live_stream_tells_status_and_invocations_and_ends_with_the_emulator
     assert!(ended_stream);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_burst_over_the_cap_is_counted_as_skipped_not_lost() -> Result<()> {
+    let h = start().await?;
+    let addr = h.emulator().addr();
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    stream
+        .write_all(format!("GET /_nightshift/events HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+        .await?;
+    let mut lines = BufReader::new(stream).lines();
+    next_event(&mut lines, "status", |_| true).await?;
+    // 300 invocations are 600 events (start and end), three times the 200 a second a
+    // subscriber is sent: the rest must show up as `skipped` in the status events.
+    let before = h.history().published();
+    for _ in 0..300 {
+        h.emulator().invoke(REPORT_FUNCTION, "{}").await?;
+    }
+    let published = h.history().published() - before;
+    assert_eq!(published, 600);
+    let (mut delivered, mut skipped, mut per_second, mut ticks) = (0u64, 0u64, 0u64, 0);
+    let mut event = String::new();
+    while delivered + skipped < published {
+        anyhow::ensure!(
+            ticks < 20,
+            "{delivered} delivered and {skipped} skipped of {published} after {ticks} s"
+        );
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .context("an event within 30 s")??
+            .context("the stream is open")?;
+        if let Some(e) = line.strip_prefix("event: ") {
+            event = e.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            match event.as_str() {
+                "invocation" => {
+                    delivered += 1;
+                    per_second += 1;
+                    assert!(per_second <= 200, "over the cap between two status events");
+                }
+                "status" => {
+                    skipped += serde_json::from_str::<Value>(data)?["skipped"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    per_second = 0;
+                    ticks += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(delivered + skipped, published);
+    assert!(delivered >= 200, "{delivered}");
+    h.shutdown().await;
+    Ok(())
+}
