@@ -1201,3 +1201,71 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{InvocationStatus, InvocationSummary, TraceChain};
+
+    fn invocation(seq: u64, function: &str, trigger: &str, ms: Option<f64>) -> InvocationSummary {
+        InvocationSummary {
+            seq,
+            request_id: format!("r-{seq}"),
+            function: function.into(),
+            trigger: trigger.into(),
+            status: if ms.is_some() {
+                InvocationStatus::Success
+            } else {
+                InvocationStatus::Running
+            },
+            started_at: "2026-11-21T09:30:00Z".parse().unwrap(),
+            duration_ms: ms,
+            init_duration_ms: None,
+            max_memory_mb: None,
+            message_ids: vec![],
+            trace_id: Some("1-5759e988-bd862e3fe1be46a994272793".into()),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_chain_prints_one_line_per_invocation_in_order() {
+        let chain = TraceChain {
+            id: "job-order-1001".into(),
+            trace_ids: vec!["1-5759e988-bd862e3fe1be46a994272793".into()],
+            invocations: vec![
+                invocation(
+                    3,
+                    "nightshift-QueueProcessorFunction",
+                    "sqs:nightshift-jobs",
+                    Some(4.25),
+                ),
+                invocation(
+                    7,
+                    "nightshift-EmailSenderFunction",
+                    "sqs:nightshift-emails",
+                    None,
+                ),
+            ],
+        };
+        let text = render_chain(&chain);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "#  STARTED                   FUNCTION                           TRIGGER                STATUS   DURATION  TRACE ID                             REQUEST ID",
+                "1  2026-11-21T09:30:00.000Z  nightshift-QueueProcessorFunction  sqs:nightshift-jobs    success  4.25 ms   1-5759e988-bd862e3fe1be46a994272793  r-3",
+                "2  2026-11-21T09:30:00.000Z  nightshift-EmailSenderFunction     sqs:nightshift-emails  running  -         1-5759e988-bd862e3fe1be46a994272793  r-7",
+            ],
+            "{text}"
+        );
+        let none = render_chain(&TraceChain {
+            id: "nope".into(),
+            ..TraceChain::default()
+        });
+        assert!(
+            none.starts_with("no invocation in the history matches \"nope\""),
+            "{none}"
+        );
+    }
+}

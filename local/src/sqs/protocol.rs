@@ -854,6 +854,95 @@ mod tests {
         assert!(paginate(names(1), None, Some("%%".into())).is_err());
     }
 
+    /// SendMessage(Batch)'s `X-Amzn-Trace-Id` header is the trace of every message of the
+    /// request that sets no `AWSTraceHeader` of its own; the attribute wins over the header
+    /// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+    #[tokio::test]
+    async fn the_http_trace_header_traces_messages_without_their_own() {
+        let engine = SqsEngine::in_memory(crate::clock::real());
+        let created = dispatch(&engine, "CreateQueue", br#"{"QueueName":"q"}"#)
+            .await
+            .unwrap();
+        let url = created["QueueUrl"].as_str().unwrap().to_string();
+        let http = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let own = "Root=1-5759e989-000000000000000000000002;Parent=0000000000000002;Sampled=0";
+        let traced = json!({"AWSTraceHeader": {"DataType": "String", "StringValue": own}});
+        let sent = dispatch_traced(
+            &engine,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "by header"})
+                .to_string()
+                .as_bytes(),
+            Some(http),
+        )
+        .await
+        .unwrap();
+        // No checksum of system attributes the client did not send.
+        assert!(sent.get("MD5OfMessageSystemAttributes").is_none(), "{sent}");
+        let batch = dispatch_traced(
+            &engine,
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "a", "MessageBody": "by attribute", "MessageSystemAttributes": traced},
+                {"Id": "b", "MessageBody": "by batch header"},
+            ]})
+            .to_string()
+            .as_bytes(),
+            Some(http),
+        )
+        .await
+        .unwrap();
+        let entries = batch["Successful"].as_array().unwrap();
+        assert!(
+            entries[0].get("MD5OfMessageSystemAttributes").is_some(),
+            "{batch}"
+        );
+        assert!(
+            entries[1].get("MD5OfMessageSystemAttributes").is_none(),
+            "{batch}"
+        );
+        dispatch(
+            &engine,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "untraced"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let got = dispatch(
+            &engine,
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10,
+                   "MessageSystemAttributeNames": ["AWSTraceHeader"]})
+            .to_string()
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut traces: Vec<(String, Option<String>)> = got["Messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let trace = m["Attributes"]["AWSTraceHeader"]
+                    .as_str()
+                    .map(str::to_owned);
+                (m["Body"].as_str().unwrap().to_owned(), trace)
+            })
+            .collect();
+        traces.sort();
+        assert_eq!(
+            traces,
+            [
+                ("by attribute".to_owned(), Some(own.to_owned())),
+                ("by batch header".to_owned(), Some(http.to_owned())),
+                ("by header".to_owned(), Some(http.to_owned())),
+                ("untraced".to_owned(), None),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn dispatch_round_trip_and_errors() {
         let engine = SqsEngine::in_memory(crate::clock::real());
