@@ -609,10 +609,26 @@ async fn the_real_binaries_under_the_process_runtime() {
     let h = Harness::start(options, HarnessInvoker::Process { build: true })
         .await
         .unwrap();
-    h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
+    let order = h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
     h.send("jobs", fixture("jobs/user-signup.json")).unwrap();
     h.send("jobs", "not json").unwrap();
     h.run_until_idle().await.unwrap();
+    // The binary read its trace from `Lambda-Runtime-Trace-Id` (lambda_runtime's context)
+    // and sent it with the emails (`AWSTraceHeader`): the email-sender's invocations are in
+    // the order's trace. The batch may have held the signup too, so its email may be there.
+    let chain = h.trace(&order).await.unwrap();
+    let functions: Vec<&str> = chain
+        .invocations
+        .iter()
+        .map(|i| i.function.as_str())
+        .collect();
+    assert_eq!(chain.trace_ids.len(), 1, "{chain:#?}");
+    assert_eq!(functions.first(), Some(&QUEUE_PROCESSOR), "{chain:#?}");
+    assert!(functions.len() >= 2, "{chain:#?}");
+    assert!(
+        functions[1..].iter().all(|f| *f == EMAIL_SENDER),
+        "{chain:#?}"
+    );
     let outbox = work.path().join(".nightshift/outbox");
     let mut subjects: Vec<String> = std::fs::read_dir(&outbox)
         .unwrap()
