@@ -140,6 +140,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the chain of invocations a message or job caused, in order: the invocations
+    /// whose message ids or event match, and every invocation of their X-Ray traces.
+    Trace {
+        /// A message id, a job id (or any text of the first event), or a request id.
+        id: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the functions' log lines the running emulator keeps; --follow keeps printing.
     Logs {
         /// Only this function (logical id, name or short name).
@@ -500,6 +509,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Trace { id, json } => {
+            let chain = client.trace(&id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&chain)?);
+            } else {
+                print!("{}", render_chain(&chain));
+            }
+            Ok(())
+        }
         Command::Logs {
             function,
             follow,
@@ -766,16 +784,20 @@ pub fn render_schedules(schedules: &[crate::status::ScheduleStatus]) -> String {
             ]
         })
         .collect();
-    // Each column as wide as its widest cell plus two spaces: names and expressions of any
-    // length never run into the next column.
+    columns(&header, &rows)
+}
+
+/// `header` and `rows` as a table: each column as wide as its widest cell plus two spaces, so
+/// names and expressions of any length never run into the next column.
+fn columns<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String {
     let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
+    for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
+    for row in std::iter::once(header).chain(rows) {
         let mut line = String::new();
         for (i, cell) in row.iter().enumerate() {
             if i + 1 == row.len() {
@@ -788,6 +810,50 @@ pub fn render_schedules(schedules: &[crate::status::ScheduleStatus]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The output of `nightshift trace`: the invocations of the chain in the order they started,
+/// with function, trigger, status, duration and trace id, or a line saying nothing matched.
+pub fn render_chain(chain: &crate::history::TraceChain) -> String {
+    if chain.invocations.is_empty() {
+        return format!(
+            "no invocation in the history matches {:?} (it keeps the last {} of each function)\n",
+            chain.id,
+            crate::history::KEEP_PER_FUNCTION
+        );
+    }
+    let header = [
+        "#",
+        "STARTED",
+        "FUNCTION",
+        "TRIGGER",
+        "STATUS",
+        "DURATION",
+        "TRACE ID",
+        "REQUEST ID",
+    ]
+    .map(str::to_owned);
+    let rows: Vec<[String; 8]> = chain
+        .invocations
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            [
+                (i + 1).to_string(),
+                s.started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                s.function.clone(),
+                s.trigger.clone(),
+                s.status.as_str().to_owned(),
+                s.duration_ms
+                    .map(|ms| format!("{ms:.2} ms"))
+                    .unwrap_or_else(|| "-".into()),
+                s.trace_id.clone().unwrap_or_else(|| "-".into()),
+                s.request_id.clone(),
+            ]
+        })
+        .collect();
+    columns(&header, &rows)
 }
 
 /// The `status` tables.
@@ -1186,4 +1252,72 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
         bail!("reliability check failed: {}", report.summary());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{InvocationStatus, InvocationSummary, TraceChain};
+
+    fn invocation(seq: u64, function: &str, trigger: &str, ms: Option<f64>) -> InvocationSummary {
+        InvocationSummary {
+            seq,
+            request_id: format!("r-{seq}"),
+            function: function.into(),
+            trigger: trigger.into(),
+            status: if ms.is_some() {
+                InvocationStatus::Success
+            } else {
+                InvocationStatus::Running
+            },
+            started_at: "2026-11-21T09:30:00Z".parse().unwrap(),
+            duration_ms: ms,
+            init_duration_ms: None,
+            max_memory_mb: None,
+            message_ids: vec![],
+            trace_id: Some("1-5759e988-bd862e3fe1be46a994272793".into()),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_chain_prints_one_line_per_invocation_in_order() {
+        let chain = TraceChain {
+            id: "job-order-1001".into(),
+            trace_ids: vec!["1-5759e988-bd862e3fe1be46a994272793".into()],
+            invocations: vec![
+                invocation(
+                    3,
+                    "nightshift-QueueProcessorFunction",
+                    "sqs:nightshift-jobs",
+                    Some(4.25),
+                ),
+                invocation(
+                    7,
+                    "nightshift-EmailSenderFunction",
+                    "sqs:nightshift-emails",
+                    None,
+                ),
+            ],
+        };
+        let text = render_chain(&chain);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "#  STARTED                   FUNCTION                           TRIGGER                STATUS   DURATION  TRACE ID                             REQUEST ID",
+                "1  2026-11-21T09:30:00.000Z  nightshift-QueueProcessorFunction  sqs:nightshift-jobs    success  4.25 ms   1-5759e988-bd862e3fe1be46a994272793  r-3",
+                "2  2026-11-21T09:30:00.000Z  nightshift-EmailSenderFunction     sqs:nightshift-emails  running  -         1-5759e988-bd862e3fe1be46a994272793  r-7",
+            ],
+            "{text}"
+        );
+        let none = render_chain(&TraceChain {
+            id: "nope".into(),
+            ..TraceChain::default()
+        });
+        assert!(
+            none.starts_with("no invocation in the history matches \"nope\""),
+            "{none}"
+        );
+    }
 }

@@ -125,6 +125,13 @@ pub const ALL: &[Divergence] = &[
         trigger: Trigger::EventSources,
     },
     Divergence {
+        id: "sqs-trace-continued",
+        place: "X-Ray trace of an SQS-triggered invocation",
+        aws: "a new trace per batch, linked to the traces of its messages' `AWSTraceHeader`",
+        emulator: "the invocation continues the trace of its batch's first traced message (same root, a new parent), so that `nightshift trace` follows one root from a job to the email it caused",
+        trigger: Trigger::EventSources,
+    },
+    Divergence {
         id: "function-concurrency",
         place: "function concurrency without `ReservedConcurrentExecutions`",
         aws: "up to the account's unreserved concurrency (1,000 by default)",

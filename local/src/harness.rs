@@ -33,7 +33,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::ClockSpec;
+use crate::control::{ControlClient, ControlError};
 use crate::emulator::{Emulator, EmulatorError, EmulatorOptions, InvokerChoice};
+use crate::history::TraceChain;
 use crate::invoker::{
     Decorator, InProcessInvoker, InvokeError, InvokeOutcome, InvokeRequest, InvokeResponse,
     Invoker, Slot,
@@ -46,6 +48,9 @@ pub enum HarnessError {
     /// The emulator failed.
     #[error(transparent)]
     App(#[from] EmulatorError),
+    /// The control endpoint did not answer as it should.
+    #[error(transparent)]
+    Control(#[from] ControlError),
 }
 
 /// One recorded invocation.
@@ -389,6 +394,12 @@ impl Harness {
     /// `nightshift schedule enable|disable`).
     pub fn set_schedule_enabled(&self, schedule: &str, enabled: bool) -> Result<(), HarnessError> {
         Ok(self.emulator.set_schedule_enabled(schedule, enabled)?)
+    }
+
+    /// The chain of invocations a message or job caused, in the order they started, as
+    /// `nightshift trace` prints it: asked of the control endpoint, the CLI's path.
+    pub async fn trace(&self, id: &str) -> Result<TraceChain, HarnessError> {
+        Ok(ControlClient::new(self.endpoint()).trace(id).await?)
     }
 
     /// The invocation history the dashboard shows (events, answers, log lines).

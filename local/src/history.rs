@@ -117,6 +117,10 @@ pub struct InvocationSummary {
     /// The SQS message ids of a mapping's batch (empty for other invocations).
     #[serde(default)]
     pub message_ids: Vec<String>,
+    /// The X-Ray trace id (the `Root` of the trace header the function saw): the invocations
+    /// a message caused share it ([`History::chain`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// The error type and message of a failed invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -130,6 +134,9 @@ pub struct Invocation {
     pub summary: InvocationSummary,
     /// The event (cut at [`KEEP_PAYLOAD_BYTES`]).
     pub event: String,
+    /// The whole trace header the function saw (`Lambda-Runtime-Trace-Id`).
+    #[serde(default)]
+    pub trace_header: String,
     /// The answer: the response payload, or the error document (cut likewise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<String>,
@@ -160,6 +167,18 @@ pub struct InvocationQuery {
     /// At most this many, newest first (100 when unset).
     #[serde(default)]
     pub limit: Option<usize>,
+}
+
+/// The invocations one message or job caused (`nightshift trace`, `GET
+/// /_nightshift/trace/{id}`): see [`History::chain`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TraceChain {
+    /// What was looked for.
+    pub id: String,
+    /// The trace ids (roots) of the invocations that matched it; empty when none did.
+    pub trace_ids: Vec<String>,
+    /// Every kept invocation of those traces, in the order they started.
+    pub invocations: Vec<InvocationSummary>,
 }
 
 /// A change the live views are told about.
@@ -194,6 +213,7 @@ pub struct Percentiles {
 struct Entry {
     summary: InvocationSummary,
     event: bytes::Bytes,
+    trace_header: String,
     response: Option<String>,
     logs: Vec<LogRecord>,
     logs_dropped: u64,
@@ -309,6 +329,7 @@ impl History {
                 init_duration_ms: None,
                 max_memory_mb: None,
                 message_ids: req.message_ids.clone(),
+                trace_id: crate::xray::root(&req.trace_header).map(str::to_owned),
                 error: None,
             };
             let log = inner.functions.entry(req.function.clone()).or_default();
@@ -320,6 +341,7 @@ impl History {
             log.entries.push_back(Entry {
                 summary: summary.clone(),
                 event: req.payload.clone(),
+                trace_header: req.trace_header.clone(),
                 response: None,
                 logs: Vec::new(),
                 logs_dropped: 0,
@@ -444,10 +466,43 @@ impl History {
         Some(Invocation {
             summary: entry.summary.clone(),
             event: cut(&entry.event),
+            trace_header: entry.trace_header.clone(),
             response: entry.response.clone(),
             logs: entry.logs.clone(),
             logs_dropped: entry.logs_dropped,
         })
+    }
+
+    /// The chain of invocations `id` (a message id, a job id, a request id: any text
+    /// [`InvocationQuery::q`] finds) is part of: the trace roots of the invocations that match
+    /// it, then every kept invocation in one of those traces, in the order they started. A
+    /// job's chain is the queue-processor's invocation that ran it (and its retries) and the
+    /// email-sender's invocation of the email it enqueued, which continued its trace.
+    pub fn chain(&self, id: &str) -> TraceChain {
+        let id = id.trim();
+        let inner = self.lock();
+        let entries = || inner.functions.values().flat_map(|log| log.entries.iter());
+        let mut roots: Vec<String> = entries()
+            .filter(|e| !id.is_empty() && matches(e, id))
+            .filter_map(|e| e.summary.trace_id.clone())
+            .collect();
+        roots.sort();
+        roots.dedup();
+        let mut invocations: Vec<InvocationSummary> = entries()
+            .filter(|e| {
+                e.summary
+                    .trace_id
+                    .as_ref()
+                    .is_some_and(|t| roots.binary_search(t).is_ok())
+            })
+            .map(|e| e.summary.clone())
+            .collect();
+        invocations.sort_by_key(|s| s.seq);
+        TraceChain {
+            id: id.to_owned(),
+            trace_ids: roots,
+            invocations,
+        }
     }
 
     /// The kept log lines of `function` (every function when `None`), or of one request,
@@ -691,6 +746,69 @@ mod tests {
                 failed: 1,
                 timed_out: 0
             }
+        );
+    }
+
+    #[test]
+    fn a_chain_is_every_invocation_of_the_traces_an_id_matches() {
+        let h = history();
+        let job = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+        let run = |id: &str, function: &str, event: String, trace: String| {
+            let req = InvokeRequest::new(function, event)
+                .with_request_id(id)
+                .with_trigger(format!("sqs:{function}"))
+                .with_trace_header(trace);
+            h.start(&req);
+            h.end(id, &response(id, InvokeOutcome::Success("{}".into())));
+        };
+        run(
+            "r-job",
+            "worker",
+            sqs_event(&["m-1"]),
+            crate::xray::continue_header(job).unwrap(),
+        );
+        run(
+            "r-other",
+            "worker",
+            sqs_event(&["m-2"]),
+            crate::xray::new_header(),
+        );
+        run(
+            "r-mail",
+            "mailer",
+            sqs_event(&["m-3"]),
+            crate::xray::continue_header(job).unwrap(),
+        );
+        let ids = |chain: TraceChain| -> Vec<String> {
+            chain
+                .invocations
+                .into_iter()
+                .map(|s| s.request_id)
+                .collect()
+        };
+        // By the job id in the event, and by the email's message id: the same chain, in order.
+        assert_eq!(ids(h.chain("job-m-1")), ["r-job", "r-mail"]);
+        let chain = h.chain("m-3");
+        assert_eq!(chain.trace_ids, ["1-5759e988-bd862e3fe1be46a994272793"]);
+        assert_eq!(ids(chain), ["r-job", "r-mail"]);
+        assert_eq!(ids(h.chain("m-2")), ["r-other"]);
+        assert_eq!(
+            h.chain("no-such-id"),
+            TraceChain {
+                id: "no-such-id".into(),
+                ..TraceChain::default()
+            }
+        );
+        assert!(h.chain("  ").invocations.is_empty());
+        let detail = h.get("r-mail").unwrap();
+        assert!(
+            detail.trace_header.starts_with("Root=1-5759e988-"),
+            "{}",
+            detail.trace_header
+        );
+        assert_eq!(
+            detail.summary.trace_id.as_deref(),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
         );
     }
 

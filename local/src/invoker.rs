@@ -3,7 +3,7 @@
 //! [`Invoker`] is object safe, so the event source mappings and schedules hold an
 //! `Arc<dyn Invoker>` and never know what is behind it:
 //! - `runtime::ProcessInvoker`: the real function binaries run by the runtime's pool (in
-//!   `runtime`, so that this module is a leaf: it imports nothing of the crate);
+//!   `runtime`, so that this module stays near the bottom: it imports only the leaf `xray`);
 //! - [`RemoteInvoker`]: a Lambda Invoke API (`cargo lambda watch`, or anything that
 //!   serves `POST /2015-03-31/functions/{name}/invocations`);
 //! - [`InProcessInvoker`]: async closures registered by name, for tests.
@@ -189,6 +189,11 @@ pub struct InvokeRequest {
     /// The SQS message ids of the batch when an event source mapping invokes; empty
     /// otherwise. The mapping knows them, so the invocation history need not parse the event.
     pub message_ids: Vec<String>,
+    /// The X-Ray trace header the function sees (`Lambda-Runtime-Trace-Id`): a new trace,
+    /// or the one an event source mapping continues from the message that caused the
+    /// invocation ([`crate::xray`]). Chosen here rather than by the runtime, so the invocation
+    /// history records the header the function got.
+    pub trace_header: String,
 }
 
 impl InvokeRequest {
@@ -200,7 +205,14 @@ impl InvokeRequest {
             request_id: uuid::Uuid::new_v4().to_string(),
             trigger: TRIGGER_INVOKE.to_owned(),
             message_ids: Vec::new(),
+            trace_header: crate::xray::new_header(),
         }
+    }
+
+    /// The same request in the trace `trace_header` (a full `Root=…;Parent=…;Sampled=…`).
+    pub fn with_trace_header(mut self, trace_header: impl Into<String>) -> Self {
+        self.trace_header = trace_header.into();
+        self
     }
 
     /// The same request with the given trigger (see [`InvokeRequest::trigger`]).
@@ -467,6 +479,8 @@ impl RemoteInvoker {
             .header("content-type", "application/json")
             .header("x-amz-invocation-type", "RequestResponse")
             .header("lambda-runtime-aws-request-id", &req.request_id)
+            // Lambda's Invoke API takes the caller's trace from this header.
+            .header("x-amzn-trace-id", &req.trace_header)
             .body(Body::from(req.payload.clone()))
             .map_err(|e| unreachable(e.to_string()))?;
         let exchange = async {
@@ -565,6 +579,8 @@ pub struct InvokeContext {
     pub request_id: String,
     /// The function's name.
     pub function_name: String,
+    /// The X-Ray trace header (`Lambda-Runtime-Trace-Id`, `Context::xray_trace_id`).
+    pub trace_header: String,
     /// When the invocation times out, if the function has a timeout (tokio time, so
     /// it follows `tokio::time::pause`).
     pub deadline: Option<tokio::time::Instant>,
@@ -649,6 +665,7 @@ impl InProcessInvoker {
         let ctx = InvokeContext {
             request_id: req.request_id.clone(),
             function_name: req.function.clone(),
+            trace_header: req.trace_header.clone(),
             deadline: function.timeout.map(|t| started + t),
         };
         // A panic can happen while building the future or while polling it.

@@ -41,7 +41,7 @@ use tracing::{Instrument, Span, error, info, info_span, warn};
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
 use crate::ports::{Attribute, Queue, Retryable};
-use crate::record::message_group_id;
+use crate::record::{message_group_id, trace_header};
 
 mod fifo;
 
@@ -559,7 +559,9 @@ impl BatchProcessor {
                 .take(MAX_ATTRIBUTES - attributes.len()),
         );
         let body = record.body.as_deref().unwrap_or("");
-        let options = fifo::dead_letter_options(dlq, record);
+        // The dead letter stays in the trace of the message it copies, so a redrive continues
+        // it too.
+        let options = fifo::dead_letter_options(dlq, record).traced(trace_header(record));
         match self.queue.send(dlq, body, &attributes, &options).await {
             Ok(dlq_id) => {
                 error!(error = %reason, dlq_message_id = %dlq_id, "permanent failure, moved to dlq");

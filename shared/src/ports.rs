@@ -83,7 +83,8 @@ impl Attribute {
     }
 }
 
-/// The FIFO parameters of a send; the default (both `None`) is a send to a standard queue.
+/// The parameters of a send beyond body and attributes: FIFO ids and the trace; the default
+/// (all `None`) is an untraced send to a standard queue.
 ///
 /// A FIFO queue (its name ends in `.fifo`) requires `MessageGroupId` on every send, and a
 /// `MessageDeduplicationId` unless the queue has content-based deduplication; a message sent
@@ -96,6 +97,10 @@ pub struct SendOptions {
     pub group_id: Option<String>,
     /// `MessageDeduplicationId`: resending with the same id within 5 minutes delivers once.
     pub dedup_id: Option<String>,
+    /// The X-Ray trace header the message carries (the `AWSTraceHeader` system attribute): the
+    /// trace of the invocation that sends it, so that the work it causes downstream belongs
+    /// to the same trace (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+    pub trace_header: Option<String>,
 }
 
 impl SendOptions {
@@ -104,15 +109,23 @@ impl SendOptions {
         SendOptions {
             group_id: Some(group_id.into()),
             dedup_id: Some(dedup_id.into()),
+            trace_header: None,
         }
+    }
+
+    /// The same parameters, carrying `trace_header` (an invocation's `Lambda-Runtime-Trace-Id`,
+    /// `Context::xray_trace_id`) when there is one.
+    pub fn traced(mut self, trace_header: Option<&str>) -> Self {
+        self.trace_header = trace_header.filter(|h| !h.is_empty()).map(str::to_owned);
+        self
     }
 }
 
 /// Sending to queues and steering in-flight messages.
 #[async_trait]
 pub trait Queue: Send + Sync {
-    /// Sends `body` to `queue_url` with `attributes` and, for a FIFO queue, the group and
-    /// deduplication ids of `options`; returns the message id.
+    /// Sends `body` to `queue_url` with `attributes`, the trace header of `options` and, for a
+    /// FIFO queue, its group and deduplication ids; returns the message id.
     async fn send(
         &self,
         queue_url: &str,

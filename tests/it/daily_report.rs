@@ -296,6 +296,41 @@ async fn a_skipped_or_failed_night_is_backfilled_by_the_next_run() {
     assert!(summary.backfilled.is_empty());
 }
 
+/// Every report email a run sends, its own day's and the backfilled ones, carries the run's
+/// trace (`AWSTraceHeader`), so the email-sender's work is part of the schedule's trace
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+#[tokio::test]
+async fn a_runs_report_emails_carry_its_trace() {
+    let world = World::new();
+    world.clock.set("2026-11-30T08:00:00Z".parse().unwrap());
+    finished(&world, "a", "2026-11-25T10:00:00Z").await;
+    finished(&world, "b", "2026-11-27T10:00:00Z").await;
+    report(&world, scheduled_for("2026-11-25")).await;
+    let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let mut event = lambda_event(scheduled_for("2026-11-28"));
+    event.context.xray_trace_id = Some(trace.into());
+    let summary = daily_report::handler(world.daily_report("Europe/Berlin"), event)
+        .await
+        .unwrap();
+    assert_eq!(summary.backfilled.len(), 2);
+    let traces: Vec<Option<String>> = world
+        .queue
+        .sent_to(EMAILS_URL)
+        .into_iter()
+        .map(|m| m.options.trace_header)
+        .collect();
+    // The first run had no trace (tracing off); the second's three emails carry its own.
+    assert_eq!(
+        traces,
+        [
+            None,
+            Some(trace.into()),
+            Some(trace.into()),
+            Some(trace.into())
+        ]
+    );
+}
+
 #[tokio::test]
 async fn a_fresh_deployment_does_not_mail_a_week_of_empty_reports() {
     let world = World::new();

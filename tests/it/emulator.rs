@@ -66,6 +66,8 @@ impl Dirs {
 fn context_for(ctx: &InvokeContext, timeout: Duration) -> Context {
     let mut c = Context::default();
     c.request_id = ctx.request_id.clone();
+    // What lambda_runtime reads from `Lambda-Runtime-Trace-Id`.
+    c.xray_trace_id = Some(ctx.trace_header.clone());
     let left = ctx.remaining().unwrap_or(timeout);
     c.deadline = (std::time::SystemTime::now() + left)
         .duration_since(std::time::UNIX_EPOCH)
@@ -387,6 +389,58 @@ async fn an_order_leads_to_exactly_one_confirmation_email() {
     h.shutdown().await;
 }
 
+/// An order and the email it caused are one trace: queue-processor puts the trace of its
+/// invocation on the email request it enqueues (`AWSTraceHeader`,
+/// <https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>), and the emails
+/// mapping continues that trace into email-sender's invocation. `nightshift trace` (the
+/// control route, which the harness asks as the CLI does) finds the chain by the message id
+/// and by the job id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_and_its_confirmation_email_are_one_trace() {
+    let (h, dirs) = start("2026-11-21T09:30:00Z").await;
+    let message_id = h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
+    h.run_until_idle().await.unwrap();
+    assert_eq!(dirs.emails().len(), 1);
+
+    let chain = h.trace(&message_id).await.unwrap();
+    let functions: Vec<&str> = chain
+        .invocations
+        .iter()
+        .map(|i| i.function.as_str())
+        .collect();
+    assert_eq!(functions, [QUEUE_PROCESSOR, EMAIL_SENDER], "{chain:#?}");
+    assert_eq!(chain.trace_ids.len(), 1, "{chain:#?}");
+    let root = &chain.trace_ids[0];
+    for invocation in &chain.invocations {
+        assert_eq!(invocation.trace_id.as_ref(), Some(root), "{invocation:?}");
+        assert_eq!(invocation.status.as_str(), "success");
+        assert!(invocation.duration_ms.is_some());
+    }
+    assert_eq!(chain.invocations[0].trigger, "sqs:nightshift-jobs");
+    assert_eq!(chain.invocations[1].trigger, "sqs:nightshift-emails");
+    assert!(chain.invocations[0].started_at <= chain.invocations[1].started_at);
+    // The email's record carries exactly the header queue-processor's invocation was given,
+    // and email-sender's invocation is a new segment of the same trace.
+    let job = h.history().get(&chain.invocations[0].request_id).unwrap();
+    let email = h.history().get(&chain.invocations[1].request_id).unwrap();
+    let event: serde_json::Value = serde_json::from_str(&email.event).unwrap();
+    assert_eq!(
+        event["Records"][0]["attributes"]["AWSTraceHeader"].as_str(),
+        Some(job.trace_header.as_str())
+    );
+    assert_ne!(email.trace_header, job.trace_header);
+    assert!(email.trace_header.starts_with(&format!("Root={root};")));
+
+    // The job id (in the event) finds the same chain; another job is another trace.
+    h.send("jobs", fixture("jobs/user-signup.json")).unwrap();
+    h.run_until_idle().await.unwrap();
+    let by_job = h.trace("job-order-1001").await.unwrap();
+    assert_eq!(by_job.invocations, chain.invocations);
+    let unknown = h.trace("no-such-message").await.unwrap();
+    assert!(unknown.invocations.is_empty() && unknown.trace_ids.is_empty());
+    h.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_unknown_jobs_land_in_the_dlq_with_reasons() {
     let (h, dirs) = start("2026-11-21T09:30:00Z").await;
@@ -555,10 +609,26 @@ async fn the_real_binaries_under_the_process_runtime() {
     let h = Harness::start(options, HarnessInvoker::Process { build: true })
         .await
         .unwrap();
-    h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
+    let order = h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
     h.send("jobs", fixture("jobs/user-signup.json")).unwrap();
     h.send("jobs", "not json").unwrap();
     h.run_until_idle().await.unwrap();
+    // The binary read its trace from `Lambda-Runtime-Trace-Id` (lambda_runtime's context)
+    // and sent it with the emails (`AWSTraceHeader`): the email-sender's invocations are in
+    // the order's trace. The batch may have held the signup too, so its email may be there.
+    let chain = h.trace(&order).await.unwrap();
+    let functions: Vec<&str> = chain
+        .invocations
+        .iter()
+        .map(|i| i.function.as_str())
+        .collect();
+    assert_eq!(chain.trace_ids.len(), 1, "{chain:#?}");
+    assert_eq!(functions.first(), Some(&QUEUE_PROCESSOR), "{chain:#?}");
+    assert!(functions.len() >= 2, "{chain:#?}");
+    assert!(
+        functions[1..].iter().all(|f| *f == EMAIL_SENDER),
+        "{chain:#?}"
+    );
     let outbox = work.path().join(".nightshift/outbox");
     let mut subjects: Vec<String> = std::fs::read_dir(&outbox)
         .unwrap()

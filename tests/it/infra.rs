@@ -567,6 +567,17 @@ fn grants(t: &Value, role: &str) -> Result<BTreeSet<String>, Vec<String>> {
                 }
             }
             let condition = condition_label(&statement["Condition"]);
+            // X-Ray's write actions take no resource-level permission: `*` is their only
+            // resource, and only theirs
+            // (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsx-ray.html).
+            if statement["Resource"].as_str() == Some("*")
+                && !actions.is_empty()
+                && actions.iter().all(|a| XRAY_WRITE.contains(&a.as_str()))
+                && condition.is_empty()
+            {
+                out.extend(actions.iter().map(|a| format!("{a} on *")));
+                continue;
+            }
             for resource in as_list(&statement["Resource"]) {
                 match scoped_resource(t, resource) {
                     Ok((ty, label)) => {
@@ -589,6 +600,11 @@ fn grants(t: &Value, role: &str) -> Result<BTreeSet<String>, Vec<String>> {
         Err(problems)
     }
 }
+
+/// What active tracing needs of a function's role: upload its segments and the telemetry of
+/// the upload (<https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html>: the write
+/// part of AWSXRayDaemonWriteAccess).
+const XRAY_WRITE: [&str; 2] = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"];
 
 /// Which resource types a service's actions may be granted on.
 fn service_owns(service: &str, ty: &str) -> bool {
@@ -698,11 +714,13 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
             format!("logs:PutLogEvents on {group}"),
         ]
     };
+    let traces = XRAY_WRITE.map(|a| format!("{a} on *"));
     let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     expected.insert(
         "QueueProcessorFunction",
         consume("JobsQueue")
             .into_iter()
+            .chain(traces.clone())
             .chain(consume("InventoryQueue"))
             .chain(logs("QueueProcessorLogGroup"))
             .chain(idempotency.clone())
@@ -727,6 +745,7 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
         "EmailSenderFunction",
         consume("EmailsQueue")
             .into_iter()
+            .chain(traces.clone())
             .chain(logs("EmailSenderLogGroup"))
             .chain(idempotency.clone())
             .chain([
@@ -742,6 +761,7 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
         "DailyReportFunction",
         logs("DailyReportLogGroup")
             .into_iter()
+            .chain(traces)
             .chain(idempotency)
             .chain([
                 "sqs:SendMessage on EmailsQueue".to_string(),
@@ -958,6 +978,36 @@ fn infra_iam_check_fails_on_wildcards_and_unscoped_resources() {
         statement("s3:GetObject", get_att("StateTable.Arn")),
         ["EmailSenderRole/Extra: s3:GetObject on StateTable, a AWS::DynamoDB::Table"]
     );
+    // `*` is for X-Ray's write actions alone: reading traces on it is unscoped.
+    assert_eq!(
+        statement("xray:GetTraceSummaries", "*".into()),
+        ["EmailSenderRole/Extra: resource String(\"*\") is not scoped to this stack"]
+    );
+}
+
+/// Every function traces actively (Lambda records its segments and passes the trace in
+/// `Lambda-Runtime-Trace-Id`, <https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html>),
+/// and its role may upload them: the grants above hold [`XRAY_WRITE`] for each.
+#[test]
+fn infra_every_function_traces_actively() {
+    let t = template();
+    assert_eq!(t["Globals"]["Function"]["Tracing"], "Active");
+    for f in functions(&t) {
+        let own = &t["Resources"][f.id.as_str()]["Properties"]["Tracing"];
+        assert!(
+            own.is_null() || *own == "Active",
+            "{}: Tracing {own:?}",
+            f.id
+        );
+        let role = f.role.clone().expect("a role");
+        let got = grants(&t, &role).unwrap_or_else(|p| panic!("{p:#?}"));
+        for action in XRAY_WRITE {
+            assert!(
+                got.contains(&format!("{action} on *")),
+                "{role}: no {action}"
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------------- the rest of the deploy

@@ -89,6 +89,46 @@ async fn redelivered_job_enqueues_one_email() {
     assert_eq!(world.queue.sent_to(EMAILS_URL).len(), 1);
 }
 
+/// The invocation's trace (`Context::xray_trace_id`, Lambda's `Lambda-Runtime-Trace-Id`) goes
+/// onto the email it enqueues as `AWSTraceHeader`, and a dead letter keeps the trace of the
+/// record it copies (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+#[tokio::test]
+async fn the_invocations_trace_rides_on_the_email_and_a_dead_letter_keeps_its_own() {
+    let world = World::new();
+    let invocation = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let upstream = "Root=1-5759e989-000000000000000000000002;Parent=0000000000000002;Sampled=1";
+    let mut bad = record("m2", "not json", 1);
+    bad.attributes
+        .insert("AWSTraceHeader".into(), upstream.into());
+    let order = record("m1", &fixture("jobs/order-placed.json"), 1);
+    let mut event = lambda_event(event_of(vec![order, bad]));
+    event.context.xray_trace_id = Some(invocation.into());
+    let response = queue_processor::handler(world.queue_processor(), event)
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    let emails = world.queue.sent_to(EMAILS_URL);
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].options.trace_header.as_deref(), Some(invocation));
+    let dlq = world.queue.sent_to(JOBS_DLQ_URL);
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].options.trace_header.as_deref(), Some(upstream));
+
+    // Without a trace (tracing off), the email carries none.
+    let world = World::new();
+    let response = queue_processor::handler(
+        world.queue_processor(),
+        lambda_event(sqs_event("sqs-event-order.json")),
+    )
+    .await
+    .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        world.queue.sent_to(EMAILS_URL)[0].options.trace_header,
+        None
+    );
+}
+
 #[tokio::test]
 async fn invalid_payload_goes_to_dlq_with_reason() {
     let world = World::new();

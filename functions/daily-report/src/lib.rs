@@ -276,6 +276,7 @@ pub async fn handler(
         deadline,
         &event.context.request_id,
         &metrics,
+        event.context.xray_trace_id.as_deref(),
     )
     .await;
     metrics.flush(deps.clock.now());
@@ -290,13 +291,15 @@ pub const SETTLE: chrono::Duration = chrono::Duration::minutes(15);
 /// Builds, stores and announces the report for the event's date, then the missing reports of
 /// the days before it. `request_id` (the invocation's, which Lambda keeps for the retries of
 /// an asynchronous event) names the email of a forced run, so a retried forced run mails once.
-/// The reports built go to `metrics`.
+/// The reports built go to `metrics`; their emails carry `trace`, the invocation's X-Ray trace
+/// header, so that the email-sender's work is part of this run's trace.
 pub async fn run(
     deps: &Deps,
     event: &serde_json::Value,
     deadline: DateTime<Utc>,
     request_id: &str,
     metrics: &Metrics,
+    trace: Option<&str>,
 ) -> Result<ReportSummary, ReportError> {
     let input = ReportInput::from_event(event)?;
     let now = input.scheduled_time.unwrap_or_else(|| deps.clock.now());
@@ -312,7 +315,7 @@ pub async fn run(
         // A forced run ignores the date's record and sends a new email, with its own id: the
         // first email's id is taken, by other numbers.
         let email_id = format!("daily-report-{date}-forced-{request_id}");
-        let summary = build(deps, date, &email_id, metrics).await?;
+        let summary = build(deps, date, &email_id, metrics, trace).await?;
         info!(%date, "report regenerated");
         return Ok(summary);
     }
@@ -321,9 +324,9 @@ pub async fn run(
     let mut summary = match claim_report(deps, date, deadline).await? {
         Claimed::Done(summary) => summary,
         Claimed::Busy => return Err(ReportError::InProgress(date)),
-        Claimed::Ours(ticket) => make(deps, date, &ticket, metrics).await?,
+        Claimed::Ours(ticket) => make(deps, date, &ticket, metrics, trace).await?,
     };
-    summary.backfilled = backfill(deps, date, deadline, metrics).await?;
+    summary.backfilled = backfill(deps, date, deadline, metrics, trace).await?;
     Ok(summary)
 }
 
@@ -374,8 +377,9 @@ async fn make(
     date: NaiveDate,
     ticket: &Ticket,
     metrics: &Metrics,
+    trace: Option<&str>,
 ) -> Result<ReportSummary, ReportError> {
-    let result = build(deps, date, &format!("daily-report-{date}"), metrics).await;
+    let result = build(deps, date, &format!("daily-report-{date}"), metrics, trace).await;
     match &result {
         Ok(summary) => {
             let recorded = serde_json::to_string(summary).expect("summary serializes");
@@ -399,6 +403,7 @@ async fn backfill(
     date: NaiveDate,
     deadline: DateTime<Utc>,
     metrics: &Metrics,
+    trace: Option<&str>,
 ) -> Result<Vec<NaiveDate>, ReportError> {
     let mut made = Vec::new();
     let mut running = false;
@@ -412,7 +417,7 @@ async fn backfill(
             Claimed::Ours(ticket) => {
                 let wanted = running || !day_outcomes(deps, day).await?.is_empty();
                 if wanted {
-                    make(deps, day, &ticket, metrics).await?;
+                    make(deps, day, &ticket, metrics, trace).await?;
                     metrics.count("ReportsBackfilled", &[], 1);
                     info!(date = %day, "missing report backfilled");
                     made.push(day);
@@ -460,6 +465,7 @@ async fn build(
     date: NaiveDate,
     email_id: &str,
     metrics: &Metrics,
+    trace: Option<&str>,
 ) -> Result<ReportSummary, ReportError> {
     let started = tokio::time::Instant::now();
     let outcomes = day_outcomes(deps, date).await?;
@@ -505,7 +511,12 @@ async fn build(
     );
     let body = serde_json::to_string(&email).expect("email serializes");
     deps.queue
-        .send(&deps.emails_queue_url, &body, &[], &SendOptions::default())
+        .send(
+            &deps.emails_queue_url,
+            &body,
+            &[],
+            &SendOptions::default().traced(trace),
+        )
         .await
         .map_err(port("queue"))?;
     info!(%date, total = report.total, failed = report.failed, dead_letters = waiting, "report built");

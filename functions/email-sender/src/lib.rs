@@ -322,6 +322,9 @@ pub async fn process_record(
 ) -> Result<(), RecordError> {
     let request = EmailRequest::parse(record.body.as_deref().unwrap_or(""))
         .map_err(|e| RecordError::Permanent(format!("invalid email request: {e}")))?;
+    // The record's span (the batch processor's) names the work by its id: an email request's
+    // id is its job id, found again in X-Ray and in `nightshift trace`.
+    tracing::Span::current().record("job_id", request.id.as_str());
     let email = compose(&deps.templates, &deps.from, &request)?;
     let key = format!("email:{}", request.id);
     let ticket = match deps

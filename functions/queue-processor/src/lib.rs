@@ -192,6 +192,11 @@ pub async fn handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = invocation_deadline(&event.context);
+    // The invocation's trace goes onto the emails it enqueues, so a job and the email it
+    // caused are one trace. From the context, not `_X_AMZN_TRACE_ID`: lambda_runtime leaves
+    // that variable unset when it polls concurrently, and a process-wide variable is shared by
+    // every invocation in flight.
+    let trace: Option<Arc<str>> = event.context.xray_trace_id.as_deref().map(Arc::from);
     let deadline_utc = nightshift::batch::deadline_on(deps.clock.as_ref(), deadline);
     let (fifo, standard): (Vec<_>, Vec<_>) =
         event.payload.records.into_iter().partition(from_fifo_queue);
@@ -208,14 +213,17 @@ pub async fn handler(
         }
         let worker = deps.clone();
         let noted = runs.clone();
+        let trace = trace.clone();
         let report = processor
             .process(records, deadline_instant(deadline), move |record| {
                 let deps = worker.clone();
                 let runs = noted.clone();
+                let trace = trace.clone();
                 async move {
                     let id = record.message_id.clone().unwrap_or_default();
                     let started = tokio::time::Instant::now();
-                    let (kind, result) = process_record(&deps, record, deadline_utc).await;
+                    let (kind, result) =
+                        process_record(&deps, record, deadline_utc, trace.as_deref()).await;
                     let duplicate = matches!(result, Ok(Done::Duplicate));
                     runs.note(id, kind, duplicate, started.elapsed());
                     result.map(|_| ())
@@ -247,11 +255,13 @@ pub enum Done {
 }
 
 /// One record: decode, claim, run, enqueue, record, complete. Returns the job's kind as the
-/// metrics name it (a kind of the registry, or [`UNKNOWN_KIND`]) with the result.
+/// metrics name it (a kind of the registry, or [`UNKNOWN_KIND`]) with the result. The emails
+/// the job asks for carry `trace`, the invocation's X-Ray trace header, when there is one.
 pub async fn process_record(
     deps: &Deps,
     record: SqsMessage,
     deadline: DateTime<Utc>,
+    trace: Option<&str>,
 ) -> (&'static str, Result<Done, RecordError>) {
     let started = Instant::now();
     let body = record.body.as_deref().unwrap_or("");
@@ -276,7 +286,7 @@ pub async fn process_record(
             recorded.and(Err(RecordError::Permanent(reason))),
         );
     };
-    let result = run_job(deps, job, &envelope, &record, started, deadline).await;
+    let result = run_job(deps, job, &envelope, &record, started, deadline, trace).await;
     (job.kind(), result)
 }
 
@@ -288,8 +298,9 @@ async fn run_job(
     record: &SqsMessage,
     started: Instant,
     deadline: DateTime<Utc>,
+    trace: Option<&str>,
 ) -> Result<Done, RecordError> {
-    let result = claim_and_run(deps, job, envelope, record, started, deadline).await;
+    let result = claim_and_run(deps, job, envelope, record, started, deadline, trace).await;
     match result {
         // On the last receive SQS allows, a retryable failure is given up: it is recorded as
         // failed (so the daily report counts it) and dead-lettered with its reason, instead of
@@ -325,6 +336,7 @@ async fn claim_and_run(
     record: &SqsMessage,
     started: Instant,
     deadline: DateTime<Utc>,
+    trace: Option<&str>,
 ) -> Result<Done, RecordError> {
     let key = format!("job:{}", envelope.id);
     let ticket = match deps
@@ -355,7 +367,7 @@ async fn claim_and_run(
             )));
         }
     };
-    let result = match run_claimed(deps, job, envelope, record, started).await {
+    let result = match run_claimed(deps, job, envelope, record, started, trace).await {
         // The outcome and the completed claim are written together. When that fails the job
         // is retried: it runs again, but its email ids repeat, so no duplicate email goes out.
         Ok((summary, outcome)) => deps
@@ -395,6 +407,7 @@ async fn run_claimed(
     envelope: &JobEnvelope,
     record: &SqsMessage,
     started: Instant,
+    trace: Option<&str>,
 ) -> Result<(String, JobOutcome), RecordError> {
     // The emails are checked before any is enqueued: one email-sender would reject makes the
     // whole job an invalid payload (failed outcome, DLQ), never a success.
@@ -410,9 +423,10 @@ async fn run_claimed(
             return Err(RecordError::Permanent(reason));
         }
     };
+    let options = SendOptions::default().traced(trace);
     for body in &bodies {
         deps.queue
-            .send(&deps.emails_queue_url, body, &[], &SendOptions::default())
+            .send(&deps.emails_queue_url, body, &[], &options)
             .await
             .map_err(RecordError::from_port)?;
     }

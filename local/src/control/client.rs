@@ -16,6 +16,7 @@ use super::{
     SendResponse,
 };
 use crate::emulator::{DlqMessage, ScheduleDetail, Status};
+use crate::history::TraceChain;
 use crate::logs::LogRecord;
 
 /// A control call failed.
@@ -244,6 +245,13 @@ impl ControlClient {
             Some(serde_json::json!({ "schedule": schedule, "enabled": enabled })),
         )
         .await
+    }
+
+    /// The chain of invocations a message or job caused, in the order they started
+    /// (`nightshift trace`).
+    pub async fn trace(&self, id: &str) -> Result<TraceChain, ControlError> {
+        self.call(Method::GET, &format!("/trace/{}", encode(id)), None)
+            .await
     }
 
     /// Reads the log stream, calling `each` for every line, until the emulator ends it (at

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::parse_duration;
 use crate::emulator::{DlqMessage, Emulator, EmulatorError, ScheduleDetail, Status};
-use crate::history::{Invocation, InvocationQuery, InvocationSummary};
+use crate::history::{Invocation, InvocationQuery, InvocationSummary, TraceChain};
 use crate::invoker::InvokeOutcome;
 use crate::sqs::OutgoingMessage;
 
@@ -219,6 +219,7 @@ pub fn router(emulator: Shared) -> Router {
             &format!("{PREFIX}/invocations/{{request_id}}"),
             get(invocation),
         )
+        .route(&format!("{PREFIX}/trace/{{id}}"), get(trace))
         .route(&format!("{PREFIX}/schedule"), get(schedule))
         .route(&format!("{PREFIX}/schedules/state"), post(schedule_state))
         .route(&format!("{PREFIX}/series"), get(series))
@@ -381,6 +382,12 @@ async fn invocation(
             ),
         )
     })
+}
+
+/// `GET /_nightshift/trace/{id}`: the chain of invocations a message or job caused
+/// ([`crate::history::History::chain`]); an empty chain when nothing matches.
+async fn trace(State(e): State<Shared>, Path(id): Path<String>) -> Json<TraceChain> {
+    Json(e.history().chain(&id))
 }
 
 async fn schedule(

@@ -19,7 +19,10 @@ use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde::ser::SerializeMap;
 
+use nightshift_contract::record::TRACE_HEADER_ATTRIBUTE;
+
 use crate::sqs::{MessageAttributeValue, ReceivedMessage};
+use crate::xray;
 
 /// `eventSource` of every SQS record.
 pub const EVENT_SOURCE: &str = "aws:sqs";
@@ -49,6 +52,8 @@ pub struct Record {
     pub json: Vec<u8>,
     /// The message group (`attributes.MessageGroupId`), if it has one.
     pub group_id: Option<String>,
+    /// The X-Ray trace the message was sent in (`attributes.AWSTraceHeader`), if any.
+    pub trace_header: Option<String>,
 }
 
 impl Record {
@@ -74,11 +79,35 @@ impl Record {
         let json = serde_json::to_vec(&wire).unwrap_or_default();
         Record {
             group_id: message.attributes.get("MessageGroupId").cloned(),
+            trace_header: message
+                .attributes
+                .get(TRACE_HEADER_ATTRIBUTE)
+                .filter(|h| !h.is_empty())
+                .cloned(),
             message_id: message.message_id,
             receipt_handle: message.receipt_handle,
             json,
         }
     }
+}
+
+/// The X-Ray trace header of the invocation of `batch`: the trace of its first record that
+/// carries one, continued ([`xray::continue_header`]), else a new trace.
+///
+/// Lambda itself starts a new trace for each batch and links it to the traces of the batch's
+/// messages ("Traces from upstream message producers are automatically linked to traces from
+/// downstream Lambda consumer nodes",
+/// <https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>); a linked trace
+/// is one flow in the console, and a trace root here is the whole flow, so the emulator
+/// continues the message's trace instead, and `nightshift trace` follows one root. A batch of
+/// messages from several traces continues its first record's (a divergence in the README's
+/// fidelity table).
+pub fn trace_header(batch: &[Record]) -> String {
+    batch
+        .iter()
+        .filter_map(|r| r.trace_header.as_deref())
+        .find_map(xray::continue_header)
+        .unwrap_or_else(xray::new_header)
 }
 
 /// The size of an event holding records of these sizes.
@@ -225,6 +254,47 @@ mod tests {
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
         assert!(!text.contains("md5OfMessageAttributes"), "{text}");
         assert!(text.contains(r#""body":"say \"hi\"""#), "{text}");
+    }
+
+    fn traced(id: &str, header: Option<&str>) -> Record {
+        let mut message = message();
+        message.message_id = id.into();
+        match header {
+            Some(header) => message
+                .attributes
+                .insert("AWSTraceHeader".into(), header.into()),
+            None => message.attributes.remove("AWSTraceHeader"),
+        };
+        Record::render(message, "arn:aws:sqs:eu-west-1:000000000000:q", "eu-west-1")
+    }
+
+    /// The invocation continues the trace of the batch's first record that has one (its root
+    /// and sampling, a new parent); a batch of untraced messages starts a new trace. See
+    /// [`trace_header`] for how this differs from Lambda's linked traces
+    /// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>).
+    #[test]
+    fn the_invocation_continues_the_trace_of_its_first_traced_record() {
+        let first = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let second = "Root=1-5759e989-000000000000000000000002;Parent=0000000000000002;Sampled=0";
+        let batch = [
+            traced("m0", None),
+            traced("m1", Some(first)),
+            traced("m2", Some(second)),
+        ];
+        assert_eq!(batch[1].trace_header.as_deref(), Some(first));
+        let header = trace_header(&batch);
+        assert_eq!(
+            xray::root(&header),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert!(header.ends_with(";Sampled=1"), "{header}");
+        assert_ne!(header, first, "the invocation is a segment of its own");
+
+        let untraced = [traced("m0", None), traced("m1", Some(""))];
+        assert_eq!(untraced[1].trace_header, None);
+        let fresh = trace_header(&untraced);
+        assert!(xray::root(&fresh).is_some(), "{fresh}");
+        assert_ne!(xray::root(&fresh), xray::root(&trace_header(&untraced)));
     }
 
     #[test]

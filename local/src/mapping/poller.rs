@@ -543,6 +543,7 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
             request_id: request_id.clone(),
             trigger: format!("sqs:{}", config.queue),
             message_ids: ids.clone(),
+            trace_header: event::trace_header(&batch),
         };
         tracing::debug!("invoking");
         let settlement = match shared.invoker.invoke_in(slot, request).await {

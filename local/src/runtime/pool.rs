@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::process::Command;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -217,7 +217,6 @@ impl FunctionPool {
             None => self.reserve().await?,
         };
         let request_id: Arc<str> = Arc::from(req.request_id.as_str());
-        let trace_id = trace_id();
         // A warm instance can die between the idle check and taking the event; the
         // retry then starts a fresh one, which never answers `NotDelivered`. A cold one
         // whose init outlasts the init phase is replaced once, by an init in the invoke
@@ -241,7 +240,7 @@ impl FunctionPool {
             let dispatch = Dispatch {
                 request_id: request_id.clone(),
                 payload: req.payload.clone(),
-                trace_id: trace_id.clone(),
+                trace_id: req.trace_header.clone(),
                 // Lambda: the retried init runs "with the configured function timeout",
                 // which the invocation then shares.
                 deadline: reinit.then(|| instance.spawned_at + self.config.timeout),
@@ -668,20 +667,6 @@ fn timestamp() -> String {
         .to_string()
 }
 
-/// An X-Ray trace header like Lambda's, not sampled.
-fn trace_id() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    format!(
-        "Root=1-{:08x}-{:024x};Parent={:016x};Sampled=0",
-        secs as u32,
-        fastrand::u128(..) & ((1u128 << 96) - 1),
-        fastrand::u64(..)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -717,16 +702,5 @@ mod tests {
             timed_out,
             "REPORT RequestId: abc\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\tMemory Size: 128 MB\tMax Memory Used: 40 MB\tStatus: timeout"
         );
-    }
-
-    #[test]
-    fn trace_ids_have_the_xray_shape() {
-        let id = trace_id();
-        let root = id.strip_prefix("Root=1-").unwrap();
-        let (time, rest) = root.split_once('-').unwrap();
-        let (random, rest) = rest.split_once(";Parent=").unwrap();
-        let (parent, sampled) = rest.split_once(';').unwrap();
-        assert_eq!((time.len(), random.len(), parent.len()), (8, 24, 16));
-        assert_eq!(sampled, "Sampled=0");
     }
 }

@@ -11,6 +11,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
+use nightshift_contract::record::TRACE_HEADER_ATTRIBUTE;
+
 use super::engine::SqsEngine;
 use super::error::SqsError;
 use super::model::{
@@ -372,6 +374,30 @@ fn message_json(message: &ReceivedMessage) -> Value {
     Value::Object(out)
 }
 
+/// Puts the request's trace header on `message` as its `AWSTraceHeader` unless it carries
+/// one; true if it did. The checksum of system attributes the client did not send is then
+/// left out of the answer: the client has nothing to compare it with.
+fn carry_trace(message: &mut OutgoingMessage, trace_header: Option<&str>) -> bool {
+    let Some(header) = trace_header.filter(|h| !h.is_empty()) else {
+        return false;
+    };
+    if message
+        .message_system_attributes
+        .contains_key(TRACE_HEADER_ATTRIBUTE)
+    {
+        return false;
+    }
+    message.message_system_attributes.insert(
+        TRACE_HEADER_ATTRIBUTE.to_owned(),
+        MessageAttributeValue {
+            data_type: "String".to_owned(),
+            string_value: Some(header.to_owned()),
+            binary_value: None,
+        },
+    );
+    true
+}
+
 fn send_receipt_json(receipt: &SendReceipt, id: Option<&str>) -> Value {
     let mut out = Map::new();
     if let Some(id) = id {
@@ -471,6 +497,21 @@ fn urls_json(key: &str, urls: Vec<String>, next: Option<String>) -> Value {
 /// Runs operation `operation` (the part of `X-Amz-Target` after `AmazonSQS.`) with the JSON
 /// `body`, returning the response document.
 pub async fn dispatch(engine: &SqsEngine, operation: &str, body: &[u8]) -> Result<Value, SqsError> {
+    dispatch_traced(engine, operation, body, None).await
+}
+
+/// [`dispatch`] of a request that came with an `X-Amzn-Trace-Id` HTTP header: SendMessage and
+/// SendMessageBatch put it on each message that has no `AWSTraceHeader` system attribute of
+/// its own ("The default trace header is carried by X-Amzn-Trace-Id and corresponds to all
+/// messages included in a SendMessage or SendMessageBatch request"; "If both headers are
+/// set, the message system attribute overrides the HTTP trace header",
+/// <https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+pub async fn dispatch_traced(
+    engine: &SqsEngine,
+    operation: &str,
+    body: &[u8],
+    trace_header: Option<&str>,
+) -> Result<Value, SqsError> {
     match operation {
         "CreateQueue" => {
             let r: CreateQueueRequest = parse(body)?;
@@ -555,7 +596,12 @@ pub async fn dispatch(engine: &SqsEngine, operation: &str, body: &[u8]) -> Resul
         "SendMessage" => {
             let r: SendMessageRequest = parse(body)?;
             let url = required(r.queue_url, "QueueUrl")?;
-            let receipt = engine.send_message(&url, outgoing(r.message)?)?;
+            let mut message = outgoing(r.message)?;
+            let from_header = carry_trace(&mut message, trace_header);
+            let mut receipt = engine.send_message(&url, message)?;
+            if from_header {
+                receipt.md5_of_message_system_attributes = None;
+            }
             Ok(send_receipt_json(&receipt, None))
         }
         "SendMessageBatch" => {
@@ -563,10 +609,16 @@ pub async fn dispatch(engine: &SqsEngine, operation: &str, body: &[u8]) -> Resul
             let url = required(r.queue_url, "QueueUrl")?;
             let mut entries = Vec::with_capacity(r.entries.len());
             let mut early_failures = Vec::new();
+            let mut traced_by_header = Vec::new();
             for entry in r.entries {
                 let id = entry.id;
                 match outgoing(entry.message) {
-                    Ok(message) => entries.push((id, message)),
+                    Ok(mut message) => {
+                        if carry_trace(&mut message, trace_header) {
+                            traced_by_header.push(id.clone());
+                        }
+                        entries.push((id, message));
+                    }
                     // A malformed entry fails alone; its id still counts for the batch checks.
                     Err(err) => {
                         early_failures.push(BatchFailure {
@@ -585,6 +637,11 @@ pub async fn dispatch(engine: &SqsEngine, operation: &str, body: &[u8]) -> Resul
             let mut outcome = engine.send_message_batch(&url, entries)?;
             outcome.failed.retain(|f| !early_ids.contains(&f.id));
             outcome.failed.extend(early_failures);
+            for (id, receipt) in &mut outcome.successful {
+                if traced_by_header.contains(id) {
+                    receipt.md5_of_message_system_attributes = None;
+                }
+            }
             let ok = outcome
                 .successful
                 .iter()
@@ -795,6 +852,95 @@ mod tests {
         assert!(next.is_none());
         assert!(paginate(names(1), Some(0), None).is_err());
         assert!(paginate(names(1), None, Some("%%".into())).is_err());
+    }
+
+    /// SendMessage(Batch)'s `X-Amzn-Trace-Id` header is the trace of every message of the
+    /// request that sets no `AWSTraceHeader` of its own; the attribute wins over the header
+    /// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+    #[tokio::test]
+    async fn the_http_trace_header_traces_messages_without_their_own() {
+        let engine = SqsEngine::in_memory(crate::clock::real());
+        let created = dispatch(&engine, "CreateQueue", br#"{"QueueName":"q"}"#)
+            .await
+            .unwrap();
+        let url = created["QueueUrl"].as_str().unwrap().to_string();
+        let http = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let own = "Root=1-5759e989-000000000000000000000002;Parent=0000000000000002;Sampled=0";
+        let traced = json!({"AWSTraceHeader": {"DataType": "String", "StringValue": own}});
+        let sent = dispatch_traced(
+            &engine,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "by header"})
+                .to_string()
+                .as_bytes(),
+            Some(http),
+        )
+        .await
+        .unwrap();
+        // No checksum of system attributes the client did not send.
+        assert!(sent.get("MD5OfMessageSystemAttributes").is_none(), "{sent}");
+        let batch = dispatch_traced(
+            &engine,
+            "SendMessageBatch",
+            json!({"QueueUrl": url, "Entries": [
+                {"Id": "a", "MessageBody": "by attribute", "MessageSystemAttributes": traced},
+                {"Id": "b", "MessageBody": "by batch header"},
+            ]})
+            .to_string()
+            .as_bytes(),
+            Some(http),
+        )
+        .await
+        .unwrap();
+        let entries = batch["Successful"].as_array().unwrap();
+        assert!(
+            entries[0].get("MD5OfMessageSystemAttributes").is_some(),
+            "{batch}"
+        );
+        assert!(
+            entries[1].get("MD5OfMessageSystemAttributes").is_none(),
+            "{batch}"
+        );
+        dispatch(
+            &engine,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": "untraced"})
+                .to_string()
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let got = dispatch(
+            &engine,
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "MaxNumberOfMessages": 10,
+                   "MessageSystemAttributeNames": ["AWSTraceHeader"]})
+            .to_string()
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut traces: Vec<(String, Option<String>)> = got["Messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let trace = m["Attributes"]["AWSTraceHeader"]
+                    .as_str()
+                    .map(str::to_owned);
+                (m["Body"].as_str().unwrap().to_owned(), trace)
+            })
+            .collect();
+        traces.sort();
+        assert_eq!(
+            traces,
+            [
+                ("by attribute".to_owned(), Some(own.to_owned())),
+                ("by batch header".to_owned(), Some(http.to_owned())),
+                ("by header".to_owned(), Some(http.to_owned())),
+                ("untraced".to_owned(), None),
+            ]
+        );
     }
 
     #[tokio::test]

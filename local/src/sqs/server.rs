@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use super::engine::SqsEngine;
 use super::error::SqsError;
-use super::protocol::dispatch;
+use super::protocol::dispatch_traced;
 
 const CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 const TARGET_PREFIX: &str = "AmazonSQS.";
@@ -105,7 +105,10 @@ async fn handle(State(engine): State<SqsEngine>, headers: HeaderMap, body: Bytes
         .unwrap_or("");
     let result = match target.strip_prefix(TARGET_PREFIX) {
         Some(operation) => {
-            let result = dispatch(&engine, operation, &body).await;
+            let trace_header = headers
+                .get("x-amzn-trace-id")
+                .and_then(|v| v.to_str().ok());
+            let result = dispatch_traced(&engine, operation, &body, trace_header).await;
             match &result {
                 Ok(_) => tracing::debug!(operation, request_id, "sqs request"),
                 Err(err) => tracing::debug!(operation, request_id, error = %err, "sqs request failed"),

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use nightshift_contract::record::TRACE_HEADER_ATTRIBUTE;
+
 use super::attributes::QueueConfig;
 use super::error::SqsError;
 use super::model::{MessageAttributeValue, OutgoingMessage};
@@ -144,7 +146,7 @@ fn validate_system_attributes(
     attributes: &BTreeMap<String, MessageAttributeValue>,
 ) -> Result<(), SqsError> {
     for (name, value) in attributes {
-        if name != "AWSTraceHeader" {
+        if name != TRACE_HEADER_ATTRIBUTE {
             return Err(SqsError::InvalidParameterValue(format!(
                 "Message system attribute name '{name}' is invalid."
             )));

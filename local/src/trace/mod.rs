@@ -45,8 +45,10 @@
 //! - SQS records (`eventSource` `aws:sqs`): `messageId` becomes `msg-N` (a redelivered message
 //!   keeps its `msg-N`); `receiptHandle` becomes `rh-N`; a `nightshift-original-message-id`
 //!   message attribute (a redriven dead letter) is mapped like a `messageId`, and
-//!   `md5OfMessageAttributes` is computed again over the mapped attributes. Bodies and other
-//!   attributes are never rewritten, so `md5OfBody` stays valid.
+//!   `md5OfMessageAttributes` is computed again over the mapped attributes; an
+//!   `AWSTraceHeader` attribute (the X-Ray trace of the message's sender, [`crate::xray`])
+//!   becomes `Root=trace-N`, numbered by its root. Bodies and other attributes are never
+//!   rewritten, so `md5OfBody` stays valid.
 //! - Legacy scheduled events (`"detail-type":"Scheduled Event"`): `id` becomes `event-N`.
 //! - Any other event: a string under a key named `executionId`, `execution_id` or
 //!   `execution-id` (a substituted `<aws.scheduler.execution-id>`) becomes `exec-N`.

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-use nightshift_contract::record::ORIGINAL_ID_ATTRIBUTE;
+use nightshift_contract::record::{ORIGINAL_ID_ATTRIBUTE, TRACE_HEADER_ATTRIBUTE};
 
 use super::format::{MASKED_TIMESTAMP, NormalizeOptions, TimeMode, TraceEntry};
 use crate::harness::Invocation;
@@ -42,6 +42,7 @@ pub struct Normalizer {
     options: NormalizeOptions,
     messages: IdMap,
     receipts: IdMap,
+    traces: IdMap,
     events: IdMap,
     executions: IdMap,
 }
@@ -104,6 +105,16 @@ impl Normalizer {
         }
         if let Some(Value::String(handle)) = fields.get_mut("receiptHandle") {
             *handle = self.receipts.map("rh", handle);
+        }
+        // A new trace is drawn for every invocation that continues none, so a record's
+        // `AWSTraceHeader` (the trace its sender ran in) is numbered by its root; the parent,
+        // drawn too, is dropped.
+        if let Some(Value::Object(attributes)) = fields.get_mut("attributes")
+            && let Some(Value::String(header)) = attributes.get_mut(TRACE_HEADER_ATTRIBUTE)
+            && let Some(root) = crate::xray::root(header)
+        {
+            let root = root.to_owned();
+            *header = format!("Root={}", self.traces.map("trace", &root));
         }
         if self.options.times == TimeMode::Mask
             && let Some(Value::Object(attributes)) = fields.get_mut("attributes")

@@ -75,6 +75,7 @@ fn the_real_template_is_told_what_concerns_it() -> anyhow::Result<()> {
     let always = [
         "scheduler-retries",
         "poller-scaling",
+        "sqs-trace-continued",
         "function-concurrency",
     ];
     assert_eq!(ids(ClockSpec::Real, true), always);

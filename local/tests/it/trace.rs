@@ -234,6 +234,46 @@ fn a_redriven_dead_letter_maps_its_original_id_and_gets_a_matching_md5() {
     assert_eq!(r["md5OfMessageAttributes"], json!(expected));
 }
 
+/// The trace a message was sent in is drawn at random per run: numbered by its root, so the
+/// records of one trace share a placeholder and two runs give the same text.
+#[test]
+fn trace_headers_are_numbered_by_their_root() {
+    let traced = |id: &str, header: &str| {
+        let mut r = record(id, id, "{}", 1);
+        r["attributes"]["AWSTraceHeader"] = json!(header);
+        r
+    };
+    let mut n = Normalizer::new(NormalizeOptions::keep_times());
+    let out = n.event(&sqs_event(vec![
+        traced(
+            "a",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0",
+        ),
+        traced(
+            "b",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000001;Sampled=0",
+        ),
+        traced(
+            "c",
+            "Root=1-5759e989-000000000000000000000002;Parent=0000000000000002;Sampled=0",
+        ),
+    ]));
+    let headers: Vec<&Value> = (0..3)
+        .map(|i| &out["Records"][i]["attributes"]["AWSTraceHeader"])
+        .collect();
+    assert_eq!(
+        headers,
+        [
+            &json!("Root=trace-1"),
+            &json!("Root=trace-1"),
+            &json!("Root=trace-2")
+        ]
+    );
+    // Normalising the normalised record changes nothing.
+    let mut again = Normalizer::new(NormalizeOptions::keep_times());
+    assert_eq!(again.event(&out), out);
+}
+
 #[test]
 fn batch_item_failures_are_sorted_and_an_empty_identifier_stays_empty() {
     let mut n = Normalizer::new(NormalizeOptions::keep_times());

@@ -37,6 +37,21 @@ pub fn message_group_id(record: &SqsMessage) -> Option<&str> {
         .filter(|g| !g.is_empty())
 }
 
+/// The message system attribute that carries an X-Ray trace header (`Root=1-…;Parent=…;
+/// Sampled=…`) with a message; a Lambda function triggered by the queue sees it among its
+/// record's `attributes`
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+pub const TRACE_HEADER_ATTRIBUTE: &str = "AWSTraceHeader";
+
+/// `AWSTraceHeader` of a record, the trace of whoever sent it; `None` when absent or empty.
+pub fn trace_header(record: &SqsMessage) -> Option<&str> {
+    record
+        .attributes
+        .get(TRACE_HEADER_ATTRIBUTE)
+        .map(String::as_str)
+        .filter(|h| !h.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,9 +8,13 @@ use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
-use aws_sdk_sqs::types::{MessageAttributeValue, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    QueueAttributeName,
+};
 
 use crate::ports::{Attribute, Queue, QueueDepth, QueueError, SendOptions};
+use crate::record::TRACE_HEADER_ATTRIBUTE;
 
 /// Error codes SQS uses for throttling and overload; these pass, so they are retryable.
 const TRANSIENT_CODES: &[&str] = &[
@@ -96,12 +100,32 @@ impl Queue for SqsQueue {
             .map_err(|e| QueueError::Rejected(format!("attribute {}: {e}", a.name)))?;
             attrs.insert(a.name.clone(), value);
         }
+        // The trace rides as the `AWSTraceHeader` system attribute rather than the
+        // `X-Amzn-Trace-Id` HTTP header: the attribute is per message and overrides the header
+        // when both are set (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+        let system = match &options.trace_header {
+            Some(header) => {
+                let value = MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(header)
+                    .build()
+                    .map_err(|e| {
+                        QueueError::Rejected(format!("attribute {TRACE_HEADER_ATTRIBUTE}: {e}"))
+                    })?;
+                Some(HashMap::from([(
+                    MessageSystemAttributeNameForSends::AwsTraceHeader,
+                    value,
+                )]))
+            }
+            None => None,
+        };
         let out = self
             .client
             .send_message()
             .queue_url(queue_url)
             .message_body(body)
             .set_message_attributes((!attrs.is_empty()).then_some(attrs))
+            .set_message_system_attributes(system)
             .set_message_group_id(options.group_id.clone())
             .set_message_deduplication_id(options.dedup_id.clone())
             .send()
@@ -261,6 +285,27 @@ mod tests {
         // A standard send carries no FIFO parameters (a standard queue rejects them).
         assert!(body.get("MessageGroupId").is_none(), "{body}");
         assert!(body.get("MessageDeduplicationId").is_none(), "{body}");
+    }
+
+    /// The trace header is the `AWSTraceHeader` message system attribute, a `String`
+    /// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>,
+    /// `MessageSystemAttributes`); an untraced send has none.
+    #[tokio::test]
+    async fn a_traced_send_carries_the_trace_header_as_a_system_attribute() {
+        let url = "https://sqs.eu-central-1.amazonaws.com/123456789012/emails";
+        let header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let (queue, replay) = replayed();
+        let options = SendOptions::default().traced(Some(header));
+        queue.send(url, "{}", &[], &options).await.unwrap();
+        let body = sent_body(&replay);
+        assert_eq!(
+            body["MessageSystemAttributes"],
+            serde_json::json!({"AWSTraceHeader": {"DataType": "String", "StringValue": header}})
+        );
+        let (queue, replay) = replayed();
+        let untraced = SendOptions::default().traced(None);
+        queue.send(url, "{}", &[], &untraced).await.unwrap();
+        assert!(sent_body(&replay).get("MessageSystemAttributes").is_none());
     }
 
     #[tokio::test]

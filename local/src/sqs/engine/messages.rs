@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use nightshift_contract::record::TRACE_HEADER_ATTRIBUTE;
+
 use super::{QueueHandle, SqsEngine, dead_lettered, lock, to_time};
 use crate::sqs::attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_SECONDS};
 use crate::sqs::error::SqsError;
@@ -430,13 +432,13 @@ impl SqsEngine {
                 first.to_string(),
             );
         }
-        if wanted("AWSTraceHeader")
+        if wanted(TRACE_HEADER_ATTRIBUTE)
             && let Some(trace) = data
                 .system_attributes
-                .get("AWSTraceHeader")
+                .get(TRACE_HEADER_ATTRIBUTE)
                 .and_then(|v| v.string_value.clone())
         {
-            attributes.insert("AWSTraceHeader".to_string(), trace);
+            attributes.insert(TRACE_HEADER_ATTRIBUTE.to_string(), trace);
         }
         if wanted("MessageGroupId")
             && let Some(group) = &data.group_id
