@@ -21,6 +21,11 @@
 //!   `last` being the one before (or absent, for 1), so two instances never both consume it;
 //!   when the condition fails, a strongly consistent `GetItem` tells a duplicate from a gap.
 //!
+//! - suppressed recipients: `pk = "suppressed#<lowercased address>"`, `sk = "suppressed"`,
+//!   `cause`, `detail` and `at` (ms). One `PutItem` records one, one `GetItem` per recipient
+//!   reads it before a send; no `ttl`, so an address stays suppressed until someone deletes
+//!   its item.
+//!
 //! Claims and outcomes carry `ttl`, so DynamoDB deletes expired claims and old outcomes by
 //! itself; sequences are kept (a key's order must outlive every redelivery).
 
@@ -40,7 +45,8 @@ use tokio::sync::OnceCell;
 
 use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
 use crate::ports::{
-    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, claim_decision,
+    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, Suppression,
+    SuppressionCause, claim_decision, suppression_key,
 };
 
 /// Name of the partition key attribute (a string).
@@ -55,6 +61,8 @@ pub const IDEMPOTENCY_PREFIX: &str = "idem#";
 pub const OUTCOME_PREFIX: &str = "outcome#";
 /// Partition keys of per-key sequences start with this (IAM policies match on it).
 pub const SEQUENCE_PREFIX: &str = "seq#";
+/// Partition keys of suppressed recipients start with this (IAM policies match on it).
+pub const SUPPRESSION_PREFIX: &str = "suppressed#";
 /// How many partitions one day of outcomes is spread over.
 pub const OUTCOME_SHARDS: u32 = 4;
 /// How long outcomes are kept by default (the TTL on outcome items): 90 days.
@@ -66,6 +74,10 @@ const RESULT: &str = "result";
 const OWNER: &str = "owner";
 const PAYLOAD_HASH: &str = "payload_hash";
 const SEQUENCE_SORT_KEY: &str = "seq";
+const SUPPRESSION_SORT_KEY: &str = "suppressed";
+const CAUSE: &str = "cause";
+const DETAIL: &str = "detail";
+const AT: &str = "at";
 const LAST: &str = "last";
 const BALANCE: &str = "balance";
 /// Consumes the next sequence number of a key, adding `:delta` to its balance.
@@ -764,6 +776,52 @@ impl Store for DynamoStore {
         // A job recorded twice has an item per finish time: its latest outcome counts, once.
         crate::ports::latest_per_job(&mut outcomes);
         Ok(outcomes)
+    }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        let key = suppression_key(&suppression.address);
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(format!("{SUPPRESSION_PREFIX}{key}")))
+            .item(SORT_KEY, s(SUPPRESSION_SORT_KEY))
+            .item(CAUSE, s(suppression.cause.as_str()))
+            .item(DETAIL, s(suppression.detail.clone()))
+            .item(AT, n(ms(suppression.at)))
+            .send()
+            .await
+            .map_err(|e| classify("put_item", e))?;
+        Ok(())
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        let key = suppression_key(address);
+        // An eventually consistent read: a bounce recorded a second ago and missed once costs
+        // at most one more send to that address, and halves the read's price.
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(format!("{SUPPRESSION_PREFIX}{key}")))
+            .key(SORT_KEY, s(SUPPRESSION_SORT_KEY))
+            .send()
+            .await
+            .map_err(|e| classify("get_item", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let cause = get_s(item, CAUSE)?;
+        let cause = SuppressionCause::parse(cause).ok_or_else(|| {
+            StoreError::Permanent(format!("suppression of {key} has unknown cause {cause:?}"))
+        })?;
+        Ok(Some(Suppression {
+            address: key,
+            cause,
+            detail: get_s(item, DETAIL)?.to_string(),
+            at: from_ms(get_n(item, AT)?),
+        }))
     }
 }
 

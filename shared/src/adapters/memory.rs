@@ -13,7 +13,8 @@ use crate::contracts::{JobEnvelope, JobOutcome};
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
     OutgoingEmail, Queue, QueueDepth, QueueError, ScheduleError, Scheduler, SendOptions,
-    SequenceOutcome, Settled, Store, StoreError, check_cron_fields, claim_decision, schedule_name,
+    SequenceOutcome, Settled, Store, StoreError, Suppression, check_cron_fields, claim_decision,
+    schedule_name, suppression_key,
 };
 
 /// A clock that moves only when told to.
@@ -65,6 +66,7 @@ pub struct MemoryStore {
     complete_failures: Mutex<VecDeque<StoreError>>,
     sequences: Mutex<BTreeMap<String, Sequence>>,
     consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
+    suppressions: Mutex<BTreeMap<String, Suppression>>,
 }
 
 /// One sequence number of a key as [`MemoryStore`] consumed it.
@@ -244,6 +246,25 @@ impl Store for MemoryStore {
             .collect();
         crate::ports::latest_per_job(&mut found);
         Ok(found)
+    }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        let key = suppression_key(&suppression.address);
+        let stored = Suppression {
+            address: key.clone(),
+            ..suppression.clone()
+        };
+        self.suppressions.lock().unwrap().insert(key, stored);
+        Ok(())
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        Ok(self
+            .suppressions
+            .lock()
+            .unwrap()
+            .get(&suppression_key(address))
+            .cloned())
     }
 }
 

@@ -76,11 +76,16 @@ pub fn ses_client(sdk: &aws_config::SdkConfig) -> Client {
 #[derive(Clone)]
 pub struct SesMailer {
     client: Arc<OnceCell<Client>>,
+    /// The configuration set every send names: its event destination publishes the
+    /// bounces, complaints and deliveries ([`crate::feedback`]).
+    configuration_set: Option<String>,
 }
 
 impl std::fmt::Debug for SesMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SesMailer").finish_non_exhaustive()
+        f.debug_struct("SesMailer")
+            .field("configuration_set", &self.configuration_set)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +95,15 @@ impl SesMailer {
     pub fn new(client: Client) -> Self {
         SesMailer {
             client: Arc::new(OnceCell::new_with(Some(client))),
+            configuration_set: None,
         }
+    }
+
+    /// Sends every email with the configuration set `name` (`ConfigurationSetName`), so SES
+    /// publishes its events; `None` sends without one.
+    pub fn with_configuration_set(mut self, name: Option<String>) -> Self {
+        self.configuration_set = name;
+        self
     }
 
     /// Builds the client from the environment on first send (region, credentials and
@@ -98,6 +111,7 @@ impl SesMailer {
     pub fn lazy() -> Self {
         SesMailer {
             client: Arc::new(OnceCell::new()),
+            configuration_set: None,
         }
     }
 
@@ -158,6 +172,7 @@ impl Mailer for SesMailer {
             .await
             .send_email()
             .from_email_address(&email.from)
+            .set_configuration_set_name(self.configuration_set.clone())
             .content(EmailContent::builder().raw(raw).build())
             .send()
             .await
