@@ -31,13 +31,15 @@
 //! `simulator.amazonses.com` (with an optional `+label` before the `@`) with a defined
 //! outcome (<https://docs.aws.amazon.com/ses/latest/DeveloperGuide/mailbox-simulator.html>).
 //! [`simulate`] makes the events SES would publish for those recipients, so a local mailer
-//! can put them on the feedback queue ([`crate::adapters::simulator`]).
+//! can put them on the feedback queue (`nightshift::adapters::simulator`).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::ports::{OutgoingEmail, Suppression, SuppressionCause, suppression_key};
+use crate::ports::{
+    OutgoingEmail, REQUEST_ID_HEADER, Suppression, SuppressionCause, suppression_key,
+};
 
 /// The mailbox simulator's domain.
 pub const SIMULATOR_DOMAIN: &str = "simulator.amazonses.com";
@@ -227,10 +229,7 @@ pub fn parse(body: &str) -> Result<FeedbackEvent, FeedbackError> {
         .mail
         .headers
         .iter()
-        .find(|h| {
-            h.name
-                .eq_ignore_ascii_case(crate::adapters::mail::REQUEST_ID_HEADER)
-        })
+        .find(|h| h.name.eq_ignore_ascii_case(REQUEST_ID_HEADER))
         .map(|h| h.value.clone());
     let missing = |field| FeedbackError::Missing {
         event: wire.event_type.clone(),
@@ -324,7 +323,7 @@ pub fn simulate(email: &OutgoingEmail, message_id: &str, at: DateTime<Utc>) -> V
             {"name": "From", "value": email.from},
             {"name": "To", "value": email.to.join(", ")},
             {"name": "Subject", "value": email.subject},
-            {"name": crate::adapters::mail::REQUEST_ID_HEADER, "value": email.request_id},
+            {"name": REQUEST_ID_HEADER, "value": email.request_id},
         ],
         "commonHeaders": {"from": [email.from], "to": email.to, "subject": email.subject},
     });

@@ -453,6 +453,10 @@ pub fn latest_per_job(outcomes: &mut Vec<JobOutcome>) {
     outcomes.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
 }
 
+/// Header carrying an email's request id, so an outbox can be checked for duplicates and
+/// mail feedback traced to its request.
+pub const REQUEST_ID_HEADER: &str = "X-Nightshift-Request-Id";
+
 /// A fully rendered email, ready for a mailer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutgoingEmail {
