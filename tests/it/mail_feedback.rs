@@ -6,7 +6,9 @@
 //! asserted exactly, as in `metrics.rs`.
 
 use nightshift::batch::ERROR_ATTRIBUTE;
-use nightshift::ports::{Clock, Store, SuppressionCause};
+use std::sync::Arc;
+
+use nightshift::ports::{Clock, Store, StoreError, SuppressionCause};
 use serde_json::{Value, json};
 
 use crate::support::*;
@@ -64,11 +66,15 @@ fn feedback_document(at: i64, counts: [u64; 6]) -> Value {
     root
 }
 
-async fn feed(
+/// email-sender with its feedback source, after one feedback invocation on `records`
+/// (acknowledged, every one), whose EMF counts must be `counts` ([`feedback_document`]).
+async fn after_feedback(
     world: &World,
-    deps: &std::sync::Arc<email_sender::Deps>,
     records: Vec<(&str, String)>,
-) {
+    counts: [u64; 6],
+) -> Arc<email_sender::Deps> {
+    let deps = world.email_sender_with_feedback(100.0);
+    let now = world.clock.now().timestamp_millis();
     let records = records
         .into_iter()
         .map(|(id, body)| feedback_record(id, &body))
@@ -77,36 +83,29 @@ async fn feed(
         .await
         .unwrap();
     assert!(failed_ids(&response).is_empty(), "{response:?}");
-    let _ = world;
+    assert_eq!(world.metrics.take(), [feedback_document(now, counts)]);
+    deps
+}
+
+/// One email request `id` to `to` through `deps`; acknowledged, sent or dead-lettered.
+async fn send(deps: &Arc<email_sender::Deps>, id: &str, to: &[&str]) {
+    let records = vec![record(&format!("m-{id}"), &request(id, to), 1)];
+    let response = email_sender::handler(deps.clone(), lambda_event(event_of(records)))
+        .await
+        .unwrap();
+    assert!(failed_ids(&response).is_empty(), "{response:?}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hard_bounce_suppresses_and_the_next_send_is_dead_lettered_with_the_reason() {
     let world = World::new();
-    let now = world.clock.now().timestamp_millis();
-    let deps = world.email_sender_with_feedback(100.0);
-    feed(
-        &world,
-        &deps,
-        vec![("f1", fixture("feedback/ses-bounce-permanent.json"))],
-    )
-    .await;
-    assert_eq!(
-        world.metrics.take(),
-        [feedback_document(now, [1, 0, 0, 0, 1, 0])]
-    );
+    let bounce = vec![("f1", fixture("feedback/ses-bounce-permanent.json"))];
+    let deps = after_feedback(&world, bounce, [1, 0, 0, 0, 1, 0]).await;
     let suppression = world.store.suppression(RECIPIENT).await.unwrap().unwrap();
     assert_eq!(suppression.cause, SuppressionCause::Bounce);
 
     // A request to the address, in another case: refused, dead-lettered, nothing sent.
-    let records = vec![record("m1", &request("e1", &["Recipient@Example.com"]), 1)];
-    let response = email_sender::handler(deps.clone(), lambda_event(event_of(records)))
-        .await
-        .unwrap();
-    assert!(
-        failed_ids(&response).is_empty(),
-        "dead-lettered, so acknowledged"
-    );
+    send(&deps, "e1", &["Recipient@Example.com"]).await;
     assert!(world.mailer.sent().is_empty());
     assert_eq!(
         reasons(&world, EMAILS_DLQ_URL),
@@ -123,62 +122,30 @@ async fn a_hard_bounce_suppresses_and_the_next_send_is_dead_lettered_with_the_re
     assert!(world.store.record("email:e1").is_none());
 
     // Another recipient is not affected.
-    let records = vec![record("m2", &request("e2", &["ada@example.com"]), 1)];
-    email_sender::handler(deps, lambda_event(event_of(records)))
-        .await
-        .unwrap();
+    send(&deps, "e2", &["ada@example.com"]).await;
     assert_eq!(world.mailer.sent().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn transient_bounces_and_deliveries_suppress_nobody() {
     let world = World::new();
-    let now = world.clock.now().timestamp_millis();
-    let deps = world.email_sender_with_feedback(100.0);
-    feed(
-        &world,
-        &deps,
-        vec![
-            ("f1", fixture("feedback/ses-bounce-transient.json")),
-            ("f2", fixture("feedback/ses-delivery.json")),
-        ],
-    )
-    .await;
-    assert_eq!(
-        world.metrics.take(),
-        [feedback_document(now, [0, 1, 0, 1, 0, 0])]
-    );
+    let records = vec![
+        ("f1", fixture("feedback/ses-bounce-transient.json")),
+        ("f2", fixture("feedback/ses-delivery.json")),
+    ];
+    let deps = after_feedback(&world, records, [0, 1, 0, 1, 0, 0]).await;
     assert_eq!(world.store.suppression(RECIPIENT).await.unwrap(), None);
-    let records = vec![record("m1", &request("e1", &[RECIPIENT]), 1)];
-    email_sender::handler(deps, lambda_event(event_of(records)))
-        .await
-        .unwrap();
+    send(&deps, "e1", &[RECIPIENT]).await;
     assert_eq!(world.mailer.sent().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_complaint_suppresses() {
+async fn a_complaint_suppresses_the_whole_request() {
     let world = World::new();
-    let now = world.clock.now().timestamp_millis();
-    let deps = world.email_sender_with_feedback(100.0);
-    feed(
-        &world,
-        &deps,
-        vec![("f1", fixture("feedback/ses-complaint.json"))],
-    )
-    .await;
-    assert_eq!(
-        world.metrics.take(),
-        [feedback_document(now, [0, 0, 1, 0, 1, 0])]
-    );
-    let records = vec![record(
-        "m1",
-        &request("e1", &["ada@example.com", RECIPIENT]),
-        1,
-    )];
-    email_sender::handler(deps, lambda_event(event_of(records)))
-        .await
-        .unwrap();
+    let complaint = vec![("f1", fixture("feedback/ses-complaint.json"))];
+    let deps = after_feedback(&world, complaint, [0, 0, 1, 0, 1, 0]).await;
+    // One suppressed recipient of two: the request is refused as a whole.
+    send(&deps, "e1", &["ada@example.com", RECIPIENT]).await;
     assert!(world.mailer.sent().is_empty());
     assert_eq!(
         reasons(&world, EMAILS_DLQ_URL),
@@ -192,23 +159,13 @@ async fn a_complaint_suppresses() {
 #[tokio::test(start_paused = true)]
 async fn malformed_feedback_is_dead_lettered_with_a_clear_reason() {
     let world = World::new();
-    let now = world.clock.now().timestamp_millis();
-    let deps = world.email_sender_with_feedback(100.0);
     let bounce_without_bounce = json!({"eventType": "Bounce", "mail": {"messageId": "m"}});
-    feed(
-        &world,
-        &deps,
-        vec![
-            ("f1", "{not json".to_string()),
-            ("f2", bounce_without_bounce.to_string()),
-            ("f3", fixture("feedback/ses-bounce-permanent.json")),
-        ],
-    )
-    .await;
-    assert_eq!(
-        world.metrics.take(),
-        [feedback_document(now, [1, 0, 0, 0, 1, 2])]
-    );
+    let records = vec![
+        ("f1", "{not json".to_string()),
+        ("f2", bounce_without_bounce.to_string()),
+        ("f3", fixture("feedback/ses-bounce-permanent.json")),
+    ];
+    after_feedback(&world, records, [1, 0, 0, 0, 1, 2]).await;
     let reasons = reasons(&world, FEEDBACK_DLQ_URL);
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(
@@ -221,4 +178,29 @@ async fn malformed_feedback_is_dead_lettered_with_a_clear_reason() {
     );
     // Nothing went to the emails DLQ: feedback has its own.
     assert!(world.queue.sent_to(EMAILS_DLQ_URL).is_empty());
+}
+
+/// A store that cannot be reached while feedback arrives: the record is retried, not
+/// dead-lettered, and nothing is counted until it is stored.
+#[tokio::test(start_paused = true)]
+async fn a_store_outage_retries_the_feedback() {
+    let world = World::new();
+    world
+        .store
+        .fail_next_suppress(StoreError::Transient("throttled".into()));
+    let deps = world.email_sender_with_feedback(100.0);
+    let now = world.clock.now().timestamp_millis();
+    let records = vec![feedback_record(
+        "f1",
+        &fixture("feedback/ses-bounce-permanent.json"),
+    )];
+    let response = email_sender::handler(deps, lambda_event(event_of(records)))
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["f1"]);
+    assert!(world.queue.sent_to(FEEDBACK_DLQ_URL).is_empty());
+    assert_eq!(
+        world.metrics.take(),
+        [feedback_document(now, [0, 0, 0, 0, 0, 0])]
+    );
 }

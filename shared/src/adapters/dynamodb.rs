@@ -893,6 +893,52 @@ mod tests {
             .collect()
     }
 
+    /// A suppression is one `PutItem` under its lowercased address (the IAM policy lets
+    /// email-sender touch only `suppressed#` keys), read back with one `GetItem`.
+    #[tokio::test]
+    async fn a_suppression_is_one_put_and_one_get_by_lowercased_address() {
+        let item = json!({"pk": {"S": "suppressed#ada@example.com"}, "sk": {"S": "suppressed"},
+            "cause": {"S": "bounce"}, "detail": {"S": "Permanent/General"},
+            "at": {"N": "1795253400000"}});
+        let replay = StaticReplayClient::new(vec![
+            reply(200, json!({})),
+            reply(200, json!({"Item": item})),
+            reply(200, json!({})),
+        ]);
+        let s = store(&replay);
+        let suppression = Suppression {
+            address: "Ada@Example.com".into(),
+            cause: SuppressionCause::Bounce,
+            detail: "Permanent/General".into(),
+            at: t("2026-11-21T09:30:00Z"),
+        };
+        s.suppress(&suppression).await.unwrap();
+        assert_eq!(
+            s.suppression("ADA@example.com").await.unwrap(),
+            Some(Suppression {
+                address: "ada@example.com".into(),
+                ..suppression
+            })
+        );
+        assert_eq!(s.suppression("bob@example.com").await.unwrap(), None);
+        let requests = sent(&replay);
+        assert_eq!(
+            requests[0],
+            (
+                "PutItem".to_string(),
+                json!({"TableName": "nightshift-state", "Item": item})
+            )
+        );
+        assert_eq!(
+            requests[1],
+            (
+                "GetItem".to_string(),
+                json!({"TableName": "nightshift-state",
+                    "Key": {"pk": {"S": "suppressed#ada@example.com"}, "sk": {"S": "suppressed"}}})
+            )
+        );
+    }
+
     #[tokio::test]
     async fn a_sequence_number_is_one_conditional_update_then_a_consistent_read() {
         let item = |last: i64, balance: i64| {

@@ -67,6 +67,7 @@ pub struct MemoryStore {
     sequences: Mutex<BTreeMap<String, Sequence>>,
     consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
     suppressions: Mutex<BTreeMap<String, Suppression>>,
+    suppress_failures: Mutex<VecDeque<StoreError>>,
 }
 
 /// One sequence number of a key as [`MemoryStore`] consumed it.
@@ -149,6 +150,12 @@ impl MemoryStore {
         state.balance = balance;
         state.consumed.push(Consumed { sequence, delta });
         Ok(SequenceOutcome::Applied { balance })
+    }
+
+    /// Makes the next `suppress` fail with `error` (queued: one failure per call), as a store
+    /// that cannot be reached while mail feedback arrives.
+    pub fn fail_next_suppress(&self, error: StoreError) {
+        self.suppress_failures.lock().unwrap().push_back(error);
     }
 
     /// Makes the next `complete` fail with `error` (queued: one failure per call), as a
@@ -249,6 +256,9 @@ impl Store for MemoryStore {
     }
 
     async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        if let Some(e) = self.suppress_failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         let key = suppression_key(&suppression.address);
         let stored = Suppression {
             address: key.clone(),
@@ -590,6 +600,11 @@ mod tests {
     use super::*;
     use crate::adapters::conformance;
     use crate::ports::Retryable;
+
+    #[tokio::test]
+    async fn suppressions_follow_the_store_rules() {
+        conformance::check_suppressions(&MemoryStore::default(), "").await;
+    }
 
     #[tokio::test]
     async fn sequences_follow_the_store_rules() {

@@ -228,6 +228,21 @@ mod tests {
         )
     }
 
+    /// With a configuration set, every send names it, so SES publishes the email's events.
+    #[tokio::test]
+    async fn sends_name_the_configuration_set() {
+        let replay = StaticReplayClient::new(vec![reply(200, None, r#"{"MessageId":"m-1"}"#)]);
+        mailer(&replay)
+            .with_configuration_set(Some("nightshift-dev-mail".into()))
+            .send(&email())
+            .await
+            .unwrap();
+        let request = replay.actual_requests().next().unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(request.body().bytes().expect("buffered body")).unwrap();
+        assert_eq!(body["ConfigurationSetName"], "nightshift-dev-mail");
+    }
+
     #[tokio::test]
     async fn request_shape_is_a_raw_mime_message() {
         let replay = StaticReplayClient::new(vec![reply(200, None, r#"{"MessageId":"m-1"}"#)]);
@@ -253,6 +268,8 @@ mod tests {
         assert_eq!(body["FromEmailAddress"], "nightshift@example.com");
         // Recipients come from the MIME headers, so no Destination is sent.
         assert!(body.get("Destination").is_none(), "{body}");
+        // Without a configuration set, none is named.
+        assert!(body.get("ConfigurationSetName").is_none(), "{body}");
         let data = body["Content"]["Raw"]["Data"].as_str().expect("raw data");
         let mime = String::from_utf8(aws_smithy_types::base64::decode(data).unwrap()).unwrap();
         assert!(

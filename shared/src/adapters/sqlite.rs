@@ -464,6 +464,21 @@ mod tests {
     use crate::adapters::conformance;
 
     #[tokio::test]
+    async fn suppressions_follow_the_store_rules_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+        conformance::check_suppressions(&store, "").await;
+        let again = SqliteStore::open(dir.path().join("state.db")).unwrap();
+        assert!(
+            again
+                .suppression("ada@example.com")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    #[tokio::test]
     async fn sequences_follow_the_store_rules() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
