@@ -205,9 +205,13 @@ impl Deps {
             ..BatchConfig::default()
         };
         nightshift::wiring::apply_faults(env, &mut config)?;
-        let feedback = match env.get(MAIL_FEEDBACK_QUEUE_URL) {
-            None => None,
-            Some(_) => Some(BatchConfig {
+        // Both or neither: one alone is an error naming the other, never a silent half.
+        let feedback = match (
+            env.get(MAIL_FEEDBACK_QUEUE_URL),
+            env.get(MAIL_FEEDBACK_DLQ_URL),
+        ) {
+            (None, None) => None,
+            _ => Some(BatchConfig {
                 source_queue_url: Some(env.queue_url(MAIL_FEEDBACK_QUEUE_URL)?),
                 dlq_url: Some(env.queue_url(MAIL_FEEDBACK_DLQ_URL)?),
                 backoff: plan.backoff,
