@@ -34,6 +34,8 @@ pub enum Trigger {
     EventSources,
     /// A function without `ReservedConcurrentExecutions`.
     UnreservedFunction,
+    /// An SES configuration set's event destination (mail feedback).
+    SesEventDestination,
     /// A request that uses the feature (announced on first use, not at start-up).
     Request,
     /// A template that declares the feature (refused at load with its own error).
@@ -58,6 +60,9 @@ impl Trigger {
             Trigger::EventSources => "at start-up when the template has SQS event sources",
             Trigger::UnreservedFunction => {
                 "at start-up when a function has no reserved concurrency"
+            }
+            Trigger::SesEventDestination => {
+                "at start-up when the template has an SES event destination"
             }
             Trigger::Request => "on the first request that uses it",
             Trigger::Refused => "at load, as the error",
@@ -139,6 +144,13 @@ pub const ALL: &[Divergence] = &[
         trigger: Trigger::UnreservedFunction,
     },
     Divergence {
+        id: "mail-feedback",
+        place: "SES mail feedback",
+        aws: "SES publishes bounce, complaint and delivery events of every email through the configuration set's SNS topic to the subscribed queue",
+        emulator: "SES, SNS and the subscription are not modelled: the outbox (or SMTP) mailer puts the events of the mailbox simulator's addresses (`bounce@`, `complaint@`, `suppressionlist@`, `success@`, `ooto@simulator.amazonses.com`) on the feedback queue itself; other recipients cause no event",
+        trigger: Trigger::SesEventDestination,
+    },
+    Divergence {
         id: "schedule-restart",
         place: "restarting with a state dir",
         aws: "a schedule exists from its deploy on",
@@ -211,6 +223,7 @@ impl Divergence {
                 .functions
                 .values()
                 .any(|f| f.reserved_concurrency.is_none()),
+            Trigger::SesEventDestination => template.ses_event_destinations,
             Trigger::Request | Trigger::Refused => false,
         }
     }
@@ -281,6 +294,7 @@ mod tests {
             schedule_groups: Vec::new(),
             skipped_functions: Vec::new(),
             skipped_events: Vec::new(),
+            ses_event_destinations: false,
         };
         assert!(applicable(&template, &ClockSpec::Real, true).is_empty());
         let manual = applicable(&template, &ClockSpec::Manual, true);

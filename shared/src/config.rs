@@ -14,6 +14,9 @@ use std::time::Duration;
 pub const STORE_URL: &str = "STORE_URL";
 /// Variable selecting the mailer.
 pub const MAIL_URL: &str = "MAIL_URL";
+/// Variable: the SES configuration set every email is sent with (`ses` mailer only), whose
+/// event destination publishes bounces, complaints and deliveries to the feedback queue.
+pub const MAIL_CONFIGURATION_SET: &str = "MAIL_CONFIGURATION_SET";
 /// Variable selecting the blob store.
 pub const BLOBS_URL: &str = "BLOBS_URL";
 /// Variable naming the EventBridge Scheduler schedule group of run-time schedules.

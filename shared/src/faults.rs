@@ -324,6 +324,17 @@ impl Store for FaultyStore {
     ) -> Result<Vec<JobOutcome>, StoreError> {
         self.inner.outcomes_between(from, to).await
     }
+
+    async fn suppress(&self, suppression: &crate::ports::Suppression) -> Result<(), StoreError> {
+        self.inner.suppress(suppression).await
+    }
+
+    async fn suppression(
+        &self,
+        address: &str,
+    ) -> Result<Option<crate::ports::Suppression>, StoreError> {
+        self.inner.suppression(address).await
+    }
 }
 
 fn faults_of(env: &Env) -> Result<Option<Faults>, ConfigError> {

@@ -8,6 +8,8 @@
 //!   derived from it;
 //! - [`record`] (from `nightshift-contract`, shared with the emulator): the receive count of
 //!   an SQS record and the attributes of a dead letter;
+//! - [`feedback`]: SES's bounce, complaint and delivery events, what suppresses a recipient,
+//!   and the mailbox simulator's events made up locally;
 //! - [`ports`]: the traits for queue, store, mail, blobs, scheduler and clock, with
 //!   retryable/permanent errors;
 //! - [`adapters`]: SQLite and DynamoDB stores, outbox, SMTP and SES mail, filesystem and S3
@@ -28,6 +30,7 @@ pub mod config;
 pub mod contracts;
 #[cfg(feature = "faults")]
 pub mod faults;
+pub mod feedback;
 pub mod idempotency;
 pub mod metrics;
 pub mod ports;

@@ -292,6 +292,72 @@ impl SequenceOutcome {
     }
 }
 
+/// Why a recipient is suppressed: the mail feedback that put it on the list
+/// ([`crate::feedback`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SuppressionCause {
+    /// A permanent (hard) bounce: the address does not exist or refuses mail for good.
+    Bounce,
+    /// The recipient marked a message as spam.
+    Complaint,
+}
+
+impl SuppressionCause {
+    /// The stored form: `bounce` or `complaint`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuppressionCause::Bounce => "bounce",
+            SuppressionCause::Complaint => "complaint",
+        }
+    }
+
+    /// The cause of a stored form; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "bounce" => Some(SuppressionCause::Bounce),
+            "complaint" => Some(SuppressionCause::Complaint),
+            _ => None,
+        }
+    }
+}
+
+/// A recipient email-sender no longer sends to, and why. Sending again to an address that
+/// hard-bounced or complained is what raises the bounce and complaint rates SES reviews
+/// accounts for, so a request to it is a permanent failure with this as its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    /// The address, lowercased ([`suppression_key`]).
+    pub address: String,
+    /// Bounce or complaint.
+    pub cause: SuppressionCause,
+    /// What the feedback said (bounce type and subtype, the diagnostic code, the complaint's
+    /// feedback type), for people reading the reason.
+    pub detail: String,
+    /// When the bounce or complaint happened (the feedback's timestamp).
+    pub at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for Suppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.cause {
+            SuppressionCause::Bounce => "permanent bounce",
+            SuppressionCause::Complaint => "complaint",
+        };
+        write!(f, "{what} at {}", self.at.to_rfc3339())?;
+        if !self.detail.is_empty() {
+            write!(f, " ({})", self.detail)?;
+        }
+        Ok(())
+    }
+}
+
+/// The key a suppression is stored under: the address lowercased and trimmed. Mail
+/// providers treat addresses case-insensitively in practice, and a list that missed
+/// `Ada@Example.com` after `ada@example.com` bounced would send the bounce again.
+pub fn suppression_key(address: &str) -> String {
+    address.trim().to_lowercase()
+}
+
 /// Idempotency records and job outcomes.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -371,6 +437,14 @@ pub trait Store: Send + Sync {
         self.consume_in_sequence(key, sequence, None).await
     }
 
+    /// Puts `suppression.address` on the suppression list, replacing an earlier entry of it
+    /// (the latest feedback is the reason shown). Kept until someone deletes it: SES's own
+    /// account-level list works the same way.
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError>;
+
+    /// The suppression list's entry for `address` ([`suppression_key`]), if any.
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError>;
+
     /// Outcomes of jobs that finished in `[from, to)` (by [`JobOutcome::finished_at`]),
     /// oldest first, one per job: its latest in the range ([`latest_per_job`]). A store keeps
     /// every (job, finish time), so a job given up on one day and redriven to success on a
@@ -391,6 +465,10 @@ pub fn latest_per_job(outcomes: &mut Vec<JobOutcome>) {
     outcomes.dedup_by(|later, kept| later.job_id == kept.job_id);
     outcomes.sort_by(|a, b| (a.finished_at, &a.job_id).cmp(&(b.finished_at, &b.job_id)));
 }
+
+/// Header carrying an email's request id, so an outbox can be checked for duplicates and
+/// mail feedback traced to its request.
+pub const REQUEST_ID_HEADER: &str = "X-Nightshift-Request-Id";
 
 /// A fully rendered email, ready for a mailer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,12 +10,14 @@ use crate::adapters::dynamodb::{DynamoStore, validate_table_name};
 use crate::adapters::mail::{OutboxMailer, SmtpMailer};
 use crate::adapters::s3::S3Blobs;
 use crate::adapters::ses::SesMailer;
+use crate::adapters::simulator::MailboxSimulator;
 use crate::adapters::sqlite::SqliteStore;
 use crate::config::{
-    BLOBS_URL, BlobsUrl, ConfigError, Env, FAULTS_VAR, MAIL_URL, MailUrl, STORE_URL, StoreUrl,
+    BLOBS_URL, BlobsUrl, ConfigError, Env, FAULTS_VAR, MAIL_CONFIGURATION_SET, MAIL_URL, MailUrl,
+    STORE_URL, StoreUrl,
 };
 use crate::metrics::{Emitter, Stdout};
-use crate::ports::{Blobs, Mailer, Queue, Store};
+use crate::ports::{Blobs, Clock, Mailer, Queue, Store};
 
 /// What every function's `main` does before it starts the Lambda runtime: logs (JSON when
 /// `AWS_LAMBDA_LOG_FORMAT=JSON`), the SQS client, then the function's dependencies read from
@@ -141,10 +143,35 @@ pub fn mailer(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
     }
 }
 
+/// The mailer of [`mailer`], and for a local one (outbox, SMTP) with `feedback_queue_url`,
+/// SES's mailbox simulator in front of it ([`MailboxSimulator`]): mail to the simulator's
+/// addresses puts the events SES would publish on that queue. SES itself publishes them in
+/// the cloud, so the `ses` mailer is never wrapped.
+pub fn mailer_with_feedback(
+    env: &Env,
+    feedback_queue_url: Option<&str>,
+    queue: Arc<dyn Queue>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Mailer>, ConfigError> {
+    let mailer = mailer(env)?;
+    match (env.mail_url()?, feedback_queue_url) {
+        (MailUrl::Outbox(_) | MailUrl::Smtp { .. }, Some(url)) => {
+            Ok(Arc::new(MailboxSimulator::new(mailer, queue, url, clock)))
+        }
+        _ => Ok(mailer),
+    }
+}
+
 /// The mailer named by `MAIL_URL`, without fault injection.
 fn mailer_by_url(env: &Env) -> Result<Arc<dyn Mailer>, ConfigError> {
+    // Read whatever the mailer: the template sets it for every stage.
+    let configuration_set = env
+        .get(MAIL_CONFIGURATION_SET)
+        .filter(|name| !name.trim().is_empty());
     match env.mail_url()? {
-        MailUrl::Ses => Ok(Arc::new(SesMailer::lazy())),
+        MailUrl::Ses => Ok(Arc::new(
+            SesMailer::lazy().with_configuration_set(configuration_set),
+        )),
         MailUrl::Outbox(dir) => {
             let mailer =
                 OutboxMailer::new(dir).map_err(|e| invalid(env, MAIL_URL, e.to_string()))?;

@@ -423,6 +423,14 @@ async fn cloud_dynamodb_two_deliveries_one_winner_and_a_reused_key_is_a_mismatch
 }
 
 #[tokio::test]
+async fn cloud_dynamodb_suppressions_follow_the_store_rules() {
+    let moto = moto_or_skip!();
+    let table = create_table(moto).await;
+    let store = DynamoStore::new(dynamodb(moto), &table);
+    nightshift::adapters::conformance::check_suppressions(&store, "").await;
+}
+
+#[tokio::test]
 async fn cloud_dynamodb_sequences_apply_in_order_once() {
     let moto = moto_or_skip!();
     let table = create_table(moto).await;

@@ -12,6 +12,7 @@ use lambda_runtime::{Context, LambdaEvent};
 use nightshift::adapters::blobs::FsBlobs;
 use nightshift::adapters::mail::OutboxMailer;
 use nightshift::adapters::scheduler::{EventBridgeScheduler, SchedulerTarget};
+use nightshift::adapters::simulator::MailboxSimulator;
 use nightshift::adapters::sqlite::SqliteStore;
 use nightshift::adapters::sqs::SqsQueue;
 use nightshift::batch::BatchConfig;
@@ -215,22 +216,40 @@ fn functions(
             let deps = deps
                 .get_or_init(|| {
                     let e = endpoint.get().unwrap();
-                    Arc::new(email_sender::Deps::new(
+                    // As `nightshift::wiring::mailer_with_feedback` wires a local mailer: SES's
+                    // mailbox simulator in front, its events on the feedback queue.
+                    let mailer: Arc<dyn Mailer> = Arc::new(MailboxSimulator::new(
                         mailer.clone(),
-                        store.clone(),
-                        clock.clone(),
                         queue(),
-                        BatchConfig {
-                            source_queue_url: Some(url(e, "emails")),
-                            dlq_url: Some(url(e, "emails-dlq")),
-                            backoff: plan.backoff,
-                            max_receive_count: Some(plan.max_receive_count),
-                            ..BatchConfig::default()
-                        },
-                        "nightshift@example.com".into(),
-                        1000.0,
-                        Duration::from_secs(86_400),
-                    ))
+                        url(e, "mail-feedback"),
+                        clock.clone(),
+                    ));
+                    let feedback = BatchConfig {
+                        source_queue_url: Some(url(e, "mail-feedback")),
+                        dlq_url: Some(url(e, "mail-feedback-dlq")),
+                        backoff: plan.backoff,
+                        max_receive_count: Some(plan.max_receive_count),
+                        ..BatchConfig::default()
+                    };
+                    Arc::new(
+                        email_sender::Deps::new(
+                            mailer,
+                            store.clone(),
+                            clock.clone(),
+                            queue(),
+                            BatchConfig {
+                                source_queue_url: Some(url(e, "emails")),
+                                dlq_url: Some(url(e, "emails-dlq")),
+                                backoff: plan.backoff,
+                                max_receive_count: Some(plan.max_receive_count),
+                                ..BatchConfig::default()
+                            },
+                            "nightshift@example.com".into(),
+                            1000.0,
+                            Duration::from_secs(86_400),
+                        )
+                        .with_feedback(email_sender::FeedbackSource::new(queue(), feedback)),
+                    )
                 })
                 .clone();
             async move {
@@ -686,5 +705,92 @@ async fn the_real_binaries_under_the_process_runtime() {
         qp.cold_starts >= 1 && qp.errors == 0 && qp.crashes == 0,
         "{qp:?}"
     );
+    h.shutdown().await;
+}
+
+/// SES's mailbox simulator, locally: mail to `bounce@simulator.amazonses.com` goes to the
+/// outbox, and its bounce event comes back through the feedback queue (the path SES → SNS →
+/// SQS takes in AWS) to email-sender, which suppresses the address; the next request to it
+/// is dead-lettered with the reason. A complaint does the same; `success@` only delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mailbox_simulator_closes_the_feedback_loop_locally() {
+    let (h, dirs) = start("2026-11-21T09:30:00Z").await;
+    let request = |id: &str, to: &str| {
+        serde_json::json!({"v": 1, "id": id, "to": [to], "subject": "hi", "body": "hello"})
+            .to_string()
+    };
+    h.send("emails", request("e1", "bounce@simulator.amazonses.com"))
+        .unwrap();
+    h.send(
+        "emails",
+        request("e2", "complaint+signup@simulator.amazonses.com"),
+    )
+    .unwrap();
+    h.send("emails", request("e3", "success@simulator.amazonses.com"))
+        .unwrap();
+    h.run_until_idle().await.unwrap();
+    // The feedback source gathers for its 20 s batching window on the emulator's clock.
+    h.advance(Duration::from_secs(30)).await.unwrap();
+    assert_eq!(dirs.emails().len(), 3);
+    for q in ["emails", "emails-dlq", "mail-feedback", "mail-feedback-dlq"] {
+        assert!(h.messages(q).unwrap().is_empty(), "{q} not empty");
+    }
+    let feedback: Vec<String> = h
+        .invocations_of(EMAIL_SENDER)
+        .iter()
+        .flat_map(|i| i.event["Records"].as_array().cloned().unwrap_or_default())
+        .filter(|r| {
+            r["eventSourceARN"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(":nightshift-mail-feedback")
+        })
+        .map(|r| {
+            let event: serde_json::Value =
+                serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+            event["eventType"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut feedback = feedback;
+    feedback.sort();
+    assert_eq!(feedback, ["Bounce", "Complaint", "Delivery", "Delivery"]);
+
+    let store = SqliteStore::open(dirs.db()).unwrap();
+    assert!(
+        store
+            .suppression("bounce@simulator.amazonses.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .suppression("complaint+signup@simulator.amazonses.com")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .suppression("success@simulator.amazonses.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The next request to the bounced address is refused with the reason.
+    h.send("emails", request("e4", "bounce@simulator.amazonses.com"))
+        .unwrap();
+    h.run_until_idle().await.unwrap();
+    let dlq = h.emulator().dlq_list("emails-dlq", 10).unwrap();
+    assert_eq!(dlq.len(), 1);
+    let reason = dlq[0].reason.clone().unwrap();
+    assert!(
+        reason.starts_with(
+            "recipient bounce@simulator.amazonses.com is suppressed: permanent bounce at 2026-11-21T09:30"
+        ) && reason.ends_with("(Permanent/General: smtp; 550 5.1.1 user unknown)"),
+        "{reason}"
+    );
+    assert_eq!(dirs.emails().len(), 3);
     h.shutdown().await;
 }

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nightshift::adapters::dynamodb::{
-    IDEMPOTENCY_PREFIX, OUTCOME_PREFIX, PARTITION_KEY, SEQUENCE_PREFIX, SORT_KEY, TTL_ATTRIBUTE,
+    IDEMPOTENCY_PREFIX, OUTCOME_PREFIX, PARTITION_KEY, SEQUENCE_PREFIX, SORT_KEY,
+    SUPPRESSION_PREFIX, TTL_ATTRIBUTE,
 };
 use nightshift::adapters::memory::MemoryQueue;
 use nightshift::config::{ConfigError, Env};
@@ -201,6 +202,8 @@ fn variables_read(
                 "arn:aws:iam::000000000000:role/nightshift-JobsSchedulerRole".to_string()
             }
             "JOBS_QUEUE_ARN" => "arn:aws:sqs:us-east-1:000000000000:nightshift-jobs".to_string(),
+            // `${AWS::StackName}-mail`, as the emulator resolves it.
+            "MAIL_CONFIGURATION_SET" => "nightshift-mail".to_string(),
             n => local[&function.id][n]
                 .as_str()
                 .map(str::to_string)
@@ -307,7 +310,7 @@ fn infra_drift_visibility_timeouts_cover_six_consumer_timeouts() {
         .into_iter()
         .flat_map(|f| f.sqs_sources)
         .collect();
-    assert_eq!(sources.len(), 3, "{sources:?}");
+    assert_eq!(sources.len(), 4, "{sources:?}");
 }
 
 #[test]
@@ -616,6 +619,7 @@ fn service_owns(service: &str, ty: &str) -> bool {
             | ("logs", "AWS::Logs::LogGroup")
             | ("lambda", "AWS::Serverless::Function")
             | ("ses", "ses-identity")
+            | ("ses", "AWS::SES::ConfigurationSet")
             | ("scheduler", "AWS::Scheduler::ScheduleGroup")
             | ("iam", "AWS::IAM::Role")
     )
@@ -641,6 +645,15 @@ fn scoped_resource(t: &Value, resource: &Value) -> Result<(String, String), Stri
             let identities = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/";
             if let Some(identity) = s.strip_prefix(identities) {
                 return Ok(("ses-identity".into(), format!("ses identity/{identity}")));
+            }
+            // One of this stack's SES configuration sets: `configuration-set/${Set}`.
+            let sets =
+                "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/${";
+            if let Some(set) = s.strip_prefix(sets).and_then(|r| r.strip_suffix('}'))
+                && let Some(ty) = resource_type(t, set)
+                && ty == "AWS::SES::ConfigurationSet"
+            {
+                return Ok((ty, set.to_string()));
             }
             // The schedules of one of this stack's schedule groups: `schedule/${Group}/...`.
             let schedules =
@@ -691,6 +704,7 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
     let idem = leading(IDEMPOTENCY_PREFIX);
     let outcome = leading(OUTCOME_PREFIX);
     let sequences = leading(SEQUENCE_PREFIX);
+    let suppressions = leading(SUPPRESSION_PREFIX);
     let consume = |queue: &str| -> Vec<String> {
         [
             "sqs:ChangeMessageVisibility",
@@ -746,13 +760,24 @@ fn infra_iam_every_function_has_its_own_least_privilege_role() {
         consume("EmailsQueue")
             .into_iter()
             .chain(traces.clone())
+            .chain(consume("MailFeedbackQueue"))
             .chain(logs("EmailSenderLogGroup"))
             .chain(idempotency.clone())
             .chain([
                 "sqs:SendMessage on EmailsDLQ".to_string(),
+                "sqs:SendMessage on MailFeedbackDLQ".to_string(),
+                // The suppression list: read before each send, written from feedback.
+                format!("dynamodb:GetItem on StateTable{suppressions}"),
+                format!("dynamodb:PutItem on StateTable{suppressions}"),
                 "ses:SendEmail on ses identity/* [StringEquals ses:FromAddress SenderAddress]"
                     .to_string(),
                 "ses:SendRawEmail on ses identity/* [StringEquals ses:FromAddress SenderAddress]"
+                    .to_string(),
+                // A send naming a configuration set is authorized on the set too: only the
+                // stack's own.
+                "ses:SendEmail on MailConfigurationSet [StringEquals ses:FromAddress SenderAddress]"
+                    .to_string(),
+                "ses:SendRawEmail on MailConfigurationSet [StringEquals ses:FromAddress SenderAddress]"
                     .to_string(),
             ])
             .collect(),
@@ -1097,7 +1122,7 @@ fn infra_bucket_is_private_encrypted_expiring_and_named_like_blobs_url() {
 fn infra_queues_are_encrypted_and_dead_letters_kept_fourteen_days() {
     let t = template();
     let queues = ids_of_type(&t, "AWS::SQS::Queue");
-    assert_eq!(queues.len(), 8);
+    assert_eq!(queues.len(), 10);
     for id in &queues {
         let p = &t["Resources"][id.as_str()]["Properties"];
         assert_eq!(p["SqsManagedSseEnabled"], true, "{id}");
@@ -1158,7 +1183,7 @@ fn infra_retry_horizon_drives_receive_counts_and_visibility() {
             );
         }
     }
-    assert_eq!(mapped, 3);
+    assert_eq!(mapped, 4);
 }
 
 /// Completed idempotency records must outlive any dead letter, so a redrive never repeats
@@ -1200,7 +1225,7 @@ fn infra_idempotency_records_outlive_dead_letters() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 3);
+    assert_eq!(checked, 4);
     assert!(nightshift::idempotency::DEFAULT_TTL >= Duration::from_secs(ttl));
 }
 
@@ -1285,7 +1310,7 @@ fn infra_daily_schedule_avoids_dst_gaps() {
 fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
     let t = template();
     let topic = ids_of_type(&t, "AWS::SNS::Topic");
-    assert_eq!(topic, ["AlarmTopic"]);
+    assert_eq!(topic, ["AlarmTopic", "MailFeedbackTopic"]);
     let subscription = &t["Resources"]["AlarmTopic"]["Properties"]["Subscription"][0];
     assert_eq!(subscription["Protocol"], "email");
     assert_eq!(
@@ -1303,7 +1328,13 @@ fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
             assert_eq!(targets, [Some("AlarmTopic".to_string())], "{id} {actions}");
         }
         for metric in alarm_metrics(p) {
-            let dimension = metric.dimensions.values().next().expect("dimension");
+            // SES's reputation metrics are the account's: they have no dimension.
+            let dimension = metric
+                .dimensions
+                .values()
+                .next()
+                .cloned()
+                .unwrap_or_default();
             watched.insert(format!("{}/{} {dimension}", metric.namespace, metric.name));
         }
     }
@@ -1311,6 +1342,7 @@ fn infra_alarms_watch_every_dlq_the_backlog_and_every_function() {
         "JobsDLQ",
         "InventoryDLQ",
         "EmailsDLQ",
+        "MailFeedbackDLQ",
         "ReportScheduleDLQ",
         "ReportFailuresQueue",
     ] {
@@ -1693,4 +1725,151 @@ fn infra_parameters_outputs_and_stages() {
         let stack = format!("[{env}.global.parameters]\nstack_name = \"nightshift-{stage}\"");
         assert!(samconfig.contains(&stack), "{stack}");
     }
+}
+
+// ------------------------------------------------------------------------ mail feedback
+
+/// Problems with the mail feedback path: sends name the stack's configuration set, whose
+/// event destination publishes bounces, complaints and deliveries to a topic SES may publish
+/// to, which delivers them raw to a queue it may send to, which email-sender consumes; and the
+/// SES reputation alarms sit at the rates SES reviews accounts for.
+fn feedback_problems(t: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let r = &t["Resources"];
+    let set = &r["MailConfigurationSet"];
+    let env = &r["EmailSenderFunction"]["Properties"]["Environment"]["Variables"];
+    let sub = |v: &Value| match intrinsic(v) {
+        Some((f, Value::String(s))) if f == "Sub" => Some(s.clone()),
+        _ => None,
+    };
+    if set["Type"] != "AWS::SES::ConfigurationSet" {
+        problems.push("no MailConfigurationSet".to_string());
+    }
+    // The function names the set by value (the emulator models no SES), so the two must
+    // spell the same name.
+    if sub(&set["Properties"]["Name"]).is_none()
+        || sub(&set["Properties"]["Name"]) != sub(&env["MAIL_CONFIGURATION_SET"])
+    {
+        problems.push("MAIL_CONFIGURATION_SET is not MailConfigurationSet's Name".to_string());
+    }
+    let destination = &r["MailFeedbackEventDestination"]["Properties"];
+    if referenced_id(&destination["ConfigurationSetName"]).as_deref()
+        != Some("MailConfigurationSet")
+    {
+        problems.push("the event destination is not on MailConfigurationSet".to_string());
+    }
+    let ed = &destination["EventDestination"];
+    let types: BTreeSet<String> = as_list(&ed["MatchingEventTypes"])
+        .into_iter()
+        .filter_map(scalar)
+        .collect();
+    for needed in ["bounce", "complaint", "delivery"] {
+        if !types.contains(needed) {
+            problems.push(format!("the event destination does not publish {needed}"));
+        }
+    }
+    if ed["Enabled"].as_bool() != Some(true) {
+        problems.push("the event destination is disabled".to_string());
+    }
+    let topic = referenced_id(&ed["SnsDestination"]["TopicARN"]);
+    if topic.as_deref() != Some("MailFeedbackTopic") {
+        problems.push(format!("the event destination publishes to {topic:?}"));
+    }
+    // SES may publish to the topic, for this configuration set only.
+    let publish = &r["MailFeedbackTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    if publish["Principal"]["Service"] != "ses.amazonaws.com"
+        || publish["Action"] != "sns:Publish"
+        || !sub(&publish["Condition"]["ArnLike"]["AWS:SourceArn"])
+            .is_some_and(|arn| arn.ends_with(":configuration-set/${MailConfigurationSet}"))
+    {
+        problems.push("SES may not publish to MailFeedbackTopic for the set".to_string());
+    }
+    let subscription = &r["MailFeedbackSubscription"]["Properties"];
+    if referenced_id(&subscription["TopicArn"]).as_deref() != Some("MailFeedbackTopic")
+        || subscription["Protocol"] != "sqs"
+        || referenced_id(&subscription["Endpoint"]).as_deref() != Some("MailFeedbackQueue")
+    {
+        problems.push("MailFeedbackTopic is not subscribed by MailFeedbackQueue".to_string());
+    }
+    // Raw: the body is SES's event, which `nightshift::feedback::parse` reads (it unwraps an
+    // envelope too, but raw is what the fixtures and the emulator carry).
+    if subscription["RawMessageDelivery"].as_bool() != Some(true) {
+        problems.push("the subscription does not use raw message delivery".to_string());
+    }
+    let allow = &r["MailFeedbackQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"][0];
+    if allow["Principal"]["Service"] != "sns.amazonaws.com"
+        || allow["Action"] != "sqs:SendMessage"
+        || referenced_id(&allow["Condition"]["ArnEquals"]["aws:SourceArn"]).as_deref()
+            != Some("MailFeedbackTopic")
+    {
+        problems.push("MailFeedbackTopic may not send to MailFeedbackQueue".to_string());
+    }
+    let consumer = functions(t)
+        .into_iter()
+        .find(|f| f.sqs_sources.iter().any(|q| q == "MailFeedbackQueue"));
+    if consumer.map(|f| f.id).as_deref() != Some("EmailSenderFunction") {
+        problems.push("email-sender does not consume MailFeedbackQueue".to_string());
+    }
+    let redrive = &r["MailFeedbackQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"];
+    if referenced_id(redrive).as_deref() != Some("MailFeedbackDLQ") {
+        problems.push("MailFeedbackQueue does not redrive to MailFeedbackDLQ".to_string());
+    }
+    // SES reviews an account at a 5% bounce rate or a 0.1% complaint rate; its reputation
+    // metrics are fractions (0.05, 0.001) in AWS/SES.
+    // https://docs.aws.amazon.com/ses/latest/dg/reputationdashboard-messages.html
+    // https://docs.aws.amazon.com/ses/latest/dg/reputationdashboard-cloudwatch-alarm.html
+    for (metric, threshold) in [
+        ("Reputation.BounceRate", 0.05),
+        ("Reputation.ComplaintRate", 0.001),
+    ] {
+        let alarm = ids_of_type(t, "AWS::CloudWatch::Alarm")
+            .into_iter()
+            .find(|id| {
+                let p = &r[id.as_str()]["Properties"];
+                p["Namespace"] == "AWS/SES" && p["MetricName"] == metric
+            });
+        let Some(alarm) = alarm else {
+            problems.push(format!("no alarm on AWS/SES {metric}"));
+            continue;
+        };
+        let p = &r[alarm.as_str()]["Properties"];
+        if p["Threshold"].as_f64() != Some(threshold)
+            || p["ComparisonOperator"] != "GreaterThanOrEqualToThreshold"
+            || !p["Dimensions"].is_null()
+        {
+            problems.push(format!(
+                "{alarm}: not >= {threshold} on the account's {metric}"
+            ));
+        }
+    }
+    problems
+}
+
+#[test]
+fn infra_mail_feedback_reaches_email_sender_and_reputation_is_alarmed() {
+    let problems = feedback_problems(&template());
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn infra_mail_feedback_check_fails_on_a_broken_template() {
+    let mut t = template();
+    t["Resources"]["MailFeedbackSubscription"]["Properties"]["RawMessageDelivery"] =
+        Value::Bool(false);
+    t["Resources"]["MailFeedbackEventDestination"]["Properties"]["EventDestination"]["MatchingEventTypes"] =
+        serde_yaml::from_str("[delivery]").unwrap();
+    t["Resources"]["MailComplaintRateAlarm"]["Properties"]["Threshold"] =
+        serde_yaml::from_str("0.01").unwrap();
+    t["Resources"]["EmailSenderFunction"]["Properties"]["Environment"]["Variables"]["MAIL_CONFIGURATION_SET"] =
+        Value::String("other".into());
+    assert_eq!(
+        feedback_problems(&t),
+        [
+            "MAIL_CONFIGURATION_SET is not MailConfigurationSet's Name",
+            "the event destination does not publish bounce",
+            "the event destination does not publish complaint",
+            "the subscription does not use raw message delivery",
+            "MailComplaintRateAlarm: not >= 0.001 on the account's Reputation.ComplaintRate",
+        ]
+    );
 }

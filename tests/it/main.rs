@@ -11,6 +11,7 @@ mod emulator;
 mod fuzz_contracts;
 mod infra;
 mod inventory;
+mod mail_feedback;
 mod metrics;
 mod outage;
 mod pipeline;

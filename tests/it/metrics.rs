@@ -176,6 +176,8 @@ async fn email_sender_counts_sends_recipients_and_pacing() {
         .zip(counts)
         .map(|(name, n)| (name, "Count", json!(n)))
         .collect();
+        // No recipient of these requests is suppressed (mail_feedback.rs counts that).
+        metrics.push(("EmailsSuppressed", "Count", json!(0)));
         metrics.push(("PacerWait", "Milliseconds", pacer_wait));
         metrics.push(("SendDuration", "Milliseconds", send_duration));
         metrics.sort_by_key(|(name, _, _)| *name);

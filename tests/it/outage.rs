@@ -218,6 +218,22 @@ impl Store for OutageStore {
         self.check()?;
         self.inner.outcomes_between(from, to).await
     }
+
+    async fn suppress(
+        &self,
+        suppression: &nightshift::ports::Suppression,
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.suppress(suppression).await
+    }
+
+    async fn suppression(
+        &self,
+        address: &str,
+    ) -> Result<Option<nightshift::ports::Suppression>, StoreError> {
+        self.check()?;
+        self.inner.suppression(address).await
+    }
 }
 
 const JOBS: usize = 5;

@@ -17,6 +17,9 @@ pub const JOBS_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-jobs";
 pub const JOBS_DLQ_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-jobs-dlq";
 pub const EMAILS_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-emails";
 pub const EMAILS_DLQ_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-emails-dlq";
+pub const FEEDBACK_URL: &str = "http://127.0.0.1:9324/000000000000/nightshift-mail-feedback";
+pub const FEEDBACK_DLQ_URL: &str =
+    "http://127.0.0.1:9324/000000000000/nightshift-mail-feedback-dlq";
 
 pub fn fixture_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -41,6 +44,13 @@ pub fn record(id: &str, body: &str, receive_count: u32) -> SqsMessage {
     r.body = Some(body.to_string());
     r.attributes
         .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    r
+}
+
+/// A record of the mail feedback queue carrying `body` (an SES event, raw SNS delivery).
+pub fn feedback_record(id: &str, body: &str) -> SqsMessage {
+    let mut r = record(id, body, 1);
+    r.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:nightshift-mail-feedback".into());
     r
 }
 
@@ -140,6 +150,21 @@ impl World {
             )
             .with_metrics(self.emitter(email_sender::FUNCTION)),
         )
+    }
+
+    /// email-sender reading the mail feedback queue too.
+    pub fn email_sender_with_feedback(&self, per_second: f64) -> Arc<email_sender::Deps> {
+        let deps = Arc::into_inner(self.email_sender(per_second)).expect("one owner");
+        let config = BatchConfig {
+            source_queue_url: Some(FEEDBACK_URL.into()),
+            dlq_url: Some(FEEDBACK_DLQ_URL.into()),
+            jitter_seed: Some(1),
+            ..BatchConfig::default()
+        };
+        Arc::new(deps.with_feedback(email_sender::FeedbackSource::new(
+            self.queue.clone(),
+            config,
+        )))
     }
 
     pub fn daily_report(&self, zone: &str) -> Arc<daily_report::Deps> {

@@ -33,6 +33,7 @@
 //!
 //! Each invocation flushes one CloudWatch EMF document ([`nightshift::metrics`]) with the
 //! dimension `Function`: the counts `EmailsSent`, `Recipients` (of the emails sent),
+//! `EmailsSuppressed` (requests refused for a suppressed recipient),
 //! `EmailsThrottled` (sends the mailer did not take for now: throttled or unreachable,
 //! [`MailError::Transient`]), `EmailsRejected` ([`MailError::Rejected`]), `EmailsUnconfirmed`
 //! ([`MailError::Unconfirmed`]), `EmailsDeadLettered` (records moved to the DLQ) and
@@ -40,9 +41,24 @@
 //! every invocation (0 included); the durations `SendDuration` (each call to the mailer) and
 //! `PacerWait` (each wait for a send slot), in milliseconds.
 //!
-//! Layout: [`render`] templates, [`pacing`] the send-rate limiter, this file the wiring and the
-//! per-record flow; `main.rs` builds the clients and starts the runtime.
+//! # Mail feedback and suppressed recipients
+//!
+//! The function has a second event source, the feedback queue: SES's bounce, complaint and
+//! delivery events for the emails it sent ([`feedback`]). A permanent bounce or a complaint
+//! puts the recipient on the suppression list in the store. A request to a suppressed
+//! recipient is a permanent failure, dead-lettered with the reason (`recipient x is
+//! suppressed: permanent bounce at ...`) and counted as `EmailsSuppressed`: sending to
+//! such addresses again is what raises the bounce and complaint rates SES reviews accounts
+//! for. The check runs after the claim, so a redelivery of an email sent before the bounce
+//! is still a duplicate skipped, not a dead letter. One suppressed recipient fails the whole
+//! request: the request names its recipients together, and sending it to the others only
+//! would be a different email than the one asked for.
+//!
+//! Layout: [`render`] templates, [`pacing`] the send-rate limiter, [`feedback`] the
+//! feedback queue's records, this file the wiring and the per-record flow; `main.rs` builds
+//! the clients and starts the runtime.
 
+pub mod feedback;
 pub mod pacing;
 pub mod render;
 
@@ -72,9 +88,10 @@ use crate::render::Templates;
 pub const FUNCTION: &str = "email-sender";
 
 /// The counts every invocation records (0 included), so each has a data point.
-const COUNTS: [&str; 6] = [
+const COUNTS: [&str; 7] = [
     "EmailsSent",
     "Recipients",
+    "EmailsSuppressed",
     "EmailsThrottled",
     "EmailsRejected",
     "EmailsUnconfirmed",
@@ -91,6 +108,14 @@ pub const MAIL_MAX_PER_SECOND: &str = "MAIL_MAX_PER_SECOND";
 /// Variable: how many instances share [`MAIL_MAX_PER_SECOND`] (default 1): the function's
 /// reserved concurrency, the most instances Lambda runs at once.
 pub const MAIL_INSTANCES: &str = "MAIL_INSTANCES";
+
+/// Variable: the URL of the feedback queue (SES's events, through the configuration set's
+/// SNS topic). Optional, with [`MAIL_FEEDBACK_DLQ_URL`]: without it the function reads no
+/// feedback. Locally, the mailbox simulator puts its events there.
+pub const MAIL_FEEDBACK_QUEUE_URL: &str = "MAIL_FEEDBACK_QUEUE_URL";
+
+/// Variable: the URL of the feedback queue's DLQ, where unreadable feedback goes.
+pub const MAIL_FEEDBACK_DLQ_URL: &str = "MAIL_FEEDBACK_DLQ_URL";
 
 /// Time kept before the invocation's deadline for a send started then to finish: the SES
 /// attempt timeout (SMTP's is the same 10 s), plus the claim's completion with its retries and
@@ -126,12 +151,42 @@ pub struct Deps {
     pub send_margin: Duration,
     /// Where each invocation's metrics go (module docs, "Metrics").
     pub metrics: Emitter,
+    /// The suppression list (and the rest of the store).
+    pub store: Arc<dyn Store>,
+    /// The feedback queue's processing, when the function reads one.
+    pub feedback: Option<FeedbackSource>,
+}
+
+/// The feedback queue an instance reads ([`feedback`]).
+pub struct FeedbackSource {
+    /// The queue's name: records whose `eventSourceArn` ends in it are feedback.
+    pub queue_name: String,
+    /// Runs the feedback records, dead-lettering to the feedback DLQ.
+    pub processor: BatchProcessor,
+}
+
+impl FeedbackSource {
+    /// Feedback from the queue `config.source_queue_url` names, dead-lettered to
+    /// `config.dlq_url`.
+    pub fn new(queue: Arc<dyn Queue>, config: BatchConfig) -> Self {
+        let queue_name = config
+            .source_queue_url
+            .as_deref()
+            .and_then(|url| url.trim_end_matches('/').rsplit('/').next())
+            .unwrap_or_default()
+            .to_string();
+        FeedbackSource {
+            queue_name,
+            processor: BatchProcessor::new(queue, config),
+        }
+    }
 }
 
 impl Deps {
     /// Reads `STORE_URL`, `MAIL_URL`, `MAIL_FROM`, `MAIL_MAX_PER_SECOND`, `MAIL_INSTANCES`,
-    /// `EMAILS_QUEUE_URL`, `EMAILS_DLQ_URL`, `RETRY_HORIZON_SECONDS` and
-    /// `IDEMPOTENCY_TTL_SECONDS`.
+    /// `MAIL_CONFIGURATION_SET`, `EMAILS_QUEUE_URL`, `EMAILS_DLQ_URL`,
+    /// `MAIL_FEEDBACK_QUEUE_URL` and `MAIL_FEEDBACK_DLQ_URL` (both or neither),
+    /// `RETRY_HORIZON_SECONDS` and `IDEMPOTENCY_TTL_SECONDS`.
     pub fn from_env(env: &Env, queue: Arc<dyn Queue>) -> Result<Self, ConfigError> {
         let from = env.required("MAIL_FROM")?;
         if let Err(reason) = validate_address(&from) {
@@ -151,17 +206,50 @@ impl Deps {
             ..BatchConfig::default()
         };
         nightshift::wiring::apply_faults(env, &mut config)?;
-        Ok(Deps::new(
-            nightshift::wiring::mailer(env)?,
+        // Both or neither: one alone is an error naming the other, never a silent half.
+        let feedback = match (
+            env.get(MAIL_FEEDBACK_QUEUE_URL),
+            env.get(MAIL_FEEDBACK_DLQ_URL),
+        ) {
+            (None, None) => None,
+            _ => Some(BatchConfig {
+                source_queue_url: Some(env.queue_url(MAIL_FEEDBACK_QUEUE_URL)?),
+                dlq_url: Some(env.queue_url(MAIL_FEEDBACK_DLQ_URL)?),
+                backoff: plan.backoff,
+                max_receive_count: Some(plan.max_receive_count),
+                ..BatchConfig::default()
+            }),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let mailer = nightshift::wiring::mailer_with_feedback(
+            env,
+            feedback
+                .as_ref()
+                .and_then(|f| f.source_queue_url.as_deref()),
+            queue.clone(),
+            clock.clone(),
+        )?;
+        let mut deps = Deps::new(
+            mailer,
             nightshift::wiring::store(env)?,
-            Arc::new(SystemClock),
-            queue,
+            clock,
+            queue.clone(),
             config,
             from,
             rate,
             env.idempotency_ttl()?,
         )
-        .with_metrics(nightshift::wiring::metrics(env, FUNCTION)?))
+        .with_metrics(nightshift::wiring::metrics(env, FUNCTION)?);
+        if let Some(config) = feedback {
+            deps = deps.with_feedback(FeedbackSource::new(queue, config));
+        }
+        Ok(deps)
+    }
+
+    /// Reads mail feedback from `source` too ([`feedback`]).
+    pub fn with_feedback(mut self, source: FeedbackSource) -> Self {
+        self.feedback = Some(source);
+        self
     }
 
     /// Sends the metrics of each invocation to `metrics` (by default: stdout, namespace
@@ -185,7 +273,9 @@ impl Deps {
     ) -> Self {
         Deps {
             mailer,
-            idempotency: Idempotency::new(store, clock, ttl),
+            idempotency: Idempotency::new(store.clone(), clock, ttl),
+            store,
+            feedback: None,
             processor: BatchProcessor::new(queue, config),
             templates: Templates::builtin(),
             pacer: Pacer::new(max_per_second),
@@ -233,12 +323,20 @@ pub fn instance_rate(env: &Env) -> Result<f64, ConfigError> {
     Ok(rate / f64::from(instances))
 }
 
-/// The Lambda handler: processes one SQS batch of email requests, and flushes the
-/// invocation's metrics once at the end.
+/// The Lambda handler: processes one SQS batch of email requests, or of mail feedback when
+/// it comes from the feedback queue ([`feedback::handler`]), and flushes the invocation's
+/// metrics once at the end.
 pub async fn handler(
     deps: Arc<Deps>,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    if deps
+        .feedback
+        .as_ref()
+        .is_some_and(|f| feedback::is_from(&event.payload, &f.queue_name))
+    {
+        return feedback::handler(deps, event).await;
+    }
     let deadline = invocation_deadline(&event.context);
     let deadline_utc = nightshift::batch::deadline_on(deps.idempotency.clock().as_ref(), deadline);
     let ends = deadline_instant(deadline);
@@ -354,6 +452,16 @@ pub async fn process_record(
             )));
         }
     };
+    if let Err(refused) = check_suppressions(deps, &email).await {
+        // Nothing was sent: free the id, so a redrive after the address is taken off the
+        // list sends it.
+        release(deps, &ticket, &request.id).await;
+        if matches!(refused, RecordError::Permanent(_)) {
+            metrics.count("EmailsSuppressed", &[], 1);
+            warn!(request_id = %request.id, reason = %refused, "email to a suppressed recipient refused");
+        }
+        return Err(refused);
+    }
     let waiting = Instant::now();
     let slot = deps.pacer.acquire(email.to.len(), send_by).await;
     metrics.duration("PacerWait", &[], waiting.elapsed());
@@ -402,6 +510,25 @@ pub async fn process_record(
             Err(RecordError::from_port(e))
         }
     }
+}
+
+/// Refuses `email` when one of its recipients is on the suppression list: a permanent
+/// failure naming the recipient and the feedback that suppressed it; a store that cannot be
+/// read is retryable.
+async fn check_suppressions(deps: &Deps, email: &OutgoingEmail) -> Result<(), RecordError> {
+    for to in &email.to {
+        if let Some(suppression) = deps
+            .store
+            .suppression(to)
+            .await
+            .map_err(RecordError::from_port)?
+        {
+            return Err(RecordError::Permanent(format!(
+                "recipient {to} is suppressed: {suppression}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Releases the claim of an email that was certainly not sent.

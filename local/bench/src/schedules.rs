@@ -80,6 +80,7 @@ impl ScheduleBench {
             schedule_groups: Vec::new(),
             skipped_functions: Vec::new(),
             skipped_events: Vec::new(),
+            ses_event_destinations: false,
         };
         Self::over(template).await
     }

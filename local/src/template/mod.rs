@@ -84,6 +84,10 @@ pub struct Template {
     /// Event sources and schedules left out because their function is skipped; their queues
     /// still exist.
     pub skipped_events: Vec<SkippedEvent>,
+    /// Whether the template publishes SES events (an `AWS::SES::ConfigurationSetEventDestination`),
+    /// which the emulator does not model: the local mailers' mailbox simulator puts the
+    /// events on the queue itself (`nightshift::adapters::simulator`).
+    pub ses_event_destinations: bool,
 }
 
 /// A function the emulator leaves out, and why.

@@ -70,13 +70,15 @@ fn the_real_template_is_told_what_concerns_it() -> anyhow::Result<()> {
             .map(|d| d.id)
             .collect()
     };
-    // A cron schedule with Input, SQS event sources and functions without reserved
-    // concurrency; no filters, no rate(), no SNS/EventBridge/S3 destinations.
+    // A cron schedule with Input, SQS event sources, functions without reserved
+    // concurrency and an SES event destination; no filters, no rate(), no
+    // SNS/EventBridge/S3 destinations.
     let always = [
         "scheduler-retries",
         "poller-scaling",
         "sqs-trace-continued",
         "function-concurrency",
+        "mail-feedback",
     ];
     assert_eq!(ids(ClockSpec::Real, true), always);
     let mut manual = vec!["virtual-clock-timeouts", "function-now"];

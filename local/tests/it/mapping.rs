@@ -757,16 +757,18 @@ fn the_real_template_maps_every_queue() -> anyhow::Result<()> {
     let infra = Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra");
     let template = Template::load(&infra.join("template.yaml"), &LoadOptions::default())?;
     let configs = MappingConfig::all_from_template(&template, "us-east-1")?;
-    assert_eq!(configs.len(), 3);
+    assert_eq!(configs.len(), 4);
     for config in &configs {
         assert!(config.report_batch_item_failures);
-        assert_eq!(config.batch_size, 10);
-        // FIFO queues take no batching window.
-        let window = if config.queue.ends_with(".fifo") {
-            0
+        // Mail feedback gathers (nobody waits on it); FIFO queues take no batching window.
+        let (batch, window) = if config.queue == "nightshift-mail-feedback" {
+            (100, 20)
+        } else if config.queue.ends_with(".fifo") {
+            (10, 0)
         } else {
-            1
+            (10, 1)
         };
+        assert_eq!(config.batch_size, batch, "{}", config.queue);
         assert_eq!(
             config.window,
             Duration::from_secs(window),

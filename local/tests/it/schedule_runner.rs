@@ -76,6 +76,7 @@ fn template(schedules: Vec<ScheduleDef>) -> Template {
         schedule_groups: Vec::new(),
         skipped_functions: Vec::new(),
         skipped_events: Vec::new(),
+        ses_event_destinations: false,
     }
 }
 

@@ -125,6 +125,15 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
             ("MAIL_INSTANCES", "2"),
             ("EMAILS_QUEUE_URL", &format!("{URL}/nightshift-emails")),
             ("EMAILS_DLQ_URL", &format!("{URL}/nightshift-emails-dlq")),
+            ("MAIL_CONFIGURATION_SET", "nightshift-mail"),
+            (
+                "MAIL_FEEDBACK_QUEUE_URL",
+                &format!("{URL}/nightshift-mail-feedback"),
+            ),
+            (
+                "MAIL_FEEDBACK_DLQ_URL",
+                &format!("{URL}/nightshift-mail-feedback-dlq"),
+            ),
             ("RETRY_HORIZON_SECONDS", "3600"),
         ])
     );
@@ -153,7 +162,7 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         ])
     );
 
-    assert_eq!(t.queues.len(), 8);
+    assert_eq!(t.queues.len(), 10);
     let inventory = t.queue("InventoryQueue").expect("inventory queue");
     assert_eq!(inventory.name, "nightshift-inventory.fifo");
     assert!(inventory.fifo && inventory.content_based_deduplication);
@@ -200,8 +209,9 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
         .map(|q| q.logical_id.as_str())
         .collect();
     let pos = |id: &str| order.iter().position(|q| *q == id).expect(id);
-    assert_eq!(order.len(), 8);
+    assert_eq!(order.len(), 10);
     assert!(pos("JobsDLQ") < pos("JobsQueue"));
+    assert!(pos("MailFeedbackDLQ") < pos("MailFeedbackQueue"));
     assert!(pos("InventoryDLQ") < pos("InventoryQueue"));
     assert!(pos("EmailsDLQ") < pos("EmailsQueue"));
 
@@ -214,6 +224,17 @@ fn real_template_with_env_local_resolves_to_local_values() -> anyhow::Result<()>
                 queue: "EmailsQueue".into(),
                 batch_size: 10,
                 maximum_batching_window_s: 1,
+                report_batch_item_failures: true,
+                maximum_concurrency: Some(2),
+                enabled: true,
+                filter_patterns: vec![],
+            },
+            SqsEventSource {
+                id: "EmailSenderFunctionFeedback".into(),
+                function: "EmailSenderFunction".into(),
+                queue: "MailFeedbackQueue".into(),
+                batch_size: 100,
+                maximum_batching_window_s: 20,
                 report_batch_item_failures: true,
                 maximum_concurrency: Some(2),
                 enabled: true,

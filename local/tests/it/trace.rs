@@ -830,6 +830,8 @@ async fn the_sandbox_serves_the_template_queues_and_nothing_consumes_them() {
             "nightshift-inventory.fifo",
             "nightshift-jobs",
             "nightshift-jobs-dlq",
+            "nightshift-mail-feedback",
+            "nightshift-mail-feedback-dlq",
             "nightshift-report-failures",
             "nightshift-report-schedule-dlq"
         ]

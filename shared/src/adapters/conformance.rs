@@ -1,7 +1,44 @@
 //! Behaviour every [`Store`] adapter must show, as checks the adapters' own tests run (and,
 //! with feature `test-util`, the cloud tests against moto): one rule, one place.
 
-use crate::ports::{SequenceOutcome, Store};
+use crate::ports::{SequenceOutcome, Store, Suppression, SuppressionCause};
+
+/// Checks [`Store::suppress`] and [`Store::suppression`] on `store` for addresses starting
+/// with `prefix`: an address is found in any case, a later suppression replaces the earlier
+/// one, other addresses are not suppressed. Panics on a difference.
+pub async fn check_suppressions(store: &dyn Store, prefix: &str) {
+    let address = format!("{prefix}ada@example.com");
+    assert_eq!(store.suppression(&address).await.unwrap(), None);
+    let bounce = Suppression {
+        address: format!("{prefix}Ada@Example.com"),
+        cause: SuppressionCause::Bounce,
+        detail: "Permanent/General: smtp; 550 5.1.1 user unknown".into(),
+        at: "2026-11-21T09:30:00.250Z".parse().unwrap(),
+    };
+    store.suppress(&bounce).await.unwrap();
+    let found = store
+        .suppression(&address.to_uppercase())
+        .await
+        .unwrap()
+        .expect("suppressed in any case");
+    assert_eq!(
+        found,
+        Suppression {
+            address: address.clone(),
+            ..bounce.clone()
+        }
+    );
+    let complaint = Suppression {
+        address: address.clone(),
+        cause: SuppressionCause::Complaint,
+        detail: String::new(),
+        at: "2026-11-22T10:00:00Z".parse().unwrap(),
+    };
+    store.suppress(&complaint).await.unwrap();
+    assert_eq!(store.suppression(&address).await.unwrap(), Some(complaint));
+    let other = format!("{prefix}bob@example.com");
+    assert_eq!(store.suppression(&other).await.unwrap(), None);
+}
 
 /// Checks [`Store::apply_in_sequence`] and [`Store::skip_in_sequence`] on `store` under keys
 /// starting with `prefix` (so one table can run it twice): the first number is 1, each number

@@ -21,6 +21,11 @@
 //!   `last` being the one before (or absent, for 1), so two instances never both consume it;
 //!   when the condition fails, a strongly consistent `GetItem` tells a duplicate from a gap.
 //!
+//! - suppressed recipients: `pk = "suppressed#<lowercased address>"`, `sk = "suppressed"`,
+//!   `cause`, `detail` and `at` (ms). One `PutItem` records one, one `GetItem` per recipient
+//!   reads it before a send; no `ttl`, so an address stays suppressed until someone deletes
+//!   its item.
+//!
 //! Claims and outcomes carry `ttl`, so DynamoDB deletes expired claims and old outcomes by
 //! itself; sequences are kept (a key's order must outlive every redelivery).
 
@@ -40,7 +45,8 @@ use tokio::sync::OnceCell;
 
 use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
 use crate::ports::{
-    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, claim_decision,
+    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, Suppression,
+    SuppressionCause, claim_decision, suppression_key,
 };
 
 /// Name of the partition key attribute (a string).
@@ -55,6 +61,8 @@ pub const IDEMPOTENCY_PREFIX: &str = "idem#";
 pub const OUTCOME_PREFIX: &str = "outcome#";
 /// Partition keys of per-key sequences start with this (IAM policies match on it).
 pub const SEQUENCE_PREFIX: &str = "seq#";
+/// Partition keys of suppressed recipients start with this (IAM policies match on it).
+pub const SUPPRESSION_PREFIX: &str = "suppressed#";
 /// How many partitions one day of outcomes is spread over.
 pub const OUTCOME_SHARDS: u32 = 4;
 /// How long outcomes are kept by default (the TTL on outcome items): 90 days.
@@ -66,6 +74,10 @@ const RESULT: &str = "result";
 const OWNER: &str = "owner";
 const PAYLOAD_HASH: &str = "payload_hash";
 const SEQUENCE_SORT_KEY: &str = "seq";
+const SUPPRESSION_SORT_KEY: &str = "suppressed";
+const CAUSE: &str = "cause";
+const DETAIL: &str = "detail";
+const AT: &str = "at";
 const LAST: &str = "last";
 const BALANCE: &str = "balance";
 /// Consumes the next sequence number of a key, adding `:delta` to its balance.
@@ -765,6 +777,52 @@ impl Store for DynamoStore {
         crate::ports::latest_per_job(&mut outcomes);
         Ok(outcomes)
     }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        let key = suppression_key(&suppression.address);
+        self.client()
+            .await
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, s(format!("{SUPPRESSION_PREFIX}{key}")))
+            .item(SORT_KEY, s(SUPPRESSION_SORT_KEY))
+            .item(CAUSE, s(suppression.cause.as_str()))
+            .item(DETAIL, s(suppression.detail.clone()))
+            .item(AT, n(ms(suppression.at)))
+            .send()
+            .await
+            .map_err(|e| classify("put_item", e))?;
+        Ok(())
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        let key = suppression_key(address);
+        // An eventually consistent read: a bounce recorded a second ago and missed once costs
+        // at most one more send to that address, and halves the read's price.
+        let out = self
+            .client()
+            .await
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, s(format!("{SUPPRESSION_PREFIX}{key}")))
+            .key(SORT_KEY, s(SUPPRESSION_SORT_KEY))
+            .send()
+            .await
+            .map_err(|e| classify("get_item", e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let cause = get_s(item, CAUSE)?;
+        let cause = SuppressionCause::parse(cause).ok_or_else(|| {
+            StoreError::Permanent(format!("suppression of {key} has unknown cause {cause:?}"))
+        })?;
+        Ok(Some(Suppression {
+            address: key,
+            cause,
+            detail: get_s(item, DETAIL)?.to_string(),
+            at: from_ms(get_n(item, AT)?),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -833,6 +891,52 @@ mod tests {
                 (op, body)
             })
             .collect()
+    }
+
+    /// A suppression is one `PutItem` under its lowercased address (the IAM policy lets
+    /// email-sender touch only `suppressed#` keys), read back with one `GetItem`.
+    #[tokio::test]
+    async fn a_suppression_is_one_put_and_one_get_by_lowercased_address() {
+        let item = json!({"pk": {"S": "suppressed#ada@example.com"}, "sk": {"S": "suppressed"},
+            "cause": {"S": "bounce"}, "detail": {"S": "Permanent/General"},
+            "at": {"N": "1795253400000"}});
+        let replay = StaticReplayClient::new(vec![
+            reply(200, json!({})),
+            reply(200, json!({"Item": item})),
+            reply(200, json!({})),
+        ]);
+        let s = store(&replay);
+        let suppression = Suppression {
+            address: "Ada@Example.com".into(),
+            cause: SuppressionCause::Bounce,
+            detail: "Permanent/General".into(),
+            at: t("2026-11-21T09:30:00Z"),
+        };
+        s.suppress(&suppression).await.unwrap();
+        assert_eq!(
+            s.suppression("ADA@example.com").await.unwrap(),
+            Some(Suppression {
+                address: "ada@example.com".into(),
+                ..suppression
+            })
+        );
+        assert_eq!(s.suppression("bob@example.com").await.unwrap(), None);
+        let requests = sent(&replay);
+        assert_eq!(
+            requests[0],
+            (
+                "PutItem".to_string(),
+                json!({"TableName": "nightshift-state", "Item": item})
+            )
+        );
+        assert_eq!(
+            requests[1],
+            (
+                "GetItem".to_string(),
+                json!({"TableName": "nightshift-state",
+                    "Key": {"pk": {"S": "suppressed#ada@example.com"}, "sk": {"S": "suppressed"}}})
+            )
+        );
     }
 
     #[tokio::test]

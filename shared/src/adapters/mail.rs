@@ -9,8 +9,7 @@ use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, To
 
 use crate::ports::{MailError, Mailer, OutgoingEmail};
 
-/// Header carrying the request id, so an outbox can be checked for duplicates.
-pub const REQUEST_ID_HEADER: &str = "X-Nightshift-Request-Id";
+pub use crate::ports::REQUEST_ID_HEADER;
 
 #[derive(Clone)]
 struct RequestIdHeader(String);

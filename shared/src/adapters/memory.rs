@@ -13,7 +13,8 @@ use crate::contracts::{JobEnvelope, JobOutcome};
 use crate::ports::{
     Attribute, BlobError, Blobs, Claim, ClaimRequest, Clock, Existing, MailError, Mailer,
     OutgoingEmail, Queue, QueueDepth, QueueError, ScheduleError, Scheduler, SendOptions,
-    SequenceOutcome, Settled, Store, StoreError, check_cron_fields, claim_decision, schedule_name,
+    SequenceOutcome, Settled, Store, StoreError, Suppression, check_cron_fields, claim_decision,
+    schedule_name, suppression_key,
 };
 
 /// A clock that moves only when told to.
@@ -65,6 +66,8 @@ pub struct MemoryStore {
     complete_failures: Mutex<VecDeque<StoreError>>,
     sequences: Mutex<BTreeMap<String, Sequence>>,
     consume_failures: Mutex<BTreeMap<(String, u64), StoreError>>,
+    suppressions: Mutex<BTreeMap<String, Suppression>>,
+    suppress_failures: Mutex<VecDeque<StoreError>>,
 }
 
 /// One sequence number of a key as [`MemoryStore`] consumed it.
@@ -147,6 +150,12 @@ impl MemoryStore {
         state.balance = balance;
         state.consumed.push(Consumed { sequence, delta });
         Ok(SequenceOutcome::Applied { balance })
+    }
+
+    /// Makes the next `suppress` fail with `error` (queued: one failure per call), as a store
+    /// that cannot be reached while mail feedback arrives.
+    pub fn fail_next_suppress(&self, error: StoreError) {
+        self.suppress_failures.lock().unwrap().push_back(error);
     }
 
     /// Makes the next `complete` fail with `error` (queued: one failure per call), as a
@@ -244,6 +253,28 @@ impl Store for MemoryStore {
             .collect();
         crate::ports::latest_per_job(&mut found);
         Ok(found)
+    }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        if let Some(e) = self.suppress_failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        let key = suppression_key(&suppression.address);
+        let stored = Suppression {
+            address: key.clone(),
+            ..suppression.clone()
+        };
+        self.suppressions.lock().unwrap().insert(key, stored);
+        Ok(())
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        Ok(self
+            .suppressions
+            .lock()
+            .unwrap()
+            .get(&suppression_key(address))
+            .cloned())
     }
 }
 
@@ -569,6 +600,11 @@ mod tests {
     use super::*;
     use crate::adapters::conformance;
     use crate::ports::Retryable;
+
+    #[tokio::test]
+    async fn suppressions_follow_the_store_rules() {
+        conformance::check_suppressions(&MemoryStore::default(), "").await;
+    }
 
     #[tokio::test]
     async fn sequences_follow_the_store_rules() {

@@ -8,6 +8,7 @@
 //! - [`dynamodb`]: the store on DynamoDB (cloud default);
 //! - [`ses`]: mail through SES v2 (cloud default);
 //! - [`s3`]: report files on S3 through `object_store` (cloud default);
+//! - [`simulator`]: SES's mailbox simulator for the local mailers (feedback events on a queue);
 //! - `scheduler` (feature `scheduler`): run-time schedules on EventBridge Scheduler through
 //!   aws-sdk-scheduler (the emulator or AWS);
 //! - `memory` (tests, and feature `test-util`): in-memory doubles for tests and in-process runs;
@@ -25,5 +26,6 @@ pub mod s3;
 #[cfg(feature = "scheduler")]
 pub mod scheduler;
 pub mod ses;
+pub mod simulator;
 pub mod sqlite;
 pub mod sqs;

@@ -76,11 +76,16 @@ pub fn ses_client(sdk: &aws_config::SdkConfig) -> Client {
 #[derive(Clone)]
 pub struct SesMailer {
     client: Arc<OnceCell<Client>>,
+    /// The configuration set every send names: its event destination publishes the
+    /// bounces, complaints and deliveries ([`crate::feedback`]).
+    configuration_set: Option<String>,
 }
 
 impl std::fmt::Debug for SesMailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SesMailer").finish_non_exhaustive()
+        f.debug_struct("SesMailer")
+            .field("configuration_set", &self.configuration_set)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,7 +95,15 @@ impl SesMailer {
     pub fn new(client: Client) -> Self {
         SesMailer {
             client: Arc::new(OnceCell::new_with(Some(client))),
+            configuration_set: None,
         }
+    }
+
+    /// Sends every email with the configuration set `name` (`ConfigurationSetName`), so SES
+    /// publishes its events; `None` sends without one.
+    pub fn with_configuration_set(mut self, name: Option<String>) -> Self {
+        self.configuration_set = name;
+        self
     }
 
     /// Builds the client from the environment on first send (region, credentials and
@@ -98,6 +111,7 @@ impl SesMailer {
     pub fn lazy() -> Self {
         SesMailer {
             client: Arc::new(OnceCell::new()),
+            configuration_set: None,
         }
     }
 
@@ -158,6 +172,7 @@ impl Mailer for SesMailer {
             .await
             .send_email()
             .from_email_address(&email.from)
+            .set_configuration_set_name(self.configuration_set.clone())
             .content(EmailContent::builder().raw(raw).build())
             .send()
             .await
@@ -213,6 +228,21 @@ mod tests {
         )
     }
 
+    /// With a configuration set, every send names it, so SES publishes the email's events.
+    #[tokio::test]
+    async fn sends_name_the_configuration_set() {
+        let replay = StaticReplayClient::new(vec![reply(200, None, r#"{"MessageId":"m-1"}"#)]);
+        mailer(&replay)
+            .with_configuration_set(Some("nightshift-dev-mail".into()))
+            .send(&email())
+            .await
+            .unwrap();
+        let request = replay.actual_requests().next().unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(request.body().bytes().expect("buffered body")).unwrap();
+        assert_eq!(body["ConfigurationSetName"], "nightshift-dev-mail");
+    }
+
     #[tokio::test]
     async fn request_shape_is_a_raw_mime_message() {
         let replay = StaticReplayClient::new(vec![reply(200, None, r#"{"MessageId":"m-1"}"#)]);
@@ -238,6 +268,8 @@ mod tests {
         assert_eq!(body["FromEmailAddress"], "nightshift@example.com");
         // Recipients come from the MIME headers, so no Destination is sent.
         assert!(body.get("Destination").is_none(), "{body}");
+        // Without a configuration set, none is named.
+        assert!(body.get("ConfigurationSetName").is_none(), "{body}");
         let data = body["Content"]["Raw"]["Data"].as_str().expect("raw data");
         let mime = String::from_utf8(aws_smithy_types::base64::decode(data).unwrap()).unwrap();
         assert!(

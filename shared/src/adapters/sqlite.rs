@@ -13,7 +13,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use crate::contracts::{CONTRACT_VERSION, JobOutcome, OutcomeStatus};
 use crate::ports::{
-    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, claim_decision,
+    Claim, ClaimRequest, Existing, SequenceOutcome, Settled, Store, StoreError, Suppression,
+    SuppressionCause, claim_decision, suppression_key,
 };
 
 /// The SQLite store.
@@ -83,6 +84,12 @@ impl SqliteStore {
                  key TEXT PRIMARY KEY,
                  last INTEGER NOT NULL,
                  balance INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS suppressions (
+                 address TEXT PRIMARY KEY,
+                 cause TEXT NOT NULL,
+                 detail TEXT NOT NULL,
+                 at_ms INTEGER NOT NULL
              );",
         )
         .map_err(classify)?;
@@ -397,12 +404,79 @@ impl Store for SqliteStore {
         crate::ports::latest_per_job(&mut outcomes);
         Ok(outcomes)
     }
+
+    async fn suppress(&self, suppression: &Suppression) -> Result<(), StoreError> {
+        let s = suppression.clone();
+        self.with_conn(move |conn| {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO suppressions (address, cause, detail, at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                suppression_key(&s.address),
+                s.cause.as_str(),
+                s.detail,
+                ms(s.at)
+            ])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn suppression(&self, address: &str) -> Result<Option<Suppression>, StoreError> {
+        let key = suppression_key(address);
+        let row = self
+            .with_conn(move |conn| {
+                conn.prepare_cached(
+                    "SELECT address, cause, detail, at_ms FROM suppressions WHERE address = ?1",
+                )?
+                .query_row(params![key], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()
+            })
+            .await?;
+        row.map(|(address, cause, detail, at)| {
+            let cause = SuppressionCause::parse(&cause).ok_or_else(|| {
+                StoreError::Permanent(format!(
+                    "suppression of {address} has unknown cause {cause:?}"
+                ))
+            })?;
+            Ok(Suppression {
+                address,
+                cause,
+                detail,
+                at: from_ms(at),
+            })
+        })
+        .transpose()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::conformance;
+
+    #[tokio::test]
+    async fn suppressions_follow_the_store_rules_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("state.db")).unwrap();
+        conformance::check_suppressions(&store, "").await;
+        let again = SqliteStore::open(dir.path().join("state.db")).unwrap();
+        assert!(
+            again
+                .suppression("ada@example.com")
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
 
     #[tokio::test]
     async fn sequences_follow_the_store_rules() {

@@ -32,6 +32,9 @@ use queues::{check_redrive_allowed, check_redrive_kinds};
 use schedules::add_sam_dead_letter_queues;
 
 const SAM_TRANSFORM: &str = "AWS::Serverless-2016-10-31";
+/// An SES configuration set's event destination: not modelled, but announced
+/// ([`Template::ses_event_destinations`]).
+const SES_EVENT_DESTINATION: &str = "AWS::SES::ConfigurationSetEventDestination";
 
 /// Parses, resolves and validates a whole template.
 pub(crate) fn build(
@@ -370,6 +373,9 @@ impl Builder<'_, '_> {
         for (id, _) in resources.iter().filter(|(_, r)| r.kind == SCHEDULE_GROUP) {
             schedule_groups.push(self.r.physical_name(id, &At::new(id))?);
         }
+        let ses_event_destinations = resources
+            .iter()
+            .any(|(_, r)| r.kind == SES_EVENT_DESTINATION);
         Ok(Template {
             functions,
             queues,
@@ -378,6 +384,7 @@ impl Builder<'_, '_> {
             schedule_groups,
             skipped_functions,
             skipped_events,
+            ses_event_destinations,
         })
     }
 
