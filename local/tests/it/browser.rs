@@ -139,8 +139,13 @@ async fn advance(c: &Client, endpoint: &str, by: &str) -> Result<(String, String
     // The flash comes when the advance has answered: everything it made due is done.
     wait_text(c, "#flash", "clock at").await?;
     for _ in 0..300 {
-        let now = c.find(Locator::Css("#clock-now")).await?.text().await?;
-        if now != before {
+        // A redraw can replace the element between the lookup and the read (a stale element
+        // reference): read it afresh on the next turn.
+        let now = match c.find(Locator::Css("#clock-now")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if !now.is_empty() && now != before {
             return Ok((before, now));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
