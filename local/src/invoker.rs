@@ -202,7 +202,7 @@ impl InvokeRequest {
         Self {
             function: function.into(),
             payload: payload.into(),
-            request_id: uuid::Uuid::new_v4().to_string(),
+            request_id: crate::ids::uuid_string(),
             trigger: TRIGGER_INVOKE.to_owned(),
             message_ids: Vec::new(),
             trace_header: crate::xray::new_header(),

@@ -20,7 +20,7 @@
 //! - [`xray`]: X-Ray trace headers: made per invocation, continued from a message's
 //!   `AWSTraceHeader` (what `nightshift trace` follows; unrelated to [`trace`]);
 //! - [`divergence`]: where the emulator knowingly differs from AWS, announced when it matters;
-//! - [`duration`]: `6h`, `1d30m` for `advance`;
+//! - [`duration`]: `6h`, `1d30m` for `advance`; [`ids`]: request and message ids;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;
 //! - [`shutdown`]: how every long-running task is told to stop;
 //! - [`sqs`]: queue engine, journal and the JSON 1.0 HTTP endpoint;
@@ -50,6 +50,7 @@ pub mod emulator;
 pub mod faults;
 pub mod harness;
 pub mod history;
+pub mod ids;
 pub mod invoke_async;
 pub mod invoker;
 pub mod journal;

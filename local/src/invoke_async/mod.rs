@@ -321,6 +321,12 @@ impl AsyncInvoker {
         self.inner.activity.is_idle(self.inner.clock.now())
     }
 
+    /// The queues' tasks, for a component that hands them work and waits with them
+    /// ([`Activity::sibling`]).
+    pub(crate) fn activity(&self) -> &Activity {
+        &self.inner.activity
+    }
+
     /// Events accepted and not yet done (running or waiting for a retry).
     pub fn pending(&self) -> usize {
         self.inner.activity.len()
@@ -384,7 +390,7 @@ impl Inner {
                 limit: MAX_ASYNC_PAYLOAD_BYTES,
             });
         }
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = crate::ids::uuid_string();
         let accepted_at = self.clock.now();
         let age = TimeDelta::from_std(function.max_event_age).unwrap_or(TimeDelta::MAX);
         let (first_tx, first_rx) = oneshot::channel();

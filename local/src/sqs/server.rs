@@ -98,7 +98,7 @@ pub fn router(engine: SqsEngine) -> Router {
 }
 
 async fn handle(State(engine): State<SqsEngine>, headers: HeaderMap, body: Bytes) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::ids::uuid_string();
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())

@@ -16,9 +16,9 @@
 //!
 //! Catching up: when the clock jumps over many fire times at once (the manual clock's
 //! `advance 24h`), the task walks every due occurrence in order, each exactly once, with its own
-//! scheduled time. Attempts that are already due run inline, so the invocations of a catch-up
-//! happen in order; anything that must wait (a flexible-window offset, a retry backoff, or simply
-//! the last occurrence, which is on time) runs in a task of its own, so a slow invocation or a
+//! scheduled time. Attempts that are due run inline (an attempt hands the event over and never
+//! waits for the function), so the invocations of a catch-up are accepted in order; anything
+//! that must wait (a flexible-window offset, a retry backoff) runs in a task of its own, so a
 //! retry never delays the next occurrence.
 //!
 //! A delivery succeeds when the function's asynchronous queue accepts the event. What the
@@ -225,6 +225,7 @@ impl ScheduleRunner {
             Some(seed) => fastrand::Rng::with_seed(seed),
             None => fastrand::Rng::new(),
         };
+        let activity = queues.activity().sibling();
         Ok(ScheduleRunner {
             inner: Arc::new(Inner {
                 entries: RwLock::new(Entries::from_list(entries)),
@@ -234,7 +235,7 @@ impl ScheduleRunner {
                 sqs,
                 clock,
                 config,
-                activity: Activity::default(),
+                activity,
                 stop: Shutdown::new(),
                 started: AtomicBool::new(false),
                 rng: Mutex::new(rng),
@@ -483,16 +484,10 @@ impl ScheduleRunner {
     /// `advance`/`set` to know the runner has caught up. Waits forever if a function never
     /// returns (in-process handlers without a timeout), so tests bound it with a timeout.
     pub async fn wait_idle(&self) {
-        let inner = &self.inner;
-        // A schedule task may hand the queues an event, and an event may not touch the
-        // runner: both idle at once is the end.
-        loop {
-            inner.activity.wait_idle(&inner.clock).await;
-            inner.queues.wait_idle().await;
-            if inner.activity.is_idle(inner.clock.now()) && inner.queues.is_idle() {
-                return;
-            }
-        }
+        // The runner's tasks and the queues' events share one registry: a schedule task may
+        // hand the queues an event, and an event may not touch the runner, so both idle at
+        // once is the end.
+        self.inner.activity.wait_all_idle(&self.inner.clock).await;
     }
 
     /// Moves the manual clock to `to` one due instant at a time (the earliest waiter of the
@@ -502,7 +497,22 @@ impl ScheduleRunner {
     /// clock moves. A single `ManualClock::advance` is much faster when invocations need not
     /// see `now == scheduled time`: each schedule then catches up in order with the clock at
     /// the end of the jump.
+    ///
+    /// The steps run in a task of the runtime, whatever thread calls this: each step is a chain
+    /// of wake-ups (the clock wakes a schedule task, which hands an event to a queue task,
+    /// whose end wakes the stepper), and a stepper outside the runtime's workers (a
+    /// `block_on`, a test's main future) would make two of them cross threads per step.
     pub async fn advance_to(&self, to: DateTime<Utc>) -> Result<u64, RunnerError> {
+        let runner = self.clone();
+        let mut steps = AbortOnDrop(tokio::spawn(async move { runner.step_to(to).await }));
+        match (&mut steps.0).await {
+            Ok(result) => result,
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            Err(_) => Err(RunnerError::Stopped),
+        }
+    }
+
+    async fn step_to(&self, to: DateTime<Utc>) -> Result<u64, RunnerError> {
         let manual = self.inner.clock.as_manual().ok_or(RunnerError::NotManual)?;
         if to < self.inner.clock.now() {
             return Err(ClockError::Backwards {
@@ -576,6 +586,15 @@ fn sent_response(message_id: String) -> InvokeResponse {
         outcome: crate::invoker::InvokeOutcome::Success(Bytes::from(body)),
         duration: Duration::ZERO,
         init_duration: None,
+    }
+}
+
+/// Aborts the task when the caller stops waiting for it (a dropped `advance_to`).
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -138,8 +138,10 @@ impl Inner {
                     hook(&entry.group, &entry.def.name);
                 }
             }
-            let behind = following.is_some_and(|f| f <= self.clock.now());
-            let done = behind && self.attempt_due(&mut occ, &mut rng, &mut stop).await;
+            // An attempt only hands the event to the function's asynchronous queue (or the
+            // message to SQS) and never waits for the function, so a due one runs here: a task
+            // per occurrence cost a spawn and a wake-up per fire.
+            let done = self.attempt_due(&mut occ, &mut rng, &mut stop).await;
             if !done && !stop.is_triggered() {
                 self.spawn_delivery(occ, rng.fork());
             }

@@ -50,7 +50,7 @@ struct Attempt {
 impl SqsEngine {
     pub(super) fn build_message(&self, message: &OutgoingMessage, now: i64) -> MessageData {
         MessageData {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: crate::ids::uuid_string(),
             body: message.body.clone(),
             md5_body: md5_hex(message.body.as_bytes()),
             md5_attributes: md5_of_attributes(&message.message_attributes),

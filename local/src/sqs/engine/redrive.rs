@@ -68,7 +68,8 @@ impl SqsEngine {
         }
         let started = self.now_ms();
         let task_handle = URL_SAFE_NO_PAD.encode(
-            serde_json::json!({"taskId": uuid::Uuid::new_v4().to_string(), "sourceArn": source.arn}).to_string(),
+            serde_json::json!({"taskId": crate::ids::uuid_string(), "sourceArn": source.arn})
+                .to_string(),
         );
 
         // Which messages go where, decided before any lock on the destinations is taken.
@@ -187,7 +188,7 @@ impl SqsEngine {
                 };
                 let new_seq = self.next_seq();
                 let data = Arc::new(MessageData {
-                    id: uuid::Uuid::new_v4().to_string(),
+                    id: crate::ids::uuid_string(),
                     sent_ms: now,
                     dead_letter_source_arn: None,
                     ..(*message.data).clone()
