@@ -141,9 +141,11 @@ pub enum Command {
         json: bool,
     },
     /// Print the chain of invocations a message or job caused, in order: the invocations
-    /// whose message ids or event match, and every invocation of their X-Ray traces.
+    /// whose message ids or event match, and every invocation of their X-Ray traces and of the
+    /// traces linked to or from them (an SQS batch's trace links to its messages'), then the
+    /// links.
     Trace {
-        /// A message id, a job id (or any text of the first event), or a request id.
+        /// A message id, a job id (or any text of the first event), a request id or a trace id.
         id: String,
         /// Print JSON instead of a table.
         #[arg(long)]

@@ -493,11 +493,11 @@ impl History {
         })
     }
 
-    /// The chain of invocations `id` (a message id, a job id, a request id, a trace id: any
-    /// text [`InvocationQuery::q`] finds, or an invocation's trace id) is part of: the traces
-    /// of the invocations that match it, then, until nothing is added, every trace linked to
-    /// or from a trace already found; the chain is every kept invocation of those traces, in
-    /// the order they started. Lambda starts a new trace for each SQS batch and links it to its
+    /// The chain of invocations `id` (a message id, a job id, a request id: any text
+    /// [`InvocationQuery::q`] finds, or a trace id an invocation has or links to) is part of:
+    /// the traces of the invocations that match it, then, until nothing is added, every trace
+    /// linked to or from a trace already found; the chain is every kept invocation of those
+    /// traces, in the order they started. Lambda starts a new trace for each SQS batch and links it to its
     /// messages' traces, so a job's chain is the queue-processor's invocation that ran it (and
     /// its retries) and the email-sender's invocation of the email it enqueued, whose trace
     /// links to the job's; from the email's message id, the same chain.
@@ -507,7 +507,10 @@ impl History {
         let entries = || inner.functions.values().flat_map(|log| log.entries.iter());
         let mut roots: BTreeSet<&str> = entries()
             .filter(|e| {
-                !id.is_empty() && (matches(e, id) || e.summary.trace_id.as_deref() == Some(id))
+                !id.is_empty()
+                    && (matches(e, id)
+                        || e.summary.trace_id.as_deref() == Some(id)
+                        || e.summary.trace_links.iter().any(|l| l == id))
             })
             .filter_map(|e| e.summary.trace_id.as_deref())
             .collect();
@@ -930,6 +933,11 @@ mod tests {
         assert_eq!(
             h.chain("m-d").trace_ids,
             [root(6), "1-5759e988-ffffffffffffffffffffffff".into()]
+        );
+        // That trace's id finds the invocation linked to it (the dashboard's link to it).
+        assert_eq!(
+            ids(&h.chain("1-5759e988-ffffffffffffffffffffffff")),
+            ["r-d"]
         );
         let summary = h.get("r-b").unwrap().summary;
         assert_eq!(summary.trace_links, [a, x]);
