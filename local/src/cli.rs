@@ -141,9 +141,11 @@ pub enum Command {
         json: bool,
     },
     /// Print the chain of invocations a message or job caused, in order: the invocations
-    /// whose message ids or event match, and every invocation of their X-Ray traces.
+    /// whose message ids or event match, and every invocation of their X-Ray traces and of the
+    /// traces linked to or from them (an SQS batch's trace links to its messages'), then the
+    /// links.
     Trace {
-        /// A message id, a job id (or any text of the first event), or a request id.
+        /// A message id, a job id (or any text of the first event), a request id or a trace id.
         id: String,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -813,7 +815,8 @@ fn columns<const N: usize>(header: &[String; N], rows: &[[String; N]]) -> String
 }
 
 /// The output of `nightshift trace`: the invocations of the chain in the order they started,
-/// with function, trigger, status, duration and trace id, or a line saying nothing matched.
+/// with function, trigger, status, duration and trace id, then the links between its traces
+/// (an SQS batch's trace to its messages' traces), or a line saying nothing matched.
 pub fn render_chain(chain: &crate::history::TraceChain) -> String {
     if chain.invocations.is_empty() {
         return format!(
@@ -853,7 +856,20 @@ pub fn render_chain(chain: &crate::history::TraceChain) -> String {
             ]
         })
         .collect();
-    columns(&header, &rows)
+    let mut out = columns(&header, &rows);
+    if !chain.links.is_empty() {
+        // Lambda starts a new trace per SQS batch, linked to its messages' traces: the links
+        // are how the traces above make one flow.
+        let header = ["TRACE ID", "LINKED TO"].map(str::to_owned);
+        let rows: Vec<[String; 2]> = chain
+            .links
+            .iter()
+            .map(|l| [l.from.clone(), l.to.clone()])
+            .collect();
+        out.push('\n');
+        out.push_str(&columns(&header, &rows));
+    }
+    out
 }
 
 /// The `status` tables.
@@ -1257,9 +1273,19 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::{InvocationStatus, InvocationSummary, TraceChain};
+    use crate::history::{InvocationStatus, InvocationSummary, TraceChain, TraceLink};
 
-    fn invocation(seq: u64, function: &str, trigger: &str, ms: Option<f64>) -> InvocationSummary {
+    const JOB_TRACE: &str = "1-5759e988-bd862e3fe1be46a994272793";
+    const EMAIL_TRACE: &str = "1-5759e98a-000000000000000000000007";
+
+    fn invocation(
+        seq: u64,
+        function: &str,
+        trigger: &str,
+        ms: Option<f64>,
+        trace: &str,
+        links: &[&str],
+    ) -> InvocationSummary {
         InvocationSummary {
             seq,
             request_id: format!("r-{seq}"),
@@ -1275,7 +1301,8 @@ mod tests {
             init_duration_ms: None,
             max_memory_mb: None,
             message_ids: vec![],
-            trace_id: Some("1-5759e988-bd862e3fe1be46a994272793".into()),
+            trace_id: Some(trace.into()),
+            trace_links: links.iter().map(|l| l.to_string()).collect(),
             error: None,
         }
     }
@@ -1284,19 +1311,27 @@ mod tests {
     fn a_chain_prints_one_line_per_invocation_in_order() {
         let chain = TraceChain {
             id: "job-order-1001".into(),
-            trace_ids: vec!["1-5759e988-bd862e3fe1be46a994272793".into()],
+            trace_ids: vec![JOB_TRACE.into(), EMAIL_TRACE.into()],
+            links: vec![TraceLink {
+                from: EMAIL_TRACE.into(),
+                to: JOB_TRACE.into(),
+            }],
             invocations: vec![
                 invocation(
                     3,
                     "nightshift-QueueProcessorFunction",
                     "sqs:nightshift-jobs",
                     Some(4.25),
+                    JOB_TRACE,
+                    &[],
                 ),
                 invocation(
                     7,
                     "nightshift-EmailSenderFunction",
                     "sqs:nightshift-emails",
                     None,
+                    EMAIL_TRACE,
+                    &[JOB_TRACE],
                 ),
             ],
         };
@@ -1307,7 +1342,10 @@ mod tests {
             [
                 "#  STARTED                   FUNCTION                           TRIGGER                STATUS   DURATION  TRACE ID                             REQUEST ID",
                 "1  2026-11-21T09:30:00.000Z  nightshift-QueueProcessorFunction  sqs:nightshift-jobs    success  4.25 ms   1-5759e988-bd862e3fe1be46a994272793  r-3",
-                "2  2026-11-21T09:30:00.000Z  nightshift-EmailSenderFunction     sqs:nightshift-emails  running  -         1-5759e988-bd862e3fe1be46a994272793  r-7",
+                "2  2026-11-21T09:30:00.000Z  nightshift-EmailSenderFunction     sqs:nightshift-emails  running  -         1-5759e98a-000000000000000000000007  r-7",
+                "",
+                "TRACE ID                             LINKED TO",
+                "1-5759e98a-000000000000000000000007  1-5759e988-bd862e3fe1be46a994272793",
             ],
             "{text}"
         );

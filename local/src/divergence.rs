@@ -130,13 +130,6 @@ pub const ALL: &[Divergence] = &[
         trigger: Trigger::EventSources,
     },
     Divergence {
-        id: "sqs-trace-continued",
-        place: "X-Ray trace of an SQS-triggered invocation",
-        aws: "a new trace per batch, linked to the traces of its messages' `AWSTraceHeader`",
-        emulator: "the invocation continues the trace of its batch's first traced message (same root, a new parent), so that `nightshift trace` follows one root from a job to the email it caused",
-        trigger: Trigger::EventSources,
-    },
-    Divergence {
         id: "function-concurrency",
         place: "function concurrency without `ReservedConcurrentExecutions`",
         aws: "up to the account's unreserved concurrency (1,000 by default)",
@@ -183,6 +176,13 @@ pub const ALL: &[Divergence] = &[
         place: "Invoke API `--log-type Tail`",
         aws: "the last 4 KB of the function's log",
         emulator: "the same under the emulator's runtime; with `--invoke-endpoint` or in-process handlers, whose output is elsewhere, `START`/`END`/`REPORT` only",
+        trigger: Trigger::Request,
+    },
+    Divergence {
+        id: "async-invoke-trace",
+        place: "Invoke API `Event` call with `X-Amzn-Trace-Id`",
+        aws: "the invocation continues the caller's trace",
+        emulator: "the invocation starts a new trace (`RequestResponse` calls continue the caller's)",
         trigger: Trigger::Request,
     },
     Divergence {

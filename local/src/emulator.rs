@@ -1059,11 +1059,23 @@ impl Emulator {
         function: &str,
         payload: impl Into<bytes::Bytes>,
     ) -> Result<(InvokeResponse, Option<String>), EmulatorError> {
-        let name = self.resolve_function(function)?;
-        let request = InvokeRequest::new(name, payload);
+        self.invoke_request(InvokeRequest::new(function, payload), true)
+            .await
+    }
+
+    /// Invokes `request` synchronously, its function named as [`Emulator::resolve_function`]
+    /// takes it, with the caller's choices (e.g. its trace header) kept; with `tail_log`, also
+    /// returns the end of its log as [`Emulator::invoke_with_log`] does.
+    pub async fn invoke_request(
+        &self,
+        mut request: InvokeRequest,
+        tail_log: bool,
+    ) -> Result<(InvokeResponse, Option<String>), EmulatorError> {
+        request.function = self.resolve_function(&request.function)?;
         let capture = self
             .runtime
             .as_ref()
+            .filter(|_| tail_log)
             .map(|rt| rt.capture_log(&request.request_id));
         let response = self.invoker.invoke(request).await?;
         let log = match capture {

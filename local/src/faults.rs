@@ -8,7 +8,8 @@
 //!   `NIGHTSHIFT_FAULT_SEED` through [`EmulatorOptions::extra_env`]; the shared crate's
 //!   `nightshift::faults` injects them (abort mid-batch, sleep past the deadline, a retryable
 //!   record error, a throttling mailer, an abort right after a send, an abort just before an
-//!   idempotency record is completed);
+//!   idempotency record is completed), on the records of each of a function's SQS event
+//!   sources (email-sender's emails and mail feedback alike);
 //! - **between the poller and the function** ([`FaultyInvoker`]): `malformed-response` (the
 //!   function ran, its answer is replaced by a partial-batch response Lambda rejects: not JSON,
 //!   `batchItemFailures` not a list, an empty or an unknown `itemIdentifier`), `drop-response`

@@ -9,7 +9,7 @@
 //! [`KEEP_PAYLOAD_BYTES`]. Changes are also broadcast as [`LiveEvent`]s for the live views; a
 //! broadcast with no subscriber costs a failed send.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -117,10 +117,14 @@ pub struct InvocationSummary {
     /// The SQS message ids of a mapping's batch (empty for other invocations).
     #[serde(default)]
     pub message_ids: Vec<String>,
-    /// The X-Ray trace id (the `Root` of the trace header the function saw): the invocations
-    /// a message caused share it ([`History::chain`]).
+    /// The X-Ray trace id (the `Root` of the trace header the function saw).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The trace ids its trace is linked to: for an SQS batch, the traces of its messages
+    /// (Lambda starts a new trace per batch and links it to them). [`History::chain`] follows
+    /// these links.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trace_links: Vec<String>,
     /// The error type and message of a failed invocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -175,10 +179,25 @@ pub struct InvocationQuery {
 pub struct TraceChain {
     /// What was looked for.
     pub id: String,
-    /// The trace ids (roots) of the invocations that matched it; empty when none did.
+    /// The trace ids (roots) of the flow, sorted: those of the invocations that matched it and
+    /// every trace linked to or from them, transitively; empty when nothing matched.
     pub trace_ids: Vec<String>,
+    /// The links between those traces: each invocation's trace to a trace it links to, once
+    /// per pair, in the order the invocations started.
+    #[serde(default)]
+    pub links: Vec<TraceLink>,
     /// Every kept invocation of those traces, in the order they started.
     pub invocations: Vec<InvocationSummary>,
+}
+
+/// One link of a [`TraceChain`]: the trace `from` (an invocation's, e.g. an SQS batch's) is
+/// linked to the trace `to` (e.g. the producer's of one of its messages).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct TraceLink {
+    /// The linking trace id (downstream).
+    pub from: String,
+    /// The linked trace id (upstream).
+    pub to: String,
 }
 
 /// A change the live views are told about.
@@ -330,6 +349,7 @@ impl History {
                 max_memory_mb: None,
                 message_ids: req.message_ids.clone(),
                 trace_id: crate::xray::root(&req.trace_header).map(str::to_owned),
+                trace_links: req.trace_links.clone(),
                 error: None,
             };
             let log = inner.functions.entry(req.function.clone()).or_default();
@@ -474,33 +494,80 @@ impl History {
     }
 
     /// The chain of invocations `id` (a message id, a job id, a request id: any text
-    /// [`InvocationQuery::q`] finds) is part of: the trace roots of the invocations that match
-    /// it, then every kept invocation in one of those traces, in the order they started. A
-    /// job's chain is the queue-processor's invocation that ran it (and its retries) and the
-    /// email-sender's invocation of the email it enqueued, which continued its trace.
+    /// [`InvocationQuery::q`] finds, or a trace id an invocation has or links to) is part of:
+    /// the traces of the invocations that match it, then, until nothing is added, every trace
+    /// linked to or from a trace already found; the chain is every kept invocation of those
+    /// traces, in the order they started. Lambda starts a new trace for each SQS batch and links it to its
+    /// messages' traces, so a job's chain is the queue-processor's invocation that ran it (and
+    /// its retries) and the email-sender's invocation of the email it enqueued, whose trace
+    /// links to the job's; from the email's message id, the same chain.
     pub fn chain(&self, id: &str) -> TraceChain {
         let id = id.trim();
         let inner = self.lock();
         let entries = || inner.functions.values().flat_map(|log| log.entries.iter());
-        let mut roots: Vec<String> = entries()
-            .filter(|e| !id.is_empty() && matches(e, id))
-            .filter_map(|e| e.summary.trace_id.clone())
+        let mut roots: BTreeSet<&str> = entries()
+            .filter(|e| {
+                !id.is_empty()
+                    && (matches(e, id)
+                        || e.summary.trace_id.as_deref() == Some(id)
+                        || e.summary.trace_links.iter().any(|l| l == id))
+            })
+            .filter_map(|e| e.summary.trace_id.as_deref())
             .collect();
-        roots.sort();
-        roots.dedup();
+        // The closure over links in both directions: a pass adds the links of the traces
+        // found and the traces that link to one found; it stops when a pass adds nothing.
+        loop {
+            let before = roots.len();
+            for e in entries() {
+                let Some(trace) = e.summary.trace_id.as_deref() else {
+                    continue;
+                };
+                let links = e.summary.trace_links.iter().map(String::as_str);
+                if roots.contains(trace) {
+                    roots.extend(links);
+                } else if e
+                    .summary
+                    .trace_links
+                    .iter()
+                    .any(|l| roots.contains(l.as_str()))
+                {
+                    roots.insert(trace);
+                    roots.extend(links);
+                }
+            }
+            if roots.len() == before {
+                break;
+            }
+        }
         let mut invocations: Vec<InvocationSummary> = entries()
             .filter(|e| {
                 e.summary
                     .trace_id
-                    .as_ref()
-                    .is_some_and(|t| roots.binary_search(t).is_ok())
+                    .as_deref()
+                    .is_some_and(|t| roots.contains(t))
             })
             .map(|e| e.summary.clone())
             .collect();
         invocations.sort_by_key(|s| s.seq);
+        let mut seen = BTreeSet::new();
+        let mut links: Vec<TraceLink> = Vec::new();
+        for s in &invocations {
+            let Some(from) = s.trace_id.as_deref() else {
+                continue;
+            };
+            for to in &s.trace_links {
+                if seen.insert((from, to.as_str())) {
+                    links.push(TraceLink {
+                        from: from.to_owned(),
+                        to: to.clone(),
+                    });
+                }
+            }
+        }
         TraceChain {
             id: id.to_owned(),
-            trace_ids: roots,
+            trace_ids: roots.into_iter().map(str::to_owned).collect(),
+            links,
             invocations,
         }
     }
@@ -749,49 +816,59 @@ mod tests {
         );
     }
 
+    /// Runs one successful invocation `id` of `function` on `messages` in the trace `header`,
+    /// linked to `links`.
+    fn run(
+        h: &History,
+        id: &str,
+        function: &str,
+        messages: &[&str],
+        header: String,
+        links: &[&str],
+    ) {
+        let req = InvokeRequest::new(function, sqs_event(messages))
+            .with_request_id(id)
+            .with_trigger(format!("sqs:{function}"))
+            .with_trace_header(header)
+            .with_trace_links(links.iter().map(|l| l.to_string()).collect());
+        h.start(&req);
+        h.end(id, &response(id, InvokeOutcome::Success("{}".into())));
+    }
+
+    fn ids(chain: &TraceChain) -> Vec<&str> {
+        chain
+            .invocations
+            .iter()
+            .map(|s| s.request_id.as_str())
+            .collect()
+    }
+
     #[test]
     fn a_chain_is_every_invocation_of_the_traces_an_id_matches() {
         let h = history();
         let job = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
-        let run = |id: &str, function: &str, event: String, trace: String| {
-            let req = InvokeRequest::new(function, event)
-                .with_request_id(id)
-                .with_trigger(format!("sqs:{function}"))
-                .with_trace_header(trace);
-            h.start(&req);
-            h.end(id, &response(id, InvokeOutcome::Success("{}".into())));
-        };
+        run(&h, "r-job", "worker", &["m-1"], job.into(), &[]);
         run(
-            "r-job",
-            "worker",
-            sqs_event(&["m-1"]),
-            crate::xray::continue_header(job).unwrap(),
-        );
-        run(
+            &h,
             "r-other",
             "worker",
-            sqs_event(&["m-2"]),
+            &["m-2"],
             crate::xray::new_header(),
+            &[],
         );
-        run(
-            "r-mail",
-            "mailer",
-            sqs_event(&["m-3"]),
-            crate::xray::continue_header(job).unwrap(),
-        );
-        let ids = |chain: TraceChain| -> Vec<String> {
-            chain
-                .invocations
-                .into_iter()
-                .map(|s| s.request_id)
-                .collect()
-        };
-        // By the job id in the event, and by the email's message id: the same chain, in order.
-        assert_eq!(ids(h.chain("job-m-1")), ["r-job", "r-mail"]);
-        let chain = h.chain("m-3");
+        let retry = crate::xray::continue_header(job).unwrap();
+        run(&h, "r-retry", "worker", &["m-1b"], retry, &[]);
+        // By the job id in the event, by a message id, by the trace id: the same chain.
+        assert_eq!(ids(&h.chain("job-m-1")), ["r-job", "r-retry"]);
+        let chain = h.chain("m-1b");
         assert_eq!(chain.trace_ids, ["1-5759e988-bd862e3fe1be46a994272793"]);
-        assert_eq!(ids(chain), ["r-job", "r-mail"]);
-        assert_eq!(ids(h.chain("m-2")), ["r-other"]);
+        assert!(chain.links.is_empty());
+        assert_eq!(ids(&chain), ["r-job", "r-retry"]);
+        assert_eq!(
+            ids(&h.chain("1-5759e988-bd862e3fe1be46a994272793")),
+            ["r-job", "r-retry"]
+        );
+        assert_eq!(ids(&h.chain("m-2")), ["r-other"]);
         assert_eq!(
             h.chain("no-such-id"),
             TraceChain {
@@ -800,7 +877,7 @@ mod tests {
             }
         );
         assert!(h.chain("  ").invocations.is_empty());
-        let detail = h.get("r-mail").unwrap();
+        let detail = h.get("r-retry").unwrap();
         assert!(
             detail.trace_header.starts_with("Root=1-5759e988-"),
             "{}",
@@ -810,6 +887,62 @@ mod tests {
             detail.summary.trace_id.as_deref(),
             Some("1-5759e988-bd862e3fe1be46a994272793")
         );
+    }
+
+    /// Each SQS batch starts a new trace linked to its messages' traces, as Lambda does: a
+    /// job's trace (A), the email batch it fed (B, linked to A and to another job's trace X),
+    /// the feedback batch the email caused (C, linked to B). From any id of the flow the chain
+    /// is the closure over links in both directions: three hops from A to C and back.
+    #[test]
+    fn a_chain_follows_links_both_ways_until_closure() {
+        let h = history();
+        let root = |n: u32| format!("1-5759e988-{n:024x}");
+        let header = |n: u32| format!("Root={};Parent=53995c3f42cd8ad8;Sampled=0", root(n));
+        let (a, x, b, c) = (root(1), root(2), root(3), root(4));
+        run(&h, "r-a", "jobs", &["m-a"], header(1), &[]);
+        run(&h, "r-x", "jobs", &["m-x"], header(2), &[]);
+        run(&h, "r-b", "emails", &["m-b1", "m-b2"], header(3), &[&a, &x]);
+        run(&h, "r-unrelated", "emails", &["m-u"], header(5), &[]);
+        run(&h, "r-c", "feedback", &["m-c"], header(4), &[&b]);
+
+        let from_job = h.chain("job-m-a");
+        assert_eq!(ids(&from_job), ["r-a", "r-x", "r-b", "r-c"]);
+        assert_eq!(
+            from_job.trace_ids,
+            [a.clone(), x.clone(), b.clone(), c.clone()]
+        );
+        let link = |from: &str, to: &str| TraceLink {
+            from: from.into(),
+            to: to.into(),
+        };
+        assert_eq!(from_job.links, [link(&b, &a), link(&b, &x), link(&c, &b)]);
+        // From the last hop back to the first, and from the middle: the same flow.
+        assert_eq!(h.chain("m-c").invocations, from_job.invocations);
+        assert_eq!(h.chain(&b).invocations, from_job.invocations);
+        assert_eq!(ids(&h.chain("m-u")), ["r-unrelated"]);
+        // A link to a trace no kept invocation has (a producer outside the emulator) is part
+        // of the flow's traces all the same.
+        run(
+            &h,
+            "r-d",
+            "jobs",
+            &["m-d"],
+            header(6),
+            &["1-5759e988-ffffffffffffffffffffffff"],
+        );
+        assert_eq!(
+            h.chain("m-d").trace_ids,
+            [root(6), "1-5759e988-ffffffffffffffffffffffff".into()]
+        );
+        // That trace's id finds the invocation linked to it (the dashboard's link to it).
+        assert_eq!(
+            ids(&h.chain("1-5759e988-ffffffffffffffffffffffff")),
+            ["r-d"]
+        );
+        let summary = h.get("r-b").unwrap().summary;
+        assert_eq!(summary.trace_links, [a, x]);
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(json["trace_links"], serde_json::json!(summary.trace_links));
     }
 
     #[test]

@@ -189,11 +189,13 @@ pub struct InvokeRequest {
     /// The SQS message ids of the batch when an event source mapping invokes; empty
     /// otherwise. The mapping knows them, so the invocation history need not parse the event.
     pub message_ids: Vec<String>,
-    /// The X-Ray trace header the function sees (`Lambda-Runtime-Trace-Id`): a new trace,
-    /// or the one an event source mapping continues from the message that caused the
-    /// invocation ([`crate::xray`]). Chosen here rather than by the runtime, so the invocation
-    /// history records the header the function got.
+    /// The X-Ray trace header the function sees (`Lambda-Runtime-Trace-Id`): a new trace, or
+    /// the caller's continued ([`crate::xray`]). Chosen here rather than by the runtime, so the
+    /// invocation history records the header the function got.
     pub trace_header: String,
+    /// The trace ids (roots) this invocation's trace is linked to: for an event source
+    /// mapping's batch, the traces of its messages ([`crate::xray::links`]); empty otherwise.
+    pub trace_links: Vec<String>,
 }
 
 impl InvokeRequest {
@@ -206,12 +208,19 @@ impl InvokeRequest {
             trigger: TRIGGER_INVOKE.to_owned(),
             message_ids: Vec::new(),
             trace_header: crate::xray::new_header(),
+            trace_links: Vec::new(),
         }
     }
 
     /// The same request in the trace `trace_header` (a full `Root=…;Parent=…;Sampled=…`).
     pub fn with_trace_header(mut self, trace_header: impl Into<String>) -> Self {
         self.trace_header = trace_header.into();
+        self
+    }
+
+    /// The same request with its trace linked to the traces `links` (trace ids, roots).
+    pub fn with_trace_links(mut self, links: Vec<String>) -> Self {
+        self.trace_links = links;
         self
     }
 

@@ -16,8 +16,13 @@
 //! `X-Amz-Log-Type: Tail` returns the last 4 KB of the invocation's log, base64 in
 //! `X-Amz-Log-Result`, when the functions run under the emulator's runtime; under another
 //! invoker (`cargo lambda watch`, in-process handlers) only the platform lines (`START`, `END`,
-//! `REPORT`), since their output is elsewhere. Not modelled: `ClientContext` is ignored;
-//! requests are not authenticated.
+//! `REPORT`), since their output is elsewhere.
+//!
+//! A `RequestResponse` call with an `X-Amzn-Trace-Id` header continues the caller's X-Ray trace
+//! ([`xray::continue_header`]), as Lambda does for a function with active tracing; without
+//! one, the invocation starts a new trace. Not modelled: `ClientContext` is ignored; requests
+//! are not authenticated; an `Event` call starts a new trace (divergence
+//! `async-invoke-trace`).
 
 use std::sync::Arc;
 
@@ -32,10 +37,14 @@ use serde::Deserialize;
 
 use crate::emulator::{Emulator, EmulatorError};
 use crate::invoke_async::MAX_ASYNC_PAYLOAD_BYTES;
-use crate::invoker::{InvokeError, InvokeResponse, MAX_PAYLOAD_BYTES};
+use crate::invoker::{InvokeError, InvokeRequest, InvokeResponse, MAX_PAYLOAD_BYTES};
+use crate::xray;
 
 /// The route of the Invoke API.
 pub const INVOKE_PATH: &str = "/2015-03-31/functions/{function}/invocations";
+
+/// The HTTP header a traced caller sends its X-Ray trace in.
+const TRACE_HEADER: &str = "x-amzn-trace-id";
 
 /// Longest `X-Amz-Log-Result` Lambda returns: the last 4 KB of the log.
 const MAX_LOG_TAIL_BYTES: usize = 4 * 1024;
@@ -198,25 +207,36 @@ async fn invoke(
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
+            if header(TRACE_HEADER).is_some() {
+                crate::divergence::announce_once("async-invoke-trace");
+            }
             let accepted = emulator.invoke_async(&name, payload).map_err(app_error)?;
             let mut response = StatusCode::ACCEPTED.into_response();
             set(&mut response, "x-amzn-requestid", &accepted.request_id);
             Ok(response)
         }
         _ => {
-            if header("x-amz-log-type") == Some("Tail") {
-                let (answer, log) = emulator
-                    .invoke_with_log(&name, payload)
-                    .await
-                    .map_err(app_error)?;
-                if log.is_none() {
-                    crate::divergence::announce_once("log-tail");
-                }
-                let log = log.unwrap_or_else(|| platform_lines(&answer));
-                return Ok(sync_response(&answer, Some(&log)));
+            let mut request = InvokeRequest::new(name, payload);
+            // A caller with active tracing sends its trace: Lambda, with `Tracing: Active`,
+            // "will respect any tracing header it receives from an upstream service"
+            // (https://docs.aws.amazon.com/lambda/latest/api/API_TracingConfig.html), so the
+            // invocation is a new segment of the caller's trace, not a new trace.
+            if let Some(continued) = header(TRACE_HEADER).and_then(xray::continue_header) {
+                request = request.with_trace_header(continued);
             }
-            let answer = emulator.invoke(&name, payload).await.map_err(app_error)?;
-            Ok(sync_response(&answer, None))
+            let tail = header("x-amz-log-type") == Some("Tail");
+            let (answer, log) = emulator
+                .invoke_request(request, tail)
+                .await
+                .map_err(app_error)?;
+            if !tail {
+                return Ok(sync_response(&answer, None));
+            }
+            if log.is_none() {
+                crate::divergence::announce_once("log-tail");
+            }
+            let log = log.unwrap_or_else(|| platform_lines(&answer));
+            Ok(sync_response(&answer, Some(&log)))
         }
     }
 }

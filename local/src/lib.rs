@@ -17,8 +17,8 @@
 //! - [`faults`]: seeded fault injection per function (in the functions, in the invoker, kills);
 //! - [`check`]: the reliability checker: jobs through the real functions under faults, verified;
 //! - [`trace`]: record and replay: JSONL traces of events and responses, normalised, checked;
-//! - [`xray`]: X-Ray trace headers: made per invocation, continued from a message's
-//!   `AWSTraceHeader` (what `nightshift trace` follows; unrelated to [`trace`]);
+//! - [`xray`]: X-Ray trace headers: made per invocation, an SQS batch's linked to its messages'
+//!   `AWSTraceHeader` traces (what `nightshift trace` follows; unrelated to [`trace`]);
 //! - [`divergence`]: where the emulator knowingly differs from AWS, announced when it matters;
 //! - [`duration`]: `6h`, `1d30m` for `advance`; [`ids`]: request and message ids;
 //! - [`clock`]: real, accelerated or manual time that every timer reads;

@@ -2,11 +2,17 @@
 //! and reads them. Not to be confused with [`crate::trace`], the record/replay format.
 //!
 //! Every invocation has a trace header, handed to the function in `Lambda-Runtime-Trace-Id`
-//! and kept by the invocation history: a fresh one, or, for an invocation caused by a message
-//! that carries one (`AWSTraceHeader`), the message's trace continued
-//! ([`continue_header`]), so the chain of invocations a message causes shares one trace root
-//! and `nightshift trace` finds it. The header's format:
-//! <https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader>.
+//! and kept by the invocation history, chosen as Lambda chooses it:
+//! - an SQS event source mapping's batch starts a new trace, linked to the traces of its
+//!   messages (their `AWSTraceHeader`): [`new_header`] and [`links`];
+//! - an Invoke API call that carries an `X-Amzn-Trace-Id` continues the caller's trace
+//!   ([`continue_header`]);
+//! - anything else starts a new trace.
+//!
+//! `nightshift trace` follows traces and their links to find the chain of invocations a
+//! message causes. The header's format:
+//! <https://docs.aws.amazon.com/xray/latest/devguide/xray-concepts.html#xray-concepts-tracingheader>;
+//! linked traces: <https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>.
 //!
 //! A leaf: it imports nothing of the crate.
 
@@ -28,7 +34,7 @@ pub fn new_header() -> String {
     header(&root, "0")
 }
 
-/// The header of an invocation that continues `upstream` (a message's `AWSTraceHeader`): the
+/// The header of an invocation that continues `upstream` (a caller's `X-Amzn-Trace-Id`): the
 /// same root and sampling decision under a new parent id, the invocation's own segment.
 /// `None` when `upstream` names no root.
 pub fn continue_header(upstream: &str) -> Option<String> {
@@ -40,6 +46,29 @@ pub fn continue_header(upstream: &str) -> Option<String> {
 /// The trace id (the `Root` field) of a header: what X-Ray groups a trace's segments by.
 pub fn root(header: &str) -> Option<&str> {
     field(header, "Root").filter(|root| !root.is_empty())
+}
+
+/// Most traces one segment links to: "Each trace segment can be linked to up to 20 traces"
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>).
+pub const MAX_LINKS: usize = 20;
+
+/// The trace ids a new trace links to, from the `upstream` headers that caused it (an SQS
+/// batch's messages' `AWSTraceHeader`, in order): each distinct root once, in the order first
+/// seen, at most [`MAX_LINKS`]; headers without a root are skipped. Lambda links the trace of
+/// a batch's invocation to its messages' traces rather than continuing one of them
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>); which 20 it
+/// keeps of a batch from more traces is not documented, so the first ones here.
+pub fn links<'a>(upstream: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut roots: Vec<String> = Vec::new();
+    for root in upstream.into_iter().filter_map(root) {
+        if roots.len() == MAX_LINKS {
+            break;
+        }
+        if !roots.iter().any(|r| r == root) {
+            roots.push(root.to_owned());
+        }
+    }
+    roots
 }
 
 fn header(root: &str, sampled: &str) -> String {
@@ -92,5 +121,26 @@ mod tests {
         assert!(bare.ends_with(";Sampled=0"), "{bare}");
         assert_eq!(continue_header("Parent=53995c3f42cd8ad8"), None);
         assert_eq!(continue_header("Root=;Sampled=1"), None);
+    }
+
+    #[test]
+    fn links_are_the_distinct_roots_in_order_at_most_twenty() {
+        let a = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let a_again = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000001;Sampled=1";
+        let b = "Root=1-5759e989-000000000000000000000002;Sampled=0";
+        assert_eq!(
+            links([a, "Parent=53995c3f42cd8ad8", b, a_again, "Root="]),
+            [
+                "1-5759e988-bd862e3fe1be46a994272793",
+                "1-5759e989-000000000000000000000002"
+            ]
+        );
+        assert!(links([]).is_empty());
+        let many: Vec<String> = (0..25)
+            .map(|i| format!("Root=1-5759e988-{i:024x};Sampled=0"))
+            .collect();
+        let linked = links(many.iter().map(String::as_str));
+        assert_eq!(linked.len(), MAX_LINKS);
+        assert_eq!(linked[0], format!("1-5759e988-{:024x}", 0));
     }
 }

@@ -559,8 +559,8 @@ impl BatchProcessor {
                 .take(MAX_ATTRIBUTES - attributes.len()),
         );
         let body = record.body.as_deref().unwrap_or("");
-        // The dead letter stays in the trace of the message it copies, so a redrive continues
-        // it too.
+        // The dead letter keeps the trace of the message it copies, so the invocation of a
+        // redrive is linked to it too.
         let options = fifo::dead_letter_options(dlq, record).traced(trace_header(record));
         match self.queue.send(dlq, body, &attributes, &options).await {
             Ok(dlq_id) => {

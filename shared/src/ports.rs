@@ -98,8 +98,8 @@ pub struct SendOptions {
     /// `MessageDeduplicationId`: resending with the same id within 5 minutes delivers once.
     pub dedup_id: Option<String>,
     /// The X-Ray trace header the message carries (the `AWSTraceHeader` system attribute): the
-    /// trace of the invocation that sends it, so that the work it causes downstream belongs
-    /// to the same trace (<https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>).
+    /// trace of the invocation that sends it, so that the work it causes downstream is linked
+    /// to that trace (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>).
     pub trace_header: Option<String>,
 }
 

@@ -408,14 +408,16 @@ async fn an_order_leads_to_exactly_one_confirmation_email() {
     h.shutdown().await;
 }
 
-/// An order and the email it caused are one trace: queue-processor puts the trace of its
-/// invocation on the email request it enqueues (`AWSTraceHeader`,
+/// An order and the email it caused are two traces, linked, as in AWS: queue-processor puts
+/// the trace of its invocation on the email request it enqueues (`AWSTraceHeader`,
 /// <https://docs.aws.amazon.com/xray/latest/devguide/xray-services-sqs.html>), and the emails
-/// mapping continues that trace into email-sender's invocation. `nightshift trace` (the
-/// control route, which the harness asks as the CLI does) finds the chain by the message id
-/// and by the job id.
+/// mapping starts a new trace for email-sender's batch, linked to the traces of its messages
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>).
+/// `nightshift trace` (the control route, which the harness asks as the CLI does) follows the
+/// link: the chain is found by the order's message id, by the job id and by the email's
+/// message id alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_order_and_its_confirmation_email_are_one_trace() {
+async fn an_order_and_its_confirmation_email_are_two_linked_traces() {
     let (h, dirs) = start("2026-11-21T09:30:00Z").await;
     let message_id = h.send("jobs", fixture("jobs/order-placed.json")).unwrap();
     h.run_until_idle().await.unwrap();
@@ -428,18 +430,32 @@ async fn an_order_and_its_confirmation_email_are_one_trace() {
         .map(|i| i.function.as_str())
         .collect();
     assert_eq!(functions, [QUEUE_PROCESSOR, EMAIL_SENDER], "{chain:#?}");
-    assert_eq!(chain.trace_ids.len(), 1, "{chain:#?}");
-    let root = &chain.trace_ids[0];
     for invocation in &chain.invocations {
-        assert_eq!(invocation.trace_id.as_ref(), Some(root), "{invocation:?}");
         assert_eq!(invocation.status.as_str(), "success");
         assert!(invocation.duration_ms.is_some());
     }
     assert_eq!(chain.invocations[0].trigger, "sqs:nightshift-jobs");
     assert_eq!(chain.invocations[1].trigger, "sqs:nightshift-emails");
     assert!(chain.invocations[0].started_at <= chain.invocations[1].started_at);
-    // The email's record carries exactly the header queue-processor's invocation was given,
-    // and email-sender's invocation is a new segment of the same trace.
+    // Two traces: the email batch's is new, and linked to the job's.
+    let job_trace = chain.invocations[0].trace_id.clone().unwrap();
+    let email_trace = chain.invocations[1].trace_id.clone().unwrap();
+    assert_ne!(job_trace, email_trace);
+    let mut both = vec![job_trace.clone(), email_trace.clone()];
+    both.sort();
+    assert_eq!(chain.trace_ids, both, "{chain:#?}");
+    assert!(chain.invocations[0].trace_links.is_empty());
+    assert_eq!(
+        chain.invocations[1].trace_links,
+        std::slice::from_ref(&job_trace)
+    );
+    assert_eq!(chain.links.len(), 1, "{chain:#?}");
+    assert_eq!(
+        (chain.links[0].from.as_str(), chain.links[0].to.as_str()),
+        (email_trace.as_str(), job_trace.as_str())
+    );
+    // The email's record carries exactly the header queue-processor's invocation was given;
+    // email-sender's invocation is in a trace of its own.
     let job = h.history().get(&chain.invocations[0].request_id).unwrap();
     let email = h.history().get(&chain.invocations[1].request_id).unwrap();
     let event: serde_json::Value = serde_json::from_str(&email.event).unwrap();
@@ -447,14 +463,24 @@ async fn an_order_and_its_confirmation_email_are_one_trace() {
         event["Records"][0]["attributes"]["AWSTraceHeader"].as_str(),
         Some(job.trace_header.as_str())
     );
-    assert_ne!(email.trace_header, job.trace_header);
-    assert!(email.trace_header.starts_with(&format!("Root={root};")));
+    assert!(
+        email
+            .trace_header
+            .starts_with(&format!("Root={email_trace};"))
+    );
 
-    // The job id (in the event) finds the same chain; another job is another trace.
+    // The job id (in the event), the email's message id and either trace id find the same
+    // chain; another job is another chain.
     h.send("jobs", fixture("jobs/user-signup.json")).unwrap();
     h.run_until_idle().await.unwrap();
     let by_job = h.trace("job-order-1001").await.unwrap();
     assert_eq!(by_job.invocations, chain.invocations);
+    let email_message = &chain.invocations[1].message_ids[0];
+    let by_email = h.trace(email_message).await.unwrap();
+    assert_eq!(by_email.invocations, chain.invocations);
+    assert_eq!(by_email.trace_ids, chain.trace_ids);
+    let by_trace = h.trace(&email_trace).await.unwrap();
+    assert_eq!(by_trace.invocations, chain.invocations);
     let unknown = h.trace("no-such-message").await.unwrap();
     assert!(unknown.invocations.is_empty() && unknown.trace_ids.is_empty());
     h.shutdown().await;
@@ -633,19 +659,20 @@ async fn the_real_binaries_under_the_process_runtime() {
     h.send("jobs", "not json").unwrap();
     h.run_until_idle().await.unwrap();
     // The binary read its trace from `Lambda-Runtime-Trace-Id` (lambda_runtime's context)
-    // and sent it with the emails (`AWSTraceHeader`): the email-sender's invocations are in
-    // the order's trace. The batch may have held the signup too, so its email may be there.
+    // and sent it with the emails (`AWSTraceHeader`): the order's email went in an
+    // email-sender batch whose new trace links to the order's. Batching may have put the
+    // signup in another queue-processor invocation and both emails in one batch, whose links
+    // then bring the signup's trace into the chain too.
     let chain = h.trace(&order).await.unwrap();
-    let functions: Vec<&str> = chain
-        .invocations
-        .iter()
-        .map(|i| i.function.as_str())
-        .collect();
-    assert_eq!(chain.trace_ids.len(), 1, "{chain:#?}");
-    assert_eq!(functions.first(), Some(&QUEUE_PROCESSOR), "{chain:#?}");
-    assert!(functions.len() >= 2, "{chain:#?}");
+    let first = &chain.invocations[0];
+    assert_eq!(first.function, QUEUE_PROCESSOR, "{chain:#?}");
+    let job_trace = first.trace_id.clone().unwrap();
+    assert!(chain.trace_ids.len() >= 2, "{chain:#?}");
     assert!(
-        functions[1..].iter().all(|f| *f == EMAIL_SENDER),
+        chain
+            .invocations
+            .iter()
+            .any(|i| i.function == EMAIL_SENDER && i.trace_links.contains(&job_trace)),
         "{chain:#?}"
     );
     let outbox = work.path().join(".nightshift/outbox");

@@ -204,3 +204,66 @@ async fn a_store_outage_retries_the_feedback() {
         [feedback_document(now, [0, 0, 0, 0, 0, 0])]
     );
 }
+
+/// email-sender as the template deploys it (`Deps::from_env`) with its feedback source and the
+/// fault list `faults` (`NIGHTSHIFT_FAULTS`, as the emulator's `--faults` hands it over).
+fn email_sender_from_env(dir: &std::path::Path, faults: Option<&str>) -> Arc<email_sender::Deps> {
+    let d = dir.display();
+    let mut vars = vec![
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "nightshift-EmailSenderFunction".to_string(),
+        ),
+        ("MAIL_FROM", "nightshift@example.com".to_string()),
+        ("STORE_URL", format!("sqlite://{d}/state.db")),
+        ("MAIL_URL", format!("file://{d}/outbox")),
+        ("EMAILS_QUEUE_URL", EMAILS_URL.to_string()),
+        ("EMAILS_DLQ_URL", EMAILS_DLQ_URL.to_string()),
+        ("MAIL_FEEDBACK_QUEUE_URL", FEEDBACK_URL.to_string()),
+        ("MAIL_FEEDBACK_DLQ_URL", FEEDBACK_DLQ_URL.to_string()),
+    ];
+    if let Some(faults) = faults {
+        vars.push(("NIGHTSHIFT_FAULTS", faults.to_string()));
+    }
+    let env = nightshift::config::Env::from_map(vars);
+    let queue = Arc::new(nightshift::adapters::memory::MemoryQueue::default());
+    Arc::new(email_sender::Deps::from_env(&env, queue).unwrap())
+}
+
+/// Fault injection reaches the feedback event source as it reaches the emails one: with
+/// `error` at rate 1 for email-sender, every feedback record fails with the injected retryable
+/// error (and comes back), and so does every email request; without faults both are
+/// acknowledged. The feedback source's batch processor used to be built without the
+/// function's faults, so `--faults` never struck mail feedback.
+#[tokio::test(start_paused = true)]
+async fn injected_faults_strike_the_feedback_source_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let feedback = || {
+        lambda_event(event_of(vec![
+            feedback_record("f1", &fixture("feedback/ses-delivery.json")),
+            feedback_record("f2", &fixture("feedback/ses-bounce-transient.json")),
+        ]))
+    };
+    let emails = || {
+        lambda_event(event_of(vec![record(
+            "e1",
+            &request("e1", &["success@simulator.amazonses.com"]),
+            1,
+        )]))
+    };
+
+    let faulty = email_sender_from_env(dir.path(), Some("email-sender:error=1"));
+    let response = email_sender::handler(faulty.clone(), feedback())
+        .await
+        .unwrap();
+    assert_eq!(failed_ids(&response), ["f1", "f2"]);
+    let response = email_sender::handler(faulty, emails()).await.unwrap();
+    assert_eq!(failed_ids(&response), ["e1"]);
+
+    // Another function's faults leave email-sender alone; no faults, nothing fails.
+    for faults in [Some("queue-processor:error=1"), None] {
+        let deps = email_sender_from_env(dir.path(), faults);
+        let response = email_sender::handler(deps, feedback()).await.unwrap();
+        assert!(failed_ids(&response).is_empty(), "{faults:?}: {response:?}");
+    }
+}

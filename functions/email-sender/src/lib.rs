@@ -212,13 +212,20 @@ impl Deps {
             env.get(MAIL_FEEDBACK_DLQ_URL),
         ) {
             (None, None) => None,
-            _ => Some(BatchConfig {
-                source_queue_url: Some(env.queue_url(MAIL_FEEDBACK_QUEUE_URL)?),
-                dlq_url: Some(env.queue_url(MAIL_FEEDBACK_DLQ_URL)?),
-                backoff: plan.backoff,
-                max_receive_count: Some(plan.max_receive_count),
-                ..BatchConfig::default()
-            }),
+            _ => {
+                let mut feedback = BatchConfig {
+                    source_queue_url: Some(env.queue_url(MAIL_FEEDBACK_QUEUE_URL)?),
+                    dlq_url: Some(env.queue_url(MAIL_FEEDBACK_DLQ_URL)?),
+                    backoff: plan.backoff,
+                    max_receive_count: Some(plan.max_receive_count),
+                    ..BatchConfig::default()
+                };
+                // The feedback event source is an event source like the emails one: the
+                // function's injected faults strike its records too (a fault list limited to
+                // email-sender covers both, as Lambda runs both in one function).
+                nightshift::wiring::apply_faults(env, &mut feedback)?;
+                Some(feedback)
+            }
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let mailer = nightshift::wiring::mailer_with_feedback(

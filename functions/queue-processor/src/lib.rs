@@ -192,8 +192,8 @@ pub async fn handler(
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
     let deadline = invocation_deadline(&event.context);
-    // The invocation's trace goes onto the emails it enqueues, so a job and the email it
-    // caused are one trace. From the context, not `_X_AMZN_TRACE_ID`: lambda_runtime leaves
+    // The invocation's trace goes onto the emails it enqueues, so the trace of the email's
+    // invocation is linked to the job's (Lambda links a batch's trace to its messages'). From the context, not `_X_AMZN_TRACE_ID`: lambda_runtime leaves
     // that variable unset when it polls concurrently, and a process-wide variable is shared by
     // every invocation in flight.
     let trace: Option<Arc<str>> = event.context.xray_trace_id.as_deref().map(Arc::from);

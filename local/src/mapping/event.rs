@@ -91,23 +91,16 @@ impl Record {
     }
 }
 
-/// The X-Ray trace header of the invocation of `batch`: the trace of its first record that
-/// carries one, continued ([`xray::continue_header`]), else a new trace.
-///
-/// Lambda itself starts a new trace for each batch and links it to the traces of the batch's
-/// messages ("Traces from upstream message producers are automatically linked to traces from
-/// downstream Lambda consumer nodes",
-/// <https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>); a linked trace
-/// is one flow in the console, and a trace root here is the whole flow, so the emulator
-/// continues the message's trace instead, and `nightshift trace` follows one root. A batch of
-/// messages from several traces continues its first record's (a divergence in the README's
-/// fidelity table).
-pub fn trace_header(batch: &[Record]) -> String {
-    batch
-        .iter()
-        .filter_map(|r| r.trace_header.as_deref())
-        .find_map(xray::continue_header)
-        .unwrap_or_else(xray::new_header)
+/// The X-Ray trace of the invocation of `batch`, as Lambda makes it: a new trace (its header)
+/// linked to the traces of the batch's messages (their `AWSTraceHeader` roots, see
+/// [`xray::links`]). "Traces from upstream message producers are automatically linked to
+/// traces from downstream Lambda consumer nodes"
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>): the consumer
+/// does not continue a producer's trace, since one batch holds messages of many traces.
+/// `nightshift trace` follows the links ([`crate::history::History::chain`]).
+pub fn trace(batch: &[Record]) -> (String, Vec<String>) {
+    let links = xray::links(batch.iter().filter_map(|r| r.trace_header.as_deref()));
+    (xray::new_header(), links)
 }
 
 /// The size of an event holding records of these sizes.
@@ -268,33 +261,38 @@ mod tests {
         Record::render(message, "arn:aws:sqs:eu-west-1:000000000000:q", "eu-west-1")
     }
 
-    /// The invocation continues the trace of the batch's first record that has one (its root
-    /// and sampling, a new parent); a batch of untraced messages starts a new trace. See
-    /// [`trace_header`] for how this differs from Lambda's linked traces
-    /// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>).
+    /// A batch's invocation starts a new trace linked to each distinct trace of its records,
+    /// as Lambda does (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>);
+    /// a batch of untraced messages starts an unlinked trace.
     #[test]
-    fn the_invocation_continues_the_trace_of_its_first_traced_record() {
+    fn a_batch_starts_a_new_trace_linked_to_its_records_traces() {
         let first = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let again = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000003;Sampled=1";
         let second = "Root=1-5759e989-000000000000000000000002;Parent=0000000000000002;Sampled=0";
         let batch = [
             traced("m0", None),
             traced("m1", Some(first)),
             traced("m2", Some(second)),
+            traced("m3", Some(again)),
         ];
         assert_eq!(batch[1].trace_header.as_deref(), Some(first));
-        let header = trace_header(&batch);
+        let (header, links) = trace(&batch);
         assert_eq!(
-            xray::root(&header),
-            Some("1-5759e988-bd862e3fe1be46a994272793")
+            links,
+            [
+                "1-5759e988-bd862e3fe1be46a994272793",
+                "1-5759e989-000000000000000000000002"
+            ]
         );
-        assert!(header.ends_with(";Sampled=1"), "{header}");
-        assert_ne!(header, first, "the invocation is a segment of its own");
+        let root = xray::root(&header).unwrap();
+        assert!(!links.iter().any(|l| l == root), "a new root: {header}");
 
         let untraced = [traced("m0", None), traced("m1", Some(""))];
         assert_eq!(untraced[1].trace_header, None);
-        let fresh = trace_header(&untraced);
+        let (fresh, links) = trace(&untraced);
         assert!(xray::root(&fresh).is_some(), "{fresh}");
-        assert_ne!(xray::root(&fresh), xray::root(&trace_header(&untraced)));
+        assert!(links.is_empty());
+        assert_ne!(xray::root(&fresh), xray::root(&trace(&untraced).0));
     }
 
     #[test]

@@ -537,13 +537,15 @@ async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphoreP
     async {
         let payload = event::assemble(&batch);
         let ids: Vec<String> = batch.iter().map(|r| r.message_id.clone()).collect();
+        let (trace_header, trace_links) = event::trace(&batch);
         let request = InvokeRequest {
             function: config.function.clone(),
             payload: payload.into(),
             request_id: request_id.clone(),
             trigger: format!("sqs:{}", config.queue),
             message_ids: ids.clone(),
-            trace_header: event::trace_header(&batch),
+            trace_header,
+            trace_links,
         };
         tracing::debug!("invoking");
         let settlement = match shared.invoker.invoke_in(slot, request).await {

@@ -266,6 +266,11 @@ async fn steps(c: &Client, endpoint: &str, shots: &Path) -> Result<()> {
     wait_text(c, "#event", "scheduled_time").await?;
     wait_text(c, "#logs", "REPORT").await?;
     screenshot(c, shots, "dashboard-invocation.png").await?;
+    // Its trace id opens the chain, which starts with the report's invocation.
+    let trace_id = wait_text(c, "#invocation-trace", "1-").await?;
+    let trace_id = trace_id.trim().to_owned();
+    click(c, "#invocation-trace a").await?;
+    wait_text(c, "#chain", "nightshift-DailyReportFunction").await?;
 
     // 4. Advance the manual clock from the overview.
     let (before, after) = advance(c, endpoint, "1h").await?;
@@ -274,5 +279,11 @@ async fn steps(c: &Client, endpoint: &str, shots: &Path) -> Result<()> {
     assert_eq!(moved, chrono::TimeDelta::hours(1), "{before} -> {after}");
     wait_text(c, "#dlq-count", "1").await?;
     screenshot(c, shots, "dashboard-overview.png").await?;
+
+    // 5. With the clock moved, email-sender has run the report's email: the report's trace
+    // page shows that invocation too, in a new trace linked to the report's.
+    c.goto(&ui(&format!("/traces/{trace_id}"))).await?;
+    wait_text(c, "#chain", "nightshift-EmailSenderFunction").await?;
+    wait_text(c, "#chain-links", &trace_id).await?;
     Ok(())
 }

@@ -81,6 +81,7 @@ async fn every_page_is_the_embedded_shell_with_the_run_token() -> Result<()> {
         "/ui/queues/nightshift-jobs-dlq",
         "/ui/functions/nightshift-QueueProcessorFunction",
         "/ui/invocations/abc",
+        "/ui/traces/1-5759e988-bd862e3fe1be46a994272793",
         "/ui/schedules",
     ] {
         let page = get(&h, path).await?;
@@ -102,6 +103,9 @@ async fn every_page_is_the_embedded_shell_with_the_run_token() -> Result<()> {
     assert_eq!(script.status, 200);
     assert!(script.headers["content-type"].starts_with("text/javascript"));
     assert!(script.body.contains("EventSource"));
+    // A trace id links to the trace's chain, drawn from the route `nightshift trace` reads.
+    assert!(script.body.contains("\"/ui/traces/\""));
+    assert!(script.body.contains("api(\"/trace/\""));
     let style = get(&h, "/ui/assets/app.css").await?;
     assert!(style.headers["content-type"].starts_with("text/css"));
     h.shutdown().await;
@@ -215,6 +219,26 @@ async fn invocations_are_found_by_message_id_and_job_text_with_their_event_and_a
     assert!(
         one["event"].as_str().unwrap().contains(&ok_id)
             || one["event"].as_str().unwrap().contains(&bad_id)
+    );
+    // The trace page's data: the chain of the invocation's trace id, which holds it.
+    let trace_id = one["trace_id"].as_str().context("a trace id")?;
+    let chain = get(&h, &format!("/_nightshift/trace/{trace_id}"))
+        .await?
+        .json();
+    assert!(
+        chain["trace_ids"]
+            .as_array()
+            .context("a list")?
+            .contains(&json!(trace_id)),
+        "{chain}"
+    );
+    assert!(
+        chain["invocations"]
+            .as_array()
+            .context("a list")?
+            .iter()
+            .any(|i| i["request_id"] == json!(request_id)),
+        "{chain}"
     );
     let missing = get(&h, "/_nightshift/invocations/no-such-id").await?;
     assert_eq!(missing.status, 404);

@@ -76,7 +76,6 @@ fn the_real_template_is_told_what_concerns_it() -> anyhow::Result<()> {
     let always = [
         "scheduler-retries",
         "poller-scaling",
-        "sqs-trace-continued",
         "function-concurrency",
         "mail-feedback",
     ];

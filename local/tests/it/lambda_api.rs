@@ -137,6 +137,52 @@ async fn invoke_api_request_response_answers_with_the_function_result() -> Resul
     Ok(())
 }
 
+/// A traced caller's `X-Amzn-Trace-Id` is continued, as Lambda with active tracing does ("will
+/// respect any tracing header it receives from an upstream service",
+/// <https://docs.aws.amazon.com/lambda/latest/api/API_TracingConfig.html>): the function's
+/// header has the caller's root and sampling decision under a new parent. Without the header,
+/// or with one that names no root, the invocation starts a new trace.
+#[tokio::test]
+async fn invoke_api_continues_the_callers_trace() -> Result<()> {
+    let h = fixture().await?;
+    let caller = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let header_of = |a: &Answer| {
+        h.history()
+            .get(&a.headers["x-amzn-requestid"])
+            .expect("the invocation is in the history")
+            .trace_header
+    };
+    for extra in [None, Some(("x-amz-log-type", "Tail"))] {
+        let mut headers = vec![("x-amzn-trace-id", caller)];
+        headers.extend(extra);
+        let a = post(&h, ECHO, &headers, b"{}").await?;
+        assert_eq!(a.status, 200);
+        let seen = header_of(&a);
+        assert!(
+            seen.starts_with("Root=1-5759e988-bd862e3fe1be46a994272793;Parent="),
+            "{seen}"
+        );
+        assert!(seen.ends_with(";Sampled=1"), "{seen}");
+        assert_ne!(seen, caller, "the invocation is a segment of its own");
+    }
+    for headers in [vec![], vec![("x-amzn-trace-id", "Parent=53995c3f42cd8ad8")]] {
+        let a = post(&h, ECHO, &headers, b"{}").await?;
+        let seen = header_of(&a);
+        assert!(!seen.contains("5759e988"), "a new trace: {seen}");
+        assert!(seen.starts_with("Root=1-"), "{seen}");
+    }
+    // The library's Invoke API client sends its request's trace header: one trace end to end.
+    let request = InvokeRequest::new("echo", "{}").with_trace_header(caller);
+    let answer = RemoteInvoker::new(h.endpoint()).invoke(request).await?;
+    let recorded = h.history().get(&answer.request_id).context("recorded")?;
+    assert_eq!(
+        recorded.summary.trace_id.as_deref(),
+        Some("1-5759e988-bd862e3fe1be46a994272793")
+    );
+    h.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn invoke_api_event_is_accepted_at_once_and_retried_on_the_clock() -> Result<()> {
     let h = fixture().await?;

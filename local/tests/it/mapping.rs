@@ -1419,3 +1419,54 @@ async fn a_fifo_mapping_runs_groups_in_parallel_and_each_in_order() {
     assert_eq!(stats.in_flight, 0);
     assert_eq!(engine.queue_stats(FIFO).unwrap().visible, 0);
 }
+
+/// A batch of messages from two traces is one invocation in a new trace, linked to both (each
+/// distinct root once), as Lambda does it: "Traces from upstream message producers are
+/// automatically linked to traces from downstream Lambda consumer nodes"
+/// (<https://docs.aws.amazon.com/xray/latest/devguide/xray-tracelinking.html>). The function
+/// sees the new trace; the invocation history keeps the links.
+#[tokio::test]
+async fn a_batch_of_two_traces_is_one_invocation_in_a_new_trace_linked_to_both() {
+    use nightshift_local::history::{History, InvocationQuery};
+
+    const A: &str = "1-5759e988-bd862e3fe1be46a994272793";
+    const B: &str = "1-5759e989-000000000000000000000002";
+    let env = Env::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let headers = seen.clone();
+    let invoker =
+        InProcessInvoker::new().with_function(FUNCTION, move |_: Bytes, ctx: InvokeContext| {
+            headers.lock().unwrap().push(ctx.trace_header);
+            async { Ok(Bytes::new()) }
+        });
+    for (body, root) in [("m0", A), ("m1", B), ("m2", A)] {
+        let mut message = OutgoingMessage::new(body);
+        message.message_system_attributes.insert(
+            "AWSTraceHeader".into(),
+            MessageAttributeValue::string(format!("Root={root};Parent=53995c3f42cd8ad8;Sampled=1")),
+        );
+        env.engine.send_message(QUEUE, message).unwrap();
+    }
+    let (shared, _) = clock::manual(t0());
+    let history = History::new(shared);
+    let handle = mapping::spawn(
+        env.config(),
+        env.engine.clone(),
+        history.decorate(Arc::new(invoker)),
+        env.shutdown.clone(),
+    );
+    until("the batch settled", || settled(&handle) == 1).await;
+    let invocations = history.list(&InvocationQuery::default());
+    assert_eq!(invocations.len(), 1, "{invocations:#?}");
+    let invocation = &invocations[0];
+    assert_eq!(invocation.message_ids.len(), 3);
+    assert_eq!(invocation.trace_links, [A, B]);
+    let root = invocation.trace_id.clone().unwrap();
+    assert!(root != A && root != B, "a new trace: {root}");
+    let header = seen.lock().unwrap()[0].clone();
+    assert!(header.starts_with(&format!("Root={root};")), "{header}");
+    // Either message's trace finds the batch's invocation through its link.
+    assert_eq!(history.chain(A).invocations, invocations);
+    assert_eq!(history.chain(B).trace_ids, [A, B, root.as_str()]);
+    env.stop(handle).await;
+}

@@ -124,6 +124,7 @@ const routes = [
   [/^\/ui\/functions\/?$/, functions, "functions"],
   [/^\/ui\/functions\/([^/]+)$/, fn, "functions"],
   [/^\/ui\/invocations\/([^/]+)$/, invocation, "functions"],
+  [/^\/ui\/traces\/([^/]+)$/, trace, "functions"],
   [/^\/ui\/schedules\/?$/, schedules, "schedules"],
   [/^\/ui\/schedules\/([^/]+)$/, schedule, "schedules"],
 ];
@@ -485,13 +486,55 @@ function invocation(root, id) {
           el("dt", {}, "Duration"), el("dd", {}, ms(i.duration_ms), i.init_duration_ms ? " (init " + ms(i.init_duration_ms) + ")" : ""),
           el("dt", {}, "Max memory"), el("dd", {}, i.max_memory_mb ? i.max_memory_mb + " MB" : "–"),
           i.message_ids.length ? [el("dt", {}, "Messages"), el("dd", {}, i.message_ids.join(", "))] : null,
-          i.trace_id ? [el("dt", {}, "Trace"), el("dd", { id: "invocation-trace", title: i.trace_header }, el("code", {}, i.trace_id))] : null),
+          i.trace_id ? [el("dt", {}, "Trace"), el("dd", { id: "invocation-trace", title: i.trace_header }, traceLink(i.trace_id))] : null,
+          i.trace_links && i.trace_links.length ? [el("dt", {}, "Linked to"), el("dd", { id: "invocation-links" }, i.trace_links.map((t) => [traceLink(t), " "]))] : null),
         el("div", { class: "grid2" },
           el("div", {}, el("h2", {}, "Event"), el("pre", { id: "event" }, pretty(i.event))),
           el("div", {}, el("h2", {}, i.status === "success" ? "Response" : "Error"), el("pre", { id: "response" }, pretty(i.response)))),
         el("h2", {}, "Log (" + i.logs.length + " lines" + (i.logs_dropped ? ", " + i.logs_dropped + " dropped" : "") + ")"), logs);
     },
     onInvocation(summary) { if (summary.request_id === id) { done = false; refreshSoon(0); } },
+  };
+}
+
+// ---- traces --------------------------------------------------------------------------------
+
+function traceLink(id) {
+  return link("/ui/traces/" + enc(id), el("code", {}, id));
+}
+
+// The chain a trace is part of (GET /_nightshift/trace/{id}, what `nightshift trace` prints):
+// its invocations in the order they started, then the links between its traces. An SQS
+// batch starts a new trace linked to its messages' traces, so one flow spans several traces.
+function trace(root, id) {
+  const table = el("table", { id: "chain" });
+  const links = el("table", { id: "chain-links" });
+  const summary = el("p", { class: "muted", id: "chain-summary" });
+  root.append(el("h1", {}, "Trace ", el("code", {}, id)), summary, table, el("h2", {}, "Links"), links);
+  return {
+    async refresh() {
+      const chain = await api("/trace/" + enc(id));
+      if (unchanged(table, chain)) return;
+      const total = chain.invocations.reduce((n, i) => n + (i.duration_ms || 0), 0);
+      summary.textContent = chain.invocations.length
+        ? `${chain.invocations.length} invocation(s) in ${chain.trace_ids.length} trace(s), ${ms(total)} in functions`
+        : "no invocation in the history has this trace";
+      table.replaceChildren(
+        el("tr", {}, ["#", "Started", "Function", "Trigger", "Status", "Duration", "Trace", "Request id"].map((h) => el("th", {}, h))),
+        ...chain.invocations.map((i, n) => el("tr", { "data-request-id": i.request_id, class: i.trace_id === id ? "current" : null },
+          el("td", { class: "num" }, n + 1),
+          el("td", {}, time(i.started_at)),
+          el("td", {}, link("/ui/functions/" + enc(i.function), i.function)),
+          el("td", {}, i.trigger),
+          el("td", {}, badge(i.status)),
+          el("td", { class: "num" }, ms(i.duration_ms)),
+          el("td", {}, i.trace_id ? traceLink(i.trace_id) : "–"),
+          el("td", {}, link("/ui/invocations/" + enc(i.request_id), el("code", {}, i.request_id))))));
+      links.replaceChildren(
+        el("tr", {}, ["Trace", "Linked to"].map((h) => el("th", {}, h))),
+        ...(chain.links || []).map((l) => el("tr", {}, el("td", {}, traceLink(l.from)), el("td", {}, traceLink(l.to)))));
+    },
+    onInvocation() { refreshSoon(); },
   };
 }
 
