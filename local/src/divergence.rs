@@ -179,13 +179,6 @@ pub const ALL: &[Divergence] = &[
         trigger: Trigger::Request,
     },
     Divergence {
-        id: "async-invoke-trace",
-        place: "Invoke API `Event` call with `X-Amzn-Trace-Id`",
-        aws: "the invocation continues the caller's trace",
-        emulator: "the invocation starts a new trace (`RequestResponse` calls continue the caller's)",
-        trigger: Trigger::Request,
-    },
-    Divergence {
         id: "qualifiers",
         place: "versions and aliases",
         aws: "qualifiers select versions",

@@ -1096,6 +1096,20 @@ impl Emulator {
         Ok(self.queues.invoke_async(&name, payload)?)
     }
 
+    /// [`Self::invoke_async`] continuing a caller's trace (`trace_header`, the function's
+    /// `X-Amzn-Trace-Id`), as the Invoke API's `Event` call with a traced caller does.
+    pub fn invoke_async_traced(
+        &self,
+        function: &str,
+        payload: impl Into<bytes::Bytes>,
+        trace_header: String,
+    ) -> Result<Accepted, EmulatorError> {
+        let name = self.resolve_function(function)?;
+        Ok(self
+            .queues
+            .invoke_async_traced(&name, payload, trace_header)?)
+    }
+
     /// The schedule runner (for `wait_idle` and finer control in tests).
     pub fn schedules(&self) -> &ScheduleRunner {
         &self.schedules

@@ -18,11 +18,10 @@
 //! invoker (`cargo lambda watch`, in-process handlers) only the platform lines (`START`, `END`,
 //! `REPORT`), since their output is elsewhere.
 //!
-//! A `RequestResponse` call with an `X-Amzn-Trace-Id` header continues the caller's X-Ray trace
-//! ([`xray::continue_header`]), as Lambda does for a function with active tracing; without
-//! one, the invocation starts a new trace. Not modelled: `ClientContext` is ignored; requests
-//! are not authenticated; an `Event` call starts a new trace (divergence
-//! `async-invoke-trace`).
+//! A call with an `X-Amzn-Trace-Id` header, `RequestResponse` or `Event` (every attempt of the
+//! queued event), continues the caller's X-Ray trace ([`xray::continue_header`]), as Lambda
+//! does for a function with active tracing; without one, the invocation starts a new trace.
+//! Not modelled: `ClientContext` is ignored; requests are not authenticated.
 
 use std::sync::Arc;
 
@@ -207,10 +206,12 @@ async fn invoke(
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            if header(TRACE_HEADER).is_some() {
-                crate::divergence::announce_once("async-invoke-trace");
+            // Queued with the caller's trace, as a `RequestResponse` call continues it below.
+            let accepted = match header(TRACE_HEADER).and_then(xray::continue_header) {
+                Some(trace) => emulator.invoke_async_traced(&name, payload, trace),
+                None => emulator.invoke_async(&name, payload),
             }
-            let accepted = emulator.invoke_async(&name, payload).map_err(app_error)?;
+            .map_err(app_error)?;
             let mut response = StatusCode::ACCEPTED.into_response();
             set(&mut response, "x-amzn-requestid", &accepted.request_id);
             Ok(response)

@@ -27,6 +27,8 @@ pub(super) struct Event {
     pub(super) payload: Bytes,
     /// What caused it ([`crate::invoker::InvokeRequest::trigger`]).
     pub(super) trigger: String,
+    /// The caller's trace, continued by every attempt (`None`: each attempt starts one).
+    pub(super) trace_header: Option<String>,
     /// Accepted at + `MaximumEventAgeInSeconds`: no attempt starts later.
     pub(super) expires_at: DateTime<Utc>,
     /// Invocations that reached the function (`approximateInvokeCount`).
@@ -106,9 +108,13 @@ impl Inner {
             if !self.wait_until(due, &tracker, &mut stop, &event).await {
                 return;
             }
-            let request = InvokeRequest::new(event.function.name.clone(), event.payload.clone())
-                .with_request_id(event.request_id.clone())
-                .with_trigger(event.trigger.clone());
+            let mut request =
+                InvokeRequest::new(event.function.name.clone(), event.payload.clone())
+                    .with_request_id(event.request_id.clone())
+                    .with_trigger(event.trigger.clone());
+            if let Some(trace) = &event.trace_header {
+                request = request.with_trace_header(trace.clone());
+            }
             self.count(&event.function.name, |s| s.attempts += 1);
             let result = tokio::select! {
                 biased;
@@ -252,7 +258,7 @@ impl Inner {
             }
             Target::Function(name) => {
                 let trigger = format!("destination:{}", event.function.name);
-                if let Err(e) = self.accept(name, Bytes::from(record), &trigger) {
+                if let Err(e) = self.accept(name, Bytes::from(record), &trigger, None) {
                     tracing::error!(function = %event.function.name, request_id = %event.request_id, destination = %name, error = %e, "async invocation record lost: the destination function refused it");
                 }
             }

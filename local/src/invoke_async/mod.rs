@@ -295,8 +295,12 @@ impl AsyncInvoker {
         function: &str,
         payload: impl Into<Bytes>,
     ) -> Result<Accepted, InvokeError> {
-        self.inner
-            .accept(function, payload.into(), crate::invoker::TRIGGER_EVENT)
+        self.inner.accept(
+            function,
+            payload.into(),
+            crate::invoker::TRIGGER_EVENT,
+            None,
+        )
     }
 
     /// [`Self::invoke_async`] with the trigger the invocation history shows (a schedule's
@@ -307,7 +311,23 @@ impl AsyncInvoker {
         payload: impl Into<Bytes>,
         trigger: &str,
     ) -> Result<Accepted, InvokeError> {
-        self.inner.accept(function, payload.into(), trigger)
+        self.inner.accept(function, payload.into(), trigger, None)
+    }
+
+    /// [`Self::invoke_async`] continuing a caller's trace: every attempt's invocation carries
+    /// `trace_header` (an `X-Amzn-Trace-Id` value for the function) instead of a new trace.
+    pub fn invoke_async_traced(
+        &self,
+        function: &str,
+        payload: impl Into<Bytes>,
+        trace_header: String,
+    ) -> Result<Accepted, InvokeError> {
+        self.inner.accept(
+            function,
+            payload.into(),
+            crate::invoker::TRIGGER_EVENT,
+            Some(trace_header),
+        )
     }
 
     /// Resolves once every accepted event is waiting for an instant after the clock's now (or
@@ -376,6 +396,7 @@ impl Inner {
         function: &str,
         payload: Bytes,
         trigger: &str,
+        trace_header: Option<String>,
     ) -> Result<Accepted, InvokeError> {
         if self.stop.is_triggered() {
             return Err(InvokeError::ShuttingDown);
@@ -399,6 +420,7 @@ impl Inner {
             request_id: request_id.clone(),
             payload,
             trigger: trigger.to_owned(),
+            trace_header,
             expires_at: accepted_at
                 .checked_add_signed(age)
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),

@@ -531,7 +531,7 @@ fn warn_order_breaks(batch: &[Record], keep: &[String]) {
 async fn invoke(shared: Arc<Shared>, batch: Vec<Record>, permit: OwnedSemaphorePermit, slot: Slot) {
     let config = &shared.config;
     let counters = &shared.counters;
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = crate::ids::uuid_string();
     let records = batch.len();
     let span = tracing::info_span!("invoke", function = %config.function, request_id = %request_id, records);
     async {

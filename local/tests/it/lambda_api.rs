@@ -184,6 +184,60 @@ async fn invoke_api_continues_the_callers_trace() -> Result<()> {
 }
 
 #[tokio::test]
+async fn invoke_api_event_continues_the_callers_trace_in_every_attempt() -> Result<()> {
+    // "Lambda will respect any tracing header it receives from an upstream service"
+    // (https://docs.aws.amazon.com/lambda/latest/api/API_TracingConfig.html), whatever the
+    // invocation type: the queued event's attempts are segments of the caller's trace.
+    let h = fixture().await?;
+    let caller = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let a = post(
+        &h,
+        "/2015-03-31/functions/failing/invocations",
+        &[
+            ("x-amz-invocation-type", "Event"),
+            ("x-amzn-trace-id", caller),
+        ],
+        br#"{"n":1}"#,
+    )
+    .await?;
+    assert_eq!(a.status, 202);
+    h.run_until_idle().await?;
+    h.advance(Duration::from_secs(300)).await?;
+    let chain = h.history().chain("1-5759e988-bd862e3fe1be46a994272793");
+    let attempts: Vec<_> = chain
+        .invocations
+        .iter()
+        .filter(|i| i.function == "failing")
+        .collect();
+    assert_eq!(attempts.len(), 3, "the first attempt and two retries");
+    assert!(
+        attempts
+            .iter()
+            .all(|i| i.request_id == a.headers["x-amzn-requestid"])
+    );
+    // Without a header, the event starts a trace of its own.
+    let b = post(
+        &h,
+        "/2015-03-31/functions/failing/invocations",
+        &[("x-amz-invocation-type", "Event")],
+        br#"{"n":2}"#,
+    )
+    .await?;
+    h.run_until_idle().await?;
+    let own = h
+        .history()
+        .get(&b.headers["x-amzn-requestid"])
+        .context("recorded")?;
+    assert!(
+        !own.trace_header.contains("5759e988"),
+        "{}",
+        own.trace_header
+    );
+    h.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn invoke_api_event_is_accepted_at_once_and_retried_on_the_clock() -> Result<()> {
     let h = fixture().await?;
     let a = post(
