@@ -115,10 +115,7 @@ PY
 }
 cpu_before=$(cpu)
 run=$(python3 local/bench/orders_client.py "$endpoint" "$jobs_url" "$tmp/work/.nightshift/outbox" \
-  "$ORDERS" "$CLIENTS" "$TIMEOUT" "$(date +%s)") || {
-  echo "orders.sh: $run" >&2
-  exit 1
-}
+  "$ORDERS" "$CLIENTS" "$TIMEOUT" "$(date +%s)") || exit 1   # the client says why on stderr
 
 # Let the last deletes land (bounded: 10 s) so the counts below are final.
 for _ in $(seq 1 100); do
@@ -209,6 +206,10 @@ print("ready but waiting for a core (thread-seconds on a run queue, summed over 
       + ", ".join(f"{k} {v:.1f} s" for k, v in sorted(waited.items(), key=lambda kv: -kv[1])))
 failed = (emails != orders or dead_total or left or run["timed_out"]
           or functions[sender]["errors"] or functions[processor]["errors"])
+if failed:
+    print(f"orders.sh: FAILED: {emails} emails for {orders} orders, {dead_total} dead letters, "
+          f"{left} messages left, function errors {functions[processor]['errors']} + "
+          f"{functions[sender]['errors']}", file=sys.stderr)
 sys.exit(1 if failed else 0)
 EOF
 ok=1

@@ -110,7 +110,7 @@ def main():
         t.join()
     sent_s = time.monotonic() - start
     if errors:
-        print(json.dumps({"error": errors[0], "errors": len(errors)}))
+        print(f"orders_client: {len(errors)} of {clients} clients failed: {errors[0]}", file=sys.stderr)
         return 1
     emails = count_emails(outbox)
     while emails < orders and time.monotonic() - start < timeout_s:
@@ -140,7 +140,14 @@ def main():
             }
         )
     )
-    return 0 if emails >= orders else 2
+    if emails < orders:
+        print(
+            f"orders_client: only {emails} of {orders} emails in {outbox} after {done_s:.0f} s "
+            "(TIMEOUT)",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
