@@ -13,6 +13,8 @@
 # Everything binds 127.0.0.1, on a free port (or PORT); the state (ephemeral), the functions'
 # working directory (SQLite store, outbox) and the log go to a temporary directory, removed
 # at the end unless the run failed.
+# EMAIL_CONCURRENCY=N runs a copy of the template whose email-sender has N instances instead of
+# the design's 2 (an experiment: does its concurrency bound the rate?).
 # Needs curl and python3 (standard library only). Build first, from the workspace root:
 #   cargo build -p queue-processor -p email-sender -p daily-report   (RELEASE=1: --release)
 #   cargo build --profile emulator -p nightshift-local --bin nightshift
@@ -63,8 +65,28 @@ env["EmailSenderFunction"]["MAIL_MAX_PER_SECOND"] = sys.argv[1]
 json.dump(env, open(sys.argv[3], "w"), indent=2)
 EOF
 
+# EMAIL_CONCURRENCY=N (an experiment, not the template's design): a copy of the template whose
+# email-sender has N instances (ReservedConcurrentExecutions, its Emails source's
+# MaximumConcurrency and MAIL_INSTANCES), to see whether its 2 instances are what bounds the rate.
+template=infra/template.yaml
+if [ -n "${EMAIL_CONCURRENCY:-}" ]; then
+  template=$tmp/template.yaml
+  python3 - "$EMAIL_CONCURRENCY" "$PWD" infra/template.yaml "$template" << 'EOF'
+import sys
+n, root, text = sys.argv[1], sys.argv[2], open(sys.argv[3]).read()
+text = text.replace("CodeUri: ../", f"CodeUri: {root}/")
+start = text.index("\n  EmailSenderFunction:")
+end = text.index("\n  DailyReportFunction:")
+block = text[start:end]
+block = block.replace("ReservedConcurrentExecutions: 2", f"ReservedConcurrentExecutions: {n}", 1)
+block = block.replace("MAIL_INSTANCES: '2'", f"MAIL_INSTANCES: '{n}'", 1)
+block = block.replace("MaximumConcurrency: 2", f"MaximumConcurrency: {n}", 1)  # Emails, the first
+open(sys.argv[4], "w").write(text[:start] + block + text[end:])
+EOF
+fi
+
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-"$NIGHTSHIFT" --port "$PORT" --log-format json up --template infra/template.yaml \
+"$NIGHTSHIFT" --port "$PORT" --log-format json up --template "$template" \
   --env-file "$tmp/env.json" --ephemeral --no-build "${release_flag[@]}" --clock real \
   --work-dir "$tmp/work" > "$tmp/emulator.log" 2>&1 &
 server=$!
@@ -169,6 +191,7 @@ dead_total = sum(dead.values())
 left = sum(q["visible"] + q["in_flight"] + q["delayed"] for q in queues.values()) - dead_total
 emails, done = run["emails_after_1s"], run["done_s"]
 es_durations = durations[sender]
+n = max(functions[sender]["instances"], 1)
 es_records_per_batch = emails_map["records"] / max(emails_map["batches"], 1)
 es_busy_s = sum(es_durations) / 1000
 email_span = run["last_email_s"] - run["first_email_s"]
@@ -182,7 +205,8 @@ print(f"| {orders:,} | {clients} | {run['sent_s']:.2f} s | {done:.2f} s | {order
       f"{len(es_durations):,}, {es_records_per_batch:.1f}, {p50(es_durations):.1f} ms | "
       f"{dead_total} | {load_before}; {load_after} |")
 print()
-print(f"functions: {profile} build; emails found: {emails} (of {orders}); messages left in the "
+print(f"email-sender instances: {functions[sender]['instances']}; "
+      f"functions: {profile} build; emails found: {emails} (of {orders}); messages left in the "
       f"source queues: {left}; dead letters: {dead}")
 print(f"queue-processor: {jobs_map['batches']:,} batches, "
       f"{jobs_map['records'] / max(jobs_map['batches'], 1):.1f} records/batch, "
@@ -193,9 +217,9 @@ print(f"email-sender: {emails_map['batches']:,} batches of the emails queue, "
       f"{es_records_per_batch:.1f} records/batch, p50 {p50(es_durations):.1f} ms, mean "
       f"{es_busy_s * 1000 / max(len(es_durations), 1):.1f} ms; first email at "
       f"{run['first_email_s']:.2f} s, last at {run['last_email_s']:.2f} s; busy "
-      f"{es_busy_s:.2f} s of 2 instances x {done:.2f} s "
-      f"({es_busy_s / (2 * done):.0%}); 2 instances at that mean batch time could do "
-      f"{2 * es_records_per_batch / max(es_busy_s / max(len(es_durations), 1), 1e-9):,.0f} emails/s")
+      f"{es_busy_s:.2f} s of {n} instances x {done:.2f} s "
+      f"({es_busy_s / (n * done):.0%}); {n} instances at that mean batch time could do "
+      f"{n * es_records_per_batch / max(es_busy_s / max(len(es_durations), 1), 1e-9):,.0f} emails/s")
 cpu_total = sum(cpu.values())
 print(f"CPU (user + system) from the first send to the end: {cpu_total:.1f} s of "
       f"{os.cpu_count()} cores x {done:.2f} s = {cpu_total / (os.cpu_count() * done):.0%}, "
