@@ -626,6 +626,18 @@ async fn process_runtime(
             })?;
     }
     let dir = target_dir(&options.project_root, release);
+    let work_dir = options
+        .work_dir
+        .clone()
+        .unwrap_or_else(|| options.project_root.clone());
+    // A missing working directory would otherwise surface much later, as every process spawn
+    // failing with "No such file or directory" and batches waiting out their visibility.
+    std::fs::create_dir_all(&work_dir).map_err(|e| {
+        EmulatorError::Project(format!(
+            "cannot use {} as the functions' working directory (--work-dir): {e}",
+            work_dir.display()
+        ))
+    })?;
     let rt = Runtime::new(RuntimeOptions {
         region: options.region.clone(),
         // The endpoint serves SQS and the EventBridge Scheduler API (a function's run-time
@@ -637,12 +649,7 @@ async fn process_runtime(
                 endpoint.to_string(),
             ),
         ]),
-        working_dir: Some(
-            options
-                .work_dir
-                .clone()
-                .unwrap_or_else(|| options.project_root.clone()),
-        ),
+        working_dir: Some(work_dir),
         log_sink: match history {
             Some(history) => history.tee(crate::logs::terminal_sink(options.log_format)),
             None => crate::logs::terminal_sink(options.log_format),

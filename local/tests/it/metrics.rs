@@ -29,7 +29,10 @@ fn sum(summaries: &[MetricSummary], name: &str, dimensions: &[(&str, &str)]) -> 
 async fn an_order_placed_reads_back_as_one_succeeded_job_and_one_email_sent() -> Result<()> {
     let work = tempfile::tempdir()?;
     let state = tempfile::tempdir()?;
-    let app = App::start(work.path(), state.path(), "2026-11-21T09:30:00Z", true).await?;
+    // A working directory that does not exist yet: `up` makes it (the functions' store and
+    // outbox land there, so the email counted below proves they ran in it).
+    let work_dir = work.path().join("not/yet");
+    let app = App::start(&work_dir, state.path(), "2026-11-21T09:30:00Z", true).await?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let order = std::fs::read_to_string(root.join("tests/fixtures/jobs/order-placed.json"))?;
     app.cli(&["send", "jobs", &order]).await?;
@@ -66,6 +69,12 @@ async fn an_order_placed_reads_back_as_one_succeeded_job_and_one_email_sent() ->
         Some(1.0)
     );
     assert_eq!(sum(&summaries, "EmailsSent", &email), Some(1.0));
+    let outbox = std::fs::read_dir(work_dir.join(".nightshift/outbox"))?;
+    let emails = outbox
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count();
+    assert_eq!(emails, 1, "the email is in the new working directory");
     assert_eq!(sum(&summaries, "EmailsDeadLettered", &email), Some(0.0));
 
     // The CLI: a table for people, JSON for machines, a window and a function.
