@@ -85,7 +85,7 @@ const NOTES: [&str; 7] = [
     "warm invoke: REPORT Duration (event handed out by /next to /response received) of one warm \
      instance, records with fresh ids (no idempotency short-cut), SQLite store on disk, outbox \
      mailer with MAIL_MAX_PER_SECOND lifted (the outbox writes are included); verdict on p50",
-    "sizes: target/release/<name> as built by the workspace's [profile.release]",
+    "sizes: target/release/<name> as built by the workspace's [profile.release], zipped as bootstrap at deflate level 9 (the package budget)",
 ];
 
 /// Budgets of `docs/ARCHITECTURE.md` (section 6, "Budgets").
@@ -98,7 +98,11 @@ const BUDGET_SCHEDULE_YEAR: Duration = Duration::from_secs(2);
 /// <https://docs.aws.amazon.com/scheduler/latest/UserGuide/scheduler-quotas.html>), so a test
 /// replaying production-rate scheduling is never slowed by the emulator.
 const BUDGET_ONE_TIME: Duration = Duration::from_secs(5);
-const BUDGET_BINARY_BYTES: u64 = 8_000_000;
+/// The deployment package (the `bootstrap` zipped at deflate level 9): what Lambda stores,
+/// moves and limits (`CodeSizeZipped`,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/API_AccountLimit.html>); docs/ARCHITECTURE.md
+/// gives the cold-start numbers behind 5 MB.
+const BUDGET_PACKAGE_BYTES: u64 = 5_000_000;
 const BUDGET_INIT: Duration = Duration::from_millis(20);
 const BUDGET_WARM_BATCH: Duration = Duration::from_millis(2);
 
