@@ -81,7 +81,7 @@ else
   echo "| moto_server | not installed | | | |"
 fi
 if command -v fakecloud > /dev/null; then
-  fakecloud --port "$PORT" > target/peers-fakecloud.log 2>&1 &
+  fakecloud --addr "127.0.0.1:$PORT" > target/peers-fakecloud.log 2>&1 &
   server=$!
   wait_port "$PORT"
   measure "fakecloud" "http://127.0.0.1:$PORT"
