@@ -63,10 +63,22 @@ impl Pacer {
             *next = Some(slot + self.per_recipient.saturating_mul(recipients));
             slot
         };
-        tokio::time::sleep_until(slot).await;
+        // tokio's timer counts whole milliseconds and rounds a deadline up to the next one,
+        // so a slot a few microseconds away (every slot at a high rate) would cost up to a
+        // millisecond of waiting for the timer: a slot closer than that goes now. It goes at
+        // most that early, and the next slot is still counted from this one, not from now,
+        // so the rate holds over any stretch longer than a millisecond.
+        if slot.saturating_duration_since(Instant::now()) >= TIMER_RESOLUTION {
+            tokio::time::sleep_until(slot).await;
+        }
         Ok(())
     }
 }
+
+/// The resolution of tokio's timer: a sleep is rounded up to a whole millisecond.
+/// <https://docs.rs/tokio/latest/tokio/time/fn.sleep.html> ("Sleep operates at millisecond
+/// granularity and should not be used for tasks that require high-resolution timers.")
+const TIMER_RESOLUTION: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests {
@@ -94,6 +106,23 @@ mod tests {
         pacer.acquire(1, far()).await.unwrap();
         pacer.acquire(1, far()).await.unwrap();
         assert_eq!(t0.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slots_closer_than_the_timer_resolution_do_not_wait() {
+        // A million recipients a second: ten sends take slots a microsecond apart, all
+        // within the timer's millisecond, so none sleeps (a sleep would round up to it).
+        let pacer = Pacer::new(1_000_000.0);
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.acquire(1, far()).await.unwrap();
+        }
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // The slots were taken all the same: the 1,001st recipient's slot is a millisecond
+        // after the first, so that send waits for it.
+        pacer.acquire(990, far()).await.unwrap();
+        pacer.acquire(1, far()).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(1));
     }
 
     #[tokio::test(start_paused = true)]
