@@ -83,6 +83,13 @@ pub(super) async fn functions(
             format!("  {name}: same, round trip through the runtime pool"),
             warm.round_trip.summary(),
         ));
+        if name == "email-sender" {
+            rows.push(Row::info(
+                "functions",
+                "  disk: create + write of a 1.5 KB file in the scratch directory (an outbox email)",
+                file_creates(scratch)?.summary(),
+            ));
+        }
     }
 
     ensure!(
@@ -99,6 +106,30 @@ pub(super) async fn functions(
         warm.function.summary(),
     ));
     Ok(rows)
+}
+
+/// How long the scratch directory's file system takes to create and write a new file of an
+/// outbox email's size, which every email of the outbox mailer costs. It varies by machine and
+/// by what the disk did lately: on an ext4 without a journal, a new file skips the inodes
+/// deleted in the last minutes (`recently_deleted` in the kernel's inode allocator), so after
+/// a large `rm -r` nearby a create took 1 ms instead of 27 µs (2026-12-03). `TMPDIR` moves the
+/// scratch directory.
+fn file_creates(scratch: &Scratch) -> Result<Dist> {
+    use std::io::Write;
+    const FILES: usize = 1_000;
+    let dir = scratch.work_dir("creates")?;
+    let body = vec![b'x'; 1_500];
+    let mut samples = Vec::with_capacity(FILES);
+    for i in 0..FILES {
+        let path = dir.join(format!("{i}.eml"));
+        let started = Instant::now();
+        std::fs::File::create_new(&path)
+            .and_then(|mut file| file.write_all(&body))
+            .with_context(|| format!("writing {}", path.display()))?;
+        samples.push(started.elapsed());
+    }
+    std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(Dist::of(samples))
 }
 
 fn mb(bytes: u64) -> String {
