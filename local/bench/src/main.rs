@@ -2,8 +2,9 @@
 //! `docs/ARCHITECTURE.md` (section 6, "Budgets") and prints one table of budget against
 //! measured.
 //!
-//! Run it with `cargo run --release -p nightshift-bench`. It first builds
-//! the three functions and the `test-function` example in release (`--no-build` skips that),
+//! Run it with `cargo run --profile emulator -p nightshift-bench`, built as the emulator a
+//! user runs (`cargo nightshift`). It first builds the three functions and the
+//! `test-function` example in release, their deploy build (`--no-build` skips that),
 //! then runs a fixed number of iterations of each measurement, so it ends in a few minutes.
 //! Everything binds 127.0.0.1 only; scratch files go to a temporary directory that is removed
 //! at the end.
